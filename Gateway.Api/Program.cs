@@ -1,0 +1,37 @@
+using Gateway.Api.Endpoints;
+using Gateway.Api.Endpoints.Admin;
+using Gateway.Api.Errors;
+using Gateway.Core;
+using Gateway.Core.Admin;
+using Gateway.Core.Persistence;
+using Microsoft.AspNetCore.Http.Features;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddGatewayCore(builder.Configuration, builder.Environment.ContentRootPath);
+builder.Services.AddGatewayHealthChecks();
+builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));
+// Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.
+builder.Services.AddSingleton<IProblemDetailsWriter, OpenAIErrorWriter>();
+builder.Services.AddProblemDetails();
+builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+
+var app = builder.Build();
+
+if (args is ["migrate", ..])
+{
+    // `Gateway.Api migrate`: apply migrations and exit, e.g. as a deploy step before the new version starts.
+    await app.Services.GetRequiredService<Migrator>().MigrateAsync(CancellationToken.None);
+    return;
+}
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.MapHealth();
+app.MapOpenAI();
+app.MapAdmin();
+
+await app.RunAsync();
+
+/// <summary>The entry point, visible to WebApplicationFactory in tests.</summary>
+public partial class Program;

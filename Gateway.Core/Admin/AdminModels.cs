@@ -1,0 +1,85 @@
+namespace Gateway.Core.Admin;
+
+// Bodies of the admin REST API (serialized snake_case). Money is decimal USD.
+
+public sealed record CreateKeyRequest(
+    string? Name,
+    IReadOnlyList<string>? AllowedModels = null,
+    DateTimeOffset? ExpiresAt = null,
+    decimal? DailyBudgetUsd = null,
+    decimal? HardCapUsd = null,
+    string? DowngradeModel = null,
+    int? RpmLimit = null,
+    int? TpmLimit = null);
+
+public record KeyView
+{
+    public Guid Id { get; init; }
+    public string Name { get; init; } = "";
+    public string Prefix { get; init; } = "";
+    public string[] AllowedModels { get; init; } = [];
+    public decimal? DailyBudgetUsd { get; init; }
+    public decimal? HardCapUsd { get; init; }
+    public string? DowngradeModel { get; init; }
+    public int? RpmLimit { get; init; }
+    public int? TpmLimit { get; init; }
+    public DateTime? ExpiresAt { get; init; }
+    public DateTime? RevokedAt { get; init; }
+    public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>The only time a key is shown: the answer to its creation.</summary>
+public sealed record CreatedKey : KeyView
+{
+    public CreatedKey(string key, KeyView details) : base(details) => Key = key;
+
+    public string Key { get; }
+}
+
+public sealed record ProviderRequest(
+    string? Name,
+    string? Protocol,
+    string? BaseUrl,
+    string? SecretRef = null,
+    string? Secret = null,
+    bool? Enabled = null);
+
+public sealed record ProviderView
+{
+    public Guid Id { get; init; }
+    public string Name { get; init; } = "";
+    public string Protocol { get; init; } = "";
+    public string BaseUrl { get; init; } = "";
+    public string? SecretRef { get; init; }
+    public bool Enabled { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+}
+
+public sealed record ModelRequest(
+    string? Alias,
+    string? Provider,
+    string? UpstreamModel,
+    decimal? InputPricePerMtok = null,
+    decimal? OutputPricePerMtok = null,
+    decimal? CachedInputPricePerMtok = null,
+    int? ContextWindow = null,
+    bool? Enabled = null);
+
+public sealed record ModelView
+{
+    public Guid Id { get; init; }
+    public string Alias { get; init; } = "";
+    public string Provider { get; init; } = "";
+    public string UpstreamModel { get; init; } = "";
+    public decimal InputPricePerMtok { get; init; }
+    public decimal OutputPricePerMtok { get; init; }
+    public decimal CachedInputPricePerMtok { get; init; }
+    public int? ContextWindow { get; init; }
+    public bool Enabled { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+}
+
+/// <summary>The declarative seed file (<c>gateway.json</c>): providers and models upserted at start-up.</summary>
+public sealed record SeedFile(IReadOnlyList<ProviderRequest>? Providers, IReadOnlyList<ModelRequest>? Models);

@@ -1,0 +1,135 @@
+using Dapper;
+using Gateway.Core.Secrets;
+using Npgsql;
+
+namespace Gateway.Core.Admin;
+
+/// <summary>Providers and models for the admin API and the seed file. Secrets leave only as references.</summary>
+public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, TimeProvider time)
+{
+    private const string ProviderColumns = "id, name, protocol, base_url, secret_ref, enabled, created_at, updated_at";
+
+    public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<ProviderView>(new CommandDefinition(
+            $"SELECT {ProviderColumns} FROM providers ORDER BY name", cancellationToken: ct));
+        return rows.Select(Masked).ToList();
+    }
+
+    /// <summary>Creates a provider; null when the name is taken.</summary>
+    public async Task<ProviderView?> CreateProviderAsync(ProviderRequest request, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
+            INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, created_at, updated_at)
+            VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Now, @Now)
+            ON CONFLICT (name) DO NOTHING
+            RETURNING {ProviderColumns}
+            """, new
+        {
+            Id = Guid.CreateVersion7(now),
+            request.Name,
+            request.Protocol,
+            request.BaseUrl,
+            SecretRef = SecretRefOf(request),
+            Enabled = request.Enabled ?? true,
+            Now = now.UtcDateTime,
+        }, cancellationToken: ct));
+        return view is null ? null : Masked(view);
+    }
+
+    /// <summary>Updates a provider by name; a secret not sent is kept. Null when it does not exist.</summary>
+    public async Task<ProviderView?> UpdateProviderAsync(string name, ProviderRequest request, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
+            UPDATE providers SET protocol = @Protocol, base_url = @BaseUrl,
+                secret_ref = CASE WHEN @SecretSent THEN @SecretRef ELSE secret_ref END,
+                enabled = coalesce(@Enabled, enabled), updated_at = @Now
+            WHERE name = @name
+            RETURNING {ProviderColumns}
+            """, new
+        {
+            name,
+            request.Protocol,
+            request.BaseUrl,
+            SecretSent = request.SecretRef is not null || request.Secret is not null,
+            SecretRef = SecretRefOf(request),
+            request.Enabled,
+            Now = time.GetUtcNow().UtcDateTime,
+        }, cancellationToken: ct));
+        return view is null ? null : Masked(view);
+    }
+
+    private string? SecretRefOf(ProviderRequest request) =>
+        request.Secret is { Length: > 0 } secret ? secrets.Protect(secret) : request.SecretRef;
+
+    private static ProviderView Masked(ProviderView view) => view with { SecretRef = SecretResolver.Describe(view.SecretRef) };
+
+    private const string ModelSelect = """
+        SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
+               m.cached_input_price_per_mtok, m.context_window, m.enabled, m.created_at, m.updated_at
+        FROM models m JOIN providers p ON p.id = m.provider_id
+        """;
+
+    public async Task<IReadOnlyList<ModelView>> ListModelsAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelSelect} ORDER BY m.alias", cancellationToken: ct));
+        return rows.AsList();
+    }
+
+    /// <summary>Creates or updates a model by alias. Null when its provider does not exist.</summary>
+    public async Task<(ModelView? Model, bool Created)> UpsertModelAsync(string alias, ModelRequest request, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
+            INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
+                                     cached_input_price_per_mtok, context_window, enabled, created_at, updated_at)
+            SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMtok, 0), coalesce(@OutputPricePerMtok, 0),
+                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, coalesce(@Enabled, true), @Now, @Now
+            FROM providers p WHERE p.name = @Provider
+            ON CONFLICT (alias) DO UPDATE SET
+                provider_id = excluded.provider_id, upstream_model = excluded.upstream_model,
+                input_price_per_mtok = excluded.input_price_per_mtok, output_price_per_mtok = excluded.output_price_per_mtok,
+                cached_input_price_per_mtok = excluded.cached_input_price_per_mtok, context_window = excluded.context_window,
+                enabled = excluded.enabled, updated_at = excluded.updated_at
+            RETURNING (xmax = 0)
+            """, new
+        {
+            Id = Guid.CreateVersion7(now),
+            alias,
+            request.Provider,
+            request.UpstreamModel,
+            request.InputPricePerMtok,
+            request.OutputPricePerMtok,
+            request.CachedInputPricePerMtok,
+            request.ContextWindow,
+            request.Enabled,
+            Now = now.UtcDateTime,
+        }, cancellationToken: ct));
+        if (created is null) return (null, false);
+        var view = await connection.QuerySingleAsync<ModelView>(new CommandDefinition(
+            $"{ModelSelect} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
+        return (view, created.Value);
+    }
+
+    /// <summary>Applies the seed file: providers by name, models by alias (creating or updating).</summary>
+    public async Task ApplySeedAsync(SeedFile seed, CancellationToken ct)
+    {
+        foreach (var provider in seed.Providers ?? [])
+        {
+            if (await UpdateProviderAsync(provider.Name!, provider, ct) is null)
+                await CreateProviderAsync(provider, ct);
+        }
+        foreach (var model in seed.Models ?? [])
+        {
+            var (view, _) = await UpsertModelAsync(model.Alias!, model, ct);
+            if (view is null)
+                throw new InvalidOperationException($"Seed file: model '{model.Alias}' names unknown provider '{model.Provider}'.");
+        }
+    }
+}

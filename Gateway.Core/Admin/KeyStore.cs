@@ -1,0 +1,69 @@
+using Dapper;
+using Gateway.Core.Keys;
+using Npgsql;
+
+namespace Gateway.Core.Admin;
+
+/// <summary>Issues, lists and revokes keys. Only the hash and a short prefix are stored.</summary>
+public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
+{
+    private const string Columns = """
+        id, name, prefix, allowed_models, daily_budget_usd, hard_cap_usd, downgrade_model, rpm_limit, tpm_limit,
+        expires_at, revoked_at, created_at
+        """;
+
+    private const string InsertSql = $"""
+        INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, daily_budget_usd, hard_cap_usd, downgrade_model,
+                              rpm_limit, tpm_limit, expires_at, created_at)
+        VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
+                @RpmLimit, @TpmLimit, @ExpiresAt, @CreatedAt)
+        RETURNING {Columns}
+        """;
+
+    public async Task<CreatedKey> CreateAsync(CreateKeyRequest request, CancellationToken ct)
+    {
+        var (key, prefix, hash) = ApiKeySecret.Create();
+        var now = time.GetUtcNow();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, new
+        {
+            Id = Guid.CreateVersion7(now),
+            Name = request.Name!.Trim(),
+            Prefix = prefix,
+            Hash = hash,
+            AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+            request.DailyBudgetUsd,
+            request.HardCapUsd,
+            request.DowngradeModel,
+            request.RpmLimit,
+            request.TpmLimit,
+            ExpiresAt = request.ExpiresAt?.UtcDateTime,
+            CreatedAt = now.UtcDateTime,
+        }, cancellationToken: ct));
+        return new CreatedKey(key, view);
+    }
+
+    public async Task<IReadOnlyList<KeyView>> ListAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<KeyView>(new CommandDefinition(
+            $"SELECT {Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
+        return rows.AsList();
+    }
+
+    /// <summary>Revokes a key (idempotent: a revoked key keeps its first revocation time); null if unknown.</summary>
+    public async Task<KeyView?> RevokeAsync(Guid id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+            UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {Columns}
+            """, new { id, Now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+    }
+
+    public async Task<bool> ExistsAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = @name)", new { name }, cancellationToken: ct));
+    }
+}

@@ -1,0 +1,97 @@
+using System.Collections.Frozen;
+using Dapper;
+using Gateway.Core.Secrets;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Gateway.Core.Catalog;
+
+/// <summary>A provider as the hot path uses it, its secret already resolved.</summary>
+public sealed record ProviderInfo(Guid Id, string Name, string Protocol, Uri BaseUrl, string? Secret, string? SecretProblem);
+
+/// <summary>An alias served by one provider's model, with its prices in USD per million tokens.</summary>
+public sealed record ModelRoute(
+    Guid Id,
+    string Alias,
+    ProviderInfo Provider,
+    string UpstreamModel,
+    decimal InputPricePerMTok,
+    decimal OutputPricePerMTok,
+    decimal CachedInputPricePerMTok,
+    int? ContextWindow,
+    DateTimeOffset CreatedAt);
+
+/// <summary>Enabled models and providers, in memory, swapped atomically on NOTIFY.</summary>
+public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver secrets, ILogger<ModelCatalog> logger)
+{
+    private FrozenDictionary<string, ModelRoute> _models = FrozenDictionary<string, ModelRoute>.Empty;
+
+    public bool IsLoaded { get; private set; }
+
+    public IReadOnlyCollection<ModelRoute> Models => _models.Values;
+
+    public ModelRoute? Find(string alias) => _models.GetValueOrDefault(alias);
+
+    private const string LoadSql = """
+        SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
+               m.cached_input_price_per_mtok, m.context_window, m.created_at,
+               p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref
+        FROM models m JOIN providers p ON p.id = m.provider_id
+        WHERE m.enabled AND p.enabled
+        """;
+
+    public async Task ReloadAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<ModelRow>(new CommandDefinition(LoadSql, cancellationToken: ct));
+        var providers = new Dictionary<Guid, ProviderInfo>();
+        var models = new Dictionary<string, ModelRoute>(StringComparer.Ordinal);
+        foreach (var r in rows)
+        {
+            if (!providers.TryGetValue(r.ProviderId, out var provider))
+            {
+                var (secret, problem) = secrets.Resolve(r.SecretRef);
+                if (problem is not null) Log.SecretUnavailable(logger, r.ProviderName, problem);
+                provider = new ProviderInfo(r.ProviderId, r.ProviderName, r.Protocol, BaseUri(r.BaseUrl), secret, problem);
+                providers[r.ProviderId] = provider;
+            }
+            models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
+                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero));
+        }
+        Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
+        IsLoaded = true;
+    }
+
+    // A base URL is a directory: "https://api.openai.com/v1" + "chat/completions" must keep "/v1".
+    private static Uri BaseUri(string url)
+    {
+        var builder = new UriBuilder(url);
+        if (!builder.Path.EndsWith('/')) builder.Path += "/";
+        return builder.Uri;
+    }
+
+#pragma warning disable CA1812 // instantiated by Dapper
+    private sealed class ModelRow
+    {
+        public Guid Id { get; init; }
+        public string Alias { get; init; } = "";
+        public string UpstreamModel { get; init; } = "";
+        public decimal InputPricePerMtok { get; init; }
+        public decimal OutputPricePerMtok { get; init; }
+        public decimal CachedInputPricePerMtok { get; init; }
+        public int? ContextWindow { get; init; }
+        public DateTime CreatedAt { get; init; }
+        public Guid ProviderId { get; init; }
+        public string ProviderName { get; init; } = "";
+        public string Protocol { get; init; } = "";
+        public string BaseUrl { get; init; } = "";
+        public string? SecretRef { get; init; }
+    }
+#pragma warning restore CA1812
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Provider {Provider}: {Problem}; calls to it will fail until fixed")]
+        public static partial void SecretUnavailable(ILogger logger, string provider, string problem);
+    }
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using Gateway.Core.Catalog;
+using Gateway.Core.Errors;
+using Gateway.Core.Keys;
+using Gateway.Core.Metering;
+using Gateway.Core.Providers;
+using Gateway.Core.Tokens;
+using Gateway.Core.Wire;
+
+namespace Gateway.Core.Chat;
+
+/// <summary>
+/// Builds one request's <see cref="UsageRecord"/> as the request goes, and publishes it exactly once,
+/// whatever happened (call <see cref="PublishAsync"/> from a <c>finally</c>).
+/// </summary>
+public sealed class RequestMeter
+{
+    /// <summary>Status stored for a client that went away before the answer was complete (nginx's convention).</summary>
+    public const short ClientClosedRequest = 499;
+
+    private readonly TokenCounter _tokens;
+    private readonly UsageChannel _usage;
+    private readonly TimeProvider _time;
+    private readonly long _started;
+    private readonly UsageRecord _record;
+    private ModelRoute? _route;
+    private ChatCompletionRequest? _request;
+    private bool _published;
+
+    internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time)
+    {
+        _tokens = tokens;
+        _usage = usage;
+        _time = time;
+        _started = time.GetTimestamp();
+        var now = time.GetUtcNow();
+        _record = new UsageRecord
+        {
+            RequestId = Guid.CreateVersion7(now),
+            OccurredAt = now,
+            KeyId = key.Id,
+            Status = 200,
+        };
+    }
+
+    public Guid RequestId => _record.RequestId;
+
+    public void Asked(ChatCompletionRequest request)
+    {
+        _request = request;
+        _record.AskedModel = request.Model;
+        _record.EndUser = request.User;
+        _record.Streamed = request.IsStreaming;
+    }
+
+    /// <summary>Records the model that serves the request, with the prices in force now.</summary>
+    public void Routed(ModelRoute route)
+    {
+        _route = route;
+        _record.Provider = route.Provider.Name;
+        _record.ServedModel = route.UpstreamModel;
+        _record.InputPricePerMTok = route.InputPricePerMTok;
+        _record.OutputPricePerMTok = route.OutputPricePerMTok;
+        _record.CachedInputPricePerMTok = route.CachedInputPricePerMTok;
+    }
+
+    public void FirstToken() => _record.TtftMs ??= ElapsedMs();
+
+    public void Succeeded(TokenUsage? reported, string? servedModel, string completionText)
+    {
+        if (servedModel is not null) _record.ServedModel = servedModel;
+        Charge(reported, completionText);
+    }
+
+    /// <summary>A failure answered to the client; <paramref name="completionText"/> is what it already received.</summary>
+    public void Failed(GatewayError error, string? completionText = null)
+    {
+        _record.Status = (short)error.Status;
+        _record.ErrorKind = error.Kind;
+        if (completionText is not null) Charge(null, completionText);
+    }
+
+    public void ClientDisconnected(string completionText)
+    {
+        _record.Status = ClientClosedRequest;
+        _record.ErrorKind = "client_disconnected";
+        // The provider was asked, so its prompt was (very likely) billed: estimate rather than write $0.
+        if (_route is not null) Charge(null, completionText);
+    }
+
+    public void Crashed()
+    {
+        _record.Status = 500;
+        _record.ErrorKind = "internal_error";
+    }
+
+    private void Charge(TokenUsage? reported, string completionText)
+    {
+        var usage = reported ?? Estimate(completionText);
+        _record.UsageEstimated = reported is null;
+        _record.PromptTokens = usage.PromptTokens;
+        _record.CompletionTokens = usage.CompletionTokens;
+        _record.CachedTokens = usage.CachedTokens;
+        _record.CostUsd = _route is null ? 0 : Pricing.Cost(_route, usage);
+    }
+
+    private TokenUsage Estimate(string completionText) =>
+        new(_request?.Messages is { } messages ? _tokens.CountPrompt(messages) : 0, _tokens.Count(completionText), 0);
+
+    private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
+
+    /// <summary>Queues the record; only the first call counts.</summary>
+    public ValueTask PublishAsync()
+    {
+        if (_published) return ValueTask.CompletedTask;
+        _published = true;
+        _record.LatencyMs = ElapsedMs();
+        Debug.Assert(_record.Status != 0);
+        return _usage.PublishAsync(_record);
+    }
+}

@@ -1,0 +1,48 @@
+using Gateway.Core.Wire;
+
+namespace Gateway.Core.Errors;
+
+/// <summary>An expected failure, answered to the client in OpenAI's error shape.</summary>
+public sealed record GatewayError(int Status, string Message, string Type, string? Param, string? Code)
+{
+    /// <summary>Short machine-readable kind stored on the usage row.</summary>
+    public string Kind => Code ?? Type;
+
+    public OpenAIErrorBody ToBody() => new(new OpenAIError(Message, Type, Param, Code));
+
+    public static GatewayError BadRequest(string message, string? param = null, string? code = null) =>
+        new(400, message, "invalid_request_error", param, code);
+
+    public static GatewayError InvalidJson(string detail) =>
+        new(400, $"We could not parse the JSON body of your request. ({detail})", "invalid_request_error", null, "invalid_json");
+
+    public static readonly GatewayError MissingKey = new(401,
+        "You didn't provide an API key. Send it as 'Authorization: Bearer gw-...'.", "invalid_request_error", null, "missing_api_key");
+
+    public static readonly GatewayError InvalidKey = new(401,
+        "Incorrect API key provided.", "invalid_request_error", null, "invalid_api_key");
+
+    public static readonly GatewayError RevokedKey = new(401,
+        "This API key has been revoked.", "invalid_request_error", null, "revoked_api_key");
+
+    public static readonly GatewayError ExpiredKey = new(401,
+        "This API key has expired.", "invalid_request_error", null, "expired_api_key");
+
+    public static GatewayError ModelNotAllowed(string model) => new(403,
+        $"This API key is not allowed to use the model '{model}'.", "invalid_request_error", "model", "model_not_allowed");
+
+    public static GatewayError ModelNotFound(string model) => new(404,
+        $"The model '{model}' does not exist or is not enabled on this gateway.", "invalid_request_error", "model", "model_not_found");
+
+    public static GatewayError BodyTooLarge(long limit) => new(413,
+        $"The request body is larger than the gateway's limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
+
+    public static GatewayError UpstreamError(string provider, string detail) => new(502,
+        $"The provider '{provider}' failed: {detail}", "server_error", null, "upstream_error");
+
+    public static GatewayError UpstreamUnavailable(string provider, string detail) => new(503,
+        $"The provider '{provider}' is unavailable: {detail}", "server_error", null, "upstream_unavailable");
+
+    public static GatewayError UpstreamTimeout(string provider) => new(504,
+        $"The provider '{provider}' did not answer in time.", "server_error", null, "upstream_timeout");
+}

@@ -1,0 +1,73 @@
+using Dapper;
+using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
+using Gateway.Core.Chat;
+using Gateway.Core.Keys;
+using Gateway.Core.Metering;
+using Gateway.Core.Persistence;
+using Gateway.Core.Providers;
+using Gateway.Core.Providers.Mock;
+using Gateway.Core.Providers.OpenAI;
+using Gateway.Core.Secrets;
+using Gateway.Core.Seeding;
+using Gateway.Core.Tokens;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Gateway.Core;
+
+public static class GatewayCoreServiceCollectionExtensions
+{
+    /// <summary>Everything the proxy and the admin API need, on the <c>ConnectionStrings:Gateway</c> database.</summary>
+    public static IServiceCollection AddGatewayCore(this IServiceCollection services, IConfiguration configuration, string contentRoot)
+    {
+        DefaultTypeMap.MatchNamesWithUnderscores = true;
+
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+
+        var connectionString = configuration.GetConnectionString("Gateway")
+            ?? throw new InvalidOperationException("Set ConnectionStrings__Gateway to the PostgreSQL connection string.");
+        services.AddNpgsqlDataSource(connectionString);
+        services.TryAddTimeProvider();
+
+        var keysDirectory = configuration[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.DataProtectionKeysDirectory)}"] ?? "data/keys";
+        services.AddDataProtection()
+            .SetApplicationName("llm-gateway")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.IsPathRooted(keysDirectory) ? keysDirectory : Path.Combine(contentRoot, keysDirectory)));
+        services.AddSingleton<SecretResolver>();
+
+        services.AddSingleton<TokenCounter>();
+        services.AddSingleton<KeyCache>();
+        services.AddSingleton<ModelCatalog>();
+        services.AddSingleton<KeyStore>();
+        services.AddSingleton<CatalogStore>();
+        services.AddSingleton<Migrator>();
+
+        services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler);
+        services.AddSingleton<IChatProvider, OpenAIChatProvider>();
+        services.AddSingleton<IChatProvider, MockChatProvider>();
+        services.AddSingleton<ChatGateway>();
+
+        services.AddSingleton<UsageChannel>();
+        services.AddSingleton<UsageWriter>();
+
+        // Order matters: start-up work finishes before the listener and writer start; hosted services
+        // stop in reverse, after the web server, so the writer flushes every in-flight request's record.
+        services.AddSingleton<GatewayStartup>();
+        services.AddHostedService(sp => sp.GetRequiredService<GatewayStartup>());
+        services.AddHostedService<ChangeListener>();
+        services.AddHostedService(sp => sp.GetRequiredService<UsageWriter>());
+        return services;
+    }
+
+    private static void TryAddTimeProvider(this IServiceCollection services)
+    {
+        if (!services.Any(d => d.ServiceType == typeof(TimeProvider)))
+            services.AddSingleton(TimeProvider.System);
+    }
+}

@@ -1,0 +1,28 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Gateway.Core;
+
+/// <summary>Top-level settings (section <c>Gateway</c>); see the README's configuration table.</summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>Bearer token of the admin REST API. Unset: the admin API refuses every call.</summary>
+    public string? MasterKey { get; set; }
+
+    /// <summary>Largest accepted request body for /v1 endpoints; larger ones get 413.</summary>
+    [Range(1024, 512L * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>Apply migrations at start-up (they can also run alone: <c>Gateway.Api migrate</c>).</summary>
+    public bool MigrateOnStart { get; set; } = true;
+
+    /// <summary>Declarative providers and models applied at start-up; a missing file is skipped.</summary>
+    public string SeedFile { get; set; } = "gateway.json";
+
+    /// <summary>Issue a key named "demo" at start-up when none exists, and print it once.</summary>
+    public bool SeedDemoKey { get; set; }
+
+    /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
+    public string DataProtectionKeysDirectory { get; set; } = "data/keys";
+}

@@ -1,0 +1,16 @@
+using System.Collections.Frozen;
+
+namespace Gateway.Core.Keys;
+
+/// <summary>An issued key as the hot path sees it (from the in-memory snapshot).</summary>
+public sealed record GatewayKey(
+    Guid Id,
+    string Name,
+    string Prefix,
+    byte[] Hash,
+    FrozenSet<string> AllowedModels,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset? RevokedAt)
+{
+    public bool MayUse(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
+}

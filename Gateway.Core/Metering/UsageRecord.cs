@@ -1,0 +1,26 @@
+namespace Gateway.Core.Metering;
+
+/// <summary>One request's usage row, as stored in <c>usage_events</c>. Money is exact (decimal USD).</summary>
+public sealed class UsageRecord
+{
+    public required Guid RequestId { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+    public required Guid KeyId { get; init; }
+    public string? EndUser { get; set; }
+    public string? AskedModel { get; set; }
+    public string? ServedModel { get; set; }
+    public string? Provider { get; set; }
+    public int PromptTokens { get; set; }
+    public int CompletionTokens { get; set; }
+    public int CachedTokens { get; set; }
+    public bool UsageEstimated { get; set; }
+    public decimal? InputPricePerMTok { get; set; }
+    public decimal? OutputPricePerMTok { get; set; }
+    public decimal? CachedInputPricePerMTok { get; set; }
+    public decimal CostUsd { get; set; }
+    public int LatencyMs { get; set; }
+    public int? TtftMs { get; set; }
+    public short Status { get; set; }
+    public string? ErrorKind { get; set; }
+    public bool Streamed { get; set; }
+}

@@ -1,0 +1,226 @@
+using Dapper;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Gateway.Core.Metering;
+
+/// <summary>
+/// Drains the <see cref="UsageChannel"/> into PostgreSQL: a batch per transaction, binary COPY into a
+/// staging table, then one INSERT … ON CONFLICT DO NOTHING (idempotent on request id) whose inserted
+/// rows update <c>usage_daily</c> in the same transaction. A failed batch is retried, never dropped.
+/// On shutdown it runs after the web server stopped, so every in-flight request's record is flushed.
+/// </summary>
+public sealed partial class UsageWriter(
+    UsageChannel channel, NpgsqlDataSource db, IOptions<MeteringOptions> options, TimeProvider time, ILogger<UsageWriter> logger)
+    : IHostedService, IDisposable
+{
+    private readonly CancellationTokenSource _abort = new();
+    private readonly HashSet<DateOnly> _partitions = [];
+    private Task _loop = Task.CompletedTask;
+
+    /// <summary>Rows written since start (for tests and metrics).</summary>
+    public long Written => Interlocked.Read(ref _written);
+    private long _written;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RunAsync(_abort.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        channel.Complete();
+        try
+        {
+            await _loop.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            await _abort.CancelAsync();
+            Log.ShutdownUnflushed(logger, channel.Reader.Count);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var batch = new List<UsageRecord>(options.Value.BatchSize);
+        try
+        {
+            while (await channel.Reader.WaitToReadAsync(ct))
+            {
+                while (batch.Count < options.Value.BatchSize && channel.Reader.TryRead(out var record))
+                    batch.Add(record);
+                await WriteWithRetryAsync(batch, ct);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // shutdown grace ran out; StopAsync logged what was left
+        }
+    }
+
+    private async Task WriteWithRetryAsync(List<UsageRecord> batch, CancellationToken ct)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                await WriteBatchAsync(batch, ct);
+                Interlocked.Add(ref _written, batch.Count);
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState.StartsWith("23", StringComparison.Ordinal))
+            {
+                // A record the schema refuses must not block the others: write them one by one.
+                Log.BatchRejected(logger, batch.Count, ex.SqlState);
+                await WriteOneByOneAsync(batch, ct);
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or IOException)
+            {
+                Log.BatchFailed(logger, batch.Count, delay.TotalMilliseconds, ex.Message);
+                await Task.Delay(delay, time, ct);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private async Task WriteOneByOneAsync(List<UsageRecord> batch, CancellationToken ct)
+    {
+        foreach (var record in batch)
+        {
+            try
+            {
+                await WriteWithRetryAsync([record], ct);
+            }
+            catch (PostgresException ex)
+            {
+                Log.RecordRejected(logger, record.RequestId, record.KeyId, record.CostUsd, ex.SqlState);
+            }
+        }
+    }
+
+    private const string StageSql = """
+        CREATE TEMP TABLE IF NOT EXISTS usage_stage (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+        """;
+
+    private const string CopySql = """
+        COPY usage_stage (request_id, occurred_at, key_id, end_user, asked_model, served_model, provider,
+            prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
+            output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
+            error_kind, streamed) FROM STDIN (FORMAT BINARY)
+        """;
+
+    // Only rows actually inserted (not replays of a request id) count towards the daily aggregate.
+    private const string MergeSql = """
+        WITH inserted AS (
+            INSERT INTO usage_events SELECT * FROM usage_stage
+            ON CONFLICT DO NOTHING
+            RETURNING key_id, occurred_at, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+        INSERT INTO usage_daily AS d (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+        SELECT key_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE status >= 400),
+               sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+        FROM inserted
+        GROUP BY 1, 2
+        ON CONFLICT (key_id, day) DO UPDATE SET
+            requests = d.requests + excluded.requests,
+            errors = d.errors + excluded.errors,
+            prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = d.completion_tokens + excluded.completion_tokens,
+            cached_tokens = d.cached_tokens + excluded.cached_tokens,
+            cost_usd = d.cost_usd + excluded.cost_usd
+        """;
+
+    private async Task WriteBatchAsync(List<UsageRecord> batch, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await EnsurePartitionsAsync(connection, batch, ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(StageSql, transaction: tx, cancellationToken: ct));
+        await using (var copy = await connection.BeginBinaryImportAsync(CopySql, ct))
+        {
+            foreach (var r in batch)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(r.RequestId, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(r.OccurredAt, NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(r.KeyId, NpgsqlDbType.Uuid, ct);
+                await WriteTextAsync(copy, r.EndUser, ct);
+                await WriteTextAsync(copy, r.AskedModel, ct);
+                await WriteTextAsync(copy, r.ServedModel, ct);
+                await WriteTextAsync(copy, r.Provider, ct);
+                await copy.WriteAsync(r.PromptTokens, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(r.CompletionTokens, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(r.CachedTokens, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(r.UsageEstimated, NpgsqlDbType.Boolean, ct);
+                await WriteNumericAsync(copy, r.InputPricePerMTok, ct);
+                await WriteNumericAsync(copy, r.OutputPricePerMTok, ct);
+                await WriteNumericAsync(copy, r.CachedInputPricePerMTok, ct);
+                await copy.WriteAsync(r.CostUsd, NpgsqlDbType.Numeric, ct);
+                await copy.WriteAsync(r.LatencyMs, NpgsqlDbType.Integer, ct);
+                if (r.TtftMs is { } ttft) await copy.WriteAsync(ttft, NpgsqlDbType.Integer, ct);
+                else await copy.WriteNullAsync(ct);
+                await copy.WriteAsync(r.Status, NpgsqlDbType.Smallint, ct);
+                await WriteTextAsync(copy, r.ErrorKind, ct);
+                await copy.WriteAsync(r.Streamed, NpgsqlDbType.Boolean, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await connection.ExecuteAsync(new CommandDefinition(MergeSql, transaction: tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+    }
+
+    private static Task WriteTextAsync(NpgsqlBinaryImporter copy, string? value, CancellationToken ct) =>
+        value is null ? copy.WriteNullAsync(ct) : copy.WriteAsync(value, NpgsqlDbType.Text, ct);
+
+    private static Task WriteNumericAsync(NpgsqlBinaryImporter copy, decimal? value, CancellationToken ct) =>
+        value is { } v ? copy.WriteAsync(v, NpgsqlDbType.Numeric, ct) : copy.WriteNullAsync(ct);
+
+    private async Task EnsurePartitionsAsync(NpgsqlConnection connection, List<UsageRecord> batch, CancellationToken ct)
+    {
+        foreach (var record in batch)
+        {
+            var day = DateOnly.FromDateTime(record.OccurredAt.UtcDateTime);
+            if (_partitions.Contains(day)) continue;
+            try
+            {
+                await connection.ExecuteAsync(new CommandDefinition("SELECT ensure_usage_partition(@day::date)",
+                    new { day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct));
+            }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateTable or PostgresErrorCodes.CheckViolation
+                                                   or PostgresErrorCodes.UniqueViolation)
+            {
+                // Another instance made it first, or the default partition already holds that day's rows
+                // (they stay there; nothing is lost).
+                Log.PartitionNotCreated(logger, day, ex.SqlState);
+            }
+            _partitions.Add(day);
+        }
+    }
+
+    public void Dispose() => _abort.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Writing {Count} usage records failed ({Error}); retrying in {DelayMs} ms")]
+        public static partial void BatchFailed(ILogger logger, int count, double delayMs, string error);
+
+        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "PostgreSQL refused a batch of {Count} usage records ({SqlState}); writing them one by one")]
+        public static partial void BatchRejected(ILogger logger, int count, string sqlState);
+
+        [LoggerMessage(EventId = 1303, Level = LogLevel.Error, Message = "Usage record {RequestId} of key {KeyId} (cost {CostUsd} USD) was refused by PostgreSQL ({SqlState})")]
+        public static partial void RecordRejected(ILogger logger, Guid requestId, Guid keyId, decimal costUsd, string sqlState);
+
+        [LoggerMessage(EventId = 1304, Level = LogLevel.Error, Message = "Shutdown grace ran out with {Count} usage records not yet written")]
+        public static partial void ShutdownUnflushed(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 1305, Level = LogLevel.Information, Message = "Partition for {Day} not created ({SqlState})")]
+        public static partial void PartitionNotCreated(ILogger logger, DateOnly day, string sqlState);
+    }
+}

@@ -1,0 +1,65 @@
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Gateway.Core.Persistence;
+
+/// <summary>
+/// LISTENs on <c>gateway_changes</c> (sent by triggers on the key, provider and model tables) and
+/// reloads the matching in-memory snapshot, so every instance learns of an admin's change within a
+/// second. After a lost connection it reloads everything, since notifications may have been missed.
+/// </summary>
+public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, ModelCatalog catalog, TimeProvider time,
+    ILogger<ChangeListener> logger) : BackgroundService
+{
+    public const string Channel = "gateway_changes";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await db.OpenConnectionAsync(stoppingToken);
+                var pending = new HashSet<string>();
+                connection.Notification += (_, e) => pending.Add(e.Payload);
+                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+                    await listen.ExecuteNonQueryAsync(stoppingToken);
+
+                // Changes made before LISTEN took effect would otherwise be missed.
+                await keys.ReloadAsync(stoppingToken);
+                await catalog.ReloadAsync(stoppingToken);
+                delay = TimeSpan.FromMilliseconds(200);
+
+                while (!stoppingToken.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(stoppingToken);
+                    // Drain a burst of notifications before reloading once per snapshot.
+                    while (await connection.WaitAsync(TimeSpan.FromMilliseconds(20), stoppingToken)) { }
+                    if (pending.Remove("api_keys")) await keys.ReloadAsync(stoppingToken);
+                    if (pending.Remove("providers") | pending.Remove("models")) await catalog.ReloadAsync(stoppingToken);
+                    pending.Clear();
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException)
+            {
+                Log.ListenFailed(logger, delay.TotalMilliseconds, ex.Message);
+                await Task.Delay(delay, time, stoppingToken).ContinueWith(static _ => { }, TaskScheduler.Default);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Change listener lost its connection ({Error}); reconnecting in {DelayMs} ms")]
+        public static partial void ListenFailed(ILogger logger, double delayMs, string error);
+    }
+}

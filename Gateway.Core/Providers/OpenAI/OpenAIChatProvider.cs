@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text.Json;
+using Gateway.Core.Wire;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Core.Providers.OpenAI;
+
+/// <summary>
+/// OpenAI and every OpenAI-compatible API (DeepSeek, Mistral, Qwen/DashScope, Groq, vLLM, Ollama…):
+/// the client's body is passed on with only <c>model</c> and <c>stream_options</c> changed, and the
+/// answer is passed back as the provider sent it.
+/// </summary>
+public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options) : IChatProvider
+{
+    public const string HttpClientName = "openai";
+
+    public string Protocol => "openai";
+
+    public async Task<UpstreamResult<UpstreamCompletion>> CompleteAsync(UpstreamCall call, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, deadline.Token, ct);
+        if (sent.Failure is { } failure) return failure;
+        using var response = sent.Value!;
+        byte[] body;
+        try
+        {
+            body = await response.Content.ReadAsByteArrayAsync(deadline.Token);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            return Failed(call, ex, ct);
+        }
+
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            var usage = root.TryGetProperty("usage", out var u) ? TokenUsage.FromOpenAI(u) : null;
+            var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+            return new UpstreamCompletion(body, usage, model);
+        }
+        catch (JsonException)
+        {
+            return new UpstreamFailure(UpstreamFailureKind.Protocol, call.Route.Provider.Name, "its answer was not valid JSON");
+        }
+    }
+
+    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, deadline.Token, ct);
+        if (sent.Failure is { } failure)
+        {
+            deadline.Dispose();
+            return failure;
+        }
+        return new OpenAIStream(call.Route.Provider.Name, sent.Value!, deadline, ct);
+    }
+
+    private async Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted)
+    {
+        var provider = call.Route.Provider;
+        if (provider.SecretProblem is { } problem)
+            return new UpstreamFailure(UpstreamFailureKind.Misconfigured, provider.Name, "its secret is not available");
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "chat/completions"));
+        if (provider.Secret is { } secret)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        request.Content = new ByteArrayContent(UpstreamBody(call));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await clients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !clientAborted.IsCancellationRequested)
+        {
+            return Failed(call, ex, clientAborted);
+        }
+
+        if (response.IsSuccessStatusCode) return response;
+        using (response)
+        {
+            byte[] errorBody;
+            try
+            {
+                errorBody = await response.Content.ReadAsByteArrayAsync(deadline);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !clientAborted.IsCancellationRequested)
+            {
+                errorBody = [];
+            }
+            return UpstreamFailure.FromStatus(provider.Name, (int)response.StatusCode, errorBody);
+        }
+    }
+
+    /// <summary>The client's body with the upstream model, and usage always asked for in streams.</summary>
+    private static byte[] UpstreamBody(UpstreamCall call)
+    {
+        var request = call.Request;
+        var askedModel = request.Model;
+        var askedOptions = request.StreamOptions;
+        try
+        {
+            request.Model = call.Route.UpstreamModel;
+            if (request.IsStreaming)
+                request.StreamOptions = new StreamOptions { IncludeUsage = true, Extra = askedOptions?.Extra };
+            return JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
+        }
+        finally
+        {
+            request.Model = askedModel;
+            request.StreamOptions = askedOptions;
+        }
+    }
+
+    private static UpstreamFailure Failed(UpstreamCall call, Exception ex, CancellationToken clientAborted)
+    {
+        clientAborted.ThrowIfCancellationRequested();
+        var provider = call.Route.Provider.Name;
+        return ex switch
+        {
+            OperationCanceledException => new UpstreamFailure(UpstreamFailureKind.Timeout, provider, "timed out"),
+            HttpRequestException { InnerException: SocketException } or HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
+                => new UpstreamFailure(UpstreamFailureKind.Connect, provider, "could not connect"),
+            _ => new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "the connection failed"),
+        };
+    }
+
+    /// <summary>How the typed client talks to upstreams (see README: no blind retries, no attempt timeout).</summary>
+    public static SocketsHttpHandler CreateHandler() => new()
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        UseProxy = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        ConnectTimeout = TimeSpan.FromSeconds(15),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        EnableMultipleHttp2Connections = true,
+    };
+}

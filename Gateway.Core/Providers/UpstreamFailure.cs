@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Gateway.Core.Errors;
+
+namespace Gateway.Core.Providers;
+
+public enum UpstreamFailureKind
+{
+    /// <summary>429 from the provider.</summary>
+    RateLimited,
+    /// <summary>503 or 529 (Anthropic's overloaded).</summary>
+    Overloaded,
+    /// <summary>Any other 5xx.</summary>
+    ServerError,
+    Timeout,
+    Connect,
+    /// <summary>The provider refused the gateway's own credentials (401/403): not the caller's fault.</summary>
+    AuthRejected,
+    /// <summary>A 4xx caused by the request itself: goes back to the caller.</summary>
+    CallerError,
+    /// <summary>An answer the gateway could not understand, or a stream that broke.</summary>
+    Protocol,
+    /// <summary>The provider cannot be called (e.g. its secret is unavailable).</summary>
+    Misconfigured,
+}
+
+/// <summary>Why an attempt failed; the one place that maps a failure to the client's status.</summary>
+public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, string Detail, int? UpstreamStatus = null,
+    GatewayError? CallerError = null)
+{
+    /// <summary>Whether the next candidate should be tried (the caller's own mistakes are not retried).</summary>
+    public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError;
+
+    public GatewayError ToGatewayError() => Kind switch
+    {
+        UpstreamFailureKind.CallerError when CallerError is not null => CallerError,
+        UpstreamFailureKind.RateLimited or UpstreamFailureKind.Overloaded => GatewayError.UpstreamUnavailable(Provider, Detail),
+        UpstreamFailureKind.Timeout => GatewayError.UpstreamTimeout(Provider),
+        _ => GatewayError.UpstreamError(Provider, Detail),
+    };
+
+    /// <summary>Classifies a non-success HTTP answer; for 4xx the provider's own error message is kept.</summary>
+    public static UpstreamFailure FromStatus(string provider, int status, ReadOnlySpan<byte> body) => status switch
+    {
+        429 => new(UpstreamFailureKind.RateLimited, provider, "rate limited (429)", status),
+        503 or 529 => new(UpstreamFailureKind.Overloaded, provider, $"overloaded ({status})", status),
+        >= 500 => new(UpstreamFailureKind.ServerError, provider, $"server error ({status})", status),
+        401 or 403 => new(UpstreamFailureKind.AuthRejected, provider, $"it rejected the gateway's credentials ({status})", status),
+        _ => new(UpstreamFailureKind.CallerError, provider, $"status {status}", status, CallerErrorFrom(status, body)),
+    };
+
+    private static GatewayError CallerErrorFrom(int status, ReadOnlySpan<byte> body)
+    {
+        // OpenAI-compatible providers answer {"error":{...}}; keep their words, they describe the request.
+        var clientStatus = status is 404 or 413 or 422 ? (status == 422 ? 400 : status) : 400;
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray());
+            if (doc.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
+            {
+                return new GatewayError(clientStatus,
+                    Str(e, "message") ?? $"The provider refused the request ({status}).",
+                    Str(e, "type") ?? "invalid_request_error", Str(e, "param"), Str(e, "code"));
+            }
+        }
+        catch (JsonException)
+        {
+            // not JSON: fall through to a generic message
+        }
+        return new GatewayError(clientStatus, $"The provider refused the request ({status}).", "invalid_request_error", null, "upstream_rejected");
+    }
+
+    private static string? Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+}
+
+/// <summary>Thrown from a stream's enumeration when the provider fails after the stream opened.</summary>
+public sealed class UpstreamStreamException(UpstreamFailure failure) : Exception(failure.Detail)
+{
+    public UpstreamFailure Failure { get; } = failure;
+}

@@ -1,0 +1,11 @@
+namespace Gateway.Core.Providers;
+
+/// <summary>An attempt's outcome: a value, or an expected failure (exceptions are for bugs).</summary>
+public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failure) where T : class
+{
+    public static implicit operator UpstreamResult<T>(T value) => new(value, null);
+    public static implicit operator UpstreamResult<T>(UpstreamFailure failure) => new(null, failure);
+}
+
+/// <summary>A non-streaming answer: an OpenAI chat.completion body and what it used.</summary>
+public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel);

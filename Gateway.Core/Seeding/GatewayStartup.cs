@@ -1,0 +1,73 @@
+using System.Text.Json;
+using FluentValidation;
+using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
+using Gateway.Core.Persistence;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Core.Seeding;
+
+/// <summary>
+/// Runs before the web server listens: migrations, the seed file, the demo key, and the first load
+/// of the key and model snapshots. Readiness is true once it finished.
+/// </summary>
+public sealed partial class GatewayStartup(
+    IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
+    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ILogger<GatewayStartup> logger) : IHostedService
+{
+    public const string DemoKeyName = "demo";
+
+    public bool IsReady { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        if (settings.MigrateOnStart) await migrator.MigrateAsync(cancellationToken);
+        await ApplySeedFileAsync(settings.SeedFile, cancellationToken);
+        if (settings.SeedDemoKey && !await keyStore.ExistsAsync(DemoKeyName, cancellationToken))
+        {
+            var created = await keyStore.CreateAsync(new CreateKeyRequest(DemoKeyName), cancellationToken);
+            // Printed to the console once, on purpose, and never logged: keys are shown only at creation.
+            await Console.Out.WriteLineAsync($"Demo key: {created.Key}");
+            await Console.Out.FlushAsync(cancellationToken);
+        }
+        await keys.ReloadAsync(cancellationToken);
+        await catalog.ReloadAsync(cancellationToken);
+        IsReady = true;
+        Log.Ready(logger, keys.Count, catalog.Models.Count);
+    }
+
+    private async Task ApplySeedFileAsync(string path, CancellationToken ct)
+    {
+        var full = Path.IsPathRooted(path) ? path : Path.Combine(environment.ContentRootPath, path);
+        if (!File.Exists(full)) return;
+        await using var stream = File.OpenRead(full);
+        var seed = await JsonSerializer.DeserializeAsync<SeedFile>(stream, AdminJson.Options, ct)
+                   ?? throw new InvalidOperationException($"Seed file {full} is empty.");
+        var providerRules = new ProviderRequestValidator();
+        var modelRules = new ModelRequestValidator();
+        foreach (var p in seed.Providers ?? [])
+        {
+            providerRules.ValidateAndThrow(p);
+            if (p.Secret is not null)
+                throw new InvalidOperationException($"Seed file: provider '{p.Name}' has a literal 'secret'; use 'secret_ref' (env:NAME or file:/path).");
+        }
+        foreach (var m in seed.Models ?? []) modelRules.ValidateAndThrow(m);
+        await catalogStore.ApplySeedAsync(seed, ct);
+        Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Seed file {Path} applied: {Providers} providers, {Models} models")]
+        public static partial void Seeded(ILogger logger, string path, int providers, int models);
+
+        [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Gateway ready: {Keys} keys, {Models} models")]
+        public static partial void Ready(ILogger logger, int keys, int models);
+    }
+}

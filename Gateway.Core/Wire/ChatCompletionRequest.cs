@@ -1,0 +1,62 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gateway.Core.Wire;
+
+/// <summary>
+/// OpenAI's chat-completions request. The fields the gateway reads are typed; every other field
+/// survives in <see cref="Extra"/> and is passed on to OpenAI-compatible upstreams untouched.
+/// </summary>
+public sealed class ChatCompletionRequest
+{
+    [JsonPropertyName("model")] public string? Model { get; set; }
+    [JsonPropertyName("messages")] public List<ChatMessage>? Messages { get; set; }
+    [JsonPropertyName("stream")] public bool? Stream { get; set; }
+    [JsonPropertyName("stream_options")] public StreamOptions? StreamOptions { get; set; }
+    [JsonPropertyName("user")] public string? User { get; set; }
+    [JsonPropertyName("max_tokens")] public int? MaxTokens { get; set; }
+    [JsonPropertyName("max_completion_tokens")] public int? MaxCompletionTokens { get; set; }
+    [JsonPropertyName("temperature")] public double? Temperature { get; set; }
+    [JsonPropertyName("top_p")] public double? TopP { get; set; }
+    [JsonPropertyName("n")] public int? N { get; set; }
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
+
+    [JsonIgnore] public bool IsStreaming => Stream == true;
+    [JsonIgnore] public bool ClientWantsStreamUsage => StreamOptions?.IncludeUsage == true;
+}
+
+public sealed class StreamOptions
+{
+    [JsonPropertyName("include_usage")] public bool? IncludeUsage { get; set; }
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
+}
+
+/// <summary>One message. <see cref="Content"/> is a string, an array of parts, or absent.</summary>
+public sealed class ChatMessage
+{
+    [JsonPropertyName("role")] public string? Role { get; set; }
+    [JsonPropertyName("content")] public JsonElement? Content { get; set; }
+    [JsonPropertyName("name")] public string? Name { get; set; }
+    [JsonPropertyName("tool_calls")] public JsonElement? ToolCalls { get; set; }
+    [JsonPropertyName("tool_call_id")] public string? ToolCallId { get; set; }
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
+
+    /// <summary>The text of the message: the string content, or its text parts joined.</summary>
+    public string Text()
+    {
+        if (Content is not { } content) return "";
+        if (content.ValueKind == JsonValueKind.String) return content.GetString() ?? "";
+        if (content.ValueKind != JsonValueKind.Array) return "";
+        var parts = new List<string>();
+        foreach (var part in content.EnumerateArray())
+        {
+            if (part.ValueKind == JsonValueKind.Object
+                && part.TryGetProperty("text", out var text)
+                && text.ValueKind == JsonValueKind.String)
+            {
+                parts.Add(text.GetString() ?? "");
+            }
+        }
+        return string.Join('\n', parts);
+    }
+}
