@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Http.Features;
 
 var builder = WebApplication.CreateBuilder(args);
 
-builder.Services.AddGatewayCore(builder.Configuration, builder.Environment.ContentRootPath);
+builder.Services.AddGatewayCore();
 builder.Services.AddGatewayHealthChecks();
 builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));
 // Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.

@@ -12,6 +12,11 @@ using Gateway.Core.Secrets;
 using Gateway.Core.Seeding;
 using Gateway.Core.Tokens;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -21,7 +26,7 @@ namespace Gateway.Core;
 public static class GatewayCoreServiceCollectionExtensions
 {
     /// <summary>Everything the proxy and the admin API need, on the <c>ConnectionStrings:Gateway</c> database.</summary>
-    public static IServiceCollection AddGatewayCore(this IServiceCollection services, IConfiguration configuration, string contentRoot)
+    public static IServiceCollection AddGatewayCore(this IServiceCollection services)
     {
         DefaultTypeMap.MatchNamesWithUnderscores = true;
 
@@ -29,15 +34,18 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
-        var connectionString = configuration.GetConnectionString("Gateway")
-            ?? throw new InvalidOperationException("Set ConnectionStrings__Gateway to the PostgreSQL connection string.");
-        services.AddNpgsqlDataSource(connectionString);
+        // Resolved lazily, so hosts and tests may set the connection string after registration.
+        services.AddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IConfiguration>().GetConnectionString("Gateway")
+            ?? throw new InvalidOperationException("Set ConnectionStrings__Gateway to the PostgreSQL connection string.")));
         services.TryAddTimeProvider();
 
-        var keysDirectory = configuration[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.DataProtectionKeysDirectory)}"] ?? "data/keys";
-        services.AddDataProtection()
-            .SetApplicationName("llm-gateway")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.IsPathRooted(keysDirectory) ? keysDirectory : Path.Combine(contentRoot, keysDirectory)));
+        services.AddDataProtection().SetApplicationName("llm-gateway");
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<GatewayOptions>, IHostEnvironment, ILoggerFactory>((o, gateway, env, logs) =>
+        {
+            var dir = gateway.Value.DataProtectionKeysDirectory;
+            o.XmlRepository = new FileSystemXmlRepository(
+                new DirectoryInfo(Path.IsPathRooted(dir) ? dir : Path.Combine(env.ContentRootPath, dir)), logs);
+        });
         services.AddSingleton<SecretResolver>();
 
         services.AddSingleton<TokenCounter>();

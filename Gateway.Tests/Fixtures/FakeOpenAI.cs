@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Tests.Fixtures;
+
+/// <summary>
+/// A fake OpenAI Chat Completions server on 127.0.0.1, faithful to the documented wire format
+/// (https://platform.openai.com/docs/api-reference/chat): the <c>chat.completion</c> object, SSE
+/// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
+/// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
+/// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
+/// <c>drop-mid-stream</c>, <c>no-done</c>; any other name answers normally.
+/// </summary>
+public sealed class FakeOpenAI : IAsyncDisposable
+{
+    public const string Answer = "Hello from the fake upstream.";
+    public const int PromptTokens = 21;
+    public const int CompletionTokens = 7;
+    public const int CachedTokens = 5;
+
+    private readonly WebApplication _app;
+
+    public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
+
+    public string BaseUrl { get; private set; } = "";
+
+    private FakeOpenAI(WebApplication app) => _app = app;
+
+    public static async Task<FakeOpenAI> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var fake = new FakeOpenAI(app);
+        app.MapPost("/v1/chat/completions", fake.HandleAsync);
+        await app.StartAsync();
+        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
+        return fake;
+    }
+
+    /// <summary>The request whose body contains <paramref name="marker"/> (tests tag their requests).</summary>
+    public RecordedRequest? Find(string marker) => Requests.FirstOrDefault(r => r.Body.Contains(marker, StringComparison.Ordinal));
+
+    private async Task HandleAsync(HttpContext http)
+    {
+        using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync();
+        var recorded = new RecordedRequest(text, http.Request.Headers.Authorization.ToString());
+        Requests.Enqueue(recorded);
+        http.RequestAborted.Register(() => recorded.Aborted = true);
+
+        var body = JsonNode.Parse(text)!.AsObject();
+        var model = body["model"]!.GetValue<string>();
+        var stream = body["stream"]?.GetValue<bool>() == true;
+        var includeUsage = body["stream_options"]?["include_usage"]?.GetValue<bool>() == true;
+        var ct = http.RequestAborted;
+
+        if (model.StartsWith("status-", StringComparison.Ordinal))
+        {
+            var status = int.Parse(model[7..], System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.StatusCode = status;
+            if (status == 429) http.Response.Headers.RetryAfter = "7";
+            var (type, code) = status switch
+            {
+                429 => ("requests", "rate_limit_exceeded"),
+                401 => ("invalid_request_error", "invalid_api_key"),
+                >= 500 => ("server_error", (string?)null),
+                _ => ("invalid_request_error", "invalid_value"),
+            };
+            await http.Response.WriteAsJsonAsync(new JsonObject
+            {
+                ["error"] = new JsonObject { ["message"] = $"Fake upstream says {status}.", ["type"] = type, ["param"] = status == 400 ? "temperature" : null, ["code"] = code },
+            }, ct);
+            return;
+        }
+        if (model == "hang")
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+            return;
+        }
+
+        const string id = "chatcmpl-fake0001";
+        const long created = 1_741_569_952;
+        if (!stream)
+        {
+            http.Response.ContentType = "application/json";
+            await http.Response.WriteAsync($$"""
+                {
+                  "id": "{{id}}",
+                  "object": "chat.completion",
+                  "created": {{created}},
+                  "model": "{{model}}-2024-07-18",
+                  "choices": [
+                    {
+                      "index": 0,
+                      "message": { "role": "assistant", "content": "{{Answer}}", "refusal": null, "annotations": [] },
+                      "logprobs": null,
+                      "finish_reason": "stop"
+                    }
+                  ],
+                  "usage": {
+                    "prompt_tokens": {{PromptTokens}},
+                    "completion_tokens": {{CompletionTokens}},
+                    "total_tokens": {{PromptTokens + CompletionTokens}},
+                    "prompt_tokens_details": { "cached_tokens": {{CachedTokens}}, "audio_tokens": 0 },
+                    "completion_tokens_details": { "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0 }
+                  },
+                  "service_tier": "default",
+                  "system_fingerprint": "fp_fake"
+                }
+                """, ct);
+            return;
+        }
+
+        http.Response.ContentType = "text/event-stream; charset=utf-8";
+        var usageNull = includeUsage ? ",\"usage\":null" : "";
+        async Task SendAsync(string json)
+        {
+            await http.Response.WriteAsync($"data: {json}\n\n", ct);
+            await http.Response.Body.FlushAsync(ct);
+        }
+        string Chunk(string delta, string? finish) =>
+            $$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[{"index":0,"delta":{{delta}},"logprobs":null,"finish_reason":{{(finish is null ? "null" : $"\"{finish}\"")}}}]{{usageNull}}}""";
+
+        await SendAsync(Chunk("""{"role":"assistant","content":"","refusal":null}""", null));
+        var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray() : ["Hello", " from", " the", " fake", " upstream."];
+        for (var i = 0; i < pieces.Length; i++)
+        {
+            if (model == "slow-stream") await Task.Delay(100, ct);
+            if (model == "drop-mid-stream" && i == 2)
+            {
+                http.Abort();
+                return;
+            }
+            await SendAsync(Chunk($$"""{"content":{{JsonSerializer.Serialize(pieces[i])}}}""", null));
+        }
+        await SendAsync(Chunk("{}", "stop"));
+        if (model == "no-done") return;
+        if (includeUsage)
+        {
+            var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{CompletionTokens}},"total_tokens":{{PromptTokens + CompletionTokens}},"prompt_tokens_details":{"cached_tokens":{{CachedTokens}},"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}""" + "}";
+            await SendAsync($$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[],"usage":""" + usage + "}");
+        }
+        await http.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
+
+public sealed class RecordedRequest(string body, string authorization)
+{
+    public string Body { get; } = body;
+    public string Authorization { get; } = authorization;
+    public JsonObject Json => JsonNode.Parse(Body)!.AsObject();
+    private volatile bool _aborted;
+
+    /// <summary>Whether the gateway hung up on this request (e.g. because its client went away).</summary>
+    public bool Aborted { get => _aborted; set => _aborted = value; }
+}

@@ -1,0 +1,104 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Tests.Fixtures;
+
+/// <summary>The real API (Program) on a real loopback port, against the test database.</summary>
+public sealed class GatewayHost : WebApplicationFactory<Program>
+{
+    public const string MasterKey = "test-master-key-0123456789";
+
+    private readonly string _connectionString;
+    private readonly Dictionary<string, string?> _settings;
+    private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-dp-" + Guid.NewGuid().ToString("N")[..12]);
+
+    public GatewayHost(string connectionString, Dictionary<string, string?>? settings = null)
+    {
+        _connectionString = connectionString;
+        _settings = settings ?? [];
+        UseKestrel(0);
+        StartServer();
+    }
+
+    public Uri BaseAddress => ClientOptions.BaseAddress;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("ConnectionStrings:Gateway", _connectionString);
+        builder.UseSetting("Gateway:MasterKey", MasterKey);
+        builder.UseSetting("Gateway:SeedFile", "");
+        builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
+        builder.UseSetting("Gateway:Upstream:TimeoutSeconds", "3");
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+    }
+
+    public HttpClient Client(string? bearer = null)
+    {
+        var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        if (bearer is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return client;
+    }
+
+    public HttpClient Admin() => Client(MasterKey);
+
+    /// <summary>Issues a key through the admin API; returns the key and its id.</summary>
+    public async Task<(string Key, Guid Id)> CreateKeyAsync(string? name = null, string[]? allowedModels = null, DateTimeOffset? expiresAt = null)
+    {
+        using var admin = Admin();
+        var response = await admin.PostAsJsonAsync("/admin/keys", new JsonObject
+        {
+            ["name"] = name ?? "test-" + Guid.NewGuid().ToString("N")[..8],
+            ["allowed_models"] = allowedModels is null ? null : new JsonArray([.. allowedModels.Select(m => JsonValue.Create(m))]),
+            ["expires_at"] = expiresAt?.ToString("O"),
+        });
+        response.EnsureSuccessStatusCode();
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        var key = body["key"]!.GetValue<string>();
+        var id = body["id"]!.GetValue<Guid>();
+        await WaitUntilAsync(() => Services.GetRequiredService<KeyCache>().Authenticate(key).Key is not null);
+        return (key, id);
+    }
+
+    /// <summary>Adds a provider pointing at <paramref name="baseUrl"/> and a model alias for it, then waits until this host serves it.</summary>
+    public async Task<string> AddModelAsync(string baseUrl, string upstreamModel, string protocol = "openai",
+        decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m)
+    {
+        var provider = "fake-" + Guid.NewGuid().ToString("N")[..10];
+        var alias = $"{provider}/{upstreamModel}";
+        using var admin = Admin();
+        (await admin.PostAsJsonAsync("/admin/providers", new JsonObject
+        {
+            ["name"] = provider, ["protocol"] = protocol, ["base_url"] = baseUrl, ["secret"] = "sk-fake-upstream-secret",
+        })).EnsureSuccessStatusCode();
+        (await admin.PostAsJsonAsync("/admin/models", new JsonObject
+        {
+            ["alias"] = alias, ["provider"] = provider, ["upstream_model"] = upstreamModel,
+            ["input_price_per_mtok"] = inputPrice, ["output_price_per_mtok"] = outputPrice, ["cached_input_price_per_mtok"] = cachedPrice,
+        })).EnsureSuccessStatusCode();
+        await WaitUntilAsync(() => Services.GetRequiredService<ModelCatalog>().Find(alias) is not null);
+        return alias;
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 5000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline) throw new TimeoutException("Condition not met in time.");
+            await Task.Delay(20);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Directory.Exists(_keysDir)) Directory.Delete(_keysDir, recursive: true);
+    }
+}
