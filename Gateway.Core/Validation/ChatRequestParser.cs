@@ -36,15 +36,20 @@ public static class ChatRequestParser
         return new ParseResult(request, null);
     }
 
-    // JsonException.Path is "$.messages[0].role"; the message names the place, never echoes the body.
+    // A reader error (bad syntax, too deep) comes wrapped around the reader's own JsonException; a
+    // conversion error (wrong type) does not. Path is "$.messages[0].role"; the body is never echoed.
     private static GatewayError Describe(JsonException ex)
     {
+        if (ex.InnerException is JsonException)
+        {
+            return ex.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                ? GatewayError.BadRequest("The JSON body is nested too deeply.", null, "invalid_json")
+                : GatewayError.InvalidJson($"line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}");
+        }
         var path = ex.Path is { Length: > 2 } p ? p[2..] : null;
-        if (path is null || ex.Message.Contains("invalid", StringComparison.OrdinalIgnoreCase) && ex.Message.Contains("character", StringComparison.OrdinalIgnoreCase))
-            return GatewayError.InvalidJson($"line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}");
-        if (ex.Message.Contains("maximum configured depth", StringComparison.Ordinal))
-            return GatewayError.BadRequest("The JSON body is nested too deeply.", path, "invalid_json");
-        return GatewayError.BadRequest($"Invalid type or value for '{path}'.", path, "invalid_type");
+        return path is null
+            ? GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type")
+            : GatewayError.BadRequest($"Invalid type for '{path}'.", path, "invalid_type");
     }
 
     private static string? ToWireName(string propertyName) => propertyName switch

@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Gateway.Core.Catalog;
+using Gateway.Core.Errors;
 using Gateway.Core.Keys;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -62,7 +63,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
         var key = body["key"]!.GetValue<string>();
         var id = body["id"]!.GetValue<Guid>();
-        await WaitUntilAsync(() => Services.GetRequiredService<KeyCache>().Authenticate(key).Key is not null);
+        await WaitUntilAsync(() => Services.GetRequiredService<KeyCache>().Authenticate(key).Failure != GatewayError.InvalidKey);
         return (key, id);
     }
 

@@ -1,0 +1,206 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Fixtures;
+
+namespace Gateway.Tests.Api;
+
+public sealed class ErrorTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    /// <summary>Asserts OpenAI's error shape and returns its error object.</summary>
+    private static async Task<JsonObject> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        var error = body["error"]!.AsObject();
+        Assert.False(string.IsNullOrWhiteSpace(error["message"]!.GetValue<string>()));
+        Assert.False(string.IsNullOrWhiteSpace(error["type"]!.GetValue<string>()));
+        Assert.True(error.ContainsKey("param") && error.ContainsKey("code"));
+        Assert.DoesNotContain("   at ", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        return error;
+    }
+
+    [Theory]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}""", "invalid_json", null)]
+    [InlineData("not json at all", "invalid_json", null)]
+    [InlineData("", "invalid_json", null)]
+    [InlineData("[1,2]", "invalid_type", null)]
+    [InlineData("""{"messages":[{"role":"user","content":"hi"}]}""", "missing_required_parameter", "model")]
+    [InlineData("""{"model":"mock"}""", "missing_required_parameter", "messages")]
+    [InlineData("""{"model":"mock","messages":[]}""", "empty_array", "messages")]
+    [InlineData("""{"model":"mock","messages":"hello"}""", "invalid_type", "messages")]
+    [InlineData("""{"model":42,"messages":[{"role":"user","content":"hi"}]}""", "invalid_type", "model")]
+    [InlineData("""{"model":"mock","messages":[{"role":"wizard","content":"hi"}]}""", "invalid_value", "messages[0].role")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"temperature":7}""", "invalid_value", "temperature")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"stream":"yes"}""", "invalid_type", "stream")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}""", "invalid_value", "stream_options")]
+    public async Task ChatCompletion_BadBody_Is400InOpenAIShapeAndStillMetered(string body, string code, string? param)
+    {
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json(body));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Equal(code, error["code"]!.GetValue<string>());
+        Assert.Equal(param, error["param"]?.GetValue<string>());
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((keyId, (short)400, code, 0m), (row.KeyId, row.Status, row.ErrorKind, row.CostUsd));
+    }
+
+    [Fact]
+    public async Task ChatCompletion_DeeplyNestedJson_Is400NotACrash()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var deep = new string('[', 5000) + new string(']', 5000);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"mock","messages":[{"role":"user","content":"x"}],"extra":{{deep}}}"""));
+
+        await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [Theory]
+    [InlineData(null, "missing_api_key")]
+    [InlineData("Bearer gw-not-a-real-key", "invalid_api_key")]
+    [InlineData("Bearer sk-someone-elses-key", "invalid_api_key")]
+    [InlineData("Basic dXNlcjpwYXNz", "missing_api_key")]
+    public async Task ChatCompletion_MissingOrUnknownKey_Is401(string? authorization, string code)
+    {
+        using var client = Gateway.Client();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""),
+        };
+        if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+
+        var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.Unauthorized);
+        Assert.Equal(code, error["code"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ChatCompletion_ExpiredKey_Is401()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync(expiresAt: TimeProvider.System.GetUtcNow().AddSeconds(-5));
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.Unauthorized);
+        Assert.Equal("expired_api_key", error["code"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ChatCompletion_ModelNotAllowedForKey_Is403()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await Gateway.CreateKeyAsync(allowedModels: ["mock"]);
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.Forbidden);
+        Assert.Equal("model_not_allowed", error["code"]!.GetValue<string>());
+        Assert.DoesNotContain(env.Upstream.Requests, r => r.Json["model"]!.GetValue<string>() == alias);
+    }
+
+    [Fact]
+    public async Task ChatCompletion_UnknownModel_Is404()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"gpt-99","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.NotFound);
+        Assert.Equal(("model_not_found", "model"), (error["code"]!.GetValue<string>(), error["param"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task ChatCompletion_BodyOverTheLimit_Is413()
+    {
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var huge = new string('a', 11 * 1024 * 1024);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"mock","messages":[{"role":"user","content":"{{huge}}"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.RequestEntityTooLarge);
+        Assert.Equal("request_too_large", error["code"]!.GetValue<string>());
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((keyId, (short)413), (row.KeyId, row.Status));
+    }
+
+    [Theory]
+    [InlineData("status-500", HttpStatusCode.BadGateway, "upstream_error")]
+    [InlineData("status-502", HttpStatusCode.BadGateway, "upstream_error")]
+    [InlineData("status-503", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-529", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-429", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-401", HttpStatusCode.BadGateway, "upstream_error")]
+    [InlineData("hang", HttpStatusCode.GatewayTimeout, "upstream_timeout")]
+    public async Task ChatCompletion_UpstreamFails_AnswersGatewayStatusNamingNoSecret(string upstreamModel, HttpStatusCode status, string code)
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, upstreamModel);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        foreach (var stream in new[] { false, true })
+        {
+            var response = await client.PostAsync("/v1/chat/completions",
+                Json($$"""{"model":"{{alias}}","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"hi"}]}"""));
+
+            var error = await AssertErrorAsync(response, status);
+            Assert.Equal(code, error["code"]!.GetValue<string>());
+            Assert.DoesNotContain("sk-fake-upstream-secret", error.ToJsonString(), StringComparison.Ordinal);
+            var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+            Assert.Equal(((short)status, code, stream), (row.Status, row.ErrorKind, row.Streamed));
+        }
+    }
+
+    [Fact]
+    public async Task ChatCompletion_UpstreamRejectsTheRequest_ReturnsItsErrorToTheCaller()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-400");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal(("Fake upstream says 400.", "temperature"), (error["message"]!.GetValue<string>(), error["param"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task ChatCompletion_UpstreamUnreachable_Is502()
+    {
+        var closedPort = PostgresFixture.FreePort();
+        var alias = await Gateway.AddModelAsync($"http://127.0.0.1:{closedPort}/v1", "gpt-4o-mini");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.BadGateway);
+        Assert.Contains("could not connect", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownPath_Is404InOpenAIShape()
+    {
+        using var client = Gateway.Client();
+
+        var response = await client.GetAsync("/v1/nothing-here");
+
+        await AssertErrorAsync(response, HttpStatusCode.NotFound);
+    }
+}
