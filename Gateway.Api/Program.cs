@@ -14,6 +14,8 @@ builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerO
 // Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.
 builder.Services.AddSingleton<IProblemDetailsWriter, OpenAIErrorWriter>();
 builder.Services.AddProblemDetails();
+// Bad admin JSON is a 400 in every environment, never an exception.
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 
 var app = builder.Build();

@@ -50,7 +50,7 @@ internal static class AdminEndpoints
         admin.MapGet("/models", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListModelsAsync(ct)));
         admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
             UpsertModelAsync(request.Alias ?? "", request, catalog, ct));
-        admin.MapPut("/models/{alias}", (string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
+        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
             UpsertModelAsync(alias, request with { Alias = alias }, catalog, ct));
         return admin;
     }

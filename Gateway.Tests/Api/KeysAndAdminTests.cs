@@ -1,0 +1,207 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+public sealed class KeysAndAdminTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private const string Hello = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
+
+    [Fact]
+    public async Task CreatedKey_IsShownOnceAndStoredOnlyAsItsHash()
+    {
+        using var admin = Gateway.Admin();
+        var response = await admin.PostAsync("/admin/keys", Json("""{"name":"hash-check","allowed_models":["mock"]}"""));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        var key = body["key"]!.GetValue<string>();
+        Assert.Matches("^gw-[A-Za-z0-9_-]{43}$", key); // 32 random bytes, base64url
+        Assert.Equal(key[..11], body["prefix"]!.GetValue<string>());
+
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var row = await db.QuerySingleAsync("SELECT * FROM api_keys WHERE id = @id", new { id = body["id"]!.GetValue<Guid>() });
+        Assert.Equal(SHA256.HashData(Encoding.UTF8.GetBytes(key)), (byte[])row.key_hash);
+        var everything = await db.ExecuteScalarAsync<string>("SELECT string_agg(t::text, ' ') FROM api_keys t");
+        Assert.DoesNotContain(key, everything, StringComparison.Ordinal);
+
+        var list = await admin.GetStringAsync("/admin/keys");
+        Assert.Contains(key[..11], list, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, list, StringComparison.Ordinal);
+        Assert.DoesNotContain("key_hash", list, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RevokedKey_IsRefusedWithinOneSecond()
+    {
+        var (key, id) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions", Json(Hello))).StatusCode);
+
+        using var admin = Gateway.Admin();
+        var clock = Stopwatch.StartNew();
+        var revoke = await admin.PostAsync($"/admin/keys/{id}/revoke", null);
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        Assert.NotNull((await revoke.Content.ReadFromJsonAsync<JsonObject>())!["revoked_at"]);
+
+        HttpResponseMessage refused;
+        do
+        {
+            refused = await client.PostAsync("/v1/chat/completions", Json(Hello));
+        }
+        while (refused.StatusCode == HttpStatusCode.OK && clock.ElapsedMilliseconds < 1000);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.True(clock.ElapsedMilliseconds < 1000, $"took {clock.ElapsedMilliseconds} ms");
+        Assert.Equal("revoked_api_key", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task RevokingAnUnknownKey_Is404()
+    {
+        using var admin = Gateway.Admin();
+
+        var response = await admin.PostAsync($"/admin/keys/{Guid.NewGuid()}/revoke", null);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("wrong-master-key")]
+    public async Task AdminApi_WithoutTheMasterKey_Is401(string? bearer)
+    {
+        using var client = Gateway.Client(bearer);
+
+        var create = await client.PostAsync("/admin/keys", Json("""{"name":"x"}"""));
+        var list = await client.GetAsync("/admin/providers");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, create.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, list.StatusCode);
+        Assert.NotNull((await create.Content.ReadFromJsonAsync<JsonObject>())!["error"]);
+    }
+
+    [Fact]
+    public async Task AdminApi_AGatewayKeyIsNotAMasterKey()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/admin/keys")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/admin/keys", """{"name":""}""", "name")]
+    [InlineData("/admin/keys", """{"name":"k","daily_budget_usd":-1}""", "daily_budget_usd")]
+    [InlineData("/admin/providers", """{"name":"p1","protocol":"smoke-signals","base_url":"http://x"}""", "protocol")]
+    [InlineData("/admin/providers", """{"name":"p2","protocol":"openai","base_url":"not a url"}""", "base_url")]
+    [InlineData("/admin/providers", """{"name":"p3","protocol":"openai","base_url":"http://x","secret_ref":"plain-text-secret"}""", "secret_ref")]
+    [InlineData("/admin/models", """{"alias":"m","provider":"mock","upstream_model":"x","input_price_per_mtok":-2}""", "input_price_per_mtok")]
+    public async Task AdminApi_InvalidBody_Is400NamingTheField(string path, string body, string param)
+    {
+        using var admin = Gateway.Admin();
+
+        var response = await admin.PostAsync(path, Json(body));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(param, (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["param"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AdminApi_MalformedJson_Is400InOpenAIShape()
+    {
+        using var admin = Gateway.Admin();
+
+        var response = await admin.PostAsync("/admin/keys", Json("{\"name\":"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.NotNull((await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["message"]);
+    }
+
+    [Fact]
+    public async Task Provider_LiteralSecret_IsStoredEncryptedAndNeverShown()
+    {
+        using var admin = Gateway.Admin();
+        var name = "enc-" + Guid.NewGuid().ToString("N")[..8];
+
+        var created = await admin.PostAsync("/admin/providers",
+            Json($$"""{"name":"{{name}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret":"sk-very-secret-value"}"""));
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var shown = await created.Content.ReadAsStringAsync() + await admin.GetStringAsync("/admin/providers");
+        Assert.DoesNotContain("sk-very-secret-value", shown, StringComparison.Ordinal);
+        Assert.Contains("enc:(encrypted)", shown, StringComparison.Ordinal);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var stored = await db.ExecuteScalarAsync<string>("SELECT secret_ref FROM providers WHERE name = @name", new { name });
+        Assert.StartsWith("enc:", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("sk-very-secret-value", stored, StringComparison.Ordinal);
+
+        var duplicate = await admin.PostAsync("/admin/providers",
+            Json($$"""{"name":"{{name}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}"}"""));
+        Assert.Equal(HttpStatusCode.Conflict, duplicate.StatusCode);
+    }
+
+    [Fact]
+    public async Task Provider_EnvSecretReference_IsSentToTheUpstream()
+    {
+        var variable = "GW_TEST_SECRET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        Environment.SetEnvironmentVariable(variable, "sk-from-the-environment");
+        var provider = "env-" + Guid.NewGuid().ToString("N")[..8];
+        using var admin = Gateway.Admin();
+        (await admin.PostAsync("/admin/providers",
+            Json($$"""{"name":"{{provider}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:{{variable}}"}"""))).EnsureSuccessStatusCode();
+        (await admin.PutAsync($"/admin/models/{provider}-model",
+            Json($$"""{"provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":1}"""))).EnsureSuccessStatusCode();
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        HttpResponseMessage response;
+        var clock = Stopwatch.StartNew();
+        do
+        {
+            response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{provider}}-model","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+        }
+        while (response.StatusCode == HttpStatusCode.NotFound && clock.ElapsedMilliseconds < 2000);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("Bearer sk-from-the-environment", env.Upstream.Find(marker)!.Authorization);
+        Assert.Contains($"env:{variable}", await admin.GetStringAsync("/admin/providers"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ModelPriceChange_DoesNotRewriteEarlierUsageRows()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 2.5m, outputPrice: 10m, cachedPrice: 1.25m);
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var body = Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}""");
+        var first = await client.PostAsync("/v1/chat/completions", body);
+
+        using var admin = Gateway.Admin();
+        var put = await admin.PutAsync($"/admin/models/{alias}",
+            Json($$"""{"provider":"{{alias.Split('/')[0]}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":5,"output_price_per_mtok":20,"cached_input_price_per_mtok":2.5}"""));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        await GatewayHost.WaitUntilAsync(() =>
+            Gateway.Services.GetService(typeof(Gateway.Core.Catalog.ModelCatalog)) is Gateway.Core.Catalog.ModelCatalog c && c.Find(alias)!.InputPricePerMTok == 5m);
+        var second = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        var before = await env.WaitForUsageAsync(Guid.Parse(first.Headers.GetValues("x-gateway-request-id").Single()));
+        var after = await env.WaitForUsageAsync(Guid.Parse(second.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((2.5m, 10m, 1.25m), (before.InputPricePerMtok, before.OutputPricePerMtok, before.CachedInputPricePerMtok));
+        Assert.Equal((5m, 20m, 2.5m), (after.InputPricePerMtok, after.OutputPricePerMtok, after.CachedInputPricePerMtok));
+        Assert.Equal(before.CostUsd * 2, after.CostUsd);
+        Assert.Equal(keyId, after.KeyId);
+    }
+}
