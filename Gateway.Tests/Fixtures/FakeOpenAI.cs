@@ -139,6 +139,8 @@ public sealed class FakeOpenAI : IAsyncDisposable
             if (model == "slow-stream") await Task.Delay(100, ct);
             if (model == "drop-mid-stream" && i == 2)
             {
+                // Let the gateway read what was sent: a TCP reset discards unread data.
+                await Task.Delay(200, ct);
                 http.Abort();
                 return;
             }

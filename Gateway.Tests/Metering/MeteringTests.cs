@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Dapper;
+using Gateway.Core.Metering;
+using Gateway.Tests.Fixtures;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Gateway.Tests.Metering;
+
+public sealed class MeteringTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task ChatStream_ClientDisconnects_LeavesOneEstimatedUsageRecordAndCancelsUpstream()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-stream");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"{{marker}}"}]}"""),
+        };
+
+        Guid requestId;
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            requestId = Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
+            await using var body = await response.Content.ReadAsStreamAsync();
+            using var reader = new StreamReader(body);
+            var contentChunks = 0;
+            while (contentChunks < 3 && await reader.ReadLineAsync() is { } line)
+                if (line.Contains("tick", StringComparison.Ordinal)) contentChunks++;
+        } // disposing the response mid-stream closes the connection
+
+        var row = await env.WaitForUsageAsync(requestId);
+        Assert.Equal((short)499, row.Status);
+        Assert.Equal("client_disconnected", row.ErrorKind);
+        Assert.True(row.UsageEstimated);
+        Assert.True(row.PromptTokens > 0 && row.CompletionTokens >= 3, $"{row.PromptTokens}/{row.CompletionTokens}");
+        Assert.True(row.CostUsd > 0);
+        await GatewayHost.WaitUntilAsync(() => env.Upstream.Find(marker)!.Aborted, 3000);
+        await Task.Delay(300);
+        Assert.Single(await env.UsageRowsAsync(requestId));
+    }
+
+    [Theory]
+    [InlineData("drop-mid-stream")]
+    [InlineData("no-done")]
+    public async Task ChatStream_UpstreamBreaksAfterTokens_EndsWithErrorEventThenDone(string upstreamModel)
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, upstreamModel);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions",
+            Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode); // bytes were already sent
+        var events = Api.ChatCompletionsTests.SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Contains("\"error\":{", events[^2], StringComparison.Ordinal);
+        Assert.Contains("\"code\":\"upstream_error\"", events[^2], StringComparison.Ordinal);
+        Assert.Contains("Hello", string.Concat(events), StringComparison.Ordinal);
+
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(((short)502, "upstream_error", true), (row.Status, row.ErrorKind, row.UsageEstimated));
+        Assert.True(row.CompletionTokens > 0);
+    }
+
+    [Fact]
+    public async Task UsageWriter_SameRequestIdTwice_StoresOneRowAndCountsItOnce()
+    {
+        var channel = Gateway.Services.GetRequiredService<UsageChannel>();
+        var keyId = Guid.NewGuid();
+        var record = new UsageRecord
+        {
+            RequestId = Guid.NewGuid(), OccurredAt = TimeProvider.System.GetUtcNow(), KeyId = keyId,
+            AskedModel = "mock", PromptTokens = 10, CompletionTokens = 20, CostUsd = 0.00005m, Status = 200, LatencyMs = 3,
+        };
+
+        await channel.PublishAsync(record);
+        await env.WaitForUsageAsync(record.RequestId);
+        await channel.PublishAsync(record);
+        var marker = new UsageRecord { RequestId = Guid.NewGuid(), OccurredAt = record.OccurredAt, KeyId = keyId, Status = 200 };
+        await channel.PublishAsync(marker); // written after the replay, so once it is in, the replay was handled
+        await env.WaitForUsageAsync(marker.RequestId);
+
+        Assert.Single(await env.UsageRowsAsync(record.RequestId));
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var daily = await db.QuerySingleAsync<(long Requests, long Prompt, decimal Cost)>(
+            "SELECT requests, prompt_tokens, cost_usd FROM usage_daily WHERE key_id = @keyId", new { keyId });
+        Assert.Equal((2L, 10L, 0.00005m), daily);
+    }
+
+    [Fact]
+    public async Task UsageDaily_AgreesWithTheSumOfUsageEvents()
+    {
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var ids = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+        {
+            var response = await client.PostAsync("/v1/chat/completions",
+                Json(i == 4 ? "{bad json" : $$"""{"model":"mock","messages":[{"role":"user","content":"question {{i}}"}]}"""));
+            ids.Add(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        }
+        foreach (var id in ids) await env.WaitForUsageAsync(id);
+
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var fromEvents = await db.QuerySingleAsync<(long, long, long, decimal)>(
+            "SELECT count(*), count(*) FILTER (WHERE status >= 400), sum(prompt_tokens), sum(cost_usd) FROM usage_events WHERE key_id = @keyId", new { keyId });
+        var fromDaily = await db.QuerySingleAsync<(long, long, long, decimal)>(
+            "SELECT sum(requests)::bigint, sum(errors)::bigint, sum(prompt_tokens)::bigint, sum(cost_usd) FROM usage_daily WHERE key_id = @keyId", new { keyId });
+        Assert.Equal(fromEvents, fromDaily);
+        Assert.Equal(5L, fromEvents.Item1);
+        Assert.Equal(1L, fromEvents.Item2);
+    }
+
+    [Fact]
+    public async Task Shutdown_FlushesEveryRecordOfCompletedRequests()
+    {
+        var ids = new List<Guid>();
+        Guid keyId;
+        await using (var host = new GatewayHost(env.Postgres.ConnectionString))
+        {
+            var (key, id) = await host.CreateKeyAsync();
+            keyId = id;
+            using var client = host.Client(key);
+            var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
+                client.PostAsync("/v1/chat/completions", Json($$"""{"model":"mock","messages":[{"role":"user","content":"n{{i}}"}]}"""))));
+            Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+            ids.AddRange(responses.Select(r => Guid.Parse(r.Headers.GetValues("x-gateway-request-id").Single())));
+        } // StopAsync: the writer drains the channel before the host is gone
+
+        Assert.Equal(50, (await env.UsageRowsForKeyAsync(keyId)).Count);
+        Assert.Equal(ids.Order(), (await env.UsageRowsForKeyAsync(keyId)).Select(r => r.RequestId).Order());
+    }
+
+    [Fact]
+    public async Task UsageEvents_ArePartitionedByDay()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
+        var requestId = Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
+        await env.WaitForUsageAsync(requestId);
+
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var partition = await db.ExecuteScalarAsync<string>(
+            "SELECT tableoid::regclass::text FROM usage_events WHERE request_id = @requestId", new { requestId });
+        Assert.Equal("usage_events_" + TimeProvider.System.GetUtcNow().ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), partition);
+    }
+}
