@@ -10,8 +10,6 @@ mkdir -p data
 
 PG_STARTED=""
 API_PID=""
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 cleanup() {
   trap - INT TERM EXIT
   if [ -n "$API_PID" ] && kill -0 "$API_PID" 2>/dev/null; then
@@ -20,51 +18,37 @@ cleanup() {
   fi
   if [ -n "$PG_STARTED" ]; then
     echo "Stopping PostgreSQL"
-    as_pg "$PG_BIN/pg_ctl" -D "$ROOT/data/pg" -m fast -w stop >/dev/null || true
+    scripts/private-postgres.sh stop data/pg || true
   fi
 }
 trap cleanup INT TERM EXIT
 
 if [ -z "${ConnectionStrings__Gateway:-}" ]; then
-  PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
-  if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-    if docker info >/dev/null 2>&1; then
-      echo "No local PostgreSQL binaries; starting the compose database"
-      docker compose up -d --wait postgres
-      export ConnectionStrings__Gateway="Host=127.0.0.1;Port=5432;Username=gateway;Password=gateway;Database=gateway"
-    else
-      echo "Need PostgreSQL: install it (apt-get install -y postgresql), run Docker, or set ConnectionStrings__Gateway" >&2
-      exit 1
-    fi
-  else
-    if [ ! -f data/pg/PG_VERSION ]; then
-      echo "Creating a private PostgreSQL cluster in data/pg"
-      mkdir -p data/pg
-      [ "$(id -u)" = 0 ] && chown postgres:postgres data/pg
-      as_pg "$PG_BIN/initdb" -D "$ROOT/data/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-    fi
-    [ "$(id -u)" = 0 ] && chown postgres:postgres data/pg
-    as_pg "$PG_BIN/pg_ctl" -D "$ROOT/data/pg" -l "$ROOT/data/pg/server.log" -w -t 60 \
-      -o "-p $PG_PORT -k $ROOT/data/pg -c listen_addresses=127.0.0.1" start >/dev/null
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    ConnectionStrings__Gateway=$(scripts/private-postgres.sh start data/pg "$PG_PORT")
     PG_STARTED=1
-    echo "PostgreSQL on 127.0.0.1:$PG_PORT (data/pg)"
-    if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'gateway'" | grep -q 1; then
-      "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE gateway" >/dev/null
-    fi
-    export ConnectionStrings__Gateway="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=gateway"
+    echo "PostgreSQL on 127.0.0.1:$PG_PORT (private cluster in data/pg)"
+  elif docker info >/dev/null 2>&1; then
+    echo "No local PostgreSQL binaries; starting the compose database"
+    docker compose up -d --wait postgres
+    ConnectionStrings__Gateway="Host=127.0.0.1;Port=5432;Username=gateway;Password=gateway;Database=gateway"
+  else
+    echo "Need PostgreSQL: install it (apt-get install -y postgresql), run Docker, or set ConnectionStrings__Gateway" >&2
+    exit 1
   fi
+  export ConnectionStrings__Gateway
 fi
 
 if [ -z "${Gateway__MasterKey:-}" ]; then
   if [ ! -s data/master-key ]; then
-    (umask 077; head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' | sed 's/^/gwm-/' > data/master-key)
+    (umask 077; printf 'gwm-%s' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" > data/master-key)
   fi
   Gateway__MasterKey=$(cat data/master-key)
   export Gateway__MasterKey
   echo "Master key: $Gateway__MasterKey (kept in data/master-key; the admin API's bearer token)"
 fi
 
-echo "Building"
+echo "Building (Release)"
 dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
@@ -75,7 +59,7 @@ dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gate
 API_PID=$!
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$API_PORT/health/ready" >/dev/null 2>&1; then
-    echo "Gateway API on http://127.0.0.1:$API_PORT  (try: curl http://127.0.0.1:$API_PORT/v1/models -H \"Authorization: Bearer <demo key>\")"
+    echo "Gateway API on http://127.0.0.1:$API_PORT (Ctrl-C stops it)"
     break
   fi
   kill -0 "$API_PID" 2>/dev/null || break

@@ -1,3 +1,4 @@
+using Gateway.Api;
 using Gateway.Api.Endpoints;
 using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
@@ -5,6 +6,12 @@ using Gateway.Core;
 using Gateway.Core.Admin;
 using Gateway.Core.Persistence;
 using Microsoft.AspNetCore.Http.Features;
+
+if (args is ["healthcheck", ..])
+{
+    // `Gateway.Api healthcheck`: for container health checks in images that have no curl.
+    return await HealthProbe.RunAsync(Environment.GetEnvironmentVariable("ASPNETCORE_URLS"));
+}
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -24,7 +31,7 @@ if (args is ["migrate", ..])
 {
     // `Gateway.Api migrate`: apply migrations and exit, e.g. as a deploy step before the new version starts.
     await app.Services.GetRequiredService<Migrator>().MigrateAsync(CancellationToken.None);
-    return;
+    return 0;
 }
 
 app.UseExceptionHandler();
@@ -34,6 +41,7 @@ app.MapOpenAI();
 app.MapAdmin();
 
 await app.RunAsync();
+return 0;
 
 /// <summary>The entry point, visible to WebApplicationFactory in tests.</summary>
 public partial class Program;

@@ -1,0 +1,21 @@
+# The gateway API. Build: docker build -t llm-gateway-api .   (compose.yaml does this for you)
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props BannedSymbols.txt .editorconfig ./
+COPY migrations/ migrations/
+COPY Gateway.Core/ Gateway.Core/
+COPY Gateway.Api/ Gateway.Api/
+RUN dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -o /app --locked-mode
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0
+WORKDIR /app
+COPY --from=build /app .
+# /data holds the Data Protection key ring that encrypts stored provider secrets: keep it on a volume.
+RUN mkdir -p /data/keys && chown -R app:app /data
+USER app
+ENV ASPNETCORE_URLS=http://0.0.0.0:8080 \
+    Gateway__DataProtectionKeysDirectory=/data/keys \
+    Gateway__SeedFile=/config/gateway.json
+EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=5s --retries=12 CMD ["dotnet", "Gateway.Api.dll", "healthcheck"]
+ENTRYPOINT ["dotnet", "Gateway.Api.dll"]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A private PostgreSQL cluster from the machine's binaries, for run.sh and bench/run.sh.
+#   private-postgres.sh start DIR PORT   -> creates DIR/PG_VERSION on first use, starts on 127.0.0.1:PORT,
+#                                           creates database "gateway", prints its connection string
+#   private-postgres.sh stop DIR
+# PostgreSQL refuses to run as root, so as root the cluster runs as the postgres user.
+set -euo pipefail
+cmd=${1:?start|stop}; dir=${2:?data directory}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+  echo "No PostgreSQL binaries under /usr/lib/postgresql (apt-get install -y postgresql)" >&2
+  exit 3
+fi
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+
+case "$cmd" in
+  start)
+    port=${3:?port}
+    if [ ! -f "$dir/PG_VERSION" ]; then
+      as_pg "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    fi
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 ${PG_EXTRA_OPTIONS:-}" start >/dev/null
+    if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'gateway'" | grep -q 1; then
+      "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE gateway" >/dev/null
+    fi
+    echo "Host=127.0.0.1;Port=$port;Username=postgres;Database=gateway"
+    ;;
+  stop)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    ;;
+  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac
