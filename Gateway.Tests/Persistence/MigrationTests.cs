@@ -104,6 +104,20 @@ public sealed class MigrationTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task ExampleSeedFile_InTheRepository_Loads()
+    {
+        var connectionString = await env.Postgres.CreateDatabaseAsync();
+
+        await using var host = new GatewayHost(connectionString, new() { ["Gateway:SeedFile"] = Path.Combine(RepoRoot(), "gateway.example.json") });
+
+        using var admin = host.Admin();
+        var aliases = (await admin.GetFromJsonAsync<JsonArray>("/admin/models"))!.Select(m => m!["alias"]!.GetValue<string>()).ToList();
+        Assert.Contains("gpt-4o-mini", aliases);
+        Assert.Contains("deepseek-chat", aliases);
+        Assert.Contains("mock", aliases);
+    }
+
+    [Fact]
     public async Task Health_ReadyAfterStartUp()
     {
         using var client = env.Gateway.Client();
