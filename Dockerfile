@@ -5,7 +5,8 @@ COPY global.json Directory.Build.props Directory.Packages.props BannedSymbols.tx
 COPY migrations/ migrations/
 COPY Gateway.Core/ Gateway.Core/
 COPY Gateway.Api/ Gateway.Api/
-RUN dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -o /app --locked-mode
+RUN dotnet restore Gateway.Api/Gateway.Api.csproj --locked-mode \
+ && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -o /app --no-restore
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app

@@ -67,7 +67,7 @@ internal static class ChatCompletionsEndpoints
                     return;
                 }
                 var completion = result.Value!;
-                meter.Succeeded(completion.Usage, completion.ServedModel, "");
+                meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text);
                 WriteRouteHeaders(http, route!.Provider.Name, completion.ServedModel ?? route.UpstreamModel);
                 http.Response.ContentType = "application/json";
                 http.Response.ContentLength = completion.Body.Length;
@@ -88,6 +88,13 @@ internal static class ChatCompletionsEndpoints
         catch (Exception ex) when (IsClientGone(http, ex))
         {
             meter.ClientDisconnected(stream?.Text.ToString() ?? "");
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // The client's HTTP itself was broken (bad chunked encoding, body timeout): its fault, not a crash.
+            var error = new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", null, "bad_request");
+            meter.Failed(error);
+            if (!http.Response.HasStarted) await OpenAIResults.WriteAsync(http, error);
         }
         catch
         {

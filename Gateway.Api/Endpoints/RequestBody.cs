@@ -10,8 +10,9 @@ internal static class RequestBody
     public static async Task<(byte[]? Body, GatewayError? Failure)> ReadAsync(HttpRequest request, long limit, CancellationToken ct)
     {
         if (request.ContentLength > limit) return (null, GatewayError.BodyTooLarge(limit));
+        // Our own limit applies (below), answered as an OpenAI-shaped 413, instead of Kestrel's exception.
         var sizeFeature = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>();
-        if (sizeFeature is { IsReadOnly: false }) sizeFeature.MaxRequestBodySize = limit + 1;
+        if (sizeFeature is { IsReadOnly: false }) sizeFeature.MaxRequestBodySize = null;
 
         var reader = request.BodyReader;
         while (true)

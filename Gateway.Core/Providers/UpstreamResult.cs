@@ -7,5 +7,8 @@ public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failu
     public static implicit operator UpstreamResult<T>(UpstreamFailure failure) => new(null, failure);
 }
 
-/// <summary>A non-streaming answer: an OpenAI chat.completion body and what it used.</summary>
-public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel);
+/// <summary>
+/// A non-streaming answer: an OpenAI chat.completion body and what it used. <paramref name="Text"/>
+/// is the answer's text, kept only when the provider reported no usage (to estimate it).
+/// </summary>
+public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel, string Text = "");

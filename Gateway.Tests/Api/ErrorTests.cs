@@ -140,6 +140,22 @@ public sealed class ErrorTests(TestEnvironment env)
         Assert.Equal((keyId, (short)413), (row.KeyId, row.Status));
     }
 
+    [Fact]
+    public async Task ChatCompletion_ChunkedBodyOverTheLimit_Is413()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var huge = Encoding.UTF8.GetBytes($$"""{"model":"mock","messages":[{"role":"user","content":"{{new string('a', 11 * 1024 * 1024)}}"}]}""");
+        using var content = new StreamContent(new MemoryStream(huge));
+        content.Headers.ContentType = new("application/json");
+        client.DefaultRequestHeaders.TransferEncodingChunked = true; // no Content-Length: the limit is found while reading
+
+        var response = await client.PostAsync("/v1/chat/completions", content);
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.RequestEntityTooLarge);
+        Assert.Equal("request_too_large", error["code"]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("status-500", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-502", HttpStatusCode.BadGateway, "upstream_error")]

@@ -41,7 +41,7 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
             var root = doc.RootElement;
             var usage = root.TryGetProperty("usage", out var u) ? TokenUsage.FromOpenAI(u) : null;
             var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
-            return new UpstreamCompletion(body, usage, model);
+            return new UpstreamCompletion(body, usage, model, usage is null ? AnswerText(root) : "");
         }
         catch (JsonException)
         {
@@ -98,6 +98,23 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
             }
             return UpstreamFailure.FromStatus(provider.Name, (int)response.StatusCode, errorBody);
         }
+    }
+
+    private static string AnswerText(JsonElement root)
+    {
+        if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array) return "";
+        var text = new System.Text.StringBuilder();
+        foreach (var choice in choices.EnumerateArray())
+        {
+            if (choice.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.Object)
+            {
+                if (message.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String)
+                    text.Append(content.GetString());
+                if (message.TryGetProperty("tool_calls", out var tools) && tools.ValueKind == JsonValueKind.Array)
+                    text.Append(tools.GetRawText());
+            }
+        }
+        return text.ToString();
     }
 
     /// <summary>The client's body with the upstream model, and usage always asked for in streams.</summary>
