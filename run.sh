@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 ROOT=$PWD
 API_PORT=${GATEWAY_API_PORT:-8080}
 PG_PORT=${GATEWAY_PG_PORT:-55432}
-mkdir -p data
+DATA=${GATEWAY_DATA_DIR:-$ROOT/data}
+mkdir -p "$DATA"
+DATA=$(cd "$DATA" && pwd)
 
 PG_STARTED=""
 API_PID=""
@@ -18,16 +20,16 @@ cleanup() {
   fi
   if [ -n "$PG_STARTED" ]; then
     echo "Stopping PostgreSQL"
-    scripts/private-postgres.sh stop data/pg || true
+    scripts/private-postgres.sh stop "$DATA/pg" || true
   fi
 }
 trap cleanup INT TERM EXIT
 
 if [ -z "${ConnectionStrings__Gateway:-}" ]; then
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    ConnectionStrings__Gateway=$(scripts/private-postgres.sh start data/pg "$PG_PORT")
+    ConnectionStrings__Gateway=$(scripts/private-postgres.sh start "$DATA/pg" "$PG_PORT")
     PG_STARTED=1
-    echo "PostgreSQL on 127.0.0.1:$PG_PORT (private cluster in data/pg)"
+    echo "PostgreSQL on 127.0.0.1:$PG_PORT (private cluster in $DATA/pg)"
   elif docker info >/dev/null 2>&1; then
     echo "No local PostgreSQL binaries; starting the compose database"
     docker compose up -d --wait postgres
@@ -40,12 +42,12 @@ if [ -z "${ConnectionStrings__Gateway:-}" ]; then
 fi
 
 if [ -z "${Gateway__MasterKey:-}" ]; then
-  if [ ! -s data/master-key ]; then
-    (umask 077; printf 'gwm-%s' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" > data/master-key)
+  if [ ! -s "$DATA/master-key" ]; then
+    (umask 077; printf 'gwm-%s' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" > "$DATA/master-key")
   fi
-  Gateway__MasterKey=$(cat data/master-key)
+  Gateway__MasterKey=$(cat "$DATA/master-key")
   export Gateway__MasterKey
-  echo "Master key: $Gateway__MasterKey (kept in data/master-key; the admin API's bearer token)"
+  echo "Master key: $Gateway__MasterKey (kept in $DATA/master-key; the admin API's bearer token)"
 fi
 
 echo "Building (Release)"
@@ -53,7 +55,7 @@ dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:No
 
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
 export Gateway__SeedFile=${Gateway__SeedFile:-$ROOT/gateway.json}
-export Gateway__DataProtectionKeysDirectory=${Gateway__DataProtectionKeysDirectory:-$ROOT/data/keys}
+export Gateway__DataProtectionKeysDirectory=${Gateway__DataProtectionKeysDirectory:-$DATA/keys}
 export ASPNETCORE_URLS="http://127.0.0.1:$API_PORT"
 dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gateway.Api/bin/Release/net10.0" &
 API_PID=$!

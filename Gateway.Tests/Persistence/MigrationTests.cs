@@ -12,7 +12,7 @@ namespace Gateway.Tests.Persistence;
 
 public sealed class MigrationTests(TestEnvironment env)
 {
-    private static readonly string[] Scripts = Directory.GetFiles(Path.Combine(RepoRoot(), "migrations"), "*.sql")
+    private static readonly string[] Scripts = Directory.GetFiles(Path.Combine(RepoPaths.Root, "migrations"), "*.sql")
         .Select(f => "migrations." + Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray();
 
     [Fact]
@@ -108,7 +108,7 @@ public sealed class MigrationTests(TestEnvironment env)
     {
         var connectionString = await env.Postgres.CreateDatabaseAsync();
 
-        await using var host = new GatewayHost(connectionString, new() { ["Gateway:SeedFile"] = Path.Combine(RepoRoot(), "gateway.example.json") });
+        await using var host = new GatewayHost(connectionString, new() { ["Gateway:SeedFile"] = Path.Combine(RepoPaths.Root, "gateway.example.json") });
 
         using var admin = host.Admin();
         var aliases = (await admin.GetFromJsonAsync<JsonArray>("/admin/models"))!.Select(m => m!["alias"]!.GetValue<string>()).ToList();
@@ -128,12 +128,5 @@ public sealed class MigrationTests(TestEnvironment env)
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.Equal("Healthy", (await ready.Content.ReadFromJsonAsync<JsonObject>())!["status"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Gateway.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("Gateway.sln not found above the test binaries.");
     }
 }

@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Gateway.Tests.Fixtures;
+
+namespace Gateway.Tests.Scripts;
+
+/// <summary>The README's run command, as a newcomer runs it: ./run.sh, curl, Ctrl-C.</summary>
+public sealed class RunScriptTests
+{
+    [Fact]
+    public async Task RunScript_StartsEverythingAnswersMockAndStopsCleanlyOnSigterm()
+    {
+        var root = RepoPaths.Root;
+        var data = Path.Combine(Path.GetTempPath(), "gw-run-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(data);
+        var apiPort = PostgresFixture.FreePort();
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        start.ArgumentList.Add(Path.Combine(root, "run.sh"));
+        start.Environment["GATEWAY_DATA_DIR"] = data;
+        start.Environment["GATEWAY_API_PORT"] = apiPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["GATEWAY_PG_PORT"] = PostgresFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment.Remove("ConnectionStrings__Gateway");
+        start.Environment.Remove("Gateway__MasterKey");
+        var output = new ConcurrentQueue<string>();
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await GatewayHost.WaitUntilAsync(() => output.Any(l => l.StartsWith("Gateway API on", StringComparison.Ordinal)) || process.HasExited, 240_000);
+            Assert.False(process.HasExited, string.Join('\n', output));
+            var demoKey = output.Single(l => l.StartsWith("Demo key: ", StringComparison.Ordinal))["Demo key: ".Length..];
+            Assert.Single(output, l => l.StartsWith("Master key: ", StringComparison.Ordinal));
+
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", demoKey);
+            var response = await client.PostAsync("/v1/chat/completions",
+                new StringContent("""{"model":"mock","messages":[{"role":"user","content":"Hello!"}]}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains("Hello!", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+
+            Assert.Contains(output, l => l.StartsWith("Stopping PostgreSQL", StringComparison.Ordinal));
+            Assert.False(File.Exists(Path.Combine(data, "pg", "postmaster.pid")), "PostgreSQL still running");
+            await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("/health/live"));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await StopClusterAsync(data);
+            }
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    private static async Task StopClusterAsync(string data)
+    {
+        if (!File.Exists(Path.Combine(data, "pg", "postmaster.pid"))) return;
+        using var stop = Process.Start("bash", [Path.Combine(RepoPaths.Root, "scripts", "private-postgres.sh"), "stop", Path.Combine(data, "pg")]);
+        await stop.WaitForExitAsync();
+    }
+}
