@@ -1,3 +1,6 @@
+using System.Text.Json.Serialization;
+using Gateway.Core.Catalog;
+
 namespace Gateway.Core.Admin;
 
 // Bodies of the admin REST API (serialized snake_case). Money is decimal USD.
@@ -42,7 +45,8 @@ public sealed record ProviderRequest(
     string? BaseUrl,
     string? SecretRef = null,
     string? Secret = null,
-    bool? Enabled = null);
+    bool? Enabled = null,
+    ProviderSettings? Settings = null);
 
 public sealed record ProviderView
 {
@@ -52,6 +56,8 @@ public sealed record ProviderView
     public string BaseUrl { get; init; } = "";
     public string? SecretRef { get; init; }
     public bool Enabled { get; init; }
+    [JsonIgnore] public string? SettingsJson { get; init; }
+    public ProviderSettings Settings => ProviderSettings.Parse(SettingsJson);
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 }
@@ -64,7 +70,8 @@ public sealed record ModelRequest(
     decimal? OutputPricePerMtok = null,
     decimal? CachedInputPricePerMtok = null,
     int? ContextWindow = null,
-    bool? Enabled = null);
+    bool? Enabled = null,
+    int? MaxOutputTokens = null);
 
 public sealed record ModelView
 {
@@ -76,6 +83,7 @@ public sealed record ModelView
     public decimal OutputPricePerMtok { get; init; }
     public decimal CachedInputPricePerMtok { get; init; }
     public int? ContextWindow { get; init; }
+    public int? MaxOutputTokens { get; init; }
     public bool Enabled { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }

@@ -33,6 +33,8 @@ public sealed class ProviderRequestValidator : AbstractValidator<ProviderRequest
             .WithMessage("'secret_ref' must be 'env:NAME' or 'file:/path'; send a literal secret as 'secret' to store it encrypted.");
         RuleFor(r => r).Must(r => r.SecretRef is null || r.Secret is null).WithName("secret")
             .WithMessage("Send either 'secret_ref' or 'secret', not both.");
+        RuleFor(r => r.Settings).Must(s => s!.Problem() is null).When(r => r.Settings is not null)
+            .WithMessage(r => r.Settings!.Problem()!);
     }
 }
 
@@ -47,5 +49,6 @@ public sealed class ModelRequestValidator : AbstractValidator<ModelRequest>
         RuleFor(r => r.OutputPricePerMtok).GreaterThanOrEqualTo(0);
         RuleFor(r => r.CachedInputPricePerMtok).GreaterThanOrEqualTo(0);
         RuleFor(r => r.ContextWindow).GreaterThan(0);
+        RuleFor(r => r.MaxOutputTokens).GreaterThan(0);
     }
 }

@@ -1,4 +1,5 @@
 using Dapper;
+using Gateway.Core.Catalog;
 using Gateway.Core.Secrets;
 using Npgsql;
 
@@ -7,7 +8,7 @@ namespace Gateway.Core.Admin;
 /// <summary>Providers and models for the admin API and the seed file. Secrets leave only as references.</summary>
 public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, TimeProvider time)
 {
-    private const string ProviderColumns = "id, name, protocol, base_url, secret_ref, enabled, created_at, updated_at";
+    private const string ProviderColumns = "id, name, protocol, base_url, secret_ref, enabled, settings::text AS settings_json, created_at, updated_at";
 
     public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
     {
@@ -23,8 +24,8 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
-            INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, created_at, updated_at)
-            VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Now, @Now)
+            INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, settings, created_at, updated_at)
+            VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Settings::jsonb, @Now, @Now)
             ON CONFLICT (name) DO NOTHING
             RETURNING {ProviderColumns}
             """, new
@@ -35,6 +36,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             request.BaseUrl,
             SecretRef = SecretRefOf(request),
             Enabled = request.Enabled ?? true,
+            Settings = (request.Settings ?? ProviderSettings.Default).ToJson(),
             Now = now.UtcDateTime,
         }, cancellationToken: ct));
         return view is null ? null : Masked(view);
@@ -47,7 +49,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
             UPDATE providers SET protocol = @Protocol, base_url = @BaseUrl,
                 secret_ref = CASE WHEN @SecretSent THEN @SecretRef ELSE secret_ref END,
-                enabled = coalesce(@Enabled, enabled), updated_at = @Now
+                enabled = coalesce(@Enabled, enabled), settings = coalesce(@Settings::jsonb, settings), updated_at = @Now
             WHERE name = @name
             RETURNING {ProviderColumns}
             """, new
@@ -58,6 +60,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             SecretSent = request.SecretRef is not null || request.Secret is not null,
             SecretRef = SecretRefOf(request),
             request.Enabled,
+            Settings = request.Settings?.ToJson(),
             Now = time.GetUtcNow().UtcDateTime,
         }, cancellationToken: ct));
         return view is null ? null : Masked(view);
@@ -70,7 +73,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
 
     private const string ModelSelect = """
         SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.enabled, m.created_at, m.updated_at
+               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.enabled, m.created_at, m.updated_at
         FROM models m JOIN providers p ON p.id = m.provider_id
         """;
 
@@ -88,14 +91,15 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
-                                     cached_input_price_per_mtok, context_window, enabled, created_at, updated_at)
+                                     cached_input_price_per_mtok, context_window, max_output_tokens, enabled, created_at, updated_at)
             SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMtok, 0), coalesce(@OutputPricePerMtok, 0),
-                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, coalesce(@Enabled, true), @Now, @Now
+                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, @MaxOutputTokens, coalesce(@Enabled, true), @Now, @Now
             FROM providers p WHERE p.name = @Provider
             ON CONFLICT (alias) DO UPDATE SET
                 provider_id = excluded.provider_id, upstream_model = excluded.upstream_model,
                 input_price_per_mtok = excluded.input_price_per_mtok, output_price_per_mtok = excluded.output_price_per_mtok,
                 cached_input_price_per_mtok = excluded.cached_input_price_per_mtok, context_window = excluded.context_window,
+                max_output_tokens = excluded.max_output_tokens,
                 enabled = excluded.enabled, updated_at = excluded.updated_at
             RETURNING (xmax = 0)
             """, new
@@ -108,6 +112,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             request.OutputPricePerMtok,
             request.CachedInputPricePerMtok,
             request.ContextWindow,
+            request.MaxOutputTokens,
             request.Enabled,
             Now = now.UtcDateTime,
         }, cancellationToken: ct));

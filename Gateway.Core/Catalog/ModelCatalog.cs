@@ -7,7 +7,8 @@ using Npgsql;
 namespace Gateway.Core.Catalog;
 
 /// <summary>A provider as the hot path uses it, its secret already resolved.</summary>
-public sealed record ProviderInfo(Guid Id, string Name, string Protocol, Uri BaseUrl, string? Secret, string? SecretProblem);
+public sealed record ProviderInfo(Guid Id, string Name, string Protocol, Uri BaseUrl, string? Secret, string? SecretProblem,
+    ProviderSettings Settings);
 
 /// <summary>An alias served by one provider's model, with its prices in USD per million tokens.</summary>
 public sealed record ModelRoute(
@@ -19,6 +20,7 @@ public sealed record ModelRoute(
     decimal OutputPricePerMTok,
     decimal CachedInputPricePerMTok,
     int? ContextWindow,
+    int? MaxOutputTokens,
     DateTimeOffset CreatedAt);
 
 /// <summary>Enabled models and providers, in memory, swapped atomically on NOTIFY.</summary>
@@ -34,8 +36,9 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
 
     private const string LoadSql = """
         SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.created_at,
-               p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref
+               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at,
+               p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref,
+               p.settings::text AS settings_json
         FROM models m JOIN providers p ON p.id = m.provider_id
         WHERE m.enabled AND p.enabled
         """;
@@ -52,11 +55,12 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
             {
                 var (secret, problem) = secrets.Resolve(r.SecretRef);
                 if (problem is not null) Log.SecretUnavailable(logger, r.ProviderName, problem);
-                provider = new ProviderInfo(r.ProviderId, r.ProviderName, r.Protocol, BaseUri(r.BaseUrl), secret, problem);
+                provider = new ProviderInfo(r.ProviderId, r.ProviderName, r.Protocol, BaseUri(r.BaseUrl), secret, problem,
+                    ProviderSettings.Parse(r.SettingsJson));
                 providers[r.ProviderId] = provider;
             }
             models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
-                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero));
+                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero));
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
         IsLoaded = true;
@@ -80,12 +84,14 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         public decimal OutputPricePerMtok { get; init; }
         public decimal CachedInputPricePerMtok { get; init; }
         public int? ContextWindow { get; init; }
+        public int? MaxOutputTokens { get; init; }
         public DateTime CreatedAt { get; init; }
         public Guid ProviderId { get; init; }
         public string ProviderName { get; init; } = "";
         public string Protocol { get; init; } = "";
         public string BaseUrl { get; init; } = "";
         public string? SecretRef { get; init; }
+        public string? SettingsJson { get; init; }
     }
 #pragma warning restore CA1812
 

@@ -11,6 +11,7 @@ namespace Gateway.Core.Wire;
 [JsonSerializable(typeof(ChatCompletionChunk))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(OpenAIErrorBody))]
+[JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 public sealed partial class GatewayJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Catalog;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
 
@@ -117,24 +119,42 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         return text.ToString();
     }
 
-    /// <summary>The client's body with the upstream model, and usage always asked for in streams.</summary>
+    /// <summary>
+    /// The client's body with the upstream model and, for streams, usage asked for; then the provider's
+    /// quirks from its settings (renamed or dropped fields). Without quirks no JSON tree is built.
+    /// </summary>
     private static byte[] UpstreamBody(UpstreamCall call)
     {
         var request = call.Request;
+        var settings = call.Route.Provider.Settings;
         var askedModel = request.Model;
         var askedOptions = request.StreamOptions;
+        byte[] body;
         try
         {
             request.Model = call.Route.UpstreamModel;
             if (request.IsStreaming)
-                request.StreamOptions = new StreamOptions { IncludeUsage = true, Extra = askedOptions?.Extra };
-            return JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
+                request.StreamOptions = settings.SendsStreamUsage ? new StreamOptions { IncludeUsage = true, Extra = askedOptions?.Extra } : null;
+            body = JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
         }
         finally
         {
             request.Model = askedModel;
             request.StreamOptions = askedOptions;
         }
+        return settings.ChangesOpenAIBody ? ApplyQuirks(body, settings) : body;
+    }
+
+    private static byte[] ApplyQuirks(byte[] body, ProviderSettings settings)
+    {
+        var json = JsonNode.Parse(body)!.AsObject();
+        if (settings.MaxTokensField is { } wanted)
+        {
+            var other = wanted == "max_tokens" ? "max_completion_tokens" : "max_tokens";
+            if (json.Remove(other, out var limit) && !json.ContainsKey(wanted)) json[wanted] = limit;
+        }
+        foreach (var name in settings.DropParams ?? []) json.Remove(name);
+        return JsonSerializer.SerializeToUtf8Bytes(json, GatewayJsonContext.Wire.JsonObject);
     }
 
     private static UpstreamFailure Failed(UpstreamCall call, Exception ex, CancellationToken clientAborted)

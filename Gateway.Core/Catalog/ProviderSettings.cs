@@ -1,0 +1,55 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gateway.Core.Catalog;
+
+/// <summary>
+/// Per-provider protocol settings (the provider row's <c>settings</c>, snake_case JSON). Where an
+/// OpenAI-compatible API differs from OpenAI, it is said here, not special-cased in code.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record ProviderSettings
+{
+    public static readonly ProviderSettings Default = new();
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault,
+    };
+
+    /// <summary>Anthropic: the <c>anthropic-version</c> header sent on every call.</summary>
+    public string? AnthropicVersion { get; init; }
+
+    /// <summary>
+    /// OpenAI-compatible: the name this API wants for the output limit, <c>max_tokens</c> or
+    /// <c>max_completion_tokens</c>; the client's field is renamed to it. Null: sent as the client sent it.
+    /// </summary>
+    public string? MaxTokensField { get; init; }
+
+    /// <summary>OpenAI-compatible: request fields this API rejects, removed before sending.</summary>
+    public IReadOnlyList<string>? DropParams { get; init; }
+
+    /// <summary>
+    /// OpenAI-compatible: whether the API accepts <c>stream_options.include_usage</c>. False: it is not
+    /// sent, and a stream without usage is metered from the tokenizer (flagged estimated).
+    /// </summary>
+    public bool? StreamUsage { get; init; }
+
+    [JsonIgnore] public bool SendsStreamUsage => StreamUsage ?? true;
+
+    [JsonIgnore] public bool ChangesOpenAIBody => MaxTokensField is not null || DropParams is { Count: > 0 } || StreamUsage == false;
+
+    public static ProviderSettings Parse(string? json) =>
+        string.IsNullOrWhiteSpace(json) || json == "{}" ? Default : JsonSerializer.Deserialize<ProviderSettings>(json, Json) ?? Default;
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Why these settings are invalid, or null.</summary>
+    public string? Problem() =>
+        MaxTokensField is not (null or "max_tokens" or "max_completion_tokens")
+            ? "'max_tokens_field' must be 'max_tokens' or 'max_completion_tokens'."
+            : DropParams?.Any(p => p is "model" or "messages" or "stream") == true
+                ? "'drop_params' cannot drop model, messages or stream."
+                : null;
+}
