@@ -38,6 +38,9 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
         _ => GatewayError.UpstreamError(Provider, Detail),
     };
 
+    public static UpstreamFailure SecretUnavailable(string provider) =>
+        new(UpstreamFailureKind.Misconfigured, provider, "its secret is not available");
+
     /// <summary>Classifies a non-success HTTP answer; for 4xx the provider's own error message is kept.</summary>
     public static UpstreamFailure FromStatus(string provider, int status, ReadOnlySpan<byte> body) => status switch
     {

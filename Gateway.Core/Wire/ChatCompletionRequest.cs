@@ -19,6 +19,14 @@ public sealed class ChatCompletionRequest
     [JsonPropertyName("temperature")] public double? Temperature { get; set; }
     [JsonPropertyName("top_p")] public double? TopP { get; set; }
     [JsonPropertyName("n")] public int? N { get; set; }
+    /// <summary>A string or an array of up to 4 strings.</summary>
+    [JsonPropertyName("stop")] public JsonElement? Stop { get; set; }
+    [JsonPropertyName("tools")] public JsonElement? Tools { get; set; }
+    /// <summary>"none", "auto", "required" or {"type":"function","function":{"name":…}}.</summary>
+    [JsonPropertyName("tool_choice")] public JsonElement? ToolChoice { get; set; }
+    [JsonPropertyName("parallel_tool_calls")] public bool? ParallelToolCalls { get; set; }
+    /// <summary>{"type":"text"}, {"type":"json_object"} or {"type":"json_schema","json_schema":{…}}.</summary>
+    [JsonPropertyName("response_format")] public JsonElement? ResponseFormat { get; set; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 
     [JsonIgnore] public bool IsStreaming => Stream == true;

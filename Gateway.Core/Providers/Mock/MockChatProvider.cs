@@ -58,16 +58,11 @@ public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : I
         public override async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct)
         {
             var settings = MockSettings.From(call.Route.Provider.BaseUrl);
-            var id = Id(call);
-            var created = owner.Time.GetUtcNow().ToUnixTimeSeconds();
-            var model = call.Route.UpstreamModel;
-            ServedModel = model;
-            StreamChunk Chunk(ChunkDelta delta, string? finish, bool hasContent) => new(JsonSerializer.SerializeToUtf8Bytes(
-                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChunkChoice(0, delta, null, finish)]),
-                GatewayJsonContext.Wire.ChatCompletionChunk), false, hasContent);
+            var chunks = new ChunkWriter(Id(call), owner.Time.GetUtcNow().ToUnixTimeSeconds(), call.Route.UpstreamModel);
+            ServedModel = call.Route.UpstreamModel;
 
             await owner.Delay(settings.LatencyMs, ct);
-            yield return Chunk(new ChunkDelta("assistant", ""), null, false);
+            yield return chunks.Role();
             var answer = Answer(call);
             var words = answer.Split(' ');
             for (var i = 0; i < words.Length; i++)
@@ -75,15 +70,13 @@ public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : I
                 if (i > 0) await owner.Delay(settings.ChunkDelayMs, ct);
                 var piece = i == 0 ? words[i] : " " + words[i];
                 Text.Append(piece);
-                yield return Chunk(new ChunkDelta(Content: piece), null, true);
+                yield return chunks.Text(piece);
             }
-            yield return Chunk(new ChunkDelta(), "stop", false);
+            yield return chunks.Finish("stop");
 
             var usage = owner.Usage(call, answer);
             Usage = usage;
-            yield return new StreamChunk(JsonSerializer.SerializeToUtf8Bytes(
-                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [], ToWire(usage)),
-                GatewayJsonContext.Wire.ChatCompletionChunk), true, false);
+            yield return chunks.Usage(ToWire(usage));
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Core.Catalog;
@@ -27,16 +26,9 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         var sent = await SendAsync(call, deadline.Token, ct);
         if (sent.Failure is { } failure) return failure;
         using var response = sent.Value!;
-        byte[] body;
-        try
-        {
-            body = await response.Content.ReadAsByteArrayAsync(deadline.Token);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            return Failed(call, ex, ct);
-        }
-
+        var read = await UpstreamHttp.ReadAsync(response, call.Route.Provider.Name, deadline.Token, ct);
+        if (read.Failure is { } broken) return broken;
+        var body = read.Value!;
         try
         {
             using var doc = JsonDocument.Parse(body);
@@ -64,41 +56,26 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         return new OpenAIStream(call.Route.Provider.Name, sent.Value!, deadline, ct);
     }
 
-    private async Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted)
+    private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted)
     {
         var provider = call.Route.Provider;
-        if (provider.SecretProblem is { } problem)
-            return new UpstreamFailure(UpstreamFailureKind.Misconfigured, provider.Name, "its secret is not available");
+        if (provider.SecretProblem is not null)
+            return Task.FromResult<UpstreamResult<HttpResponseMessage>>(UpstreamFailure.SecretUnavailable(provider.Name));
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "chat/completions"));
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "chat/completions"));
         if (provider.Secret is { } secret)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
         request.Content = new ByteArrayContent(UpstreamBody(call));
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return SendAndDisposeAsync(request);
 
-        HttpResponseMessage response;
-        try
+        async Task<UpstreamResult<HttpResponseMessage>> SendAndDisposeAsync(HttpRequestMessage message)
         {
-            response = await clients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !clientAborted.IsCancellationRequested)
-        {
-            return Failed(call, ex, clientAborted);
-        }
-
-        if (response.IsSuccessStatusCode) return response;
-        using (response)
-        {
-            byte[] errorBody;
-            try
+            using (message)
             {
-                errorBody = await response.Content.ReadAsByteArrayAsync(deadline);
+                return await UpstreamHttp.SendAsync(clients.CreateClient(HttpClientName), message, provider.Name,
+                    (status, body) => UpstreamFailure.FromStatus(provider.Name, status, body), deadline, clientAborted);
             }
-            catch (Exception ex) when (ex is HttpRequestException or IOException || ex is OperationCanceledException && !clientAborted.IsCancellationRequested)
-            {
-                errorBody = [];
-            }
-            return UpstreamFailure.FromStatus(provider.Name, (int)response.StatusCode, errorBody);
         }
     }
 
@@ -155,19 +132,6 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         }
         foreach (var name in settings.DropParams ?? []) json.Remove(name);
         return JsonSerializer.SerializeToUtf8Bytes(json, GatewayJsonContext.Wire.JsonObject);
-    }
-
-    private static UpstreamFailure Failed(UpstreamCall call, Exception ex, CancellationToken clientAborted)
-    {
-        clientAborted.ThrowIfCancellationRequested();
-        var provider = call.Route.Provider.Name;
-        return ex switch
-        {
-            OperationCanceledException => new UpstreamFailure(UpstreamFailureKind.Timeout, provider, "timed out"),
-            HttpRequestException { InnerException: SocketException } or HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
-                => new UpstreamFailure(UpstreamFailureKind.Connect, provider, "could not connect"),
-            _ => new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "the connection failed"),
-        };
     }
 
     /// <summary>How the typed client talks to upstreams (see README: no blind retries, no attempt timeout).</summary>

@@ -1,53 +1,25 @@
-using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 
 namespace Gateway.Core.Providers.OpenAI;
 
 /// <summary>
-/// Reads an OpenAI-format SSE stream (System.Net.ServerSentEvents) and hands each chunk's JSON on
-/// unchanged, noting usage, the served model and the text for metering.
+/// An OpenAI-format SSE stream: each chunk's JSON is handed on unchanged, noting usage, the served
+/// model and the text for metering. Ends at <c>data: [DONE]</c>.
 /// </summary>
 internal sealed class OpenAIStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline, CancellationToken clientAborted)
-    : UpstreamStream
+    : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
-    public override async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct)
+    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-        Stream body;
-        try
+        if (data.AsSpan().SequenceEqual("[DONE]"u8))
         {
-            body = await response.Content.ReadAsStreamAsync(linked.Token);
+            Done = true;
+            return [];
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException)
-        {
-            throw Broken("the stream could not be read");
-        }
-
-        var events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(linked.Token);
-        await using var e = events.GetAsyncEnumerator(linked.Token);
-        while (true)
-        {
-            bool more;
-            try
-            {
-                more = await e.MoveNextAsync();
-            }
-            catch (Exception ex) when (ex is HttpRequestException or IOException)
-            {
-                throw Broken("the stream broke before it finished");
-            }
-            catch (OperationCanceledException) when (!clientAborted.IsCancellationRequested && !ct.IsCancellationRequested)
-            {
-                throw new UpstreamStreamException(new UpstreamFailure(UpstreamFailureKind.Timeout, provider, "timed out"));
-            }
-            if (!more) throw Broken("the stream ended without [DONE]");
-
-            var data = e.Current.Data;
-            if (data.AsSpan().SequenceEqual("[DONE]"u8)) yield break;
-            yield return Inspect(data);
-        }
+        return [Inspect(data)];
     }
+
+    protected override IEnumerable<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
 
     private StreamChunk Inspect(byte[] data)
     {
@@ -92,15 +64,5 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         {
             throw Broken("it sent a chunk that is not JSON");
         }
-    }
-
-    private UpstreamStreamException Broken(string detail) =>
-        new(new UpstreamFailure(UpstreamFailureKind.Protocol, provider, detail));
-
-    public override async ValueTask DisposeAsync()
-    {
-        response.Dispose();
-        deadline.Dispose();
-        await base.DisposeAsync();
     }
 }

@@ -1,0 +1,34 @@
+using System.Text.Json;
+using Gateway.Core.Wire;
+
+namespace Gateway.Core.Providers;
+
+/// <summary>
+/// Makes the OpenAI <c>chat.completion.chunk</c>s of one streamed answer from a native provider's
+/// events: one id, <c>created</c> and model for the whole stream, as OpenAI sends them.
+/// </summary>
+public sealed class ChunkWriter(string id, long created, string model)
+{
+    public string Id => id;
+
+    public StreamChunk Role() => Chunk(new ChunkDelta("assistant", ""), null, hasContent: false);
+
+    public StreamChunk Text(string text) => Chunk(new ChunkDelta(Content: text), null, hasContent: text.Length > 0);
+
+    public StreamChunk ToolCallStart(int index, string callId, string name, string arguments = "") =>
+        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, callId, "function", new FunctionCallDelta(name, arguments))]), null, hasContent: true);
+
+    public StreamChunk ToolCallArguments(int index, string arguments) =>
+        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, null, null, new FunctionCallDelta(null, arguments))]), null, hasContent: true);
+
+    public StreamChunk Finish(string finishReason) => Chunk(new ChunkDelta(), finishReason, hasContent: false);
+
+    /// <summary>The final usage chunk (<c>"choices":[]</c>), as OpenAI sends it with <c>include_usage</c>.</summary>
+    public StreamChunk Usage(ChatUsage usage) => new(JsonSerializer.SerializeToUtf8Bytes(
+        new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [], usage),
+        GatewayJsonContext.Wire.ChatCompletionChunk), IsUsageOnly: true, HasContent: false);
+
+    private StreamChunk Chunk(ChunkDelta delta, string? finishReason, bool hasContent) => new(JsonSerializer.SerializeToUtf8Bytes(
+        new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChunkChoice(0, delta, null, finishReason)]),
+        GatewayJsonContext.Wire.ChatCompletionChunk), IsUsageOnly: false, hasContent);
+}

@@ -1,0 +1,75 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+
+namespace Gateway.Core.Providers;
+
+/// <summary>
+/// An upstream SSE stream (parsed with System.Net.ServerSentEvents), turned into OpenAI chunks by the
+/// protocol's <see cref="OnEvent"/>. Transport failures, our deadline and a stream that stops before
+/// the protocol's end marker all surface as <see cref="UpstreamStreamException"/>.
+/// </summary>
+internal abstract class SseUpstreamStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline,
+    CancellationToken clientAborted) : UpstreamStream
+{
+    protected string Provider => provider;
+
+    /// <summary>Set by <see cref="OnEvent"/> when the protocol's end marker arrived.</summary>
+    protected bool Done { get; set; }
+
+    /// <summary>The chunks one upstream event becomes (often none).</summary>
+    protected abstract IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data);
+
+    /// <summary>The chunks to send when the upstream closed the stream; throw if it closed too early.</summary>
+    protected abstract IEnumerable<StreamChunk> OnEnd();
+
+    public sealed override async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+        IAsyncEnumerator<SseItem<byte[]>> events;
+        try
+        {
+            var body = await response.Content.ReadAsStreamAsync(linked.Token);
+            events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(linked.Token).GetAsyncEnumerator(linked.Token);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            throw Broken("the stream could not be read");
+        }
+
+        await using (events)
+        {
+            while (!Done)
+            {
+                bool more;
+                try
+                {
+                    more = await events.MoveNextAsync();
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException)
+                {
+                    throw Broken("the stream broke before it finished");
+                }
+                catch (OperationCanceledException) when (!clientAborted.IsCancellationRequested && !ct.IsCancellationRequested)
+                {
+                    throw new UpstreamStreamException(new UpstreamFailure(UpstreamFailureKind.Timeout, provider, "timed out"));
+                }
+                if (!more)
+                {
+                    foreach (var chunk in OnEnd()) yield return chunk;
+                    yield break;
+                }
+                foreach (var chunk in OnEvent(events.Current.EventType, events.Current.Data)) yield return chunk;
+            }
+        }
+    }
+
+    protected UpstreamStreamException Broken(string detail) =>
+        new(new UpstreamFailure(UpstreamFailureKind.Protocol, provider, detail));
+
+    public override async ValueTask DisposeAsync()
+    {
+        response.Dispose();
+        deadline.Dispose();
+        await base.DisposeAsync();
+    }
+}
