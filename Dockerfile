@@ -1,5 +1,5 @@
 # The gateway API. Build: docker build -t llm-gateway-api .   (compose.yaml does this for you)
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+FROM mcr.microsoft.com/dotnet/sdk:10.0.100 AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props BannedSymbols.txt .editorconfig ./
 COPY migrations/ migrations/
@@ -8,7 +8,7 @@ COPY Gateway.Api/ Gateway.Api/
 RUN dotnet restore Gateway.Api/Gateway.Api.csproj --locked-mode \
  && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -o /app --no-restore
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0
+FROM mcr.microsoft.com/dotnet/aspnet:10.0.0
 WORKDIR /app
 COPY --from=build /app .
 # /data holds the Data Protection key ring that encrypts stored provider secrets: keep it on a volume.

@@ -11,6 +11,7 @@ mkdir -p "$DATA"
 DATA=$(cd "$DATA" && pwd)
 
 PG_STARTED=""
+COMPOSE_STARTED=""
 API_PID=""
 cleanup() {
   trap - INT TERM EXIT
@@ -21,6 +22,10 @@ cleanup() {
   if [ -n "$PG_STARTED" ]; then
     echo "Stopping PostgreSQL"
     scripts/private-postgres.sh stop "$DATA/pg" || true
+  fi
+  if [ -n "$COMPOSE_STARTED" ]; then
+    echo "Stopping the compose database"
+    docker compose stop postgres >/dev/null || true
   fi
 }
 trap cleanup INT TERM EXIT
@@ -33,6 +38,7 @@ if [ -z "${ConnectionStrings__Gateway:-}" ]; then
   elif docker info >/dev/null 2>&1; then
     echo "No local PostgreSQL binaries; starting the compose database"
     docker compose up -d --wait postgres
+    COMPOSE_STARTED=1
     ConnectionStrings__Gateway="Host=127.0.0.1;Port=5432;Username=gateway;Password=gateway;Database=gateway"
   else
     echo "Need PostgreSQL: install it (apt-get install -y postgresql), run Docker, or set ConnectionStrings__Gateway" >&2
@@ -51,7 +57,11 @@ if [ -z "${Gateway__MasterKey:-}" ]; then
 fi
 
 echo "Building (Release)"
-dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary >/dev/null
+if ! dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary > "$DATA/build.log" 2>&1; then
+  cat "$DATA/build.log" >&2
+  echo "Build failed (log above, also in $DATA/build.log)" >&2
+  exit 1
+fi
 
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
 export Gateway__SeedFile=${Gateway__SeedFile:-$ROOT/gateway.json}

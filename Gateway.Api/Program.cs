@@ -6,6 +6,7 @@ using Gateway.Core;
 using Gateway.Core.Admin;
 using Gateway.Core.Persistence;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
 
 if (args is ["healthcheck", ..])
 {
@@ -24,6 +25,9 @@ builder.Services.AddProblemDetails();
 // Bad admin JSON is a 400 in every environment, never an exception.
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+// SIGTERM: in-flight requests get Gateway:ShutdownDrainSeconds to finish, then the usage writer flushes.
+builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) =>
+    host.ShutdownTimeout = TimeSpan.FromSeconds(gateway.Value.ShutdownDrainSeconds));
 
 var app = builder.Build();
 

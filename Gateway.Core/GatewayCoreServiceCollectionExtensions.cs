@@ -47,6 +47,7 @@ public static class GatewayCoreServiceCollectionExtensions
                 new DirectoryInfo(Path.IsPathRooted(dir) ? dir : Path.Combine(env.ContentRootPath, dir)), logs);
         });
         services.AddSingleton<SecretResolver>();
+        services.AddSingleton<ProviderRequestValidator>();
 
         services.AddSingleton<TokenCounter>();
         services.AddSingleton<KeyCache>();

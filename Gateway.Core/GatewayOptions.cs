@@ -14,6 +14,10 @@ public sealed class GatewayOptions
     [Range(1024, 512L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 10 * 1024 * 1024;
 
+    /// <summary>On SIGTERM, how long in-flight requests get to finish before the usage writer's final flush.</summary>
+    [Range(1, 3600)]
+    public int ShutdownDrainSeconds { get; set; } = 30;
+
     /// <summary>Apply migrations at start-up (they can also run alone: <c>Gateway.Api migrate</c>).</summary>
     public bool MigrateOnStart { get; set; } = true;
 
@@ -22,6 +26,9 @@ public sealed class GatewayOptions
 
     /// <summary>Issue a key named "demo" at start-up when none exists, and print it once.</summary>
     public bool SeedDemoKey { get; set; }
+
+    /// <summary>Folders whose files may be named by <c>file:</c> secret references (Docker and Kubernetes secrets by default).</summary>
+    public string[] SecretFileRoots { get; set; } = ["/run/secrets", "/var/run/secrets"];
 
     /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
     public string DataProtectionKeysDirectory { get; set; } = "data/keys";

@@ -30,7 +30,7 @@ echo "Building (Release)"
 dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 dotnet build bench/FakeUpstream/FakeUpstream.csproj -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 
-rm -rf "$OUT/pg"
+rm -rf "$OUT/pg" "$OUT/pg.password"
 export ConnectionStrings__Gateway
 ConnectionStrings__Gateway=$(PG_EXTRA_OPTIONS="-c max_connections=200" scripts/private-postgres.sh start "$OUT/pg" "$PG_PORT")
 
@@ -56,7 +56,8 @@ GW_KEY=$(curl -fsS "http://127.0.0.1:$GW_PORT/admin/keys" -H "Authorization: Bea
   -d '{"name":"bench"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
 
 psql_count() {
-  /usr/lib/postgresql/*/bin/psql "postgresql://postgres@127.0.0.1:$PG_PORT/gateway" -tAc "SELECT count(*) FROM usage_events" | tr -d ' '
+  PGPASSWORD=$(cat "$OUT/pg.password") /usr/lib/postgresql/*/bin/psql "postgresql://postgres@127.0.0.1:$PG_PORT/gateway" \
+    -tAc "SELECT count(*) FROM usage_events" | tr -d ' '
 }
 
 # run NAME URL CONNECTIONS KEY -> one table row

@@ -31,7 +31,13 @@ internal static class ChatCompletionsEndpoints
     private static async Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct)
     {
         var meter = gateway.StartMeter(http.GatewayKey());
-        http.Response.Headers[RequestIdHeader] = meter.RequestId.ToString();
+        var requestId = meter.RequestId.ToString();
+        // Set when the response starts, so it survives the exception handler clearing headers for a 500.
+        http.Response.OnStarting(() =>
+        {
+            http.Response.Headers[RequestIdHeader] = requestId;
+            return Task.CompletedTask;
+        });
         UpstreamStream? stream = null;
         try
         {
@@ -87,7 +93,7 @@ internal static class ChatCompletionsEndpoints
         }
         catch (Exception ex) when (IsClientGone(http, ex))
         {
-            meter.ClientDisconnected(stream?.Text.ToString() ?? "");
+            meter.ClientDisconnected(stream?.Text.ToString() ?? "", stream?.Usage);
         }
         catch (BadHttpRequestException ex)
         {
@@ -103,8 +109,14 @@ internal static class ChatCompletionsEndpoints
         }
         finally
         {
-            if (stream is not null) await stream.DisposeAsync();
-            await meter.PublishAsync();
+            try
+            {
+                if (stream is not null) await stream.DisposeAsync();
+            }
+            finally
+            {
+                await meter.PublishAsync();
+            }
         }
     }
 
@@ -132,7 +144,7 @@ internal static class ChatCompletionsEndpoints
         {
             // Once bytes are out the status is 200: end with an explicit error event, never a silent stop.
             var error = ex.Failure.ToGatewayError();
-            meter.Failed(error, stream.Text.ToString());
+            meter.Failed(error, stream.Text.ToString(), stream.Usage);
             if (!http.Response.HasStarted)
             {
                 // Nothing reached the client yet: it still gets a real status code.

@@ -49,13 +49,16 @@ internal static class HealthEndpoints
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
+            // Answer within 2 s whatever the connect timeout, so probes (Docker: 5 s) get an answer.
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(2));
             try
             {
                 await using var command = db.CreateCommand("SELECT 1");
-                await command.ExecuteScalarAsync(cancellationToken);
+                await command.ExecuteScalarAsync(timeout.Token);
                 return HealthCheckResult.Healthy("reachable");
             }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException || ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 // Degraded, not down: known keys are cached and usage records wait in memory.
                 return HealthCheckResult.Degraded("unreachable");

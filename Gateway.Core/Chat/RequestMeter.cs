@@ -25,6 +25,7 @@ public sealed class RequestMeter
     private readonly UsageRecord _record;
     private ModelRoute? _route;
     private ChatCompletionRequest? _request;
+    private TokenUsage? _reported;
     private bool _published;
 
     internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time)
@@ -72,20 +73,24 @@ public sealed class RequestMeter
         Charge(reported, completionText);
     }
 
-    /// <summary>A failure answered to the client; <paramref name="completionText"/> is what it already received.</summary>
-    public void Failed(GatewayError error, string? completionText = null)
+    /// <summary>
+    /// A failure answered to the client. <paramref name="completionText"/> is what the provider already
+    /// produced (a broken stream) and <paramref name="reported"/> its usage if it sent any.
+    /// </summary>
+    public void Failed(GatewayError error, string? completionText = null, TokenUsage? reported = null)
     {
         _record.Status = (short)error.Status;
         _record.ErrorKind = error.Kind;
-        if (completionText is not null) Charge(null, completionText);
+        if (completionText is not null || reported is not null) Charge(reported, completionText ?? "");
     }
 
-    public void ClientDisconnected(string completionText)
+    /// <summary>The client went away. Usage the provider reported is kept; otherwise it is estimated.</summary>
+    public void ClientDisconnected(string completionText, TokenUsage? reported = null)
     {
         _record.Status = ClientClosedRequest;
         _record.ErrorKind = "client_disconnected";
         // The provider was asked, so its prompt was (very likely) billed: estimate rather than write $0.
-        if (_route is not null) Charge(null, completionText);
+        if (_route is not null) Charge(reported ?? _reported, completionText);
     }
 
     public void Crashed()
@@ -96,6 +101,7 @@ public sealed class RequestMeter
 
     private void Charge(TokenUsage? reported, string completionText)
     {
+        _reported ??= reported;
         var usage = reported ?? Estimate(completionText);
         _record.UsageEstimated = reported is null;
         _record.PromptTokens = usage.PromptTokens;

@@ -14,4 +14,8 @@ public sealed class MeteringOptions
     /// <summary>Most records written in one COPY transaction.</summary>
     [Range(1, 100_000)]
     public int BatchSize { get; set; } = 5_000;
+
+    /// <summary>On shutdown, the most time spent writing what is still queued (after the web server stopped).</summary>
+    [Range(1, 3600)]
+    public int FlushTimeoutSeconds { get; set; } = 60;
 }

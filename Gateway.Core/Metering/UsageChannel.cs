@@ -1,10 +1,11 @@
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Core.Metering;
 
 /// <summary>The hot path's only contact with metering: an in-memory queue the <see cref="UsageWriter"/> drains.</summary>
-public sealed class UsageChannel(IOptions<MeteringOptions> options)
+public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger)
 {
     private readonly Channel<UsageRecord> _channel = Channel.CreateBounded<UsageRecord>(
         new BoundedChannelOptions(options.Value.ChannelCapacity)
@@ -16,11 +17,25 @@ public sealed class UsageChannel(IOptions<MeteringOptions> options)
     internal ChannelReader<UsageRecord> Reader => _channel.Reader;
 
     /// <summary>Queues a record; waits only when the writer is far behind (back-pressure instead of loss).</summary>
-    public ValueTask PublishAsync(UsageRecord record)
+    public async ValueTask PublishAsync(UsageRecord record)
     {
-        if (_channel.Writer.TryWrite(record)) return ValueTask.CompletedTask;
-        // A record is money: never cancelled, even when the client is gone.
-        return _channel.Writer.WriteAsync(record, CancellationToken.None);
+        if (_channel.Writer.TryWrite(record)) return;
+        try
+        {
+            // A record is money: never cancelled, even when the client is gone.
+            await _channel.Writer.WriteAsync(record, CancellationToken.None);
+        }
+        catch (ChannelClosedException)
+        {
+            // Only after the writer's final flush (a request outliving shutdown): say what was not stored.
+            Log.Late(logger, record.RequestId, record.KeyId, record.Status, record.CostUsd);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1306, Level = LogLevel.Error, Message = "Usage record {RequestId} of key {KeyId} (status {Status}, cost {CostUsd} USD) arrived after the final flush and was not stored")]
+        public static partial void Late(ILogger logger, Guid requestId, Guid keyId, short status, decimal costUsd);
     }
 
     internal void Complete() => _channel.Writer.TryComplete();

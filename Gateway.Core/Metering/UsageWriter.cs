@@ -31,14 +31,28 @@ public sealed partial class UsageWriter(
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Runs after the web server stopped. Requests it aborted may still be finishing, so the channel
+    /// is closed only once it stayed empty for a moment; then everything queued is written. This has
+    /// its own time limit (<see cref="MeteringOptions.FlushTimeoutSeconds"/>), not the host's
+    /// shutdown budget, which the web server's drain may have used up.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        channel.Complete();
+        var limit = TimeSpan.FromSeconds(options.Value.FlushTimeoutSeconds);
+        var started = time.GetTimestamp();
         try
         {
-            await _loop.WaitAsync(cancellationToken);
+            var quietSince = time.GetTimestamp();
+            while (time.GetElapsedTime(quietSince) < TimeSpan.FromMilliseconds(250) && time.GetElapsedTime(started) < limit)
+            {
+                if (channel.Reader.Count > 0) quietSince = time.GetTimestamp();
+                await Task.Delay(TimeSpan.FromMilliseconds(25), time, CancellationToken.None);
+            }
+            channel.Complete();
+            await _loop.WaitAsync(limit - time.GetElapsedTime(started) is { Ticks: > 0 } left ? left : TimeSpan.Zero, time, CancellationToken.None);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
         {
             await _abort.CancelAsync();
             Log.ShutdownUnflushed(logger, channel.Reader.Count);
@@ -48,22 +62,28 @@ public sealed partial class UsageWriter(
     private async Task RunAsync(CancellationToken ct)
     {
         var batch = new List<UsageRecord>(options.Value.BatchSize);
-        try
+        while (!ct.IsCancellationRequested)
         {
-            while (await channel.Reader.WaitToReadAsync(ct))
+            try
             {
+                if (!await channel.Reader.WaitToReadAsync(ct)) return; // completed and drained
                 while (batch.Count < options.Value.BatchSize && channel.Reader.TryRead(out var record))
                     batch.Add(record);
                 await WriteWithRetryAsync(batch, ct);
                 batch.Clear();
             }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            // shutdown grace ran out; StopAsync logged what was left
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return; // flush time ran out; StopAsync logged what was left
+            }
         }
     }
 
+    /// <summary>
+    /// Writes a batch, waiting out database outages (retries with backoff, never a drop). If PostgreSQL
+    /// refuses the batch's data, or something unexpected fails, the records are written one by one so a
+    /// single bad record cannot block the rest; a record refused on its own is logged in full and skipped.
+    /// </summary>
     private async Task WriteWithRetryAsync(List<UsageRecord> batch, CancellationToken ct)
     {
         var delay = TimeSpan.FromMilliseconds(100);
@@ -75,36 +95,37 @@ public sealed partial class UsageWriter(
                 Interlocked.Add(ref _written, batch.Count);
                 return;
             }
-            catch (PostgresException ex) when (ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState.StartsWith("23", StringComparison.Ordinal))
-            {
-                // A record the schema refuses must not block the others: write them one by one.
-                Log.BatchRejected(logger, batch.Count, ex.SqlState);
-                await WriteOneByOneAsync(batch, ct);
-                return;
-            }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or IOException)
+            catch (Exception ex) when (IsOutage(ex, ct))
             {
                 Log.BatchFailed(logger, batch.Count, delay.TotalMilliseconds, ex.Message);
                 await Task.Delay(delay, time, ct);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
+            catch (Exception ex) when (ex is not OperationCanceledException && batch.Count > 1)
+            {
+                Log.BatchRejected(logger, batch.Count, (ex as PostgresException)?.SqlState ?? ex.GetType().Name);
+                foreach (var record in batch) await WriteWithRetryAsync([record], ct);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                var r = batch[0];
+                Log.RecordRejected(logger, r.RequestId, r.KeyId, r.OccurredAt, r.Status, r.PromptTokens, r.CompletionTokens, r.CostUsd,
+                    (ex as PostgresException)?.SqlState ?? ex.GetType().Name);
+                return;
+            }
         }
     }
 
-    private async Task WriteOneByOneAsync(List<UsageRecord> batch, CancellationToken ct)
+    // The database is unreachable or busy (retry), as opposed to refusing what we sent (don't).
+    private static bool IsOutage(Exception ex, CancellationToken ct) => !ct.IsCancellationRequested && ex switch
     {
-        foreach (var record in batch)
-        {
-            try
-            {
-                await WriteWithRetryAsync([record], ct);
-            }
-            catch (PostgresException ex)
-            {
-                Log.RecordRejected(logger, record.RequestId, record.KeyId, record.CostUsd, ex.SqlState);
-            }
-        }
-    }
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("53", StringComparison.Ordinal)
+                                || pg.SqlState.StartsWith("57", StringComparison.Ordinal) || pg.SqlState is PostgresErrorCodes.DeadlockDetected
+                                    or PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.LockNotAvailable,
+        NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException => true,
+        _ => false,
+    };
 
     private const string StageSql = """
         CREATE TEMP TABLE IF NOT EXISTS usage_stage (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
@@ -128,6 +149,7 @@ public sealed partial class UsageWriter(
                sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
         FROM inserted
         GROUP BY 1, 2
+        ORDER BY 1, 2 -- one lock order for every instance, so concurrent upserts cannot deadlock
         ON CONFLICT (key_id, day) DO UPDATE SET
             requests = d.requests + excluded.requests,
             errors = d.errors + excluded.errors,
@@ -176,8 +198,9 @@ public sealed partial class UsageWriter(
         await tx.CommitAsync(ct);
     }
 
+    // PostgreSQL text cannot hold NUL; a client can put one in `user` or `model`, and the row must still be stored.
     private static Task WriteTextAsync(NpgsqlBinaryImporter copy, string? value, CancellationToken ct) =>
-        value is null ? copy.WriteNullAsync(ct) : copy.WriteAsync(value, NpgsqlDbType.Text, ct);
+        value is null ? copy.WriteNullAsync(ct) : copy.WriteAsync(value.Replace('\0', '\uFFFD'), NpgsqlDbType.Text, ct);
 
     private static Task WriteNumericAsync(NpgsqlBinaryImporter copy, decimal? value, CancellationToken ct) =>
         value is { } v ? copy.WriteAsync(v, NpgsqlDbType.Numeric, ct) : copy.WriteNullAsync(ct);
@@ -211,13 +234,14 @@ public sealed partial class UsageWriter(
         [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Writing {Count} usage records failed ({Error}); retrying in {DelayMs} ms")]
         public static partial void BatchFailed(ILogger logger, int count, double delayMs, string error);
 
-        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "PostgreSQL refused a batch of {Count} usage records ({SqlState}); writing them one by one")]
-        public static partial void BatchRejected(ILogger logger, int count, string sqlState);
+        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "A batch of {Count} usage records failed ({Reason}); writing them one by one")]
+        public static partial void BatchRejected(ILogger logger, int count, string reason);
 
-        [LoggerMessage(EventId = 1303, Level = LogLevel.Error, Message = "Usage record {RequestId} of key {KeyId} (cost {CostUsd} USD) was refused by PostgreSQL ({SqlState})")]
-        public static partial void RecordRejected(ILogger logger, Guid requestId, Guid keyId, decimal costUsd, string sqlState);
+        [LoggerMessage(EventId = 1303, Level = LogLevel.Error, Message = "Usage record refused ({Reason}), not stored: request {RequestId}, key {KeyId}, at {OccurredAt}, status {Status}, tokens {PromptTokens}/{CompletionTokens}, cost {CostUsd} USD")]
+        public static partial void RecordRejected(ILogger logger, Guid requestId, Guid keyId, DateTimeOffset occurredAt, short status,
+            int promptTokens, int completionTokens, decimal costUsd, string reason);
 
-        [LoggerMessage(EventId = 1304, Level = LogLevel.Error, Message = "Shutdown grace ran out with {Count} usage records not yet written")]
+        [LoggerMessage(EventId = 1304, Level = LogLevel.Error, Message = "Metering flush time ran out with {Count} usage records not yet written")]
         public static partial void ShutdownUnflushed(ILogger logger, int count);
 
         [LoggerMessage(EventId = 1305, Level = LogLevel.Information, Message = "Partition for {Day} not created ({SqlState})")]

@@ -16,6 +16,8 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
 {
     public const string Channel = "gateway_changes";
 
+    private static readonly TimeSpan PingInterval = TimeSpan.FromSeconds(15);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var delay = TimeSpan.FromMilliseconds(200);
@@ -36,9 +38,19 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
 
                 while (!stoppingToken.IsCancellationRequested)
                 {
-                    await connection.WaitAsync(stoppingToken);
-                    // Drain a burst of notifications before reloading once per snapshot.
-                    while (await connection.WaitAsync(TimeSpan.FromMilliseconds(20), stoppingToken)) { }
+                    if (await connection.WaitAsync(PingInterval, stoppingToken))
+                    {
+                        // Drain a burst of notifications before reloading once per snapshot.
+                        while (await connection.WaitAsync(TimeSpan.FromMilliseconds(20), stoppingToken)) { }
+                    }
+                    else
+                    {
+                        // Quiet for a while: prove the connection still works, since a silently dropped
+                        // one (idle NAT timeout, failover) would otherwise block here for ever.
+                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                        ping.CommandTimeout = 5;
+                        await ping.ExecuteScalarAsync(stoppingToken);
+                    }
                     if (pending.Remove("api_keys")) await keys.ReloadAsync(stoppingToken);
                     if (pending.Remove("providers") | pending.Remove("models")) await catalog.ReloadAsync(stoppingToken);
                     pending.Clear();
@@ -48,8 +60,9 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
             {
                 return;
             }
-            catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
+                // Never let the listener die: without it revocations stop reaching this instance.
                 Log.ListenFailed(logger, delay.TotalMilliseconds, ex.Message);
                 await Task.Delay(delay, time, stoppingToken).ContinueWith(static _ => { }, TaskScheduler.Default);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));

@@ -14,13 +14,15 @@ public readonly record struct TokenUsage(int PromptTokens, int CompletionTokens,
         if (usage.ValueKind != JsonValueKind.Object) return null;
         var cached = 0;
         if (usage.TryGetProperty("prompt_tokens_details", out var details) && details.ValueKind == JsonValueKind.Object
-            && details.TryGetProperty("cached_tokens", out var c) && c.ValueKind == JsonValueKind.Number)
-            cached = c.GetInt32();
-        else if (usage.TryGetProperty("prompt_cache_hit_tokens", out var hit) && hit.ValueKind == JsonValueKind.Number)
-            cached = hit.GetInt32();
+            && details.TryGetProperty("cached_tokens", out _))
+            cached = Int(details, "cached_tokens");
+        else
+            cached = Int(usage, "prompt_cache_hit_tokens");
         return new TokenUsage(Int(usage, "prompt_tokens"), Int(usage, "completion_tokens"), cached);
     }
 
-    private static int Int(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : 0;
+    /// <summary>A token count from a provider's JSON: 0 when absent, not a whole number, or out of range.</summary>
+    public static int Int(JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number
+        && v.TryGetInt32(out var n) && n >= 0 ? n : 0;
 }

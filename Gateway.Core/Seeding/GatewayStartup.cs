@@ -16,7 +16,8 @@ namespace Gateway.Core.Seeding;
 /// </summary>
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
-    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ILogger<GatewayStartup> logger) : IHostedService
+    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, ILogger<GatewayStartup> logger)
+    : IHostedService
 {
     public const string DemoKeyName = "demo";
 
@@ -47,7 +48,6 @@ public sealed partial class GatewayStartup(
         await using var stream = File.OpenRead(full);
         var seed = await JsonSerializer.DeserializeAsync<SeedFile>(stream, AdminJson.Options, ct)
                    ?? throw new InvalidOperationException($"Seed file {full} is empty.");
-        var providerRules = new ProviderRequestValidator();
         var modelRules = new ModelRequestValidator();
         foreach (var p in seed.Providers ?? [])
         {

@@ -108,6 +108,14 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
     [InlineData("/admin/providers", """{"name":"p2","protocol":"openai","base_url":"not a url"}""", "base_url")]
     [InlineData("/admin/providers", """{"name":"p3","protocol":"openai","base_url":"http://x","secret_ref":"plain-text-secret"}""", "secret_ref")]
     [InlineData("/admin/models", """{"alias":"m","provider":"mock","upstream_model":"x","input_price_per_mtok":-2}""", "input_price_per_mtok")]
+    [InlineData("/admin/models", """{"alias":"m","provider":"mock","upstream_model":"x","output_price_per_mtok":1e15}""", "output_price_per_mtok")]
+    [InlineData("/admin/keys", """{"name":"k","hard_cap_usd":1e13}""", "hard_cap_usd")]
+    [InlineData("/admin/keys", """{"name":"a\u0000b"}""", "name")]
+    [InlineData("/admin/providers", """{"name":"p4","protocol":"openai","base_url":"ftp://example.com/v1"}""", "base_url")]
+    [InlineData("/admin/providers", """{"name":"p5","protocol":"openai","base_url":"http://x","secret_ref":"env:ConnectionStrings__Gateway"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p6","protocol":"openai","base_url":"http://x","secret_ref":"env:Gateway__MasterKey"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p7","protocol":"openai","base_url":"http://x","secret_ref":"file:/proc/self/environ"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p8","protocol":"openai","base_url":"http://x","secret_ref":"file:/run/secrets/../../etc/shadow"}""", "secret_ref")]
     public async Task AdminApi_InvalidBody_Is400NamingTheField(string path, string body, string param)
     {
         using var admin = Gateway.Admin();

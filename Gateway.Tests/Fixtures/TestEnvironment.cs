@@ -57,6 +57,7 @@ public sealed class TestEnvironment : IAsyncLifetime
 public sealed class UsageRow
 {
     public Guid RequestId { get; init; }
+    public DateTime OccurredAt { get; init; }
     public Guid KeyId { get; init; }
     public string? EndUser { get; init; }
     public string? AskedModel { get; init; }

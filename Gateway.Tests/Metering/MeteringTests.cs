@@ -123,23 +123,40 @@ public sealed class MeteringTests(TestEnvironment env)
     }
 
     [Fact]
-    public async Task Shutdown_FlushesEveryRecordOfCompletedRequests()
+    public async Task Shutdown_WhileRequestsAreInFlight_StoresEveryOneOfTheirRecords()
     {
-        var ids = new List<Guid>();
-        Guid keyId;
-        await using (var host = new GatewayHost(env.Postgres.ConnectionString))
-        {
-            var (key, id) = await host.CreateKeyAsync();
-            keyId = id;
-            using var client = host.Client(key);
-            var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
-                client.PostAsync("/v1/chat/completions", Json($$"""{"model":"mock","messages":[{"role":"user","content":"n{{i}}"}]}"""))));
-            Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-            ids.AddRange(responses.Select(r => Guid.Parse(r.Headers.GetValues("x-gateway-request-id").Single())));
-        } // StopAsync: the writer drains the channel before the host is gone
+        var host = new GatewayHost(env.Postgres.ConnectionString);
+        var alias = await host.AddModelAsync("mock://local?latency_ms=700", "slow-mock", protocol: "mock");
+        var (key, keyId) = await host.CreateKeyAsync();
+        using var client = host.Client(key);
+        var inFlight = Enumerable.Range(0, 30).Select(i => client.PostAsync("/v1/chat/completions",
+            Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"n{{i}}"}]}"""))).ToList();
+        await Task.Delay(300); // all 30 are inside the gateway, waiting on the mock
 
-        Assert.Equal(50, (await env.UsageRowsForKeyAsync(keyId)).Count);
-        Assert.Equal(ids.Order(), (await env.UsageRowsForKeyAsync(keyId)).Select(r => r.RequestId).Order());
+        await host.DisposeAsync(); // SIGTERM-like: drain requests, then flush metering
+
+        var responses = await Task.WhenAll(inFlight);
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var ids = responses.Select(r => Guid.Parse(r.Headers.GetValues("x-gateway-request-id").Single())).Order();
+        Assert.Equal(ids, (await env.UsageRowsForKeyAsync(keyId)).Select(r => r.RequestId).Order());
+    }
+
+    [Fact]
+    public async Task ChatCompletion_NulCharactersInTextFields_AreStillMeteredAndDoNotBlockOthers()
+    {
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var bad = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","user":"a\u0000b","messages":[{"role":"user","content":"hi"}]}"""));
+        var unknown = await client.PostAsync("/v1/chat/completions", Json("""{"model":"gpt\u0000x","messages":[{"role":"user","content":"hi"}]}"""));
+        var good = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.NotFound, HttpStatusCode.OK), (bad.StatusCode, unknown.StatusCode, good.StatusCode));
+        var row = await env.WaitForUsageAsync(Guid.Parse(bad.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal("a\uFFFDb", row.EndUser);
+        await env.WaitForUsageAsync(Guid.Parse(unknown.Headers.GetValues("x-gateway-request-id").Single()));
+        await env.WaitForUsageAsync(Guid.Parse(good.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(3, (await env.UsageRowsForKeyAsync(keyId)).Count);
     }
 
     [Fact]
@@ -152,8 +169,8 @@ public sealed class MeteringTests(TestEnvironment env)
         await env.WaitForUsageAsync(requestId);
 
         await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
-        var partition = await db.ExecuteScalarAsync<string>(
-            "SELECT tableoid::regclass::text FROM usage_events WHERE request_id = @requestId", new { requestId });
-        Assert.Equal("usage_events_" + TimeProvider.System.GetUtcNow().ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), partition);
+        var row = await db.QuerySingleAsync<(string Partition, DateTime OccurredAt)>(
+            "SELECT tableoid::regclass::text, occurred_at FROM usage_events WHERE request_id = @requestId", new { requestId });
+        Assert.Equal("usage_events_" + row.OccurredAt.ToUniversalTime().ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), row.Partition);
     }
 }

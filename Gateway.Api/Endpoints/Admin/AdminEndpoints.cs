@@ -14,7 +14,6 @@ namespace Gateway.Api.Endpoints.Admin;
 internal static class AdminEndpoints
 {
     private static readonly CreateKeyRequestValidator KeyRules = new();
-    private static readonly ProviderRequestValidator ProviderRules = new();
     private static readonly ModelRequestValidator ModelRules = new();
 
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
@@ -32,18 +31,19 @@ internal static class AdminEndpoints
             await keys.RevokeAsync(id, ct) is { } revoked ? TypedResults.Ok(revoked) : NotFound("key", id.ToString()));
 
         admin.MapGet("/providers", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListProvidersAsync(ct)));
-        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, CancellationToken ct) =>
+        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules, CancellationToken ct) =>
         {
-            if (Invalid(ProviderRules, request) is { } bad) return bad;
+            if (Invalid(rules, request) is { } bad) return bad;
             return await catalog.CreateProviderAsync(request, ct) is { } created
                 ? TypedResults.Created($"/admin/providers/{created.Name}", created)
                 : OpenAIResults.Error(new GatewayError(409, $"A provider named '{request.Name}' exists; use PUT to change it.",
                     "invalid_request_error", "name", "conflict"));
         });
-        admin.MapPut("/providers/{name}", async Task<IResult> (string name, ProviderRequest request, CatalogStore catalog, CancellationToken ct) =>
+        admin.MapPut("/providers/{name}", async Task<IResult> (string name, ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules,
+            CancellationToken ct) =>
         {
             request = request with { Name = name };
-            if (Invalid(ProviderRules, request) is { } bad) return bad;
+            if (Invalid(rules, request) is { } bad) return bad;
             return await catalog.UpdateProviderAsync(name, request, ct) is { } updated ? TypedResults.Ok(updated) : NotFound("provider", name);
         });
 
