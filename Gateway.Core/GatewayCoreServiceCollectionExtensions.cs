@@ -6,6 +6,7 @@ using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Persistence;
 using Gateway.Core.Providers;
+using Gateway.Core.Providers.Gemini;
 using Gateway.Core.Providers.Mock;
 using Gateway.Core.Providers.OpenAI;
 using Gateway.Core.Secrets;
@@ -60,6 +61,7 @@ public static class GatewayCoreServiceCollectionExtensions
             .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler);
         services.AddSingleton<IChatProvider, OpenAIChatProvider>();
         services.AddSingleton<IChatProvider, MockChatProvider>();
+        services.AddSingleton<IChatProvider, GeminiChatProvider>();
         services.AddSingleton<ChatGateway>();
 
         services.AddSingleton<UsageChannel>();

@@ -162,7 +162,10 @@ public sealed class FakeOpenAI : IAsyncDisposable
 public sealed class RecordedRequest(string body, string authorization)
 {
     public string Body { get; } = body;
+    /// <summary>The credential header the fake reads (Authorization, x-api-key or x-goog-api-key).</summary>
     public string Authorization { get; } = authorization;
+    public string Path { get; init; } = "";
+    public Dictionary<string, string> Headers { get; init; } = [];
     public JsonObject Json => JsonNode.Parse(Body)!.AsObject();
     private volatile bool _aborted;
 

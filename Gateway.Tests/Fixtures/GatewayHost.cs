@@ -69,14 +69,15 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
 
     /// <summary>Adds a provider pointing at <paramref name="baseUrl"/> and a model alias for it, then waits until this host serves it.</summary>
     public async Task<string> AddModelAsync(string baseUrl, string upstreamModel, string protocol = "openai",
-        decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m, JsonObject? settings = null, int? maxOutputTokens = null)
+        decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m, JsonObject? settings = null, int? maxOutputTokens = null,
+        string secret = "sk-fake-upstream-secret")
     {
         var provider = "fake-" + Guid.NewGuid().ToString("N")[..10];
         var alias = $"{provider}/{upstreamModel}";
         using var admin = Admin();
         (await admin.PostAsJsonAsync("/admin/providers", new JsonObject
         {
-            ["name"] = provider, ["protocol"] = protocol, ["base_url"] = baseUrl, ["secret"] = "sk-fake-upstream-secret", ["settings"] = settings,
+            ["name"] = provider, ["protocol"] = protocol, ["base_url"] = baseUrl, ["secret"] = secret, ["settings"] = settings,
         })).EnsureSuccessStatusCode();
         (await admin.PostAsJsonAsync("/admin/models", new JsonObject
         {

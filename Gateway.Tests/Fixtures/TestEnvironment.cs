@@ -12,12 +12,15 @@ public sealed class TestEnvironment : IAsyncLifetime
 
     public FakeOpenAI Upstream { get; private set; } = null!;
 
+    public FakeGemini Gemini { get; private set; } = null!;
+
     public GatewayHost Gateway { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
         await Postgres.InitializeAsync();
         Upstream = await FakeOpenAI.StartAsync();
+        Gemini = await FakeGemini.StartAsync();
         Gateway = new GatewayHost(Postgres.ConnectionString);
     }
 
@@ -50,6 +53,7 @@ public sealed class TestEnvironment : IAsyncLifetime
     {
         await Gateway.DisposeAsync();
         await Upstream.DisposeAsync();
+        await Gemini.DisposeAsync();
         await Postgres.DisposeAsync();
     }
 }

@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Errors;
+using Gateway.Core.Providers.OpenAI;
+using Gateway.Core.Wire;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Core.Providers.Gemini;
+
+/// <summary>
+/// Google Gemini (Generative Language API): <c>models/{model}:generateContent</c> and
+/// <c>:streamGenerateContent?alt=sse</c> with <c>x-goog-api-key</c>; base URL
+/// <c>https://generativelanguage.googleapis.com/v1beta</c>. Answers are translated to OpenAI's format.
+/// </summary>
+public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options, TimeProvider time) : IChatProvider
+{
+    public string Protocol => "gemini";
+
+    public async Task<UpstreamResult<UpstreamCompletion>> CompleteAsync(UpstreamCall call, CancellationToken ct)
+    {
+        var provider = call.Route.Provider.Name;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, "generateContent", deadline.Token, ct);
+        if (sent.Failure is { } failure) return failure;
+        using var response = sent.Value!;
+        var read = await UpstreamHttp.ReadAsync(response, provider, deadline.Token, ct);
+        if (read.Failure is { } broken) return broken;
+        try
+        {
+            using var doc = JsonDocument.Parse(read.Value!);
+            return Translate(call, doc.RootElement);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "its answer was not a GenerateContentResponse");
+        }
+    }
+
+    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
+    {
+        if (call.Request.N is > 1)
+        {
+            return new RequestMappingException(GatewayError.BadRequest("Streaming more than one choice (n > 1) is not supported for Gemini models.", "n", "invalid_value"))
+                .ToFailure(call.Route.Provider.Name);
+        }
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, "streamGenerateContent?alt=sse", deadline.Token, ct);
+        if (sent.Failure is { } failure)
+        {
+            deadline.Dispose();
+            return failure;
+        }
+        return new GeminiStream(call, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel), sent.Value!, deadline, ct);
+    }
+
+    private async Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, string method, CancellationToken deadline, CancellationToken clientAborted)
+    {
+        var provider = call.Route.Provider;
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        JsonObject body;
+        try
+        {
+            body = GeminiRequestMapper.Map(call);
+        }
+        catch (RequestMappingException ex)
+        {
+            return ex.ToFailure(provider.Name);
+        }
+
+        var model = call.Route.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? call.Route.UpstreamModel[7..] : call.Route.UpstreamModel;
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, $"models/{Uri.EscapeDataString(model)}:{method}"));
+        if (provider.Secret is { } secret) request.Headers.Add("x-goog-api-key", secret);
+        request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
+            (status, error) => Classify(provider.Name, status, error), deadline, clientAborted);
+    }
+
+    // Gemini answers a bad API key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is the
+    // gateway's credential, not the caller's request.
+    private static UpstreamFailure Classify(string provider, int status, byte[] body) =>
+        status == 400 && body.AsSpan().IndexOf("API_KEY_INVALID"u8) >= 0
+            ? new UpstreamFailure(UpstreamFailureKind.AuthRejected, provider, "it rejected the gateway's credentials (API_KEY_INVALID)", status)
+            : UpstreamFailure.FromStatus(provider, status, body);
+
+    private UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root)
+    {
+        var provider = call.Route.Provider.Name;
+        var choices = new List<ChatChoice>();
+        var text = new System.Text.StringBuilder();
+        var toolIndex = 0;
+        if (root.TryGetProperty("candidates", out var candidates) && candidates.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var candidate in candidates.EnumerateArray())
+            {
+                var (content, calls) = GeminiResponseMapper.Parts(candidate);
+                var reason = OpenAIRequestView.Str(candidate, "finishReason");
+                var finish = GeminiResponseMapper.FinishReason(reason, calls.Count > 0);
+                if (finish is null)
+                    return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, $"the model produced an unusable function call ({reason})");
+                var toolCalls = calls.Count == 0 ? null : calls.Select(c =>
+                    new ToolCall(GeminiToolCallIds.Encode(call.RequestId, toolIndex++, c.Signature), "function", new FunctionCall(c.Name, c.Arguments))).ToList();
+                text.Append(content);
+                choices.Add(new ChatChoice(
+                    candidate.TryGetProperty("index", out var i) && i.TryGetInt32(out var index) ? index : choices.Count,
+                    new AssistantMessage("assistant", content.Length == 0 && toolCalls is not null ? null : content, null, toolCalls),
+                    null, finish));
+            }
+        }
+        if (choices.Count == 0)
+        {
+            // A blocked prompt is a 200 with promptFeedback.blockReason and no candidates.
+            if (!root.TryGetProperty("promptFeedback", out var feedback) || OpenAIRequestView.Str(feedback, "blockReason") is null)
+                return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "it answered without candidates");
+            choices.Add(new ChatChoice(0, new AssistantMessage("assistant", null, null), null, "content_filter"));
+        }
+
+        var (usage, wireUsage) = root.TryGetProperty("usageMetadata", out var metadata)
+            ? GeminiResponseMapper.Usage(metadata)
+            : (default(TokenUsage?), new ChatUsage(0, 0, 0));
+        var served = OpenAIRequestView.Str(root, "modelVersion") ?? call.Route.UpstreamModel;
+        var completion = new ChatCompletion(CompletionId(call), "chat.completion", Created(), served, choices, wireUsage);
+        return new UpstreamCompletion(JsonSerializer.SerializeToUtf8Bytes(completion, GatewayJsonContext.Wire.ChatCompletion),
+            metadata.ValueKind == JsonValueKind.Object ? usage : null, served, text.ToString());
+    }
+
+    private static string CompletionId(UpstreamCall call) => "chatcmpl-" + call.RequestId.ToString("N", CultureInfo.InvariantCulture);
+
+    private long Created() => time.GetUtcNow().ToUnixTimeSeconds();
+}
