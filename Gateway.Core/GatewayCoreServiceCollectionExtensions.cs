@@ -6,6 +6,7 @@ using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Persistence;
 using Gateway.Core.Providers;
+using Gateway.Core.Providers.Anthropic;
 using Gateway.Core.Providers.Gemini;
 using Gateway.Core.Providers.Mock;
 using Gateway.Core.Providers.OpenAI;
@@ -62,6 +63,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IChatProvider, OpenAIChatProvider>();
         services.AddSingleton<IChatProvider, MockChatProvider>();
         services.AddSingleton<IChatProvider, GeminiChatProvider>();
+        services.AddSingleton<IChatProvider, AnthropicChatProvider>();
         services.AddSingleton<ChatGateway>();
 
         services.AddSingleton<UsageChannel>();

@@ -60,9 +60,9 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
             using var doc = JsonDocument.Parse(body.ToArray());
             if (doc.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
             {
-                return new GatewayError(clientStatus,
-                    Str(e, "message") ?? $"The provider refused the request ({status}).",
-                    Str(e, "type") ?? "invalid_request_error", Str(e, "param"), Str(e, "code"));
+                var message = Str(e, "message") ?? $"The provider refused the request ({status}).";
+                return new GatewayError(clientStatus, message, Str(e, "type") ?? "invalid_request_error", Str(e, "param"),
+                    Str(e, "code") ?? (IsContextTooLong(message) ? "context_length_exceeded" : null));
             }
         }
         catch (JsonException)
@@ -71,6 +71,12 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
         }
         return new GatewayError(clientStatus, $"The provider refused the request ({status}).", "invalid_request_error", null, "upstream_rejected");
     }
+
+    // Anthropic: "prompt is too long: 210000 tokens > 200000 maximum"; Gemini: "The input token count (…) exceeds the maximum…".
+    // OpenAI clients recognise the condition by OpenAI's code.
+    private static bool IsContextTooLong(string message) =>
+        message.Contains("token", StringComparison.OrdinalIgnoreCase)
+        && (message.Contains("too long", StringComparison.OrdinalIgnoreCase) || message.Contains("exceeds the maximum", StringComparison.OrdinalIgnoreCase));
 
     private static string? Str(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

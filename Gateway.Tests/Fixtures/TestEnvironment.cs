@@ -14,6 +14,8 @@ public sealed class TestEnvironment : IAsyncLifetime
 
     public FakeGemini Gemini { get; private set; } = null!;
 
+    public FakeAnthropic Anthropic { get; private set; } = null!;
+
     public GatewayHost Gateway { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
@@ -21,6 +23,7 @@ public sealed class TestEnvironment : IAsyncLifetime
         await Postgres.InitializeAsync();
         Upstream = await FakeOpenAI.StartAsync();
         Gemini = await FakeGemini.StartAsync();
+        Anthropic = await FakeAnthropic.StartAsync();
         Gateway = new GatewayHost(Postgres.ConnectionString);
     }
 
@@ -54,6 +57,7 @@ public sealed class TestEnvironment : IAsyncLifetime
         await Gateway.DisposeAsync();
         await Upstream.DisposeAsync();
         await Gemini.DisposeAsync();
+        await Anthropic.DisposeAsync();
         await Postgres.DisposeAsync();
     }
 }

@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Providers.OpenAI;
+using Gateway.Core.Wire;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Core.Providers.Anthropic;
+
+/// <summary>
+/// Anthropic Messages API: <c>POST {base}/messages</c> with <c>x-api-key</c> and <c>anthropic-version</c>
+/// (provider setting <c>anthropic_version</c>, default 2023-06-01); base URL <c>https://api.anthropic.com/v1</c>.
+/// </summary>
+public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options, TimeProvider time) : IChatProvider
+{
+    public string Protocol => "anthropic";
+
+    public async Task<UpstreamResult<UpstreamCompletion>> CompleteAsync(UpstreamCall call, CancellationToken ct)
+    {
+        var provider = call.Route.Provider.Name;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, deadline.Token, ct);
+        if (sent.Failure is { } failure) return failure;
+        var (response, jsonTool) = sent.Value!;
+        using (response)
+        {
+            var read = await UpstreamHttp.ReadAsync(response, provider, deadline.Token, ct);
+            if (read.Failure is { } broken) return broken;
+            try
+            {
+                using var doc = JsonDocument.Parse(read.Value!);
+                return Translate(call, doc.RootElement, jsonTool);
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
+            {
+                return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "its answer was not a Message");
+            }
+        }
+    }
+
+    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await SendAsync(call, deadline.Token, ct);
+        if (sent.Failure is { } failure)
+        {
+            deadline.Dispose();
+            return failure;
+        }
+        var (response, jsonTool) = sent.Value!;
+        return new AnthropicStream(call.Route.Provider.Name, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel),
+            jsonTool, response, deadline, ct);
+    }
+
+    private sealed record Sent(HttpResponseMessage Response, string? JsonTool);
+
+    private async Task<UpstreamResult<Sent>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted)
+    {
+        var provider = call.Route.Provider;
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        JsonObject body;
+        string? jsonTool;
+        try
+        {
+            (body, jsonTool) = AnthropicRequestMapper.Map(call);
+        }
+        catch (RequestMappingException ex)
+        {
+            return ex.ToFailure(provider.Name);
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "messages"));
+        if (provider.Secret is { } secret) request.Headers.Add("x-api-key", secret);
+        request.Headers.Add("anthropic-version", provider.Settings.AnthropicVersion ?? AnthropicRequestMapper.DefaultVersion);
+        request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var sent = await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
+            (status, error) => UpstreamFailure.FromStatus(provider.Name, status, error), deadline, clientAborted);
+        return sent.Failure is { } failure ? failure : new Sent(sent.Value!, jsonTool);
+    }
+
+    private UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root, string? jsonTool)
+    {
+        var text = new System.Text.StringBuilder();
+        var toolCalls = new List<ToolCall>();
+        var stopReason = OpenAIRequestView.Str(root, "stop_reason");
+        foreach (var block in root.GetProperty("content").EnumerateArray())
+        {
+            switch (OpenAIRequestView.Str(block, "type"))
+            {
+                case "text":
+                    text.Append(OpenAIRequestView.Str(block, "text"));
+                    break;
+                case "tool_use" when jsonTool is not null && OpenAIRequestView.Str(block, "name") == jsonTool:
+                    text.Append(block.GetProperty("input").GetRawText()); // JSON mode: the forced tool's input is the answer
+                    stopReason = "end_turn";
+                    break;
+                case "tool_use":
+                    toolCalls.Add(new ToolCall(OpenAIRequestView.Str(block, "id")!, "function",
+                        new FunctionCall(OpenAIRequestView.Str(block, "name")!, block.GetProperty("input").GetRawText())));
+                    break;
+            }
+        }
+        var counts = AnthropicResponseMapper.Counts(root.GetProperty("usage"));
+        var (usage, wireUsage) = AnthropicResponseMapper.Usage(counts.Input, counts.CacheCreation, counts.CacheRead, counts.Output);
+        var served = OpenAIRequestView.Str(root, "model") ?? call.Route.UpstreamModel;
+        var content = text.ToString();
+        var completion = new ChatCompletion(CompletionId(call), "chat.completion", Created(), served,
+            [new ChatChoice(0, new AssistantMessage("assistant", content.Length == 0 && toolCalls.Count > 0 ? null : content, null,
+                toolCalls.Count > 0 ? toolCalls : null), null, AnthropicResponseMapper.FinishReason(stopReason))],
+            wireUsage);
+        return new UpstreamCompletion(JsonSerializer.SerializeToUtf8Bytes(completion, GatewayJsonContext.Wire.ChatCompletion), usage, served, content);
+    }
+
+    private static string CompletionId(UpstreamCall call) => "chatcmpl-" + call.RequestId.ToString("N", CultureInfo.InvariantCulture);
+
+    private long Created() => time.GetUtcNow().ToUnixTimeSeconds();
+}

@@ -1,0 +1,267 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Tests.Fixtures;
+
+/// <summary>
+/// A fake Anthropic Messages API (POST /v1/messages), written from https://docs.anthropic.com/en/api/messages
+/// and the SDK's recorded streams, validating as the API does (strictly, as it did before it began
+/// merging turns): x-api-key and anthropic-version headers, max_tokens required, user/assistant roles
+/// only (no "system" role), alternating turns starting with user, tool_result blocks first in their
+/// user turn and naming a preceding tool_use; Sonnet 4.5+ refuses temperature with top_p, and version
+/// 2026-10-21 refuses any sampling parameter. Model names script behaviour: *-max, status-NNN,
+/// *-overloaded-midstream, *-long-prompt.
+/// </summary>
+public sealed class FakeAnthropic : IAsyncDisposable
+{
+    public const string ApiKey = "fake-anthropic-key";
+    public const string ToolUseId = "toolu_01NRLabsLyVHZPKxbKvkfSMn";
+    public const string Answer = "It is 21 degrees in Paris.";
+
+    private static readonly string[] SamplingParameters = ["temperature", "top_p", "top_k"];
+
+    private readonly WebApplication _app;
+
+    public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
+
+    public string BaseUrl { get; private set; } = "";
+
+    private FakeAnthropic(WebApplication app) => _app = app;
+
+    public static async Task<FakeAnthropic> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var fake = new FakeAnthropic(app);
+        app.MapPost("/v1/messages", fake.HandleAsync);
+        await app.StartAsync();
+        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
+        return fake;
+    }
+
+    public RecordedRequest? Find(string marker) => Requests.FirstOrDefault(r => r.Body.Contains(marker, StringComparison.Ordinal));
+
+    private async Task HandleAsync(HttpContext http)
+    {
+        using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync();
+        var version = http.Request.Headers["anthropic-version"].ToString();
+        var recorded = new RecordedRequest(text, http.Request.Headers["x-api-key"].ToString())
+        {
+            Path = http.Request.Path, Headers = new() { ["anthropic-version"] = version },
+        };
+        Requests.Enqueue(recorded);
+
+        if (recorded.Authorization != ApiKey)
+        {
+            await ErrorAsync(http, 401, "authentication_error", "invalid x-api-key");
+            return;
+        }
+        if (string.IsNullOrEmpty(version))
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "anthropic-version: header is required");
+            return;
+        }
+        JsonObject body;
+        try
+        {
+            body = JsonNode.Parse(text)!.AsObject();
+        }
+        catch (JsonException)
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "There was an issue with the request body: invalid JSON.");
+            return;
+        }
+        var model = body["model"]?.GetValue<string>() ?? "";
+        if (model.StartsWith("status-", StringComparison.Ordinal))
+        {
+            var status = int.Parse(model[7..], System.Globalization.CultureInfo.InvariantCulture);
+            var type = status switch { 429 => "rate_limit_error", 529 => "overloaded_error", 500 => "api_error", 401 => "authentication_error", _ => "invalid_request_error" };
+            if (status == 429) http.Response.Headers.RetryAfter = "12";
+            await ErrorAsync(http, status, type, status == 529 ? "Overloaded" : $"Fake Anthropic says {status}.");
+            return;
+        }
+        if (Validate(body, version) is { } problem)
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", problem);
+            return;
+        }
+        if (model.EndsWith("-long-prompt", StringComparison.Ordinal))
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum");
+            return;
+        }
+
+        var messages = body["messages"]!.AsArray();
+        var lastContent = messages[^1]!["content"];
+        var answeringTool = lastContent is JsonArray blocks && blocks.Any(b => b!["type"]?.GetValue<string>() == "tool_result");
+        var forced = body["tool_choice"]?["type"]?.GetValue<string>() == "tool" ? body["tool_choice"]!["name"]!.GetValue<string>() : null;
+        var offersTools = body["tools"] is JsonArray { Count: > 0 } && body["tool_choice"]?["type"]?.GetValue<string>() != "none";
+        var stream = body["stream"]?.GetValue<bool>() == true;
+        var maxed = model.EndsWith("-max", StringComparison.Ordinal);
+
+        List<JsonObject> content;
+        string stopReason;
+        if (forced is not null)
+        {
+            content = [new JsonObject { ["type"] = "tool_use", ["id"] = ToolUseId, ["name"] = forced, ["input"] = new JsonObject { ["city"] = "Paris", ["tempC"] = 21 } }];
+            stopReason = "tool_use";
+        }
+        else if (offersTools && !answeringTool)
+        {
+            content =
+            [
+                new JsonObject { ["type"] = "text", ["text"] = "I'll check." },
+                new JsonObject { ["type"] = "tool_use", ["id"] = ToolUseId, ["name"] = "get_weather", ["input"] = new JsonObject { ["location"] = "Paris" } },
+            ];
+            stopReason = "tool_use";
+        }
+        else
+        {
+            content = [new JsonObject { ["type"] = "text", ["text"] = maxed ? "It is" : answeringTool ? Answer : "Hello from Claude." }];
+            stopReason = maxed ? "max_tokens" : "end_turn";
+        }
+
+        if (!stream)
+        {
+            http.Response.ContentType = "application/json";
+            await http.Response.WriteAsync(new JsonObject
+            {
+                ["id"] = "msg_013Zva2CMHLNnXjNJJKqJ2EF", ["type"] = "message", ["role"] = "assistant", ["model"] = model + "-20250929",
+                ["content"] = new JsonArray([.. content]), ["stop_reason"] = stopReason, ["stop_sequence"] = null,
+                ["usage"] = new JsonObject { ["input_tokens"] = 20, ["cache_creation_input_tokens"] = 5, ["cache_read_input_tokens"] = 10, ["output_tokens"] = 12, ["service_tier"] = "standard" },
+            }.ToJsonString());
+            return;
+        }
+
+        http.Response.ContentType = "text/event-stream; charset=utf-8";
+        async Task SendAsync(string name, JsonObject data)
+        {
+            await http.Response.WriteAsync($"event: {name}\ndata: {data.ToJsonString()}\n\n");
+            await http.Response.Body.FlushAsync();
+        }
+        await SendAsync("message_start", new JsonObject
+        {
+            ["type"] = "message_start",
+            ["message"] = new JsonObject
+            {
+                ["id"] = "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", ["type"] = "message", ["role"] = "assistant", ["content"] = new JsonArray(),
+                ["model"] = model + "-20250929", ["stop_reason"] = null, ["stop_sequence"] = null,
+                ["usage"] = new JsonObject { ["input_tokens"] = 20, ["cache_creation_input_tokens"] = 5, ["cache_read_input_tokens"] = 10, ["output_tokens"] = 1 },
+            },
+        });
+        await SendAsync("ping", new JsonObject { ["type"] = "ping" });
+        for (var i = 0; i < content.Count; i++)
+        {
+            var block = content[i];
+            if (block["type"]!.GetValue<string>() == "text")
+            {
+                await SendAsync("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = i, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = "" } });
+                var words = block["text"]!.GetValue<string>().Split(' ');
+                for (var w = 0; w < words.Length; w++)
+                {
+                    await SendAsync("content_block_delta", new JsonObject
+                    {
+                        ["type"] = "content_block_delta", ["index"] = i, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = (w == 0 ? "" : " ") + words[w] },
+                    });
+                    if (w == 0 && model.EndsWith("-overloaded-midstream", StringComparison.Ordinal))
+                    {
+                        await SendAsync("error", new JsonObject { ["type"] = "error", ["error"] = new JsonObject { ["type"] = "overloaded_error", ["message"] = "Overloaded" } });
+                        return;
+                    }
+                }
+            }
+            else
+            {
+                await SendAsync("content_block_start", new JsonObject
+                {
+                    ["type"] = "content_block_start", ["index"] = i,
+                    ["content_block"] = new JsonObject { ["type"] = "tool_use", ["id"] = block["id"]!.GetValue<string>(), ["name"] = block["name"]!.GetValue<string>(), ["input"] = new JsonObject() },
+                });
+                var json = block["input"]!.ToJsonString();
+                foreach (var piece in new[] { "", json[..(json.Length / 2)], json[(json.Length / 2)..] })
+                {
+                    await SendAsync("content_block_delta", new JsonObject
+                    {
+                        ["type"] = "content_block_delta", ["index"] = i, ["delta"] = new JsonObject { ["type"] = "input_json_delta", ["partial_json"] = piece },
+                    });
+                }
+            }
+            await SendAsync("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = i });
+        }
+        await SendAsync("message_delta", new JsonObject
+        {
+            ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = stopReason, ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = 12 },
+        });
+        await SendAsync("message_stop", new JsonObject { ["type"] = "message_stop" });
+    }
+
+    private static string? Validate(JsonObject body, string version)
+    {
+        if (body["model"] is null) return "model: Field required";
+        if (body["max_tokens"] is null) return "max_tokens: Field required";
+        if (body["messages"] is not JsonArray { Count: > 0 } messages) return "messages: Field required";
+        var seenToolUse = new HashSet<string>();
+        string? previous = null;
+        for (var m = 0; m < messages.Count; m++)
+        {
+            var role = messages[m]!["role"]?.GetValue<string>();
+            if (role is not ("user" or "assistant"))
+                return $"messages: Unexpected role \"{role}\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.";
+            if (m == 0 && role != "user") return "messages: first message must use the \"user\" role";
+            if (role == previous) return $"messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row";
+            previous = role;
+            if (messages[m]!["content"] is JsonArray blocks)
+            {
+                var sawOther = false;
+                foreach (var block in blocks)
+                {
+                    var type = block!["type"]?.GetValue<string>();
+                    if (type == "tool_use") seenToolUse.Add(block["id"]!.GetValue<string>());
+                    if (type == "tool_result")
+                    {
+                        if (sawOther) return $"messages.{m}.content: tool_result blocks must come first in a user message";
+                        if (!seenToolUse.Contains(block["tool_use_id"]!.GetValue<string>())) return $"messages.{m}.content: tool_result block(s) provided when previous message does not have tool_use blocks";
+                    }
+                    else
+                    {
+                        sawOther = true;
+                    }
+                    if (type == "image" && block["source"]?["type"]?.GetValue<string>() is not ("base64" or "url")) return "image.source.type: Input should be 'base64' or 'url'";
+                }
+            }
+        }
+        var sampling = SamplingParameters.Where(p => body[p] is not null).ToList();
+        if (string.CompareOrdinal(version, "2026-10-21") >= 0 && sampling.Count > 0) return $"{sampling[0]}: Extra inputs are not permitted";
+        var model = body["model"]!.GetValue<string>();
+        if (model.Contains("sonnet-4-5", StringComparison.Ordinal) && body["temperature"] is not null && body["top_p"] is not null)
+            return "temperature and top_p cannot both be specified for this model. Please use only one.";
+        if (body["temperature"] is JsonValue t && t.GetValue<double>() is < 0 or > 1) return "temperature: Input should be less than or equal to 1";
+        if (body["tools"] is JsonArray tools && tools.Any(tool => tool!["input_schema"]?["type"]?.GetValue<string>() != "object"))
+            return "tools.0.custom.input_schema.type: Input should be 'object'";
+        return null;
+    }
+
+    private static async Task ErrorAsync(HttpContext http, int status, string type, string message)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync(new JsonObject
+        {
+            ["type"] = "error", ["error"] = new JsonObject { ["type"] = type, ["message"] = message }, ["request_id"] = "req_011CSHoEeqs5C35K2UUqR7Fy",
+        }.ToJsonString());
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
