@@ -151,6 +151,15 @@ public static class OpenAIRequestView
 
     public static int? MaxTokens(ChatCompletionRequest request) => request.MaxCompletionTokens ?? request.MaxTokens;
 
+    /// <summary>JSON text without insignificant whitespace, as OpenAI writes tool-call arguments.</summary>
+    public static string Compact(JsonElement element)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+            element.WriteTo(writer);
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     public static string? Str(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 

@@ -31,7 +31,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
             try
             {
                 using var doc = JsonDocument.Parse(read.Value!);
-                return Translate(call, doc.RootElement, jsonTool);
+                return Translate(call, doc.RootElement, jsonTool, Created());
             }
             catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
             {
@@ -82,7 +82,8 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         return sent.Failure is { } failure ? failure : new Sent(sent.Value!, jsonTool);
     }
 
-    private UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root, string? jsonTool)
+    /// <summary>A Message → an OpenAI chat.completion (internal for the golden-file tests).</summary>
+    internal static UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root, string? jsonTool, long created)
     {
         var text = new System.Text.StringBuilder();
         var toolCalls = new List<ToolCall>();
@@ -95,12 +96,12 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
                     text.Append(OpenAIRequestView.Str(block, "text"));
                     break;
                 case "tool_use" when jsonTool is not null && OpenAIRequestView.Str(block, "name") == jsonTool:
-                    text.Append(block.GetProperty("input").GetRawText()); // JSON mode: the forced tool's input is the answer
+                    text.Append(OpenAIRequestView.Compact(block.GetProperty("input"))); // JSON mode: the forced tool's input is the answer
                     stopReason = "end_turn";
                     break;
                 case "tool_use":
                     toolCalls.Add(new ToolCall(OpenAIRequestView.Str(block, "id")!, "function",
-                        new FunctionCall(OpenAIRequestView.Str(block, "name")!, block.GetProperty("input").GetRawText())));
+                        new FunctionCall(OpenAIRequestView.Str(block, "name")!, OpenAIRequestView.Compact(block.GetProperty("input")))));
                     break;
             }
         }
@@ -108,7 +109,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         var (usage, wireUsage) = AnthropicResponseMapper.Usage(counts.Input, counts.CacheCreation, counts.CacheRead, counts.Output);
         var served = OpenAIRequestView.Str(root, "model") ?? call.Route.UpstreamModel;
         var content = text.ToString();
-        var completion = new ChatCompletion(CompletionId(call), "chat.completion", Created(), served,
+        var completion = new ChatCompletion(CompletionId(call), "chat.completion", created, served,
             [new ChatChoice(0, new AssistantMessage("assistant", content.Length == 0 && toolCalls.Count > 0 ? null : content, null,
                 toolCalls.Count > 0 ? toolCalls : null), null, AnthropicResponseMapper.FinishReason(stopReason))],
             wireUsage);

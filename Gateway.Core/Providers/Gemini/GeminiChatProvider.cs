@@ -31,7 +31,7 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         try
         {
             using var doc = JsonDocument.Parse(read.Value!);
-            return Translate(call, doc.RootElement);
+            return Translate(call, doc.RootElement, Created());
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
         {
@@ -87,7 +87,8 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
             ? new UpstreamFailure(UpstreamFailureKind.AuthRejected, provider, "it rejected the gateway's credentials (API_KEY_INVALID)", status)
             : UpstreamFailure.FromStatus(provider, status, body);
 
-    private UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root)
+    /// <summary>A GenerateContentResponse → an OpenAI chat.completion (internal for the golden-file tests).</summary>
+    internal static UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root, long created)
     {
         var provider = call.Route.Provider.Name;
         var choices = new List<ChatChoice>();
@@ -123,7 +124,7 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
             ? GeminiResponseMapper.Usage(metadata)
             : (default(TokenUsage?), new ChatUsage(0, 0, 0));
         var served = OpenAIRequestView.Str(root, "modelVersion") ?? call.Route.UpstreamModel;
-        var completion = new ChatCompletion(CompletionId(call), "chat.completion", Created(), served, choices, wireUsage);
+        var completion = new ChatCompletion(CompletionId(call), "chat.completion", created, served, choices, wireUsage);
         return new UpstreamCompletion(JsonSerializer.SerializeToUtf8Bytes(completion, GatewayJsonContext.Wire.ChatCompletion),
             metadata.ValueKind == JsonValueKind.Object ? usage : null, served, text.ToString());
     }

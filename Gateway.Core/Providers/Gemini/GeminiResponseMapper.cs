@@ -48,7 +48,7 @@ internal static class GeminiResponseMapper
             if (OpenAIRequestView.Str(part, "text") is { } t) text.Append(t);
             if (part.TryGetProperty("functionCall", out var call) && OpenAIRequestView.Str(call, "name") is { } name)
             {
-                var args = call.TryGetProperty("args", out var a) && a.ValueKind == JsonValueKind.Object ? a.GetRawText() : "{}";
+                var args = call.TryGetProperty("args", out var a) && a.ValueKind == JsonValueKind.Object ? OpenAIRequestView.Compact(a) : "{}";
                 calls.Add((name, args, OpenAIRequestView.Str(part, "thoughtSignature")));
             }
         }
