@@ -60,10 +60,16 @@ public static class GatewayCoreServiceCollectionExtensions
 
         services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler);
-        services.AddSingleton<IChatProvider, OpenAIChatProvider>();
-        services.AddSingleton<IChatProvider, MockChatProvider>();
-        services.AddSingleton<IChatProvider, GeminiChatProvider>();
+        services.AddSingleton<OpenAIChatProvider>();
+        services.AddSingleton<MockChatProvider>();
+        services.AddSingleton<GeminiChatProvider>();
+        services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
+        services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<MockChatProvider>());
+        services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
         services.AddSingleton<IChatProvider, AnthropicChatProvider>();
+        services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
+        services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<MockChatProvider>());
+        services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
         services.AddSingleton<ChatGateway>();
 
         services.AddSingleton<UsageChannel>();

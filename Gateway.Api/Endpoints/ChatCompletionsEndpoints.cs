@@ -23,101 +23,51 @@ internal static class ChatCompletionsEndpoints
     {
         var v1 = app.MapGroup("/v1").RequireGatewayKey();
         v1.MapPost("/chat/completions", CreateAsync);
+        v1.MapPost("/embeddings", EmbeddingsEndpoints.CreateAsync);
         v1.MapGet("/models", (HttpContext http, ChatGateway gateway) =>
             TypedResults.Json(gateway.ListModels(http.GatewayKey()), GatewayJsonContext.Wire.ModelList));
         return v1;
     }
 
-    private static async Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct)
+    private static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, token), ct);
+
+    private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
     {
-        var meter = gateway.StartMeter(http.GatewayKey());
-        var requestId = meter.RequestId.ToString();
-        // Set when the response starts, so it survives the exception handler clearing headers for a 500.
-        http.Response.OnStarting(() =>
+        var parsed = ChatRequestParser.Parse(context.Body);
+        if (parsed.Failure is { } invalid)
         {
-            http.Response.Headers[RequestIdHeader] = requestId;
-            return Task.CompletedTask;
-        });
-        UpstreamStream? stream = null;
-        try
+            await context.FailAsync(invalid);
+            return;
+        }
+        var request = parsed.Value!;
+        context.Meter.Asked(request);
+        var (route, refused) = gateway.Resolve(context.Http.GatewayKey(), request);
+        if (refused is not null)
         {
-            var (body, tooLarge) = await RequestBody.ReadAsync(http.Request, options.Value.MaxRequestBodyBytes, ct);
-            if (tooLarge is not null)
-            {
-                await FailAsync(http, meter, tooLarge);
-                return;
-            }
-            var parsed = ChatRequestParser.Parse(body);
-            if (parsed.Failure is { } invalid)
-            {
-                await FailAsync(http, meter, invalid);
-                return;
-            }
-            var request = parsed.Value!;
-            meter.Asked(request);
-            var (route, refused) = gateway.Resolve(http.GatewayKey(), request);
-            if (refused is not null)
-            {
-                await FailAsync(http, meter, refused);
-                return;
-            }
-            meter.Routed(route!);
-            var call = new UpstreamCall(meter.RequestId, request, route!);
+            await context.FailAsync(refused);
+            return;
+        }
+        context.Meter.Routed(route!);
+        var call = new UpstreamCall(context.Meter.RequestId, request, route!);
 
-            if (!request.IsStreaming)
-            {
-                var result = await gateway.CompleteAsync(call, ct);
-                if (result.Failure is { } failed)
-                {
-                    await FailAsync(http, meter, failed.ToGatewayError());
-                    return;
-                }
-                var completion = result.Value!;
-                meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text);
-                WriteRouteHeaders(http, route!.Provider.Name, completion.ServedModel ?? route.UpstreamModel);
-                http.Response.ContentType = "application/json";
-                http.Response.ContentLength = completion.Body.Length;
-                await http.Response.Body.WriteAsync(completion.Body, ct);
-                return;
-            }
+        if (!request.IsStreaming)
+        {
+            var result = await gateway.CompleteAsync(call, ct);
+            if (result.Failure is { } failed) await context.FailAsync(failed.ToGatewayError());
+            else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
+            return;
+        }
 
-            var opened = await gateway.OpenStreamAsync(call, ct);
-            if (opened.Failure is { } notOpened)
-            {
-                await FailAsync(http, meter, notOpened.ToGatewayError());
-                return;
-            }
-            stream = opened.Value!;
-            WriteRouteHeaders(http, route!.Provider.Name, route.UpstreamModel);
-            await StreamAsync(http, meter, stream, request.ClientWantsStreamUsage, ct);
-        }
-        catch (Exception ex) when (IsClientGone(http, ex))
+        var opened = await gateway.OpenStreamAsync(call, ct);
+        if (opened.Failure is { } notOpened)
         {
-            meter.ClientDisconnected(stream?.Text.ToString() ?? "", stream?.Usage);
+            await context.FailAsync(notOpened.ToGatewayError());
+            return;
         }
-        catch (BadHttpRequestException ex)
-        {
-            // The client's HTTP itself was broken (bad chunked encoding, body timeout): its fault, not a crash.
-            var error = new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", null, "bad_request");
-            meter.Failed(error);
-            if (!http.Response.HasStarted) await OpenAIResults.WriteAsync(http, error);
-        }
-        catch
-        {
-            meter.Crashed();
-            throw;
-        }
-        finally
-        {
-            try
-            {
-                if (stream is not null) await stream.DisposeAsync();
-            }
-            finally
-            {
-                await meter.PublishAsync();
-            }
-        }
+        context.Stream = opened.Value!;
+        WriteRouteHeaders(context.Http, route!.Provider.Name, route.UpstreamModel);
+        await StreamAsync(context.Http, context.Meter, context.Stream, request.ClientWantsStreamUsage, ct);
     }
 
     private static async Task StreamAsync(HttpContext http, RequestMeter meter, UpstreamStream stream, bool clientWantsUsage, CancellationToken ct)
@@ -160,19 +110,9 @@ internal static class ChatCompletionsEndpoints
         await output.FlushAsync(ct);
     }
 
-    private static async Task FailAsync(HttpContext http, RequestMeter meter, GatewayError error)
-    {
-        meter.Failed(error);
-        await OpenAIResults.WriteAsync(http, error);
-    }
-
-    private static void WriteRouteHeaders(HttpContext http, string provider, string model)
+    internal static void WriteRouteHeaders(HttpContext http, string provider, string model)
     {
         http.Response.Headers[ProviderHeader] = provider;
         http.Response.Headers[ModelHeader] = model;
     }
-
-    private static bool IsClientGone(HttpContext http, Exception ex) =>
-        http.RequestAborted.IsCancellationRequested && ex is OperationCanceledException or IOException
-        || ex is Microsoft.AspNetCore.Connections.ConnectionResetException;
 }

@@ -24,7 +24,7 @@ public sealed class RequestMeter
     private readonly long _started;
     private readonly UsageRecord _record;
     private ModelRoute? _route;
-    private ChatCompletionRequest? _request;
+    private Func<int>? _promptTokens;
     private TokenUsage? _reported;
     private bool _published;
 
@@ -48,10 +48,17 @@ public sealed class RequestMeter
 
     public void Asked(ChatCompletionRequest request)
     {
-        _request = request;
+        _promptTokens = () => _tokens.CountPrompt(request.Messages!);
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
         _record.Streamed = request.IsStreaming;
+    }
+
+    public void Asked(EmbeddingRequest request)
+    {
+        _promptTokens = () => request.Texts() is { } texts ? texts.Sum(_tokens.Count) : request.Input!.Value.GetArrayLength();
+        _record.AskedModel = request.Model;
+        _record.EndUser = request.User;
     }
 
     /// <summary>Records the model that serves the request, with the prices in force now.</summary>
@@ -67,10 +74,12 @@ public sealed class RequestMeter
 
     public void FirstToken() => _record.TtftMs ??= ElapsedMs();
 
-    public void Succeeded(TokenUsage? reported, string? servedModel, string completionText)
+    /// <param name="estimated">The adapter counted <paramref name="reported"/> itself (the provider gives no usage).</param>
+    public void Succeeded(TokenUsage? reported, string? servedModel, string completionText, bool estimated = false)
     {
         if (servedModel is not null) _record.ServedModel = servedModel;
         Charge(reported, completionText);
+        _record.UsageEstimated |= estimated;
     }
 
     /// <summary>
@@ -111,7 +120,7 @@ public sealed class RequestMeter
     }
 
     private TokenUsage Estimate(string completionText) =>
-        new(_request?.Messages is { } messages ? _tokens.CountPrompt(messages) : 0, _tokens.Count(completionText), 0);
+        new(_promptTokens?.Invoke() ?? 0, _tokens.Count(completionText), 0);
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
 

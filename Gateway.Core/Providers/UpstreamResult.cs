@@ -8,7 +8,8 @@ public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failu
 }
 
 /// <summary>
-/// A non-streaming answer: an OpenAI chat.completion body and what it used. <paramref name="Text"/>
-/// is the answer's text, kept only when the provider reported no usage (to estimate it).
+/// A non-streaming answer: an OpenAI body (chat.completion or embeddings list) and what it used.
+/// <paramref name="Text"/> is the answer's text, kept only when the provider reported no usage (to
+/// estimate it); <paramref name="UsageEstimated"/> says the adapter itself counted <paramref name="Usage"/>.
 /// </summary>
-public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel, string Text = "");
+public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel, string Text = "", bool UsageEstimated = false);

@@ -7,6 +7,10 @@ namespace Gateway.Core.Wire;
 /// <summary>Source-generated serializers for everything on the proxy's wire.</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, MaxDepth = 64)]
 [JsonSerializable(typeof(ChatCompletionRequest))]
+[JsonSerializable(typeof(EmbeddingRequest))]
+[JsonSerializable(typeof(EmbeddingList))]
+[JsonSerializable(typeof(float[]))]
+[JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(ChatCompletion))]
 [JsonSerializable(typeof(ChatCompletionChunk))]
 [JsonSerializable(typeof(ModelList))]

@@ -68,6 +68,11 @@ public sealed class FakeGemini : IAsyncDisposable
         var model = call[..colon];
         var method = call[(colon + 1)..];
         var stream = method == "streamGenerateContent";
+        if (method == "batchEmbedContents" && recorded.Authorization == ApiKey)
+        {
+            await EmbedAsync(http, model, JsonNode.Parse(text)!.AsObject());
+            return;
+        }
         if (method is not ("generateContent" or "streamGenerateContent") || stream && http.Request.Query["alt"] != "sse")
         {
             await ErrorAsync(http, 404, "NOT_FOUND", $"Method {method} not found (this fake serves alt=sse streams only).");
@@ -171,6 +176,25 @@ public sealed class FakeGemini : IAsyncDisposable
                 last1 ? usage : new JsonObject { ["promptTokenCount"] = 30, ["totalTokenCount"] = 30 }));
         }
         await WriteAsync(http, true, chunks);
+    }
+
+    /// <summary>batchEmbedContents: every inner request must name models/{the URL's model}; 4-dimensional vectors (or outputDimensionality).</summary>
+    private static async Task EmbedAsync(HttpContext http, string model, JsonObject body)
+    {
+        var requests = body["requests"]?.AsArray() ?? [];
+        if (requests.Count == 0 || requests.Any(r => r!["model"]?.GetValue<string>() != "models/" + model || r["content"]?["parts"]?[0]?["text"] is null))
+        {
+            await ErrorAsync(http, 400, "INVALID_ARGUMENT", "* BatchEmbedContentsRequest.requests: model must match the request's model and content must hold text.");
+            return;
+        }
+        http.Response.ContentType = "application/json; charset=UTF-8";
+        await http.Response.WriteAsync(new JsonObject
+        {
+            ["embeddings"] = new JsonArray([.. requests.Select((r, i) => (JsonNode)new JsonObject
+            {
+                ["values"] = new JsonArray([.. Enumerable.Range(0, r!["outputDimensionality"]?.GetValue<int>() ?? 4).Select(d => (JsonNode)JsonValue.Create(0.25f * (i + 1) + d))]),
+            })]),
+        }.ToJsonString());
     }
 
     private static string? Validate(JsonObject body, string model)

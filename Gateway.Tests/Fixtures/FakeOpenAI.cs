@@ -43,6 +43,7 @@ public sealed class FakeOpenAI : IAsyncDisposable
         var app = builder.Build();
         var fake = new FakeOpenAI(app);
         app.MapPost("/v1/chat/completions", fake.HandleAsync);
+        app.MapPost("/v1/embeddings", fake.EmbedAsync);
         await app.StartAsync();
         fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
         return fake;
@@ -154,6 +155,25 @@ public sealed class FakeOpenAI : IAsyncDisposable
             await SendAsync($$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[],"usage":""" + usage + "}");
         }
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    /// <summary>OpenAI's embeddings answer: one 3-dimensional vector per input, 4 prompt tokens per input.</summary>
+    private async Task EmbedAsync(HttpContext http)
+    {
+        using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync();
+        Requests.Enqueue(new RecordedRequest(text, http.Request.Headers.Authorization.ToString()) { Path = http.Request.Path });
+        var body = JsonNode.Parse(text)!.AsObject();
+        var inputs = body["input"] is JsonArray array ? array.Count : 1;
+        var data = new JsonArray([.. Enumerable.Range(0, inputs).Select(i => (JsonNode)new JsonObject
+        {
+            ["object"] = "embedding", ["index"] = i, ["embedding"] = new JsonArray(0.1 * (i + 1), -0.2, 0.3),
+        })]);
+        await http.Response.WriteAsJsonAsync(new JsonObject
+        {
+            ["object"] = "list", ["data"] = data, ["model"] = body["model"]!.GetValue<string>(),
+            ["usage"] = new JsonObject { ["prompt_tokens"] = 4 * inputs, ["total_tokens"] = 4 * inputs },
+        });
     }
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();

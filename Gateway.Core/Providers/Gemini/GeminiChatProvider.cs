@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Core.Errors;
 using Gateway.Core.Providers.OpenAI;
+using Gateway.Core.Tokens;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
 
@@ -14,7 +15,8 @@ namespace Gateway.Core.Providers.Gemini;
 /// <c>:streamGenerateContent?alt=sse</c> with <c>x-goog-api-key</c>; base URL
 /// <c>https://generativelanguage.googleapis.com/v1beta</c>. Answers are translated to OpenAI's format.
 /// </summary>
-public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options, TimeProvider time) : IChatProvider
+public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options, TimeProvider time, TokenCounter tokens)
+    : IChatProvider, IEmbeddingProvider
 {
     public string Protocol => "gemini";
 
@@ -57,10 +59,57 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         return new GeminiStream(call, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel), sent.Value!, deadline, ct);
     }
 
+    /// <summary>
+    /// <c>models/{model}:batchEmbedContents</c>, one request per input, answered as OpenAI's list. Gemini
+    /// reports no usage for embeddings, so prompt tokens are counted locally (the row says estimated).
+    /// </summary>
+    public async Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct)
+    {
+        var provider = call.Route.Provider;
+        if (call.Request.Texts() is not { } texts)
+        {
+            return new RequestMappingException(GatewayError.BadRequest("Token-id inputs are not supported for Gemini embeddings; send text.", "input", "invalid_value"))
+                .ToFailure(provider.Name);
+        }
+        var model = ModelName(call.Route.UpstreamModel);
+        var body = new JsonObject
+        {
+            ["requests"] = new JsonArray([.. texts.Select(text =>
+            {
+                var one = new JsonObject { ["model"] = "models/" + model, ["content"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = text }) } };
+                if (call.Request.Dimensions is { } dimensions) one["outputDimensionality"] = dimensions;
+                return (JsonNode)one;
+            })]),
+        };
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var sent = await PostAsync(provider, model, "batchEmbedContents", body, deadline.Token, ct);
+        if (sent.Failure is { } failure) return failure;
+        using var response = sent.Value!;
+        var read = await UpstreamHttp.ReadAsync(response, provider.Name, deadline.Token, ct);
+        if (read.Failure is { } broken) return broken;
+        try
+        {
+            using var doc = JsonDocument.Parse(read.Value!);
+            var vectors = doc.RootElement.GetProperty("embeddings").EnumerateArray()
+                .Select(e => e.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
+            if (vectors.Count != texts.Count) return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "it answered a different number of embeddings");
+            var promptTokens = texts.Sum(tokens.Count);
+            return new UpstreamCompletion(EmbeddingLists.Build(call.Route.UpstreamModel, vectors, promptTokens, call.Request.EncodingFormat),
+                new TokenUsage(promptTokens, 0, 0), call.Route.UpstreamModel, UsageEstimated: true);
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "its answer was not a BatchEmbedContentsResponse");
+        }
+    }
+
+    private static string ModelName(string upstreamModel) =>
+        upstreamModel.StartsWith("models/", StringComparison.Ordinal) ? upstreamModel[7..] : upstreamModel;
+
     private async Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, string method, CancellationToken deadline, CancellationToken clientAborted)
     {
         var provider = call.Route.Provider;
-        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
         JsonObject body;
         try
         {
@@ -70,8 +119,13 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         {
             return ex.ToFailure(provider.Name);
         }
+        return await PostAsync(provider, ModelName(call.Route.UpstreamModel), method, body, deadline, clientAborted);
+    }
 
-        var model = call.Route.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? call.Route.UpstreamModel[7..] : call.Route.UpstreamModel;
+    private async Task<UpstreamResult<HttpResponseMessage>> PostAsync(Catalog.ProviderInfo provider, string model, string method, JsonObject body,
+        CancellationToken deadline, CancellationToken clientAborted)
+    {
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, $"models/{Uri.EscapeDataString(model)}:{method}"));
         if (provider.Secret is { } secret) request.Headers.Add("x-goog-api-key", secret);
         request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));

@@ -12,7 +12,7 @@ namespace Gateway.Core.Providers.Mock;
 /// tokenizer as a real provider would report it. Latency is set on the provider's base URL:
 /// <c>mock://local?latency_ms=200&amp;chunk_delay_ms=20</c> (time to the first token, and between chunks).
 /// </summary>
-public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : IChatProvider
+public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : IChatProvider, IEmbeddingProvider
 {
     public string Protocol => "mock";
 
@@ -30,6 +30,25 @@ public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : I
             ToWire(usage), "fp_mock");
         var body = JsonSerializer.SerializeToUtf8Bytes(completion, GatewayJsonContext.Wire.ChatCompletion);
         return new UpstreamCompletion(body, usage, call.Route.UpstreamModel);
+    }
+
+    /// <summary>Deterministic 8-dimensional unit vectors derived from each input's SHA-256.</summary>
+    public async Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct)
+    {
+        await Delay(MockSettings.From(call.Route.Provider.BaseUrl).LatencyMs, ct);
+        var inputs = call.Request.Texts() ?? [.. call.Request.Input!.Value.EnumerateArray().Select(e => e.GetRawText())];
+        var vectors = inputs.Select(Vector).ToList();
+        var promptTokens = call.Request.Texts() is { } texts ? texts.Sum(tokens.Count) : inputs.Count;
+        return new UpstreamCompletion(EmbeddingLists.Build(call.Route.UpstreamModel, vectors, promptTokens, call.Request.EncodingFormat),
+            new TokenUsage(promptTokens, 0, 0), call.Route.UpstreamModel);
+    }
+
+    private static float[] Vector(string text)
+    {
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text));
+        var vector = Enumerable.Range(0, 8).Select(i => BitConverter.ToInt32(hash, i * 4) / (float)int.MaxValue).ToArray();
+        var length = MathF.Sqrt(vector.Sum(v => v * v));
+        return [.. vector.Select(v => v / length)];
     }
 
     public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>

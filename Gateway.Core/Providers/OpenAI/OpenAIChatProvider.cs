@@ -13,7 +13,7 @@ namespace Gateway.Core.Providers.OpenAI;
 /// the client's body is passed on with only <c>model</c> and <c>stream_options</c> changed, and the
 /// answer is passed back as the provider sent it.
 /// </summary>
-public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options) : IChatProvider
+public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options) : IChatProvider, IEmbeddingProvider
 {
     public const string HttpClientName = "openai";
 
@@ -56,26 +56,58 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         return new OpenAIStream(call.Route.Provider.Name, sent.Value!, deadline, ct);
     }
 
-    private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted)
-    {
-        var provider = call.Route.Provider;
-        if (provider.SecretProblem is not null)
-            return Task.FromResult<UpstreamResult<HttpResponseMessage>>(UpstreamFailure.SecretUnavailable(provider.Name));
+    private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted) =>
+        PostAsync(call.Route.Provider, "chat/completions", () => UpstreamBody(call), deadline, clientAborted);
 
-        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "chat/completions"));
+    private async Task<UpstreamResult<HttpResponseMessage>> PostAsync(ProviderInfo provider, string path, Func<byte[]> body,
+        CancellationToken deadline, CancellationToken clientAborted)
+    {
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, path));
         if (provider.Secret is { } secret)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-        request.Content = new ByteArrayContent(UpstreamBody(call));
+        request.Content = new ByteArrayContent(body());
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        return SendAndDisposeAsync(request);
+        return await UpstreamHttp.SendAsync(clients.CreateClient(HttpClientName), request, provider.Name,
+            (status, error) => UpstreamFailure.FromStatus(provider.Name, status, error), deadline, clientAborted);
+    }
 
-        async Task<UpstreamResult<HttpResponseMessage>> SendAndDisposeAsync(HttpRequestMessage message)
+    /// <summary><c>POST {base}/embeddings</c>: the body passed on with the upstream model, the answer passed back.</summary>
+    public async Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.Timeout);
+        var provider = call.Route.Provider;
+        var sent = await PostAsync(provider, "embeddings", () =>
         {
-            using (message)
+            var asked = call.Request.Model;
+            try
             {
-                return await UpstreamHttp.SendAsync(clients.CreateClient(HttpClientName), message, provider.Name,
-                    (status, body) => UpstreamFailure.FromStatus(provider.Name, status, body), deadline, clientAborted);
+                call.Request.Model = call.Route.UpstreamModel;
+                var body = JsonSerializer.SerializeToUtf8Bytes(call.Request, GatewayJsonContext.Wire.EmbeddingRequest);
+                return provider.Settings.DropParams is { Count: > 0 } ? ApplyQuirks(body, provider.Settings) : body;
             }
+            finally
+            {
+                call.Request.Model = asked;
+            }
+        }, deadline.Token, ct);
+        if (sent.Failure is { } failure) return failure;
+        using var response = sent.Value!;
+        var read = await UpstreamHttp.ReadAsync(response, provider.Name, deadline.Token, ct);
+        if (read.Failure is { } broken) return broken;
+        try
+        {
+            using var doc = JsonDocument.Parse(read.Value!);
+            var root = doc.RootElement;
+            var usage = root.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object
+                ? new TokenUsage(TokenUsage.Int(u, "prompt_tokens"), 0, 0)
+                : (TokenUsage?)null;
+            return new UpstreamCompletion(read.Value!, usage, OpenAIRequestView.Str(root, "model"));
+        }
+        catch (JsonException)
+        {
+            return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "its answer was not valid JSON");
         }
     }
 

@@ -1,0 +1,36 @@
+using Gateway.Api.Auth;
+using Gateway.Core;
+using Gateway.Core.Chat;
+using Gateway.Core.Providers;
+using Gateway.Core.Validation;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Api.Endpoints;
+
+/// <summary><c>POST /v1/embeddings</c>: OpenAI-compatible, Gemini and mock models; metered like chat.</summary>
+internal static class EmbeddingsEndpoints
+{
+    public static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => EmbedAsync(context, gateway, token), ct);
+
+    private static async Task EmbedAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
+    {
+        var (request, invalid) = EmbeddingRequestParser.Parse(context.Body);
+        if (invalid is not null)
+        {
+            await context.FailAsync(invalid);
+            return;
+        }
+        context.Meter.Asked(request!);
+        var (route, refused) = gateway.ResolveEmbedding(context.Http.GatewayKey(), request!);
+        if (refused is not null)
+        {
+            await context.FailAsync(refused);
+            return;
+        }
+        context.Meter.Routed(route!);
+        var result = await gateway.EmbedAsync(new EmbeddingCall(context.Meter.RequestId, request!, route!), ct);
+        if (result.Failure is { } failed) await context.FailAsync(failed.ToGatewayError());
+        else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
+    }
+}

@@ -1,0 +1,98 @@
+using Gateway.Api.Errors;
+using Gateway.Core;
+using Gateway.Core.Chat;
+using Gateway.Core.Errors;
+using Gateway.Core.Keys;
+using Gateway.Core.Providers;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Api.Endpoints;
+
+/// <summary>One metered proxy request while it is handled: the meter, the body, and the stream if one opened.</summary>
+internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[] body)
+{
+    public HttpContext Http { get; } = http;
+    public RequestMeter Meter { get; } = meter;
+    public byte[] Body { get; } = body;
+    public UpstreamStream? Stream { get; set; }
+
+    /// <summary>Answers an error in OpenAI's shape and records it.</summary>
+    public Task FailAsync(GatewayError error)
+    {
+        Meter.Failed(error);
+        return OpenAIResults.WriteAsync(Http, error);
+    }
+
+    /// <summary>Writes a complete (non-streamed) answer and records its usage.</summary>
+    public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
+    {
+        Meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text, completion.UsageEstimated);
+        ChatCompletionsEndpoints.WriteRouteHeaders(Http, provider, completion.ServedModel ?? model);
+        Http.Response.ContentType = "application/json";
+        Http.Response.ContentLength = completion.Body.Length;
+        return Http.Response.Body.WriteAsync(completion.Body, ct).AsTask();
+    }
+}
+
+/// <summary>
+/// The frame every metered /v1 request runs in: a usage record is started before anything else and
+/// published exactly once in <c>finally</c>, whatever happens (bad body, upstream failure, client gone, bug).
+/// </summary>
+internal static class MeteredRequest
+{
+    public static async Task RunAsync(HttpContext http, GatewayKey key, ChatGateway gateway, IOptions<GatewayOptions> options,
+        Func<MeteredContext, CancellationToken, Task> handle, CancellationToken ct)
+    {
+        var meter = gateway.StartMeter(key);
+        var requestId = meter.RequestId.ToString();
+        // Set when the response starts, so it survives the exception handler clearing headers for a 500.
+        http.Response.OnStarting(() =>
+        {
+            http.Response.Headers[ChatCompletionsEndpoints.RequestIdHeader] = requestId;
+            return Task.CompletedTask;
+        });
+        MeteredContext? context = null;
+        try
+        {
+            var (body, tooLarge) = await RequestBody.ReadAsync(http.Request, options.Value.MaxRequestBodyBytes, ct);
+            context = new MeteredContext(http, meter, body ?? []);
+            if (tooLarge is not null)
+            {
+                await context.FailAsync(tooLarge);
+                return;
+            }
+            await handle(context, ct);
+        }
+        catch (Exception ex) when (IsClientGone(http, ex))
+        {
+            meter.ClientDisconnected(context?.Stream?.Text.ToString() ?? "", context?.Stream?.Usage);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // The client's HTTP itself was broken (bad chunked encoding, body timeout): its fault, not a crash.
+            var error = new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", null, "bad_request");
+            meter.Failed(error);
+            if (!http.Response.HasStarted) await OpenAIResults.WriteAsync(http, error);
+        }
+        catch
+        {
+            meter.Crashed();
+            throw;
+        }
+        finally
+        {
+            try
+            {
+                if (context?.Stream is { } stream) await stream.DisposeAsync();
+            }
+            finally
+            {
+                await meter.PublishAsync();
+            }
+        }
+    }
+
+    private static bool IsClientGone(HttpContext http, Exception ex) =>
+        http.RequestAborted.IsCancellationRequested && ex is OperationCanceledException or IOException
+        || ex is Microsoft.AspNetCore.Connections.ConnectionResetException;
+}
