@@ -114,6 +114,8 @@ public sealed class MigrationTests(TestEnvironment env)
         var aliases = (await admin.GetFromJsonAsync<JsonArray>("/admin/models"))!.Select(m => m!["alias"]!.GetValue<string>()).ToList();
         Assert.Contains("gpt-4o-mini", aliases);
         Assert.Contains("deepseek-chat", aliases);
+        Assert.Contains("claude-sonnet", aliases);
+        Assert.Contains("gemini-flash", aliases);
         Assert.Contains("mock", aliases);
     }
 
