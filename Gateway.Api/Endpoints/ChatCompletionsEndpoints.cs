@@ -54,7 +54,7 @@ internal static class ChatCompletionsEndpoints
         if (!request.IsStreaming)
         {
             var result = await gateway.CompleteAsync(call, ct);
-            if (result.Failure is { } failed) await context.FailAsync(failed.ToGatewayError());
+            if (result.Failure is { } failed) await context.FailAsync(failed);
             else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
             return;
         }
@@ -62,7 +62,7 @@ internal static class ChatCompletionsEndpoints
         var opened = await gateway.OpenStreamAsync(call, ct);
         if (opened.Failure is { } notOpened)
         {
-            await context.FailAsync(notOpened.ToGatewayError());
+            await context.FailAsync(notOpened);
             return;
         }
         context.Stream = opened.Value!;
@@ -90,10 +90,14 @@ internal static class ChatCompletionsEndpoints
             }
             meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
         }
-        catch (UpstreamStreamException ex)
+        catch (Exception ex) when (ex is UpstreamStreamException || !ct.IsCancellationRequested && ex is not OperationCanceledException and not IOException)
         {
             // Once bytes are out the status is 200: end with an explicit error event, never a silent stop.
-            var error = ex.Failure.ToGatewayError();
+            // A stream that failed in a way its reader did not foresee still ends cleanly (and is logged as a bug).
+            var error = ex is UpstreamStreamException broken ? broken.Failure.ToGatewayError()
+                : GatewayError.UpstreamError(http.Response.Headers[ProviderHeader].ToString(), "the stream could not be translated");
+            if (ex is not UpstreamStreamException)
+                http.RequestServices.GetRequiredService<ILogger<StreamLog>>().LogError(ex, "Stream translation failed");
             meter.Failed(error, stream.Text.ToString(), stream.Usage);
             if (!http.Response.HasStarted)
             {
@@ -116,3 +120,6 @@ internal static class ChatCompletionsEndpoints
         http.Response.Headers[ModelHeader] = model;
     }
 }
+
+/// <summary>Log category for stream translation failures.</summary>
+internal sealed class StreamLog;

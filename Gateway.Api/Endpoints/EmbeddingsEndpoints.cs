@@ -30,7 +30,7 @@ internal static class EmbeddingsEndpoints
         }
         context.Meter.Routed(route!);
         var result = await gateway.EmbedAsync(new EmbeddingCall(context.Meter.RequestId, request!, route!), ct);
-        if (result.Failure is { } failed) await context.FailAsync(failed.ToGatewayError());
+        if (result.Failure is { } failed) await context.FailAsync(failed);
         else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
     }
 }

@@ -23,6 +23,14 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
         return OpenAIResults.WriteAsync(Http, error);
     }
 
+    /// <summary>Answers an upstream failure, keeping any usage the provider reported (and billed).</summary>
+    public Task FailAsync(UpstreamFailure failure)
+    {
+        var error = failure.ToGatewayError();
+        Meter.Failed(error, null, failure.Usage);
+        return OpenAIResults.WriteAsync(Http, error);
+    }
+
     /// <summary>Writes a complete (non-streamed) answer and records its usage.</summary>
     public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
     {

@@ -21,6 +21,9 @@ public sealed record ProviderSettings
     /// <summary>Anthropic: the <c>anthropic-version</c> header sent on every call.</summary>
     public string? AnthropicVersion { get; init; }
 
+    /// <summary>Anthropic: which sampling parameters the provider's models take: <c>all</c>, <c>one</c> (default: temperature or top_p) or <c>none</c>.</summary>
+    public string? AnthropicSampling { get; init; }
+
     /// <summary>
     /// OpenAI-compatible: the name this API wants for the output limit, <c>max_tokens</c> or
     /// <c>max_completion_tokens</c>; the client's field is renamed to it. Null: sent as the client sent it.
@@ -51,5 +54,7 @@ public sealed record ProviderSettings
             ? "'max_tokens_field' must be 'max_tokens' or 'max_completion_tokens'."
             : DropParams?.Any(p => p is "model" or "messages" or "stream") == true
                 ? "'drop_params' cannot drop model, messages or stream."
-                : null;
+                : AnthropicSampling is not (null or "all" or "one" or "none")
+                    ? "'anthropic_sampling' must be 'all', 'one' or 'none'."
+                    : null;
 }

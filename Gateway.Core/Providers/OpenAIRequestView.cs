@@ -52,12 +52,18 @@ public static class OpenAIRequestView
     /// <summary>An image part from a URL, splitting <c>data:image/png;base64,…</c> URLs into media type and data.</summary>
     public static ContentPart Image(string url)
     {
-        if (!url.StartsWith("data:", StringComparison.OrdinalIgnoreCase)) return new ContentPart(null, url, null, null);
+        if (!url.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
+        {
+            return Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+                ? new ContentPart(null, url, null, null)
+                : throw Invalid("messages.content", "an image_url must be an http(s) URL or a base64 data URL");
+        }
         var comma = url.IndexOf(',', StringComparison.Ordinal);
         var header = comma > 5 ? url[5..comma] : "";
         if (comma < 0 || !header.EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
             throw Invalid("messages.content", "image data URLs must be base64 ('data:image/png;base64,…')");
-        return new ContentPart(null, null, header[..^7], url[(comma + 1)..]);
+        var mediaType = header[..^7].ToLowerInvariant() switch { "image/jpg" => "image/jpeg", var t => t };
+        return new ContentPart(null, null, mediaType, url[(comma + 1)..]);
     }
 
     /// <summary>The text of a message (tool results, system prompts): strings and text parts only.</summary>

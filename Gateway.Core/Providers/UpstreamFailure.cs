@@ -24,8 +24,9 @@ public enum UpstreamFailureKind
 }
 
 /// <summary>Why an attempt failed; the one place that maps a failure to the client's status.</summary>
+/// <param name="Usage">Tokens the provider reported (and billed) although the answer is unusable.</param>
 public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, string Detail, int? UpstreamStatus = null,
-    GatewayError? CallerError = null)
+    GatewayError? CallerError = null, TokenUsage? Usage = null)
 {
     /// <summary>Whether the next candidate should be tried (the caller's own mistakes are not retried).</summary>
     public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError;
@@ -48,13 +49,16 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
         503 or 529 => new(UpstreamFailureKind.Overloaded, provider, $"overloaded ({status})", status),
         >= 500 => new(UpstreamFailureKind.ServerError, provider, $"server error ({status})", status),
         401 or 403 => new(UpstreamFailureKind.AuthRejected, provider, $"it rejected the gateway's credentials ({status})", status),
+        // Billing (402) and an unknown upstream model or path (404) are the gateway's set-up, not the caller's request.
+        402 => new(UpstreamFailureKind.AuthRejected, provider, "its account cannot pay for the call (402)", status),
+        404 => new(UpstreamFailureKind.Misconfigured, provider, "it does not know the configured model or path (404)", status),
         _ => new(UpstreamFailureKind.CallerError, provider, $"status {status}", status, CallerErrorFrom(status, body)),
     };
 
     private static GatewayError CallerErrorFrom(int status, ReadOnlySpan<byte> body)
     {
         // OpenAI-compatible providers answer {"error":{...}}; keep their words, they describe the request.
-        var clientStatus = status is 404 or 413 or 422 ? (status == 422 ? 400 : status) : 400;
+        var clientStatus = status == 413 ? 413 : 400;
         try
         {
             using var doc = JsonDocument.Parse(body.ToArray());

@@ -165,6 +165,8 @@ public sealed class ErrorTests(TestEnvironment env)
     [InlineData("status-529", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
     [InlineData("status-429", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
     [InlineData("status-401", HttpStatusCode.BadGateway, "upstream_error")]
+    [InlineData("status-402", HttpStatusCode.BadGateway, "upstream_error")]
+    [InlineData("status-404", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("hang", HttpStatusCode.GatewayTimeout, "upstream_timeout")]
     public async Task ChatCompletion_UpstreamFails_AnswersGatewayStatusNamingNoSecret(string upstreamModel, HttpStatusCode status, string code)
     {

@@ -239,6 +239,9 @@ public sealed class FakeAnthropic : IAsyncDisposable
                         sawOther = true;
                     }
                     if (type == "image" && block["source"]?["type"]?.GetValue<string>() is not ("base64" or "url")) return "image.source.type: Input should be 'base64' or 'url'";
+                    if (type == "image" && block["source"]?["type"]?.GetValue<string>() == "base64"
+                        && block["source"]?["media_type"]?.GetValue<string>() is not ("image/jpeg" or "image/png" or "image/gif" or "image/webp"))
+                        return "image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'";
                 }
             }
         }
@@ -248,6 +251,7 @@ public sealed class FakeAnthropic : IAsyncDisposable
         if (model.Contains("sonnet-4-5", StringComparison.Ordinal) && body["temperature"] is not null && body["top_p"] is not null)
             return "temperature and top_p cannot both be specified for this model. Please use only one.";
         if (body["temperature"] is JsonValue t && t.GetValue<double>() is < 0 or > 1) return "temperature: Input should be less than or equal to 1";
+        if (body["tool_choice"] is not null && body["tools"] is not JsonArray { Count: > 0 }) return "tool_choice: tool_choice may only be specified while providing tools.";
         if (body["tools"] is JsonArray tools && tools.Any(tool => tool!["input_schema"]?["type"]?.GetValue<string>() != "object"))
             return "tools.0.custom.input_schema.type: Input should be 'object'";
         return null;

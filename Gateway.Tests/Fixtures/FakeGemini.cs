@@ -153,6 +153,12 @@ public sealed class FakeGemini : IAsyncDisposable
         if (offersTools && !answeringTool)
         {
             var callPart = new JsonObject { ["functionCall"] = new JsonObject { ["name"] = "get_weather", ["args"] = new JsonObject { ["city"] = "Paris" } } };
+            if (stream && model.EndsWith("-late-signature", StringComparison.Ordinal))
+            {
+                // As seen from Gemini 3 streams: the signature follows in a later chunk, on an empty text part.
+                await WriteAsync(http, true, [Chunk([callPart], null, null), Chunk([new JsonObject { ["text"] = "", ["thoughtSignature"] = Signature }], "STOP", usage)]);
+                return;
+            }
             if (model.StartsWith("gemini-3", StringComparison.Ordinal)) callPart["thoughtSignature"] = Signature;
             await WriteAsync(http, stream, [Chunk([new JsonObject { ["text"] = "thinking about it", ["thought"] = true }, callPart], "STOP", usage)]);
             return;
@@ -166,6 +172,13 @@ public sealed class FakeGemini : IAsyncDisposable
             return;
         }
         // Streamed: text in pieces, usageMetadata cumulative on every chunk, finishReason on the last.
+        if (model.EndsWith("-error-midstream", StringComparison.Ordinal))
+        {
+            http.Response.ContentType = "text/event-stream";
+            await http.Response.WriteAsync("data: " + Chunk([new JsonObject { ["text"] = "Hello" }], null, null).ToJsonString() + "\r\n\r\n");
+            await http.Response.WriteAsync("data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded. Please try again later.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n");
+            return;
+        }
         var words = answer.Split(' ');
         var chunks = new List<JsonObject>();
         for (var i = 0; i < words.Length; i++)
@@ -223,13 +236,10 @@ public sealed class FakeGemini : IAsyncDisposable
                 .LastOrDefault(x => x.content!["role"]!.GetValue<string>() == "user" && x.content["parts"]!.AsArray().Any(p => p!["functionResponse"] is null)).i;
             for (var c = start; c < contents.Count; c++)
             {
-                var position = 0;
-                foreach (var part in contents[c]!["parts"]!.AsArray())
-                {
-                    position++;
-                    if (part!["functionCall"] is { } call && position == 1 && part["thoughtSignature"]?.GetValue<string>() != Signature)
-                        return $"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{call["name"]}` , position {c + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.";
-                }
+                // The first functionCall of each step must carry the signature that came with it.
+                var first = contents[c]!["parts"]!.AsArray().FirstOrDefault(p => p!["functionCall"] is not null);
+                if (first is not null && first["thoughtSignature"]?.GetValue<string>() != Signature)
+                    return $"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{first["functionCall"]!["name"]}` , position {c + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.";
             }
         }
         if (body["tools"] is JsonArray tools)

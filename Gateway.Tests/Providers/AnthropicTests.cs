@@ -53,7 +53,7 @@ public sealed class AnthropicTests(TestEnvironment env)
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$"""
             {"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.\n\nAnswer in English.",
              "messages":[{"role":"user","content":[{"type":"text","text":"{{marker}}"},{"type":"text","text":"second"}]}],
-             "temperature":0.5,"stop_sequences":["END"],"metadata":{"user_id":"user-42"} }
+             "temperature":0.5,"stop_sequences":["END"],"metadata":{"user_id":"6d894aa3ee802549d7f340e7c1cf0d1c"} }
             """), sent.Json), sent.Body);
 
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
@@ -75,6 +75,41 @@ public sealed class AnthropicTests(TestEnvironment env)
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(expected, env.Anthropic.Find(marker)!.Json["max_tokens"]!.GetValue<int>());
+    }
+
+    [Theory]
+    [InlineData("""{"anthropic_sampling":"none"}""", """{"temperature":0.2,"top_p":0.5}""", null, null)]
+    [InlineData("""{"anthropic_sampling":"all"}""", """{"temperature":0.2,"top_p":0.5}""", 0.2, 0.5)]
+    [InlineData("{}", """{"top_p":0.5}""", null, 0.5)]
+    [InlineData("{}", """{"temperature":1.7}""", 1.0, null)]
+    public async Task Sampling_FollowsTheProvidersSettingAndAnthropicsRange(string settings, string sampling, double? temperature, double? topP)
+    {
+        var alias = await AddClaudeAsync("claude-opus-4-1", settings: JsonNode.Parse(settings)!.AsObject());
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+        var body = JsonNode.Parse(sampling)!.AsObject();
+        body["model"] = alias;
+        body["messages"] = JsonNode.Parse($$"""[{"role":"user","content":"{{marker}}"}]""");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var sent = env.Anthropic.Find(marker)!.Json;
+        Assert.Equal((temperature, topP), (sent["temperature"]?.GetValue<double>(), sent["top_p"]?.GetValue<double>()));
+    }
+
+    [Fact]
+    public async Task MoreThanOneChoice_Is400()
+    {
+        var alias = await AddClaudeAsync("claude-sonnet-4-5");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","n":2,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("n", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["param"]!.GetValue<string>());
     }
 
     [Fact]
@@ -233,7 +268,7 @@ public sealed class AnthropicTests(TestEnvironment env)
 
         var response = await client.PostAsync("/v1/chat/completions", Json($$"""
             {"model":"{{alias}}","messages":[{"role":"user","content":[{"type":"text","text":"{{marker}}"},
-              {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQ"} },
+              {"type":"image_url","image_url":{"url":"data:image/jpg;base64,/9j/4AAQ"} },
               {"type":"image_url","image_url":{"url":"https://example.com/a.jpg","detail":"high"} }]}]}
             """));
 

@@ -118,11 +118,12 @@ public sealed class GeminiTests(TestEnvironment env)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task ToolConversation_Gemini3_CarriesTheThoughtSignatureThroughTheOpenAIRoundTrip(bool streaming)
+    [InlineData(false, "gemini-3-pro-preview")]
+    [InlineData(true, "gemini-3-pro-preview")]
+    [InlineData(true, "gemini-3-pro-preview-late-signature")]
+    public async Task ToolConversation_Gemini3_CarriesTheThoughtSignatureThroughTheOpenAIRoundTrip(bool streaming, string model)
     {
-        var alias = await AddGeminiAsync("gemini-3-pro-preview");
+        var alias = await AddGeminiAsync(model);
         var (key, _) = await Gateway.CreateKeyAsync();
         var chat = Sdk(alias, key);
         var marker = Guid.NewGuid().ToString("N");
@@ -261,6 +262,40 @@ public sealed class GeminiTests(TestEnvironment env)
                 : JsonNode.Parse(text)!["choices"]![0]!["finish_reason"]!.GetValue<string>();
             Assert.Equal(expected, finish);
         }
+    }
+
+    [Fact]
+    public async Task ErrorEventMidStream_EndsWithAnOpenAIErrorEventAndDone()
+    {
+        var alias = await AddGeminiAsync("gemini-2.5-flash-error-midstream");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        var events = Api.ChatCompletionsTests.SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Contains("\"code\":\"upstream_unavailable\"", events[^2], StringComparison.Ordinal);
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(((short)503, true), (row.Status, row.UsageEstimated));
+    }
+
+    [Theory]
+    [InlineData("photo.png")]
+    [InlineData("ftp://example.com/a.png")]
+    [InlineData("data:image/png,notbase64")]
+    public async Task BadImageUrl_Is400NotACrash(string url)
+    {
+        var alias = await AddGeminiAsync("gemini-2.5-flash");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"{{alias}}","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"{{url}}"} }]}]}
+            """));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("messages.content", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["param"]!.GetValue<string>());
     }
 
     [Fact]

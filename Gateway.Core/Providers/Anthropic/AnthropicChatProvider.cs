@@ -97,7 +97,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
                     break;
                 case "tool_use" when jsonTool is not null && OpenAIRequestView.Str(block, "name") == jsonTool:
                     text.Append(OpenAIRequestView.Compact(block.GetProperty("input"))); // JSON mode: the forced tool's input is the answer
-                    stopReason = "end_turn";
+                    if (stopReason == "tool_use") stopReason = "end_turn"; // a cut-off answer stays "length"
                     break;
                 case "tool_use":
                     toolCalls.Add(new ToolCall(OpenAIRequestView.Str(block, "id")!, "function",

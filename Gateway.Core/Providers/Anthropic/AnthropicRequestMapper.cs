@@ -64,6 +64,8 @@ internal static class AnthropicRequestMapper
             }
         }
 
+        if (request.N is > 1)
+            throw new RequestMappingException(GatewayError.BadRequest("Anthropic models return one choice; 'n' must be 1.", "n", "invalid_value"));
         var body = new JsonObject
         {
             ["model"] = call.Route.UpstreamModel,
@@ -71,9 +73,11 @@ internal static class AnthropicRequestMapper
         };
         if (system.Count > 0) body["system"] = string.Join("\n\n", system);
         body["messages"] = messages;
-        AddSampling(body, request, version);
+        AddSampling(body, request, version, call.Route.Provider.Settings.AnthropicSampling);
         if (OpenAIRequestView.Stop(request) is { Count: > 0 } stop) body["stop_sequences"] = new JsonArray([.. stop.Select(s => (JsonNode?)s)]);
-        if (request.User is { Length: > 0 } user) body["metadata"] = new JsonObject { ["user_id"] = user };
+        // Anthropic wants an opaque id (no names or emails): the client's user, hashed.
+        if (request.User is { Length: > 0 } user)
+            body["metadata"] = new JsonObject { ["user_id"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(user)))[..32] };
         if (request.IsStreaming) body["stream"] = true;
 
         var tools = OpenAIRequestView.Tools(request);
@@ -88,20 +92,22 @@ internal static class AnthropicRequestMapper
                 return (JsonNode)tool;
             })]);
         }
-        if (jsonTool is null && ToolChoice(request) is { } choice) body["tool_choice"] = choice;
+        if (jsonTool is null && tools.Count > 0 && ToolChoice(request) is { } choice) body["tool_choice"] = choice;
         return (body, jsonTool);
     }
 
     /// <summary>
-    /// API version 2026-10-21 removed temperature/top_p/top_k (sending any is a 400), so none are sent.
-    /// Under 2023-06-01, newer models (Claude Sonnet 4.5 and later) refuse temperature and top_p together,
-    /// so when a client sends both only temperature goes.
+    /// API version 2026-10-21 removed temperature/top_p/top_k (sending any is a 400), and so do Claude
+    /// Opus 4.7 and later under 2023-06-01 (setting <c>anthropic_sampling: "none"</c>): then none is sent.
+    /// Otherwise (<c>"one"</c>, the default) Claude Sonnet 4.5 and later refuse temperature with top_p, so
+    /// only temperature goes when a client sends both; <c>"all"</c> sends both. Anthropic's temperature
+    /// range is 0–1 where OpenAI's is 0–2, so it is clamped to 1.
     /// </summary>
-    private static void AddSampling(JsonObject body, Wire.ChatCompletionRequest request, string version)
+    private static void AddSampling(JsonObject body, Wire.ChatCompletionRequest request, string version, string? sampling)
     {
-        if (string.CompareOrdinal(version, "2026-10-21") >= 0) return;
-        if (request.Temperature is { } temperature) body["temperature"] = temperature;
-        else if (request.TopP is { } topP) body["top_p"] = topP;
+        if (string.CompareOrdinal(version, "2026-10-21") >= 0 || sampling == "none") return;
+        if (request.Temperature is { } temperature) body["temperature"] = Math.Min(temperature, 1.0);
+        if (request.TopP is { } topP && (sampling == "all" || request.Temperature is null)) body["top_p"] = topP;
     }
 
     private static JsonObject? ToolChoice(Wire.ChatCompletionRequest request)

@@ -77,6 +77,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
                     var (tokens, wire) = AnthropicResponseMapper.Usage(_counts.Input, _counts.CacheCreation, _counts.CacheRead, _counts.Output);
                     Usage = tokens;
                     var finish = _jsonBlocks.Count > 0 && _stopReason == "tool_use" ? "stop" : AnthropicResponseMapper.FinishReason(_stopReason);
+                    // (a JSON-mode answer cut by max_tokens keeps "length")
                     return [chunks.Finish(finish), chunks.Usage(wire)];
                 case "error":
                     var error = root.TryGetProperty("error", out var e) ? e : root;
@@ -92,7 +93,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
                     return []; // ping, content_block_stop and event types added later
             }
         }
-        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
             throw Broken($"it sent a malformed {eventType} event");
         }

@@ -72,36 +72,42 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
                 .ToFailure(provider.Name);
         }
         var model = ModelName(call.Route.UpstreamModel);
-        var body = new JsonObject
-        {
-            ["requests"] = new JsonArray([.. texts.Select(text =>
-            {
-                var one = new JsonObject { ["model"] = "models/" + model, ["content"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = text }) } };
-                if (call.Request.Dimensions is { } dimensions) one["outputDimensionality"] = dimensions;
-                return (JsonNode)one;
-            })]),
-        };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(options.Value.Timeout);
-        var sent = await PostAsync(provider, model, "batchEmbedContents", body, deadline.Token, ct);
-        if (sent.Failure is { } failure) return failure;
-        using var response = sent.Value!;
-        var read = await UpstreamHttp.ReadAsync(response, provider.Name, deadline.Token, ct);
-        if (read.Failure is { } broken) return broken;
-        try
+        var vectors = new List<float[]>(texts.Count);
+        // batchEmbedContents takes at most 100 requests per call.
+        foreach (var batch in texts.Chunk(100))
         {
-            using var doc = JsonDocument.Parse(read.Value!);
-            var vectors = doc.RootElement.GetProperty("embeddings").EnumerateArray()
-                .Select(e => e.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
-            if (vectors.Count != texts.Count) return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "it answered a different number of embeddings");
-            var promptTokens = texts.Sum(tokens.Count);
-            return new UpstreamCompletion(EmbeddingLists.Build(call.Route.UpstreamModel, vectors, promptTokens, call.Request.EncodingFormat),
-                new TokenUsage(promptTokens, 0, 0), call.Route.UpstreamModel, UsageEstimated: true);
+            var body = new JsonObject
+            {
+                ["requests"] = new JsonArray([.. batch.Select(text =>
+                {
+                    var one = new JsonObject { ["model"] = "models/" + model, ["content"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = text }) } };
+                    if (call.Request.Dimensions is { } dimensions) one["outputDimensionality"] = dimensions;
+                    return (JsonNode)one;
+                })]),
+            };
+            var sent = await PostAsync(provider, model, "batchEmbedContents", body, deadline.Token, ct);
+            if (sent.Failure is { } failure) return failure;
+            using var response = sent.Value!;
+            var read = await UpstreamHttp.ReadAsync(response, provider.Name, deadline.Token, ct);
+            if (read.Failure is { } broken) return broken;
+            try
+            {
+                using var doc = JsonDocument.Parse(read.Value!);
+                var answered = doc.RootElement.GetProperty("embeddings").EnumerateArray()
+                    .Select(e => e.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
+                if (answered.Count != batch.Length) return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "it answered a different number of embeddings");
+                vectors.AddRange(answered);
+            }
+            catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "its answer was not a BatchEmbedContentsResponse");
+            }
         }
-        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            return new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "its answer was not a BatchEmbedContentsResponse");
-        }
+        var promptTokens = texts.Sum(tokens.Count);
+        return new UpstreamCompletion(EmbeddingLists.Build(call.Route.UpstreamModel, vectors, promptTokens, call.Request.EncodingFormat),
+            new TokenUsage(promptTokens, 0, 0), call.Route.UpstreamModel, UsageEstimated: true);
     }
 
     private static string ModelName(string upstreamModel) =>
@@ -136,10 +142,15 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
 
     // Gemini answers a bad API key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is the
     // gateway's credential, not the caller's request.
-    private static UpstreamFailure Classify(string provider, int status, byte[] body) =>
-        status == 400 && body.AsSpan().IndexOf("API_KEY_INVALID"u8) >= 0
-            ? new UpstreamFailure(UpstreamFailureKind.AuthRejected, provider, "it rejected the gateway's credentials (API_KEY_INVALID)", status)
-            : UpstreamFailure.FromStatus(provider, status, body);
+    private static UpstreamFailure Classify(string provider, int status, byte[] body) => status switch
+    {
+        400 when body.AsSpan().IndexOf("API_KEY_INVALID"u8) >= 0 =>
+            new UpstreamFailure(UpstreamFailureKind.AuthRejected, provider, "it rejected the gateway's credentials (API_KEY_INVALID)", status),
+        // Billing not enabled, or the service not offered in the gateway's region: set-up, not the caller's request.
+        400 when body.AsSpan().IndexOf("FAILED_PRECONDITION"u8) >= 0 =>
+            new UpstreamFailure(UpstreamFailureKind.Misconfigured, provider, "its account cannot serve the call (FAILED_PRECONDITION)", status),
+        _ => UpstreamFailure.FromStatus(provider, status, body),
+    };
 
     /// <summary>A GenerateContentResponse → an OpenAI chat.completion (internal for the golden-file tests).</summary>
     internal static UpstreamResult<UpstreamCompletion> Translate(UpstreamCall call, JsonElement root, long created)
@@ -156,7 +167,10 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
                 var reason = OpenAIRequestView.Str(candidate, "finishReason");
                 var finish = GeminiResponseMapper.FinishReason(reason, calls.Count > 0);
                 if (finish is null)
-                    return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, $"the model produced an unusable function call ({reason})");
+                {
+                    return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, $"the model produced an unusable function call ({reason})",
+                        Usage: root.TryGetProperty("usageMetadata", out var billed) ? GeminiResponseMapper.Usage(billed).Usage : null);
+                }
                 var toolCalls = calls.Count == 0 ? null : calls.Select(c =>
                     new ToolCall(GeminiToolCallIds.Encode(call.RequestId, toolIndex++, c.Signature), "function", new FunctionCall(c.Name, c.Arguments))).ToList();
                 text.Append(content);

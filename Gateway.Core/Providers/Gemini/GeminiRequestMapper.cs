@@ -115,7 +115,7 @@ internal static class GeminiRequestMapper
     };
 
     // fileData needs a MIME type; an image URL usually says it by its extension.
-    private static string GuessMediaType(string url) => Path.GetExtension(new Uri(url).AbsolutePath).ToLowerInvariant() switch
+    private static string GuessMediaType(string url) => Path.GetExtension(new Uri(url, UriKind.Absolute).AbsolutePath).ToLowerInvariant() switch
     {
         ".png" => "image/png",
         ".gif" => "image/gif",

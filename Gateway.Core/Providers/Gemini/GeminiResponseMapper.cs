@@ -35,15 +35,35 @@ internal static class GeminiResponseMapper
             new ChatUsage(prompt, completion, prompt + completion, new PromptTokensDetails(cached), new CompletionTokensDetails(thoughts)));
     }
 
+    /// <summary>
+    /// <see cref="Parts"/> for a stream chunk, plus a signature that arrived on its own (an empty-text part
+    /// with <c>thoughtSignature</c>), which belongs to the function call before it.
+    /// </summary>
+    public static (string Text, List<(string Name, string Arguments, string? Signature)> Calls, string? LateSignature) StreamParts(JsonElement candidate)
+    {
+        var (text, calls) = Parts(candidate);
+        string? late = null;
+        if (candidate.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object
+            && content.TryGetProperty("parts", out var parts) && parts.ValueKind == JsonValueKind.Array)
+        {
+            late = parts.EnumerateArray()
+                .Where(p => p.ValueKind == JsonValueKind.Object && !p.TryGetProperty("functionCall", out _) && OpenAIRequestView.Str(p, "text") is null or "")
+                .Select(p => OpenAIRequestView.Str(p, "thoughtSignature")).FirstOrDefault(s => s is not null);
+        }
+        return (text, calls, late);
+    }
+
     /// <summary>A candidate's text (thought parts excluded) and function calls, in order.</summary>
     public static (string Text, List<(string Name, string Arguments, string? Signature)> Calls) Parts(JsonElement candidate)
     {
         var text = new System.Text.StringBuilder();
         var calls = new List<(string, string, string?)>();
-        if (!candidate.TryGetProperty("content", out var content) || !content.TryGetProperty("parts", out var parts) || parts.ValueKind != JsonValueKind.Array)
+        if (candidate.ValueKind != JsonValueKind.Object || !candidate.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.Object
+            || !content.TryGetProperty("parts", out var parts) || parts.ValueKind != JsonValueKind.Array)
             return ("", calls);
         foreach (var part in parts.EnumerateArray())
         {
+            if (part.ValueKind != JsonValueKind.Object) continue;
             if (part.TryGetProperty("thought", out var thought) && thought.ValueKind == JsonValueKind.True) continue;
             if (OpenAIRequestView.Str(part, "text") is { } t) text.Append(t);
             if (part.TryGetProperty("functionCall", out var call) && OpenAIRequestView.Str(call, "name") is { } name)

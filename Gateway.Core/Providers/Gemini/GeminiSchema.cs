@@ -47,7 +47,7 @@ internal static class GeminiSchema
                     result["type"] = value.GetString()!.ToUpperInvariant();
                     break;
                 case "type" when value.ValueKind == JsonValueKind.Array:
-                    var types = value.EnumerateArray().Select(t => t.GetString()).ToList();
+                    var types = value.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.String ? t.GetString() : throw Invalid("'type' arrays must hold type names")).ToList();
                     if (types.Contains("null")) result["nullable"] = true;
                     if (types.FirstOrDefault(t => t != "null") is { } type) result["type"] = type.ToUpperInvariant();
                     break;
@@ -90,6 +90,8 @@ internal static class GeminiSchema
             }
         }
         if (result["enum"] is not null && result["type"] is null) result["type"] = "STRING";
+        // Gemini refuses an ARRAY without items ("missing field"); JSON Schema allows it, meaning "anything".
+        if (result["type"]?.GetValue<string>() == "ARRAY" && result["items"] is null) result["items"] = new JsonObject { ["type"] = "STRING" };
         if (result["enum"] is not null) result["format"] = "enum";
         return result;
     }

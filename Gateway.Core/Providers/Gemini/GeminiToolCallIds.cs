@@ -4,24 +4,26 @@ namespace Gateway.Core.Providers.Gemini;
 /// OpenAI tool-call ids for Gemini function calls. Gemini 3 puts a <c>thoughtSignature</c> on
 /// function-call parts that must come back on the same part in the next turn
 /// (https://ai.google.dev/gemini-api/docs/thought-signatures), and OpenAI clients only echo the
-/// tool-call id, so the signature travels inside it: <c>call_…~&lt;base64url signature&gt;</c>.
+/// tool-call id, so the signature travels inside it: <c>call_&lt;12 hex&gt;_&lt;n&gt;_s&lt;base64url signature&gt;</c>
+/// (only <c>[A-Za-z0-9_-]</c>, which every provider's id rules accept).
 /// </summary>
-internal static class GeminiToolCallIds
+internal static partial class GeminiToolCallIds
 {
-    private const char Separator = '~'; // not in the base64url alphabet
-
     public static string Encode(Guid requestId, int index, string? thoughtSignature)
     {
         var id = $"call_{requestId.ToString("N")[^12..]}_{index}";
-        return thoughtSignature is null ? id : id + Separator + thoughtSignature.TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        return thoughtSignature is null ? id : $"{id}_s{thoughtSignature.TrimEnd('=').Replace('+', '-').Replace('/', '_')}";
     }
 
-    /// <summary>The thought signature carried in an id, or null.</summary>
+    /// <summary>The thought signature carried in an id of ours, or null (also for ids made elsewhere).</summary>
     public static string? Signature(string toolCallId)
     {
-        var at = toolCallId.IndexOf(Separator, StringComparison.Ordinal);
-        if (at < 0 || at == toolCallId.Length - 1) return null;
-        var base64 = toolCallId[(at + 1)..].Replace('-', '+').Replace('_', '/');
+        var match = Ours().Match(toolCallId);
+        if (!match.Success) return null;
+        var base64 = match.Groups[1].Value.Replace('-', '+').Replace('_', '/');
         return base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '=');
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^call_[0-9a-f]{12}_[0-9]+_s([A-Za-z0-9_-]+)$")]
+    private static partial System.Text.RegularExpressions.Regex Ours();
 }

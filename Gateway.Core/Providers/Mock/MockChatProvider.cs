@@ -36,7 +36,11 @@ public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : I
     public async Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct)
     {
         await Delay(MockSettings.From(call.Route.Provider.BaseUrl).LatencyMs, ct);
-        var inputs = call.Request.Texts() ?? [.. call.Request.Input!.Value.EnumerateArray().Select(e => e.GetRawText())];
+        var input = call.Request.Input!.Value;
+        var inputs = call.Request.Texts()
+            ?? (input.EnumerateArray().All(e => e.ValueKind == System.Text.Json.JsonValueKind.Number)
+                ? [input.GetRawText()] // one token array
+                : [.. input.EnumerateArray().Select(e => e.GetRawText())]);
         var vectors = inputs.Select(Vector).ToList();
         var promptTokens = call.Request.Texts() is { } texts ? texts.Sum(tokens.Count) : inputs.Count;
         return new UpstreamCompletion(EmbeddingLists.Build(call.Route.UpstreamModel, vectors, promptTokens, call.Request.EncodingFormat),

@@ -27,6 +27,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         {
             using var doc = JsonDocument.Parse(data);
             var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw Broken("it sent a chunk that is not a JSON object");
             if (root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
                 throw Broken("it sent an error event");
             if (ServedModel is null && root.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
@@ -60,7 +61,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
             }
             return new StreamChunk(data, IsUsageOnly: !hasChoices && Usage is not null, hasContent);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
             throw Broken("it sent a chunk that is not JSON");
         }
