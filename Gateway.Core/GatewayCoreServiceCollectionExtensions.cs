@@ -2,6 +2,7 @@ using Dapper;
 using Gateway.Core.Admin;
 using Gateway.Core.Catalog;
 using Gateway.Core.Chat;
+using Gateway.Core.Failover;
 using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Persistence;
@@ -34,6 +35,7 @@ public static class GatewayCoreServiceCollectionExtensions
 
         services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         // Resolved lazily, so hosts and tests may set the connection string after registration.
@@ -70,6 +72,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<MockChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
+        services.AddSingleton<ProviderHealth>();
+        services.AddSingleton<FailoverExecutor>();
         services.AddSingleton<ChatGateway>();
 
         services.AddSingleton<UsageChannel>();

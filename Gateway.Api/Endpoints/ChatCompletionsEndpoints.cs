@@ -5,6 +5,7 @@ using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Chat;
 using Gateway.Core.Errors;
+using Gateway.Core.Failover;
 using Gateway.Core.Providers;
 using Gateway.Core.Validation;
 using Gateway.Core.Wire;
@@ -18,6 +19,8 @@ internal static class ChatCompletionsEndpoints
     public const string RequestIdHeader = "x-gateway-request-id";
     public const string ProviderHeader = "x-gateway-provider";
     public const string ModelHeader = "x-gateway-model";
+    public const string AttemptsHeader = "x-gateway-attempts";
+    public const string FallbackHeader = "x-gateway-fallback";
 
     public static RouteGroupBuilder MapOpenAI(this IEndpointRouteBuilder app)
     {
@@ -49,36 +52,38 @@ internal static class ChatCompletionsEndpoints
             return;
         }
         context.Meter.Routed(route!);
-        var call = new UpstreamCall(context.Meter.RequestId, request, route!);
 
         if (!request.IsStreaming)
         {
-            var result = await gateway.CompleteAsync(call, ct);
+            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, route!, ct);
+            context.Attempted(result, route!);
             if (result.Failure is { } failed) await context.FailAsync(failed);
-            else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
+            else await context.WriteAsync(result.Value!, result.Route!.Provider.Name, result.Route.UpstreamModel, ct);
             return;
         }
 
-        var opened = await gateway.OpenStreamAsync(call, ct);
+        var opened = await gateway.OpenStreamAsync(context.Meter.RequestId, request, route!, ct);
+        context.Attempted(opened, route!);
         if (opened.Failure is { } notOpened)
         {
             await context.FailAsync(notOpened);
             return;
         }
-        context.Stream = opened.Value!;
-        WriteRouteHeaders(context.Http, route!.Provider.Name, route.UpstreamModel);
-        await StreamAsync(context.Http, context.Meter, context.Stream, request.ClientWantsStreamUsage, ct);
+        context.Primed = opened.Value!;
+        WriteRouteHeaders(context.Http, opened.Route!.Provider.Name, opened.Route.UpstreamModel);
+        await StreamAsync(context.Http, context.Meter, context.Primed, request.ClientWantsStreamUsage, ct);
     }
 
-    private static async Task StreamAsync(HttpContext http, RequestMeter meter, UpstreamStream stream, bool clientWantsUsage, CancellationToken ct)
+    private static async Task StreamAsync(HttpContext http, RequestMeter meter, PrimedStream primed, bool clientWantsUsage, CancellationToken ct)
     {
+        var stream = primed.Inner;
         http.Response.ContentType = "text/event-stream; charset=utf-8";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         var output = http.Response.BodyWriter;
         try
         {
-            await foreach (var chunk in stream.ReadChunksAsync(ct))
+            await foreach (var chunk in primed.ReadChunksAsync(ct))
             {
                 if (chunk.HasContent) meter.FirstToken();
                 // The gateway always asks for usage; a client that did not ask does not get the usage chunk.

@@ -29,8 +29,9 @@ internal static class EmbeddingsEndpoints
             return;
         }
         context.Meter.Routed(route!);
-        var result = await gateway.EmbedAsync(new EmbeddingCall(context.Meter.RequestId, request!, route!), ct);
+        var result = await gateway.EmbedAsync(context.Meter.RequestId, request!, route!, ct);
+        context.Attempted(result, route!);
         if (result.Failure is { } failed) await context.FailAsync(failed);
-        else await context.WriteAsync(result.Value!, route!.Provider.Name, route.UpstreamModel, ct);
+        else await context.WriteAsync(result.Value!, result.Route!.Provider.Name, result.Route.UpstreamModel, ct);
     }
 }

@@ -1,7 +1,9 @@
 using Gateway.Api.Errors;
 using Gateway.Core;
+using Gateway.Core.Catalog;
 using Gateway.Core.Chat;
 using Gateway.Core.Errors;
+using Gateway.Core.Failover;
 using Gateway.Core.Keys;
 using Gateway.Core.Providers;
 using Microsoft.Extensions.Options;
@@ -14,7 +16,18 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public HttpContext Http { get; } = http;
     public RequestMeter Meter { get; } = meter;
     public byte[] Body { get; } = body;
-    public UpstreamStream? Stream { get; set; }
+    /// <summary>The stream being relayed, held back until its first token (disposed with the request).</summary>
+    public PrimedStream? Primed { get; set; }
+
+    public UpstreamStream? Stream => Primed?.Inner;
+
+    /// <summary>Writes the failover headers and records the attempts.</summary>
+    public void Attempted<T>(FailoverResult<T> result, ModelRoute first) where T : class
+    {
+        Meter.Attempted(result.Attempts, first, result.Route);
+        Http.Response.Headers[ChatCompletionsEndpoints.AttemptsHeader] = result.Attempts.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Http.Response.Headers[ChatCompletionsEndpoints.FallbackHeader] = result.Route is { } served && served.Alias != first.Alias ? "true" : "false";
+    }
 
     /// <summary>Answers an error in OpenAI's shape and records it.</summary>
     public Task FailAsync(GatewayError error)
@@ -91,7 +104,7 @@ internal static class MeteredRequest
         {
             try
             {
-                if (context?.Stream is { } stream) await stream.DisposeAsync();
+                if (context?.Primed is { } primed) await primed.DisposeAsync();
             }
             finally
             {

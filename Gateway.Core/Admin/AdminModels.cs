@@ -71,7 +71,9 @@ public sealed record ModelRequest(
     decimal? CachedInputPricePerMtok = null,
     int? ContextWindow = null,
     bool? Enabled = null,
-    int? MaxOutputTokens = null);
+    int? MaxOutputTokens = null,
+    IReadOnlyList<string>? Fallbacks = null,
+    int? TtftTimeoutMs = null);
 
 public sealed record ModelView
 {
@@ -84,6 +86,8 @@ public sealed record ModelView
     public decimal CachedInputPricePerMtok { get; init; }
     public int? ContextWindow { get; init; }
     public int? MaxOutputTokens { get; init; }
+    public string[] Fallbacks { get; init; } = [];
+    public int? TtftTimeoutMs { get; init; }
     public bool Enabled { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }

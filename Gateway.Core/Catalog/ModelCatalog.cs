@@ -21,7 +21,9 @@ public sealed record ModelRoute(
     decimal CachedInputPricePerMTok,
     int? ContextWindow,
     int? MaxOutputTokens,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt,
+    IReadOnlyList<string>? Fallbacks = null,
+    int? TtftTimeoutMs = null);
 
 /// <summary>Enabled models and providers, in memory, swapped atomically on NOTIFY.</summary>
 public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver secrets, ILogger<ModelCatalog> logger)
@@ -34,9 +36,25 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
 
     public ModelRoute? Find(string alias) => _models.GetValueOrDefault(alias);
 
+    /// <summary>Most candidates one request may try.</summary>
+    public const int MaxCandidates = 8;
+
+    /// <summary>The candidates for a request: the model itself, then its fallbacks that exist and are enabled, each once.</summary>
+    public IReadOnlyList<ModelRoute> Chain(ModelRoute first)
+    {
+        if (first.Fallbacks is not { Count: > 0 } fallbacks) return [first];
+        var chain = new List<ModelRoute> { first };
+        foreach (var alias in fallbacks)
+        {
+            if (chain.Count == MaxCandidates) break;
+            if (Find(alias) is { } next && chain.TrueForAll(c => c.Alias != next.Alias)) chain.Add(next);
+        }
+        return chain;
+    }
+
     private const string LoadSql = """
         SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at,
+               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms,
                p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref,
                p.settings::text AS settings_json
         FROM models m JOIN providers p ON p.id = m.provider_id
@@ -60,7 +78,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 providers[r.ProviderId] = provider;
             }
             models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
-                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero));
+                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
+                r.Fallbacks, r.TtftTimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
         IsLoaded = true;
@@ -86,6 +105,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         public int? ContextWindow { get; init; }
         public int? MaxOutputTokens { get; init; }
         public DateTime CreatedAt { get; init; }
+        public string[] Fallbacks { get; init; } = [];
+        public int? TtftTimeoutMs { get; init; }
         public Guid ProviderId { get; init; }
         public string ProviderName { get; init; } = "";
         public string Protocol { get; init; } = "";

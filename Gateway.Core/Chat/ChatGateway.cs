@@ -1,17 +1,19 @@
 using System.Collections.Frozen;
 using Gateway.Core.Catalog;
 using Gateway.Core.Errors;
+using Gateway.Core.Failover;
 using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Providers;
 using Gateway.Core.Tokens;
 using Gateway.Core.Wire;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Core.Chat;
 
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
 public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
-    TokenCounter tokens, UsageChannel usage, TimeProvider time)
+    TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions)
 {
     private readonly FrozenDictionary<string, IChatProvider> _providers = providers.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
@@ -31,8 +33,11 @@ public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider>
         return (route, failure);
     }
 
-    public Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct) =>
-        _embedders[call.Route.Provider.Protocol].EmbedAsync(call, ct);
+    /// <summary>Embeddings over the model's candidate chain (fallbacks whose protocol cannot embed are passed over).</summary>
+    public Task<FailoverResult<UpstreamCompletion>> EmbedAsync(Guid requestId, EmbeddingRequest request, ModelRoute first, CancellationToken ct) =>
+        failover.RunAsync(first, (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)
+            ? embedder.EmbedAsync(new EmbeddingCall(requestId, request, route), token)
+            : Task.FromResult<UpstreamResult<UpstreamCompletion>>(new UpstreamFailure(UpstreamFailureKind.Misconfigured, route.Provider.Name, "it cannot embed")), ct);
 
     private (ModelRoute? Route, GatewayError? Failure) Resolve(GatewayKey key, string alias)
     {
@@ -48,9 +53,18 @@ public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider>
             .OrderBy(m => m.Alias, StringComparer.Ordinal)
             .Select(m => new ModelEntry(m.Alias, "model", m.CreatedAt.ToUnixTimeSeconds(), m.Provider.Name))]);
 
-    public Task<UpstreamResult<UpstreamCompletion>> CompleteAsync(UpstreamCall call, CancellationToken ct) =>
-        _providers[call.Route.Provider.Protocol].CompleteAsync(call, ct);
+    /// <summary>A non-streaming completion over the model's candidate chain.</summary>
+    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, ModelRoute first, CancellationToken ct) =>
+        failover.RunAsync(first, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
 
-    public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
-        _providers[call.Route.Provider.Protocol].OpenStreamAsync(call, ct);
+    /// <summary>
+    /// A stream over the model's candidate chain, each candidate held back until its first token
+    /// (within the model's <c>ttft_timeout_ms</c>, else Gateway:Failover:DefaultTtftTimeoutMs).
+    /// </summary>
+    public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, ModelRoute first, CancellationToken ct) =>
+        failover.RunAsync(first, (route, token) => PrimedStream.OpenAsync(
+            open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
+            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), token), ct);
+
+    private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
 }

@@ -74,6 +74,16 @@ public sealed class RequestMeter
 
     public void FirstToken() => _record.TtftMs ??= ElapsedMs();
 
+    /// <summary>Records the candidates tried; <paramref name="served"/> (if any) sets the provider, model and prices.</summary>
+    public void Attempted(IReadOnlyList<Failover.AttemptRecord> attempts, ModelRoute first, ModelRoute? served)
+    {
+        if (served is not null) Routed(served);
+        _record.Attempts = (short)Math.Max(1, attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down")));
+        _record.Fallback = served is not null && served.Alias != first.Alias;
+        if (attempts.Count > 1 || attempts is [{ Outcome: not "ok" }])
+            _record.AttemptTrail = System.Text.Json.JsonSerializer.Serialize(attempts, Failover.AttemptJsonContext.Default.IReadOnlyListAttemptRecord);
+    }
+
     /// <param name="estimated">The adapter counted <paramref name="reported"/> itself (the provider gives no usage).</param>
     public void Succeeded(TokenUsage? reported, string? servedModel, string completionText, bool estimated = false)
     {

@@ -23,4 +23,8 @@ public sealed class UsageRecord
     public short Status { get; set; }
     public string? ErrorKind { get; set; }
     public bool Streamed { get; set; }
+    public short Attempts { get; set; } = 1;
+    public bool Fallback { get; set; }
+    /// <summary>JSON array of the candidates tried (provider, model, outcome, ms); null when one call served.</summary>
+    public string? AttemptTrail { get; set; }
 }

@@ -28,6 +28,23 @@ public enum UpstreamFailureKind
 public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, string Detail, int? UpstreamStatus = null,
     GatewayError? CallerError = null, TokenUsage? Usage = null)
 {
+    /// <summary>The provider's Retry-After, when it sent one: a cool-down before it is tried again.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
+    /// <summary>Short name of the outcome for the attempt trail.</summary>
+    public string Outcome => Kind switch
+    {
+        UpstreamFailureKind.RateLimited => "rate_limited",
+        UpstreamFailureKind.Overloaded => "overloaded",
+        UpstreamFailureKind.ServerError => "server_error",
+        UpstreamFailureKind.Timeout => "timeout",
+        UpstreamFailureKind.Connect => "connect_failed",
+        UpstreamFailureKind.AuthRejected => "auth_rejected",
+        UpstreamFailureKind.CallerError => "caller_error",
+        UpstreamFailureKind.Misconfigured => "misconfigured",
+        _ => "protocol_error",
+    };
+
     /// <summary>Whether the next candidate should be tried (the caller's own mistakes are not retried).</summary>
     public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError;
 

@@ -31,7 +31,14 @@ internal static class UpstreamHttp
             {
                 errorBody = [];
             }
-            return classify((int)response.StatusCode, errorBody);
+            var failure = classify((int)response.StatusCode, errorBody);
+            var retryAfter = response.Headers.RetryAfter switch
+            {
+                { Delta: { } delta } => delta,
+                { Date: { } date } => date - TimeProvider.System.GetUtcNow(),
+                _ => (TimeSpan?)null,
+            };
+            return retryAfter is { } wait && wait > TimeSpan.Zero ? failure with { RetryAfter = wait } : failure;
         }
     }
 

@@ -1,7 +1,13 @@
 namespace Gateway.Core.Providers;
 
+/// <summary>What a circuit breaker looks at in any attempt's outcome.</summary>
+public interface IUpstreamResult
+{
+    UpstreamFailure? Failure { get; }
+}
+
 /// <summary>An attempt's outcome: a value, or an expected failure (exceptions are for bugs).</summary>
-public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failure) where T : class
+public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failure) : IUpstreamResult where T : class
 {
     public static implicit operator UpstreamResult<T>(T value) => new(value, null);
     public static implicit operator UpstreamResult<T>(UpstreamFailure failure) => new(null, failure);

@@ -1,0 +1,98 @@
+using System.Runtime.CompilerServices;
+using Gateway.Core.Providers;
+
+namespace Gateway.Core.Failover;
+
+/// <summary>
+/// A stream held back until its first real token (text or a tool call): whatever came before it
+/// (role chunks) is buffered, so a slow first token, an error event or a dropped connection before it
+/// can still fail over while the client has received nothing.
+/// </summary>
+public sealed class PrimedStream : IAsyncDisposable
+{
+    private readonly IAsyncEnumerator<StreamChunk> _rest;
+    private readonly CancellationTokenSource _firstToken;
+    private readonly List<StreamChunk> _buffered;
+    private readonly bool _ended;
+
+    private PrimedStream(UpstreamStream inner, IAsyncEnumerator<StreamChunk> rest, CancellationTokenSource firstToken, List<StreamChunk> buffered, bool ended)
+    {
+        Inner = inner;
+        _rest = rest;
+        _firstToken = firstToken;
+        _buffered = buffered;
+        _ended = ended;
+    }
+
+    public UpstreamStream Inner { get; }
+
+    /// <summary>Opens a stream and reads until its first real token, within <paramref name="timeToFirstToken"/>.</summary>
+    public static async Task<UpstreamResult<PrimedStream>> OpenAsync(Func<CancellationToken, Task<UpstreamResult<UpstreamStream>>> open,
+        string provider, TimeSpan timeToFirstToken, CancellationToken ct)
+    {
+        var firstToken = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        firstToken.CancelAfter(timeToFirstToken);
+        UpstreamStream? stream = null;
+        IAsyncEnumerator<StreamChunk>? chunks = null;
+        try
+        {
+            var opened = await open(firstToken.Token);
+            if (opened.Failure is { } failure)
+            {
+                firstToken.Dispose();
+                return failure;
+            }
+            stream = opened.Value!;
+            chunks = stream.ReadChunksAsync(firstToken.Token).GetAsyncEnumerator(firstToken.Token);
+            var buffered = new List<StreamChunk>();
+            var ended = false;
+            while (true)
+            {
+                if (!await chunks.MoveNextAsync())
+                {
+                    ended = true;
+                    break;
+                }
+                buffered.Add(chunks.Current);
+                if (chunks.Current.HasContent) break;
+            }
+            firstToken.CancelAfter(Timeout.InfiniteTimeSpan); // from here on only the call's own deadline applies
+            return new PrimedStream(stream, chunks, firstToken, buffered, ended);
+        }
+        catch (Exception ex) when (ex is UpstreamStreamException || ex is OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            if (chunks is not null) await chunks.DisposeAsync();
+            if (stream is not null) await stream.DisposeAsync();
+            firstToken.Dispose();
+            return ex is UpstreamStreamException broken
+                ? broken.Failure
+                : new UpstreamFailure(UpstreamFailureKind.Timeout, provider, $"no first token within {timeToFirstToken.TotalMilliseconds:0} ms");
+        }
+        catch
+        {
+            if (chunks is not null) await chunks.DisposeAsync();
+            if (stream is not null) await stream.DisposeAsync();
+            firstToken.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The held-back chunks, then the rest of the stream.</summary>
+    public async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct = default)
+    {
+        foreach (var chunk in _buffered) yield return chunk;
+        if (_ended) yield break;
+        while (await _rest.MoveNextAsync())
+        {
+            ct.ThrowIfCancellationRequested();
+            yield return _rest.Current;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _rest.DisposeAsync();
+        await Inner.DisposeAsync();
+        _firstToken.Dispose();
+    }
+}
