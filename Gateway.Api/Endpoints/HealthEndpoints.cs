@@ -10,12 +10,14 @@ namespace Gateway.Api.Endpoints;
 internal static class HealthEndpoints
 {
     private const string Ready = "ready";
+    private const string Upstreams = "upstreams";
 
     public static IServiceCollection AddGatewayHealthChecks(this IServiceCollection services)
     {
         services.AddHealthChecks()
             .AddCheck<StartupCheck>("startup", tags: [Ready])
-            .AddCheck<DatabaseCheck>("database", tags: [Ready]);
+            .AddCheck<DatabaseCheck>("database", tags: [Ready])
+            .AddCheck<UpstreamsCheck>("upstreams", tags: [Upstreams]);
         return services;
     }
 
@@ -23,6 +25,7 @@ internal static class HealthEndpoints
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Ready), ResponseWriter = WriteAsync });
+        app.MapHealthChecks("/health/upstreams", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Upstreams), ResponseWriter = WriteAsync });
         return app;
     }
 
@@ -32,7 +35,12 @@ internal static class HealthEndpoints
         var body = new Dictionary<string, object>
         {
             ["status"] = report.Status.ToString(),
-            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new
+            {
+                status = e.Value.Status.ToString(),
+                description = e.Value.Description,
+                data = e.Value.Data.Count == 0 ? null : e.Value.Data,
+            }),
         };
         return JsonSerializer.SerializeAsync(http.Response.Body, body, cancellationToken: http.RequestAborted);
     }
@@ -43,6 +51,20 @@ internal static class HealthEndpoints
             Task.FromResult(startup.IsReady
                 ? HealthCheckResult.Healthy("migrations applied, keys and models loaded")
                 : HealthCheckResult.Unhealthy("starting"));
+    }
+
+    /// <summary>This instance's view of its providers: circuit state per provider; Degraded while any is open or cooling down.</summary>
+    private sealed class UpstreamsCheck(Gateway.Core.Failover.ProviderHealth health) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var states = health.States();
+            var data = states.ToDictionary(s => s.Key, s => (object)s.Value);
+            var down = states.Where(s => s.Value != "Closed").Select(s => s.Key).ToList();
+            return Task.FromResult(down.Count == 0
+                ? HealthCheckResult.Healthy("every provider called so far is available", data)
+                : HealthCheckResult.Degraded($"unavailable: {string.Join(", ", down)}", data: data));
+        }
     }
 
     private sealed class DatabaseCheck(NpgsqlDataSource db) : IHealthCheck

@@ -134,6 +134,13 @@ public sealed class FakeOpenAI : IAsyncDisposable
             $$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[{"index":0,"delta":{{delta}},"logprobs":null,"finish_reason":{{(finish is null ? "null" : $"\"{finish}\"")}}}]{{usageNull}}}""";
 
         await SendAsync(Chunk("""{"role":"assistant","content":"","refusal":null}""", null));
+        if (model == "drop-before-content")
+        {
+            await Task.Delay(200, ct);
+            http.Abort();
+            return;
+        }
+        if (model == "late-first-token") await Task.Delay(5000, ct);
         var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray() : ["Hello", " from", " the", " fake", " upstream."];
         for (var i = 0; i < pieces.Length; i++)
         {

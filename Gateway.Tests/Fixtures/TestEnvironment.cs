@@ -84,4 +84,6 @@ public sealed class UsageRow
     public short Status { get; init; }
     public string? ErrorKind { get; init; }
     public bool Streamed { get; init; }
+    public short Attempts { get; init; }
+    public bool Fallback { get; init; }
 }

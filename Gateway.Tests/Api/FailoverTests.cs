@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+/// <summary>An outage of one provider is invisible to the client: fallback chains, breakers, cool-downs, first-token deadlines.</summary>
+public sealed class FailoverTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private async Task<(string Primary, string Fallback)> ChainAsync(string primaryUpstreamModel, int? ttftTimeoutMs = null)
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 1m, outputPrice: 4m, cachedPrice: 0.5m);
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, primaryUpstreamModel, fallbacks: [fallback], ttftTimeoutMs: ttftTimeoutMs);
+        return (primary, fallback);
+    }
+
+    private int CallsTo(string upstreamModel, string marker) =>
+        env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal) && r.Json["model"]!.GetValue<string>() == upstreamModel);
+
+    private async Task<string?> TrailAsync(Guid requestId)
+    {
+        await env.WaitForUsageAsync(requestId);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        return await db.ExecuteScalarAsync<string>("SELECT attempt_trail::text FROM usage_events WHERE request_id = @requestId", new { requestId });
+    }
+
+    private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
+
+    [Theory]
+    [InlineData("status-503", "overloaded")]
+    [InlineData("status-500", "server_error")]
+    [InlineData("status-401", "auth_rejected")]
+    public async Task PrimaryFails_FallbackAnswersAndTheRecordSaysSo(string primaryModel, string outcome)
+    {
+        var (primary, fallback) = await ChainAsync(primaryModel);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(("2", "true", fallback.Split('/')[0]), (response.Headers.GetValues("x-gateway-attempts").Single(),
+            response.Headers.GetValues("x-gateway-fallback").Single(), response.Headers.GetValues("x-gateway-provider").Single()));
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        Assert.Equal(((short)200, primary, (decimal?)1m, (decimal?)4m, true), (row.Status, row.AskedModel, row.InputPricePerMtok, row.OutputPricePerMtok, row.Fallback)); // the fallback's prices
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal([outcome, "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task PrimaryRateLimitedWithRetryAfter_IsSkippedUntilThen()
+    {
+        var (primary, _) = await ChainAsync("status-429");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var first = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+        var second = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+        Assert.Equal(1, CallsTo("status-429", marker)); // the fake sends Retry-After: 7
+        Assert.Contains("cooling_down", await TrailAsync(RequestId(second)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RepeatedFailures_OpenTheCircuit_ThenThePrimaryIsNotCalled()
+    {
+        var (primary, _) = await ChainAsync("status-502");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        for (var i = 0; i < 8; i++)
+        {
+            var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(5, CallsTo("status-502", marker)); // opens after 5 failures (ratio 0.5, minimum throughput 5)
+        Assert.Equal(8, CallsTo("gpt-4o-mini", marker));
+        using var health = Gateway.Client();
+        var upstreams = (await health.GetFromJsonAsync<JsonObject>("/health/upstreams"))!;
+        Assert.Equal("Degraded", upstreams["status"]!.GetValue<string>());
+        Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0]]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("hang")]
+    [InlineData("late-first-token")]
+    [InlineData("drop-before-content")]
+    [InlineData("status-503")]
+    public async Task Stream_PrimaryFailsBeforeItsFirstToken_ClientGetsOneCompleteStreamFromTheFallback(string primaryModel)
+    {
+        var (primary, _) = await ChainAsync(primaryModel, ttftTimeoutMs: 800);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var clock = Stopwatch.StartNew();
+
+        var response = await client.PostAsync("/v1/chat/completions",
+            Json($$"""{"model":"{{primary}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var events = ChatCompletionsTests.SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.True(clock.ElapsedMilliseconds < 2500, $"took {clock.ElapsedMilliseconds} ms"); // bounded by the 800 ms first-token deadline
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e)!).ToList();
+        Assert.DoesNotContain(chunks, c => c["error"] is not null);
+        Assert.Single(chunks.Select(c => c["id"]!.GetValue<string>()).Distinct());
+        Assert.Single(chunks, c => c["choices"]![0]!["delta"]!["role"] is not null); // the primary's role chunk never reached the client
+        Assert.Equal("Hello from the fake upstream.", string.Concat(chunks.Select(c => c["choices"]![0]!["delta"]!["content"]?.GetValue<string>())));
+        Assert.Equal("true", response.Headers.GetValues("x-gateway-fallback").Single());
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        Assert.Equal(((short)200, (short)2, false), (row.Status, row.Attempts, row.UsageEstimated));
+    }
+
+    [Fact]
+    public async Task EveryCandidateDown_IsOneCleanErrorNamingTheAttempts()
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-500");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-503", fallbacks: [fallback]);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode); // the last candidate's failure
+        Assert.Equal("2", response.Headers.GetValues("x-gateway-attempts").Single());
+        Assert.NotNull((await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]);
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal(["overloaded", "server_error"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task CallerError_GoesBackToTheCaller_WithoutTryingTheFallback()
+    {
+        var (primary, _) = await ChainAsync("status-400");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(0, CallsTo("gpt-4o-mini", marker));
+        Assert.Equal("1", response.Headers.GetValues("x-gateway-attempts").Single());
+    }
+}
