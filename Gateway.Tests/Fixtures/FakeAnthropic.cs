@@ -21,7 +21,7 @@ namespace Gateway.Tests.Fixtures;
 /// 2026-10-21 refuses any sampling parameter. Model names script behaviour: *-max, status-NNN,
 /// *-overloaded-midstream, *-long-prompt.
 /// </summary>
-public sealed class FakeAnthropic : IAsyncDisposable
+public sealed class FakeAnthropic : FakeServer
 {
     public const string ApiKey = "fake-anthropic-key";
     public const string ToolUseId = "toolu_01NRLabsLyVHZPKxbKvkfSMn";
@@ -29,28 +29,12 @@ public sealed class FakeAnthropic : IAsyncDisposable
 
     private static readonly string[] SamplingParameters = ["temperature", "top_p", "top_k"];
 
-    private readonly WebApplication _app;
+    public static Task<FakeAnthropic> StartAsync() => StartAsync(new FakeAnthropic(), "/v1");
 
-    public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
-
-    public string BaseUrl { get; private set; } = "";
-
-    private FakeAnthropic(WebApplication app) => _app = app;
-
-    public static async Task<FakeAnthropic> StartAsync()
+    protected override void Map(WebApplication app)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new FakeAnthropic(app);
-        app.MapPost("/v1/messages", fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
-        return fake;
+        app.MapPost("/v1/messages", HandleAsync);
     }
-
-    public RecordedRequest? Find(string marker) => Requests.FirstOrDefault(r => r.Body.Contains(marker, StringComparison.Ordinal));
 
     private async Task HandleAsync(HttpContext http)
     {
@@ -266,6 +250,4 @@ public sealed class FakeAnthropic : IAsyncDisposable
             ["type"] = "error", ["error"] = new JsonObject { ["type"] = type, ["message"] = message }, ["request_id"] = "req_011CSHoEeqs5C35K2UUqR7Fy",
         }.ToJsonString());
     }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }

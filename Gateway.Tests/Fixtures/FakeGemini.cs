@@ -20,7 +20,7 @@ namespace Gateway.Tests.Fixtures;
 /// gemini-3 models, the thought signature on function calls of the current turn.
 /// Model names script behaviour: *-blocked, *-malformed, *-max, status-NNN, *-api-key-invalid.
 /// </summary>
-public sealed class FakeGemini : IAsyncDisposable
+public sealed class FakeGemini : FakeServer
 {
     public const string ApiKey = "fake-gemini-key";
     public const string Signature = "c2lnbmF0dXJlLW9uZQ=="; // base64 of "signature-one"
@@ -34,28 +34,12 @@ public sealed class FakeGemini : IAsyncDisposable
 
     private static readonly HashSet<string> PartFields = ["text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode", "codeExecutionResult"];
 
-    private readonly WebApplication _app;
+    public static Task<FakeGemini> StartAsync() => StartAsync(new FakeGemini(), "/v1beta");
 
-    public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
-
-    public string BaseUrl { get; private set; } = "";
-
-    private FakeGemini(WebApplication app) => _app = app;
-
-    public static async Task<FakeGemini> StartAsync()
+    protected override void Map(WebApplication app)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new FakeGemini(app);
-        app.MapPost("/v1beta/models/{call}", fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1beta";
-        return fake;
+        app.MapPost("/v1beta/models/{call}", HandleAsync);
     }
-
-    public RecordedRequest? Find(string marker) => Requests.FirstOrDefault(r => r.Body.Contains(marker, StringComparison.Ordinal));
 
     private async Task HandleAsync(HttpContext http, string call)
     {
@@ -302,6 +286,4 @@ public sealed class FakeGemini : IAsyncDisposable
         if (details is not null) error["details"] = JsonNode.Parse(details);
         await http.Response.WriteAsync(new JsonObject { ["error"] = error }.ToJsonString());
     }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }

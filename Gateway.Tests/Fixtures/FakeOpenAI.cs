@@ -20,37 +20,20 @@ namespace Gateway.Tests.Fixtures;
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
 /// <c>drop-mid-stream</c>, <c>no-done</c>; any other name answers normally.
 /// </summary>
-public sealed class FakeOpenAI : IAsyncDisposable
+public sealed class FakeOpenAI : FakeServer
 {
     public const string Answer = "Hello from the fake upstream.";
     public const int PromptTokens = 21;
     public const int CompletionTokens = 7;
     public const int CachedTokens = 5;
 
-    private readonly WebApplication _app;
+    public static Task<FakeOpenAI> StartAsync() => StartAsync(new FakeOpenAI(), "/v1");
 
-    public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
-
-    public string BaseUrl { get; private set; } = "";
-
-    private FakeOpenAI(WebApplication app) => _app = app;
-
-    public static async Task<FakeOpenAI> StartAsync()
+    protected override void Map(WebApplication app)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new FakeOpenAI(app);
-        app.MapPost("/v1/chat/completions", fake.HandleAsync);
-        app.MapPost("/v1/embeddings", fake.EmbedAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
-        return fake;
+        app.MapPost("/v1/chat/completions", HandleAsync);
+        app.MapPost("/v1/embeddings", EmbedAsync);
     }
-
-    /// <summary>The request whose body contains <paramref name="marker"/> (tests tag their requests).</summary>
-    public RecordedRequest? Find(string marker) => Requests.FirstOrDefault(r => r.Body.Contains(marker, StringComparison.Ordinal));
 
     private async Task HandleAsync(HttpContext http)
     {
@@ -182,8 +165,6 @@ public sealed class FakeOpenAI : IAsyncDisposable
             ["usage"] = new JsonObject { ["prompt_tokens"] = 4 * inputs, ["total_tokens"] = 4 * inputs },
         });
     }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }
 
 public sealed class RecordedRequest(string body, string authorization)

@@ -188,21 +188,7 @@ public sealed class AnthropicTests(TestEnvironment env)
         List<ChatToolCall> calls;
         if (streaming)
         {
-            finish = null;
-            var text = new StringBuilder();
-            var pieces = new Dictionary<int, (string Id, string Name, StringBuilder Args)>();
-            await foreach (var update in chat.CompleteChatStreamingAsync(messages, options))
-            {
-                finish ??= update.FinishReason;
-                foreach (var part in update.ContentUpdate) text.Append(part.Text);
-                foreach (var call in update.ToolCallUpdates)
-                {
-                    if (!pieces.TryGetValue(call.Index, out var entry)) pieces[call.Index] = entry = (call.ToolCallId, call.FunctionName, new StringBuilder());
-                    entry.Args.Append(call.FunctionArgumentsUpdate?.ToString());
-                }
-            }
-            content = text.ToString();
-            calls = pieces.OrderBy(p => p.Key).Select(p => ChatToolCall.CreateFunctionToolCall(p.Value.Id, p.Value.Name, BinaryData.FromString(p.Value.Args.ToString()))).ToList();
+            (finish, content, calls) = await SdkStreams.CollectAsync(chat, messages, options);
         }
         else
         {

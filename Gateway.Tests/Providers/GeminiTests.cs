@@ -156,26 +156,16 @@ public sealed class GeminiTests(TestEnvironment env)
             turns[2]!["parts"]![0]), turns[2]!.ToJsonString());
     }
 
+    private static async Task<(ChatFinishReason?, List<ChatToolCall>)> StreamToolCallsAsync(ChatClient chat, List<OpenAI.Chat.ChatMessage> messages, ChatCompletionOptions options)
+    {
+        var (finish, _, calls) = await SdkStreams.CollectAsync(chat, messages, options);
+        return (finish, calls);
+    }
+
     private static async Task<(ChatFinishReason?, List<ChatToolCall>)> CompleteToolCallsAsync(ChatClient chat, List<OpenAI.Chat.ChatMessage> messages, ChatCompletionOptions options)
     {
         ChatCompletion completion = await chat.CompleteChatAsync(messages, options);
         return (completion.FinishReason, completion.ToolCalls.ToList());
-    }
-
-    private static async Task<(ChatFinishReason?, List<ChatToolCall>)> StreamToolCallsAsync(ChatClient chat, List<OpenAI.Chat.ChatMessage> messages, ChatCompletionOptions options)
-    {
-        ChatFinishReason? finish = null;
-        var ids = new Dictionary<int, (string Id, string Name, StringBuilder Args)>();
-        await foreach (var update in chat.CompleteChatStreamingAsync(messages, options))
-        {
-            finish ??= update.FinishReason;
-            foreach (var call in update.ToolCallUpdates)
-            {
-                if (!ids.TryGetValue(call.Index, out var entry)) ids[call.Index] = entry = (call.ToolCallId, call.FunctionName, new StringBuilder());
-                entry.Args.Append(call.FunctionArgumentsUpdate?.ToString());
-            }
-        }
-        return (finish, ids.OrderBy(kv => kv.Key).Select(kv => ChatToolCall.CreateFunctionToolCall(kv.Value.Id, kv.Value.Name, BinaryData.FromString(kv.Value.Args.ToString()))).ToList());
     }
 
     [Theory]
