@@ -72,6 +72,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<MockChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
+        services.AddSingleton<Routing.RuleBook>();
+        services.AddSingleton<Routing.RuleStore>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();
         services.AddSingleton<ChatGateway>();

@@ -21,6 +21,7 @@ internal static class ChatCompletionsEndpoints
     public const string ModelHeader = "x-gateway-model";
     public const string AttemptsHeader = "x-gateway-attempts";
     public const string FallbackHeader = "x-gateway-fallback";
+    public const string RuleHeader = "x-gateway-rule";
 
     public static RouteGroupBuilder MapOpenAI(this IEndpointRouteBuilder app)
     {
@@ -45,24 +46,28 @@ internal static class ChatCompletionsEndpoints
         }
         var request = parsed.Value!;
         context.Meter.Asked(request);
-        var (route, refused) = gateway.Resolve(context.Http.GatewayKey(), request);
+        var headers = context.Http.Request.Headers;
+        var (decision, refused) = gateway.Route(context.Http.GatewayKey(), request, name => headers.TryGetValue(name, out var value) ? value.ToString() : null);
         if (refused is not null)
         {
             await context.FailAsync(refused);
             return;
         }
-        context.Meter.Routed(route!);
+        var route = decision!.First;
+        context.Meter.Routed(route);
+        context.Meter.Rule(decision.Rule);
+        if (decision.Rule is { } rule) context.Http.Response.Headers[RuleHeader] = rule;
 
         if (!request.IsStreaming)
         {
-            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, route!, ct);
+            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, ct);
             context.Attempted(result, route!);
             if (result.Failure is { } failed) await context.FailAsync(failed);
             else await context.WriteAsync(result.Value!, result.Route!.Provider.Name, result.Route.UpstreamModel, ct);
             return;
         }
 
-        var opened = await gateway.OpenStreamAsync(context.Meter.RequestId, request, route!, ct);
+        var opened = await gateway.OpenStreamAsync(context.Meter.RequestId, request, decision.Chain, ct);
         context.Attempted(opened, route!);
         if (opened.Failure is { } notOpened)
         {

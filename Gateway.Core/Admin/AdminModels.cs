@@ -13,7 +13,8 @@ public sealed record CreateKeyRequest(
     decimal? HardCapUsd = null,
     string? DowngradeModel = null,
     int? RpmLimit = null,
-    int? TpmLimit = null);
+    int? TpmLimit = null,
+    IReadOnlyList<string>? Tags = null);
 
 public record KeyView
 {
@@ -21,6 +22,7 @@ public record KeyView
     public string Name { get; init; } = "";
     public string Prefix { get; init; } = "";
     public string[] AllowedModels { get; init; } = [];
+    public string[] Tags { get; init; } = [];
     public decimal? DailyBudgetUsd { get; init; }
     public decimal? HardCapUsd { get; init; }
     public string? DowngradeModel { get; init; }
@@ -93,5 +95,6 @@ public sealed record ModelView
     public DateTime UpdatedAt { get; init; }
 }
 
-/// <summary>The declarative seed file (<c>gateway.json</c>): providers and models upserted at start-up.</summary>
-public sealed record SeedFile(IReadOnlyList<ProviderRequest>? Providers, IReadOnlyList<ModelRequest>? Models);
+/// <summary>The declarative seed file (<c>gateway.json</c>): providers, models and routing rules upserted at start-up.</summary>
+public sealed record SeedFile(IReadOnlyList<ProviderRequest>? Providers, IReadOnlyList<ModelRequest>? Models,
+    IReadOnlyList<Routing.RoutingRule>? Routes = null);

@@ -8,14 +8,14 @@ namespace Gateway.Core.Admin;
 public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 {
     private const string Columns = """
-        id, name, prefix, allowed_models, daily_budget_usd, hard_cap_usd, downgrade_model, rpm_limit, tpm_limit,
+        id, name, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model, rpm_limit, tpm_limit,
         expires_at, revoked_at, created_at
         """;
 
     private const string InsertSql = $"""
-        INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, daily_budget_usd, hard_cap_usd, downgrade_model,
+        INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
                               rpm_limit, tpm_limit, expires_at, created_at)
-        VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
+        VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
                 @RpmLimit, @TpmLimit, @ExpiresAt, @CreatedAt)
         RETURNING {Columns}
         """;
@@ -32,6 +32,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
             Prefix = prefix,
             Hash = hash,
             AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+            Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
             request.DailyBudgetUsd,
             request.HardCapUsd,
             request.DowngradeModel,

@@ -39,10 +39,14 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
     /// <summary>Most candidates one request may try.</summary>
     public const int MaxCandidates = 8;
 
-    /// <summary>The candidates for a request: the model itself, then its fallbacks that exist and are enabled, each once.</summary>
-    public IReadOnlyList<ModelRoute> Chain(ModelRoute first)
+    /// <summary>
+    /// The candidates for a request: the model itself, then its fallbacks (or <paramref name="fallbacks"/>,
+    /// a rule's) that exist and are enabled, each once.
+    /// </summary>
+    public IReadOnlyList<ModelRoute> Chain(ModelRoute first, IReadOnlyList<string>? fallbacks = null)
     {
-        if (first.Fallbacks is not { Count: > 0 } fallbacks) return [first];
+        fallbacks ??= first.Fallbacks;
+        if (fallbacks is not { Count: > 0 }) return [first];
         var chain = new List<ModelRoute> { first };
         foreach (var alias in fallbacks)
         {

@@ -5,6 +5,7 @@ using Gateway.Core.Failover;
 using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Providers;
+using Gateway.Core.Routing;
 using Gateway.Core.Tokens;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
@@ -12,7 +13,7 @@ using Microsoft.Extensions.Options;
 namespace Gateway.Core.Chat;
 
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
-public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
+public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions)
 {
     private readonly FrozenDictionary<string, IChatProvider> _providers = providers.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
@@ -22,7 +23,20 @@ public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider>
     public RequestMeter StartMeter(GatewayKey key) => new(key, tokens, usage, time);
 
     /// <summary>The model an alias names, if it exists and the key may use it.</summary>
-    public (ModelRoute? Route, GatewayError? Failure) Resolve(GatewayKey key, ChatCompletionRequest request) => Resolve(key, request.Model!);
+    /// <summary>
+    /// Where a chat request goes: the first routing rule that matches, else the asked alias with its own
+    /// fallbacks. The key must be allowed the alias it asked for (403); an alias no rule routes and no
+    /// model has is a 404.
+    /// </summary>
+    public (RouteDecision? Decision, GatewayError? Failure) Route(GatewayKey key, ChatCompletionRequest request, Func<string, string?> header)
+    {
+        var alias = request.Model!;
+        if (!key.MayUse(alias)) return (null, GatewayError.ModelNotAllowed(alias));
+        if (rules.Route(key, request, header) is { } decision && _providers.ContainsKey(decision.First.Provider.Protocol))
+            return (decision, null);
+        var (route, failure) = Resolve(key, alias);
+        return route is null ? (null, failure) : (new RouteDecision(catalog.Chain(route), null), null);
+    }
 
     /// <summary>The model an alias names for embeddings: it must exist, be allowed, and its protocol must embed.</summary>
     public (ModelRoute? Route, GatewayError? Failure) ResolveEmbedding(GatewayKey key, EmbeddingRequest request)
@@ -35,7 +49,7 @@ public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider>
 
     /// <summary>Embeddings over the model's candidate chain (fallbacks whose protocol cannot embed are passed over).</summary>
     public Task<FailoverResult<UpstreamCompletion>> EmbedAsync(Guid requestId, EmbeddingRequest request, ModelRoute first, CancellationToken ct) =>
-        failover.RunAsync(first, (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)
+        failover.RunAsync(catalog.Chain(first), (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)
             ? embedder.EmbedAsync(new EmbeddingCall(requestId, request, route), token)
             : Task.FromResult<UpstreamResult<UpstreamCompletion>>(new UpstreamFailure(UpstreamFailureKind.Misconfigured, route.Provider.Name, "it cannot embed")), ct);
 
@@ -54,15 +68,15 @@ public sealed class ChatGateway(ModelCatalog catalog, IEnumerable<IChatProvider>
             .Select(m => new ModelEntry(m.Alias, "model", m.CreatedAt.ToUnixTimeSeconds(), m.Provider.Name))]);
 
     /// <summary>A non-streaming completion over the model's candidate chain.</summary>
-    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, ModelRoute first, CancellationToken ct) =>
-        failover.RunAsync(first, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
+    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
+        failover.RunAsync(chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
 
     /// <summary>
     /// A stream over the model's candidate chain, each candidate held back until its first token
     /// (within the model's <c>ttft_timeout_ms</c>, else Gateway:Failover:DefaultTtftTimeoutMs).
     /// </summary>
-    public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, ModelRoute first, CancellationToken ct) =>
-        failover.RunAsync(first, (route, token) => PrimedStream.OpenAsync(
+    public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
+        failover.RunAsync(chain, (route, token) => PrimedStream.OpenAsync(
             open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
             TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), token), ct);
 

@@ -74,6 +74,9 @@ public sealed class RequestMeter
 
     public void FirstToken() => _record.TtftMs ??= ElapsedMs();
 
+    /// <summary>The routing rule that chose the model (null: the asked alias itself).</summary>
+    public void Rule(string? rule) => _record.RoutingRule = rule;
+
     /// <summary>Records the candidates tried; <paramref name="served"/> (if any) sets the provider, model and prices.</summary>
     public void Attempted(IReadOnlyList<Failover.AttemptRecord> attempts, ModelRoute first, ModelRoute? served)
     {

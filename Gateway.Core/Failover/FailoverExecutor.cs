@@ -19,14 +19,15 @@ public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, Ups
 /// connection failures and broken streams move to the next candidate at once (no retry of the same
 /// provider in one request); a failure caused by the request itself goes back to the caller.
 /// </summary>
-public sealed class FailoverExecutor(ModelCatalog catalog, ProviderHealth health, TimeProvider time)
+public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
 {
-    public async Task<FailoverResult<T>> RunAsync<T>(ModelRoute first, Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt,
+    public async Task<FailoverResult<T>> RunAsync<T>(IReadOnlyList<ModelRoute> chain, Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt,
         CancellationToken ct) where T : class
     {
+        var first = chain[0];
         var attempts = new List<AttemptRecord>();
         UpstreamFailure? last = null;
-        foreach (var route in catalog.Chain(first))
+        foreach (var route in chain)
         {
             var provider = route.Provider.Name;
             if (health.IsCoolingDown(provider))

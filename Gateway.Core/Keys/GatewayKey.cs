@@ -10,7 +10,11 @@ public sealed record GatewayKey(
     byte[] Hash,
     FrozenSet<string> AllowedModels,
     DateTimeOffset? ExpiresAt,
-    DateTimeOffset? RevokedAt)
+    DateTimeOffset? RevokedAt,
+    FrozenSet<string>? Tags = null)
 {
+    /// <summary>Team, project or other labels routing rules and reports use.</summary>
+    public FrozenSet<string> Tags { get; } = Tags ?? FrozenSet<string>.Empty;
+
     public bool MayUse(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
 }

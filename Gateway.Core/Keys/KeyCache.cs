@@ -19,7 +19,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     public int Count => _keys.Count;
 
     private const string LoadSql = """
-        SELECT id, name, prefix, key_hash, allowed_models, expires_at, revoked_at FROM api_keys
+        SELECT id, name, prefix, key_hash, allowed_models, tags, expires_at, revoked_at FROM api_keys
         """;
 
     public async Task ReloadAsync(CancellationToken ct)
@@ -29,10 +29,13 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         var keys = rows.ToFrozenDictionary(
             r => ApiKeySecret.Slot(r.KeyHash),
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
-                Utc(r.ExpiresAt), Utc(r.RevokedAt)));
+                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal)));
         Interlocked.Exchange(ref _keys, keys);
         IsLoaded = true;
     }
+
+    /// <summary>A key by id (admin use: scans the snapshot).</summary>
+    public GatewayKey? Find(Guid id) => _keys.Values.FirstOrDefault(k => k.Id == id);
 
     /// <summary>Finds the key for a bearer token, or says why it is refused.</summary>
     public (GatewayKey? Key, GatewayError? Failure) Authenticate(ReadOnlySpan<char> presented)
@@ -58,6 +61,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         public string Prefix { get; init; } = "";
         public byte[] KeyHash { get; init; } = [];
         public string[] AllowedModels { get; init; } = [];
+        public string[] Tags { get; init; } = [];
         public DateTime? ExpiresAt { get; init; }
         public DateTime? RevokedAt { get; init; }
     }

@@ -27,4 +27,5 @@ public sealed class UsageRecord
     public bool Fallback { get; set; }
     /// <summary>JSON array of the candidates tried (provider, model, outcome, ms); null when one call served.</summary>
     public string? AttemptTrail { get; set; }
+    public string? RoutingRule { get; set; }
 }

@@ -135,7 +135,7 @@ public sealed partial class UsageWriter(
         COPY usage_stage (request_id, occurred_at, key_id, end_user, asked_model, served_model, provider,
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
             output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
-            error_kind, streamed, attempts, fallback, attempt_trail) FROM STDIN (FORMAT BINARY)
+            error_kind, streamed, attempts, fallback, attempt_trail, routing_rule) FROM STDIN (FORMAT BINARY)
         """;
 
     // Only rows actually inserted (not replays of a request id) count towards the daily aggregate.
@@ -195,6 +195,7 @@ public sealed partial class UsageWriter(
                 await copy.WriteAsync(r.Fallback, NpgsqlDbType.Boolean, ct);
                 if (r.AttemptTrail is { } trail) await copy.WriteAsync(trail, NpgsqlDbType.Jsonb, ct);
                 else await copy.WriteNullAsync(ct);
+                await WriteTextAsync(copy, r.RoutingRule, ct);
             }
             await copy.CompleteAsync(ct);
         }

@@ -16,7 +16,8 @@ namespace Gateway.Core.Seeding;
 /// </summary>
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
-    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, ILogger<GatewayStartup> logger)
+    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
+    Routing.RuleBook rules, ILogger<GatewayStartup> logger)
     : IHostedService
 {
     public const string DemoKeyName = "demo";
@@ -37,6 +38,7 @@ public sealed partial class GatewayStartup(
         }
         await keys.ReloadAsync(cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
+        await rules.ReloadAsync(cancellationToken);
         IsReady = true;
         Log.Ready(logger, keys.Count, catalog.Models.Count);
     }
@@ -56,7 +58,10 @@ public sealed partial class GatewayStartup(
                 throw new InvalidOperationException($"Seed file: provider '{p.Name}' has a literal 'secret'; use 'secret_ref' (env:NAME or file:/path).");
         }
         foreach (var m in seed.Models ?? []) modelRules.ValidateAndThrow(m);
+        var routeRules = new Routing.RoutingRuleValidator();
+        foreach (var r in seed.Routes ?? []) routeRules.ValidateAndThrow(r);
         await catalogStore.ApplySeedAsync(seed, ct);
+        foreach (var route in seed.Routes ?? []) await ruleStore.UpsertAsync(route.Name, route, ct);
         Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);
     }
 

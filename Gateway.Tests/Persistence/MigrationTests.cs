@@ -116,6 +116,8 @@ public sealed class MigrationTests(TestEnvironment env)
         Assert.Contains("deepseek-chat", aliases);
         Assert.Contains("claude-sonnet", aliases);
         Assert.Contains("gemini-flash", aliases);
+        var routes = (await admin.GetFromJsonAsync<JsonArray>("/admin/routes"))!.Select(r => r!["name"]!.GetValue<string>()).ToList();
+        Assert.Equal(["long-context", "classification", "cost-sensitive", "default"], routes);
         Assert.Contains("mock", aliases);
     }
 

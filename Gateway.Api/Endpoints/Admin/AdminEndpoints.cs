@@ -2,6 +2,10 @@ using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core.Admin;
+using Gateway.Core.Chat;
+using Gateway.Core.Keys;
+using Gateway.Core.Routing;
+using Gateway.Core.Validation;
 using Gateway.Core.Errors;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -15,6 +19,7 @@ internal static class AdminEndpoints
 {
     private static readonly CreateKeyRequestValidator KeyRules = new();
     private static readonly ModelRequestValidator ModelRules = new();
+    private static readonly RoutingRuleValidator RuleRules = new();
 
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
@@ -52,7 +57,43 @@ internal static class AdminEndpoints
             UpsertModelAsync(request.Alias ?? "", request, catalog, ct));
         admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
             UpsertModelAsync(alias, request with { Alias = alias }, catalog, ct));
+        admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
+        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, CancellationToken ct) => UpsertRuleAsync(rule.Name, rule, rules, ct));
+        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, CancellationToken ct) =>
+            UpsertRuleAsync(name, rule with { Name = name }, rules, ct));
+        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, CancellationToken ct) =>
+            await rules.DeleteAsync(name, ct) ? TypedResults.NoContent() : NotFound("routing rule", name));
+        admin.MapPost("/routes/test", (RouteTestRequest test, KeyCache keys, ChatGateway gateway) =>
+        {
+            var key = test.KeyId is { } id ? keys.Find(id) : AnyKey;
+            if (key is null) return NotFound("key", test.KeyId.ToString()!);
+            var parsed = ChatRequestParser.Parse(System.Text.Encoding.UTF8.GetBytes(test.Request.GetRawText()));
+            if (parsed.Failure is { } invalid) return OpenAIResults.Error(invalid);
+            var headers = test.Headers ?? new Dictionary<string, string>();
+            var (decision, refused) = gateway.Route(key, parsed.Value!, name =>
+                headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value);
+            if (refused is not null) return OpenAIResults.Error(refused);
+            return TypedResults.Ok(new RouteTestResult(decision!.Rule,
+                [.. decision.Chain.Select(c => new RouteTestCandidate(c.Alias, c.Provider.Name, c.UpstreamModel))]));
+        });
         return admin;
+    }
+
+    // For "what would happen" without a key: allowed every model, no tags.
+    private static readonly GatewayKey AnyKey = new(Guid.Empty, "route-test", "", new byte[32],
+        System.Collections.Frozen.FrozenSet<string>.Empty, null, null);
+
+    private sealed record RouteTestRequest(System.Text.Json.JsonElement Request, Guid? KeyId = null, Dictionary<string, string>? Headers = null);
+
+    private sealed record RouteTestResult(string? Rule, IReadOnlyList<RouteTestCandidate> Candidates);
+
+    private sealed record RouteTestCandidate(string Alias, string Provider, string UpstreamModel);
+
+    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, CancellationToken ct)
+    {
+        if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
+        var (saved, created) = await rules.UpsertAsync(name, rule, ct);
+        return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
 
     private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct)

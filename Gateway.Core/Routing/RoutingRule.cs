@@ -1,0 +1,61 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gateway.Core.Routing;
+
+/// <summary>
+/// What a rule matches (snake_case JSON in <c>routing_rules.match</c>). Every condition given must
+/// hold; a rule with no conditions matches every request.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record RuleMatch
+{
+    /// <summary>The model alias the client asked for (any of these).</summary>
+    public IReadOnlyList<string>? Models { get; init; }
+    public IReadOnlyList<Guid>? KeyIds { get; init; }
+    /// <summary>Any of the key's tags.</summary>
+    public IReadOnlyList<string>? KeyTags { get; init; }
+    /// <summary>The request's <c>user</c> field (any of these).</summary>
+    public IReadOnlyList<string>? Users { get; init; }
+    /// <summary>Request headers that must have exactly these values (names case-insensitive).</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+    /// <summary>Entries of the request's <c>metadata</c> object that must have exactly these values.</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+    /// <summary>Prompt size, estimated with the o200k tokenizer.</summary>
+    public int? MinPromptTokens { get; init; }
+    public int? MaxPromptTokens { get; init; }
+    /// <summary>The request's output limit (<c>max_completion_tokens</c> or <c>max_tokens</c>); a request without one never matches these.</summary>
+    public int? MinMaxTokens { get; init; }
+    public int? MaxMaxTokens { get; init; }
+    public bool? HasTools { get; init; }
+    public bool? HasImages { get; init; }
+    /// <summary>A .NET regular expression searched in the prompt text (case-insensitive, 100 ms budget).</summary>
+    public string? PromptRegex { get; init; }
+    /// <summary>Any of these words or phrases in the prompt text (case-insensitive).</summary>
+    public IReadOnlyList<string>? PromptKeywords { get; init; }
+}
+
+/// <summary>A target model and its share of traffic (weights are relative: 90 and 10 split 90/10).</summary>
+public sealed record RuleTarget(string Model, int Weight = 1);
+
+/// <summary>A routing rule as stored and as the admin API shows it.</summary>
+public sealed record RoutingRule
+{
+    public Guid Id { get; init; }
+    public string Name { get; init; } = "";
+    /// <summary>Lower runs first.</summary>
+    public int Priority { get; init; }
+    public bool Enabled { get; init; } = true;
+    public RuleMatch Match { get; init; } = new();
+    public IReadOnlyList<RuleTarget> Targets { get; init; } = [];
+    /// <summary>Aliases tried after the chosen target; empty: the target model's own fallbacks.</summary>
+    public IReadOnlyList<string> Fallbacks { get; init; } = [];
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+}
