@@ -75,7 +75,8 @@ public sealed record ModelRequest(
     bool? Enabled = null,
     int? MaxOutputTokens = null,
     IReadOnlyList<string>? Fallbacks = null,
-    int? TtftTimeoutMs = null);
+    int? TtftTimeoutMs = null,
+    int? TimeoutMs = null);
 
 public sealed record ModelView
 {
@@ -90,6 +91,7 @@ public sealed record ModelView
     public int? MaxOutputTokens { get; init; }
     public string[] Fallbacks { get; init; } = [];
     public int? TtftTimeoutMs { get; init; }
+    public int? TimeoutMs { get; init; }
     public bool Enabled { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }

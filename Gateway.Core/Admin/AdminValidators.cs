@@ -65,6 +65,7 @@ public sealed class ModelRequestValidator : AbstractValidator<ModelRequest>
         RuleFor(r => r.ContextWindow).GreaterThan(0);
         RuleFor(r => r.MaxOutputTokens).GreaterThan(0);
         RuleFor(r => r.TtftTimeoutMs).InclusiveBetween(100, 600_000);
+        RuleFor(r => r.TimeoutMs).InclusiveBetween(100, 3_600_000);
         RuleFor(r => r.Fallbacks).Must(f => f!.Count <= Catalog.ModelCatalog.MaxCandidates - 1).When(r => r.Fallbacks is not null)
             .WithMessage($"'fallbacks' holds at most {Catalog.ModelCatalog.MaxCandidates - 1} aliases.");
         RuleForEach(r => r.Fallbacks).NotEmpty().Must((r, f) => f != r.Alias).WithMessage("A model cannot be its own fallback.");

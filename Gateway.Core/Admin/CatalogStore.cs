@@ -73,7 +73,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
 
     private const string ModelSelect = """
         SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.enabled, m.created_at, m.updated_at
+               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
         FROM models m JOIN providers p ON p.id = m.provider_id
         """;
 
@@ -91,16 +91,16 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
-                                     cached_input_price_per_mtok, context_window, max_output_tokens, fallbacks, ttft_timeout_ms, enabled, created_at, updated_at)
+                                     cached_input_price_per_mtok, context_window, max_output_tokens, fallbacks, ttft_timeout_ms, timeout_ms, enabled, created_at, updated_at)
             SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMtok, 0), coalesce(@OutputPricePerMtok, 0),
-                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, @MaxOutputTokens, @Fallbacks, @TtftTimeoutMs,
+                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, @MaxOutputTokens, @Fallbacks, @TtftTimeoutMs, @TimeoutMs,
                    coalesce(@Enabled, true), @Now, @Now
             FROM providers p WHERE p.name = @Provider
             ON CONFLICT (alias) DO UPDATE SET
                 provider_id = excluded.provider_id, upstream_model = excluded.upstream_model,
                 input_price_per_mtok = excluded.input_price_per_mtok, output_price_per_mtok = excluded.output_price_per_mtok,
                 cached_input_price_per_mtok = excluded.cached_input_price_per_mtok, context_window = excluded.context_window,
-                max_output_tokens = excluded.max_output_tokens, fallbacks = excluded.fallbacks, ttft_timeout_ms = excluded.ttft_timeout_ms,
+                max_output_tokens = excluded.max_output_tokens, fallbacks = excluded.fallbacks, ttft_timeout_ms = excluded.ttft_timeout_ms, timeout_ms = excluded.timeout_ms,
                 enabled = excluded.enabled, updated_at = excluded.updated_at
             RETURNING (xmax = 0)
             """, new
@@ -116,6 +116,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             request.MaxOutputTokens,
             Fallbacks = (request.Fallbacks ?? []).ToArray(),
             request.TtftTimeoutMs,
+            request.TimeoutMs,
             request.Enabled,
             Now = now.UtcDateTime,
         }, cancellationToken: ct));

@@ -23,7 +23,8 @@ public sealed record ModelRoute(
     int? MaxOutputTokens,
     DateTimeOffset CreatedAt,
     IReadOnlyList<string>? Fallbacks = null,
-    int? TtftTimeoutMs = null);
+    int? TtftTimeoutMs = null,
+    int? TimeoutMs = null);
 
 /// <summary>Enabled models and providers, in memory, swapped atomically on NOTIFY.</summary>
 public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver secrets, ILogger<ModelCatalog> logger)
@@ -58,7 +59,7 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
 
     private const string LoadSql = """
         SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms,
+               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms,
                p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref,
                p.settings::text AS settings_json
         FROM models m JOIN providers p ON p.id = m.provider_id
@@ -83,7 +84,7 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
             }
             models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
                 r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
-                r.Fallbacks, r.TtftTimeoutMs);
+                r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
         IsLoaded = true;
@@ -111,6 +112,7 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         public DateTime CreatedAt { get; init; }
         public string[] Fallbacks { get; init; } = [];
         public int? TtftTimeoutMs { get; init; }
+        public int? TimeoutMs { get; init; }
         public Guid ProviderId { get; init; }
         public string ProviderName { get; init; } = "";
         public string Protocol { get; init; } = "";

@@ -12,4 +12,7 @@ public sealed class UpstreamOptions
     public int TimeoutSeconds { get; set; } = 600;
 
     public TimeSpan Timeout => TimeSpan.FromSeconds(TimeoutSeconds);
+
+    /// <summary>The model's own deadline (<c>timeout_ms</c>) when it has one, else <see cref="Timeout"/>.</summary>
+    public TimeSpan TimeoutFor(Catalog.ModelRoute route) => route.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : Timeout;
 }

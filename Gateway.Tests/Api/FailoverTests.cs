@@ -141,6 +141,23 @@ public sealed class FailoverTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task ModelDeadline_BoundsAHangingCall_ThenTheFallbackAnswers()
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "hang", fallbacks: [fallback], timeoutMs: 700);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var clock = Stopwatch.StartNew();
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(clock.ElapsedMilliseconds < 2500, $"took {clock.ElapsedMilliseconds} ms"); // not the 3 s global limit
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal(["timeout", "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+    }
+
+    [Fact]
     public async Task CallerError_GoesBackToTheCaller_WithoutTryingTheFallback()
     {
         var (primary, _) = await ChainAsync("status-400");

@@ -70,7 +70,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     /// <summary>Adds a provider pointing at <paramref name="baseUrl"/> and a model alias for it, then waits until this host serves it.</summary>
     public async Task<string> AddModelAsync(string baseUrl, string upstreamModel, string protocol = "openai",
         decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m, JsonObject? settings = null, int? maxOutputTokens = null,
-        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null)
+        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null, int? timeoutMs = null)
     {
         var provider = "fake-" + Guid.NewGuid().ToString("N")[..10];
         var alias = $"{provider}/{upstreamModel}";
@@ -83,7 +83,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         {
             ["alias"] = alias, ["provider"] = provider, ["upstream_model"] = upstreamModel,
             ["input_price_per_mtok"] = inputPrice, ["output_price_per_mtok"] = outputPrice, ["cached_input_price_per_mtok"] = cachedPrice,
-            ["max_output_tokens"] = maxOutputTokens, ["ttft_timeout_ms"] = ttftTimeoutMs,
+            ["max_output_tokens"] = maxOutputTokens, ["ttft_timeout_ms"] = ttftTimeoutMs, ["timeout_ms"] = timeoutMs,
             ["fallbacks"] = fallbacks is null ? null : new JsonArray([.. fallbacks.Select(f => JsonValue.Create(f))]),
         })).EnsureSuccessStatusCode();
         await WaitUntilAsync(() => Services.GetRequiredService<ModelCatalog>().Find(alias) is not null);

@@ -20,7 +20,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
     {
         var provider = call.Route.Provider.Name;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, deadline.Token, ct);
         if (sent.Failure is { } failure) return failure;
         var (response, jsonTool) = sent.Value!;
@@ -43,7 +43,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
     public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
     {
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, deadline.Token, ct);
         if (sent.Failure is { } failure)
         {

@@ -24,7 +24,7 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
     {
         var provider = call.Route.Provider.Name;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, "generateContent", deadline.Token, ct);
         if (sent.Failure is { } failure) return failure;
         using var response = sent.Value!;
@@ -49,7 +49,7 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
                 .ToFailure(call.Route.Provider.Name);
         }
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, "streamGenerateContent?alt=sse", deadline.Token, ct);
         if (sent.Failure is { } failure)
         {
@@ -73,7 +73,7 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         }
         var model = ModelName(call.Route.UpstreamModel);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var vectors = new List<float[]>(texts.Count);
         // batchEmbedContents takes at most 100 requests per call.
         foreach (var batch in texts.Chunk(100))

@@ -22,7 +22,7 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
     public async Task<UpstreamResult<UpstreamCompletion>> CompleteAsync(UpstreamCall call, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, deadline.Token, ct);
         if (sent.Failure is { } failure) return failure;
         using var response = sent.Value!;
@@ -46,7 +46,7 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
     public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
     {
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var sent = await SendAsync(call, deadline.Token, ct);
         if (sent.Failure is { } failure)
         {
@@ -76,7 +76,7 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
     public async Task<UpstreamResult<UpstreamCompletion>> EmbedAsync(EmbeddingCall call, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.Timeout);
+        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
         var provider = call.Route.Provider;
         var sent = await PostAsync(provider, "embeddings", () =>
         {
