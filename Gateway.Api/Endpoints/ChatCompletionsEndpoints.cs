@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Catalog;
+using Gateway.Core.Routing;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core;
@@ -76,52 +79,148 @@ internal static class ChatCompletionsEndpoints
         }
         context.Primed = opened.Value!;
         WriteRouteHeaders(context.Http, opened.Route!.Provider.Name, opened.Route.UpstreamModel);
-        await StreamAsync(context.Http, context.Meter, context.Primed, request.ClientWantsStreamUsage, ct);
+        await StreamAsync(context, gateway, request, decision, opened, ct);
     }
 
-    private static async Task StreamAsync(HttpContext http, RequestMeter meter, PrimedStream primed, bool clientWantsUsage, CancellationToken ct)
+    /// <summary>
+    /// Relays a primed stream. If it breaks after the client has had tokens (text only, no tool calls yet)
+    /// and the chain has candidates left, the answer continues on the next one: it gets the conversation,
+    /// the partial answer and an instruction to go on, and its chunks are spliced in under the same chunk
+    /// id (its own role chunk dropped). Otherwise the stream ends with an OpenAI error event and [DONE].
+    /// </summary>
+    private static async Task StreamAsync(MeteredContext context, ChatGateway gateway, ChatCompletionRequest request, RouteDecision decision,
+        FailoverResult<PrimedStream> opened, CancellationToken ct)
     {
-        var stream = primed.Inner;
+        var http = context.Http;
+        var meter = context.Meter;
         http.Response.ContentType = "text/event-stream; charset=utf-8";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         var output = http.Response.BodyWriter;
-        try
+        var route = opened.Route!;
+        var attempts = opened.Attempts.ToList();
+        var answered = new System.Text.StringBuilder(); // what earlier, broken attempts gave the client
+        string? chunkId = null;
+        var spliced = false;
+        var toolCallsSent = false;
+        while (true)
         {
-            await foreach (var chunk in primed.ReadChunksAsync(ct))
+            var stream = context.Primed!.Inner;
+            try
             {
-                if (chunk.HasContent) meter.FirstToken();
-                // The gateway always asks for usage; a client that did not ask does not get the usage chunk.
-                if (chunk.IsUsageOnly && !clientWantsUsage) continue;
-                output.Write("data: "u8);
-                output.Write(chunk.Json.Span);
-                output.Write("\n\n"u8);
-                await output.FlushAsync(ct);
+                await foreach (var chunk in context.Primed.ReadChunksAsync(ct))
+                {
+                    if (chunk.HasContent) meter.FirstToken();
+                    // The gateway always asks for usage; a client that did not ask does not get the usage chunk.
+                    if (chunk.IsUsageOnly && !request.ClientWantsStreamUsage) continue;
+                    var json = chunk.Json;
+                    if (spliced)
+                    {
+                        if (Spliced(json, chunkId, chunk.IsUsageOnly ? meter.EarlierTokens : null) is not { } rewritten) continue;
+                        json = rewritten;
+                    }
+                    else
+                    {
+                        chunkId ??= IdOf(json);
+                    }
+                    toolCallsSent |= chunk.HasToolCall;
+                    output.Write("data: "u8);
+                    output.Write(json.Span);
+                    output.Write("\n\n"u8);
+                    await output.FlushAsync(ct);
+                }
+                meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
+                break;
             }
-            meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
-        }
-        catch (Exception ex) when (ex is UpstreamStreamException || !ct.IsCancellationRequested && ex is not OperationCanceledException and not IOException)
-        {
-            // Once bytes are out the status is 200: end with an explicit error event, never a silent stop.
-            // A stream that failed in a way its reader did not foresee still ends cleanly (and is logged as a bug).
-            var error = ex is UpstreamStreamException broken ? broken.Failure.ToGatewayError()
-                : GatewayError.UpstreamError(http.Response.Headers[ProviderHeader].ToString(), "the stream could not be translated");
-            if (ex is not UpstreamStreamException)
-                http.RequestServices.GetRequiredService<ILogger<StreamLog>>().LogError(ex, "Stream translation failed");
-            meter.Failed(error, stream.Text.ToString(), stream.Usage);
-            if (!http.Response.HasStarted)
+            catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
+                                                     && Remaining(decision.Chain, route) is { Count: > 0 } remaining)
             {
-                // Nothing reached the client yet: it still gets a real status code.
-                http.Response.Headers.CacheControl = default;
-                await OpenAIResults.WriteAsync(http, error);
-                return;
+                var partial = answered.ToString() + stream.Text;
+                var next = await gateway.OpenStreamAsync(meter.RequestId, ChatGateway.Continuation(request, partial), remaining, ct);
+                attempts.Add(new AttemptRecord(route.Provider.Name, route.UpstreamModel, ex.Failure.Outcome + "_mid_stream", 0));
+                attempts.AddRange(next.Attempts);
+                if (next.Failure is not null)
+                {
+                    meter.Attempted(attempts, decision.First, route);
+                    await EndWithErrorAsync(http, meter, stream, ex.Failure.ToGatewayError(), ct);
+                    break;
+                }
+                meter.ContinuedAfter(route, stream.Usage, stream.Text.ToString());
+                meter.Attempted(attempts, decision.First, next.Route);
+                answered.Append(stream.Text);
+                await context.Primed.DisposeAsync();
+                context.Primed = next.Value!;
+                route = next.Route!;
+                spliced = true;
             }
-            output.Write("data: "u8);
-            output.Write(JsonSerializer.SerializeToUtf8Bytes(error.ToBody(), GatewayJsonContext.Wire.OpenAIErrorBody));
-            output.Write("\n\n"u8);
+            catch (Exception ex) when (ex is UpstreamStreamException || !ct.IsCancellationRequested && ex is not OperationCanceledException and not IOException)
+            {
+                // Once bytes are out the status is 200: end with an explicit error event, never a silent stop.
+                // A stream that failed in a way its reader did not foresee still ends cleanly (and is logged as a bug).
+                var error = ex is UpstreamStreamException broken ? broken.Failure.ToGatewayError()
+                    : GatewayError.UpstreamError(route.Provider.Name, "the stream could not be translated");
+                if (ex is not UpstreamStreamException)
+                    http.RequestServices.GetRequiredService<ILogger<StreamLog>>().LogError(ex, "Stream translation failed");
+                if (!http.Response.HasStarted)
+                {
+                    // Nothing reached the client yet: it still gets a real status code.
+                    meter.Failed(error, stream.Text.ToString(), stream.Usage);
+                    http.Response.Headers.CacheControl = default;
+                    await OpenAIResults.WriteAsync(http, error);
+                    return;
+                }
+                await EndWithErrorAsync(http, meter, stream, error, ct);
+                break;
+            }
         }
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
+    }
+
+    private static Task EndWithErrorAsync(HttpContext http, RequestMeter meter, UpstreamStream stream, GatewayError error, CancellationToken ct)
+    {
+        meter.Failed(error, stream.Text.ToString(), stream.Usage);
+        var output = http.Response.BodyWriter;
+        output.Write("data: "u8);
+        output.Write(JsonSerializer.SerializeToUtf8Bytes(error.ToBody(), GatewayJsonContext.Wire.OpenAIErrorBody));
+        output.Write("\n\n"u8);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The candidates after <paramref name="current"/> in the chain.</summary>
+    private static List<ModelRoute> Remaining(IReadOnlyList<ModelRoute> chain, ModelRoute current)
+    {
+        var at = chain.ToList().FindIndex(c => c.Alias == current.Alias);
+        return at < 0 ? [] : [.. chain.Skip(at + 1)];
+    }
+
+    private static string? IdOf(ReadOnlyMemory<byte> json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+    }
+
+    /// <summary>
+    /// A continuation's chunk as the client must see it: the first attempt's id, and usage counting both
+    /// attempts. Null for the continuation's own opening (role only), which the client already had.
+    /// </summary>
+    private static ReadOnlyMemory<byte>? Spliced(ReadOnlyMemory<byte> json, string? id, (int Prompt, int Completion)? earlier)
+    {
+        var node = JsonNode.Parse(json.Span)!.AsObject();
+        if (node["choices"] is JsonArray { Count: 1 } choices && choices[0] is JsonObject choice && choice["delta"] is JsonObject delta
+            && delta["role"] is not null && string.IsNullOrEmpty(delta["content"]?.GetValue<string>()) && delta["tool_calls"] is null
+            && choice["finish_reason"] is null) // JSON null reads as null
+            return null;
+        if (id is not null) node["id"] = id;
+        if (earlier is { } more && node["usage"] is JsonObject usage)
+        {
+            var prompt = (usage["prompt_tokens"]?.GetValue<int>() ?? 0) + more.Prompt;
+            var completion = (usage["completion_tokens"]?.GetValue<int>() ?? 0) + more.Completion;
+            usage["prompt_tokens"] = prompt;
+            usage["completion_tokens"] = completion;
+            usage["total_tokens"] = prompt + completion;
+        }
+        return JsonSerializer.SerializeToUtf8Bytes(node, GatewayJsonContext.Wire.JsonObject);
     }
 
     internal static void WriteRouteHeaders(HttpContext http, string provider, string model)

@@ -7,6 +7,7 @@ using Gateway.Core.Metering;
 using Gateway.Core.Providers;
 using Gateway.Core.Routing;
 using Gateway.Core.Tokens;
+using System.Text.Json;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
 
@@ -81,4 +82,20 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
             TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), token), ct);
 
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
+
+    /// <summary>What a continuation asks of the next candidate after a stream broke mid-answer.</summary>
+    public const string ContinuePrompt = "Continue exactly where your previous message stopped. Do not repeat any of it and do not comment on the interruption.";
+
+    /// <summary>
+    /// The request that continues a broken stream elsewhere: the conversation, the partial answer as an
+    /// assistant message, and an instruction to go on from its last token.
+    /// </summary>
+    public static ChatCompletionRequest Continuation(ChatCompletionRequest original, string partialAnswer)
+    {
+        var copy = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(original, GatewayJsonContext.Wire.ChatCompletionRequest),
+            GatewayJsonContext.Wire.ChatCompletionRequest)!;
+        copy.Messages!.Add(new ChatMessage { Role = "assistant", Content = JsonSerializer.SerializeToElement(partialAnswer, GatewayJsonContext.Wire.String) });
+        copy.Messages.Add(new ChatMessage { Role = "user", Content = JsonSerializer.SerializeToElement(ContinuePrompt, GatewayJsonContext.Wire.String) });
+        return copy;
+    }
 }

@@ -26,6 +26,7 @@ public sealed class RequestMeter
     private ModelRoute? _route;
     private Func<int>? _promptTokens;
     private TokenUsage? _reported;
+    private (int Prompt, int Completion, int Cached, decimal Cost, bool Estimated) _earlier;
     private bool _published;
 
     internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time)
@@ -107,6 +108,21 @@ public sealed class RequestMeter
     }
 
     /// <summary>The client went away. Usage the provider reported is kept; otherwise it is estimated.</summary>
+    /// <summary>
+    /// A stream that broke after the client had tokens and is continued on another candidate: what the
+    /// broken attempt used (reported, else estimated from <paramref name="completionText"/>) is added to the
+    /// record at that attempt's prices, so the row counts both attempts' tokens and cost.
+    /// </summary>
+    public void ContinuedAfter(ModelRoute brokenRoute, TokenUsage? reported, string completionText)
+    {
+        var usage = reported ?? Estimate(completionText);
+        _earlier = (_earlier.Prompt + usage.PromptTokens, _earlier.Completion + usage.CompletionTokens, _earlier.Cached + usage.CachedTokens,
+            _earlier.Cost + Pricing.Cost(brokenRoute, usage), _earlier.Estimated || reported is null);
+    }
+
+    /// <summary>Tokens of attempts a continuation took over from (for the spliced stream's usage chunk).</summary>
+    public (int Prompt, int Completion) EarlierTokens => (_earlier.Prompt, _earlier.Completion);
+
     public void ClientDisconnected(string completionText, TokenUsage? reported = null)
     {
         _record.Status = ClientClosedRequest;
@@ -125,11 +141,11 @@ public sealed class RequestMeter
     {
         _reported ??= reported;
         var usage = reported ?? Estimate(completionText);
-        _record.UsageEstimated = reported is null;
-        _record.PromptTokens = usage.PromptTokens;
-        _record.CompletionTokens = usage.CompletionTokens;
-        _record.CachedTokens = usage.CachedTokens;
-        _record.CostUsd = _route is null ? 0 : Pricing.Cost(_route, usage);
+        _record.UsageEstimated = reported is null || _earlier.Estimated;
+        _record.PromptTokens = _earlier.Prompt + usage.PromptTokens;
+        _record.CompletionTokens = _earlier.Completion + usage.CompletionTokens;
+        _record.CachedTokens = _earlier.Cached + usage.CachedTokens;
+        _record.CostUsd = _earlier.Cost + (_route is null ? 0 : Pricing.Cost(_route, usage));
     }
 
     private TokenUsage Estimate(string completionText) =>

@@ -16,10 +16,10 @@ public sealed class ChunkWriter(string id, long created, string model)
     public StreamChunk Text(string text) => Chunk(new ChunkDelta(Content: text), null, hasContent: text.Length > 0);
 
     public StreamChunk ToolCallStart(int index, string callId, string name, string arguments = "") =>
-        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, callId, "function", new FunctionCallDelta(name, arguments))]), null, hasContent: true);
+        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, callId, "function", new FunctionCallDelta(name, arguments))]), null, hasContent: true) with { HasToolCall = true };
 
     public StreamChunk ToolCallArguments(int index, string arguments) =>
-        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, null, null, new FunctionCallDelta(null, arguments))]), null, hasContent: true);
+        Chunk(new ChunkDelta(ToolCalls: [new ToolCallDelta(index, null, null, new FunctionCallDelta(null, arguments))]), null, hasContent: true) with { HasToolCall = true };
 
     public StreamChunk Finish(string finishReason) => Chunk(new ChunkDelta(), finishReason, hasContent: false);
 

@@ -3,7 +3,7 @@ using System.Text;
 namespace Gateway.Core.Providers;
 
 /// <summary>One OpenAI chat.completion.chunk, serialized, as it goes to the client.</summary>
-public readonly record struct StreamChunk(ReadOnlyMemory<byte> Json, bool IsUsageOnly, bool HasContent);
+public readonly record struct StreamChunk(ReadOnlyMemory<byte> Json, bool IsUsageOnly, bool HasContent, bool HasToolCall = false);
 
 /// <summary>
 /// An open upstream stream, normalized to OpenAI chunks. It tracks what the client received,

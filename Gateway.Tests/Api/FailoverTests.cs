@@ -123,6 +123,50 @@ public sealed class FailoverTests(TestEnvironment env)
         Assert.Equal(((short)200, (short)2, false), (row.Status, row.Attempts, row.UsageEstimated));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Stream_BreaksAfterTokensWereSent_ContinuesOnTheFallbackUnderTheSameId(bool clientWantsUsage)
+    {
+        var (primary, _) = await ChainAsync("drop-mid-stream");
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"{{primary}}","stream":true{{(clientWantsUsage ? ",\"stream_options\":{\"include_usage\":true}" : "")}},
+             "messages":[{"role":"user","content":"{{marker}}"}]}
+            """));
+
+        var events = ChatCompletionsTests.SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e)!).ToList();
+        Assert.DoesNotContain(chunks, c => c["error"] is not null);
+        Assert.Single(chunks.Select(c => c["id"]!.GetValue<string>()).Distinct());
+        Assert.Single(chunks, c => c["choices"]!.AsArray().FirstOrDefault()?["delta"]?["role"] is not null);
+        // "Hello from" came from the primary before it dropped; the fake fallback then answers in full.
+        Assert.Equal("Hello fromHello from the fake upstream.",
+            string.Concat(chunks.Select(c => c["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"]?.GetValue<string>())));
+
+        var continuation = env.Upstream.Requests.Last(r => r.Body.Contains(marker, StringComparison.Ordinal)).Json;
+        Assert.Equal("gpt-4o-mini", continuation["model"]!.GetValue<string>());
+        var messages = continuation["messages"]!.AsArray();
+        Assert.Equal(("assistant", "Hello from"), (messages[^2]!["role"]!.GetValue<string>(), messages[^2]!["content"]!.GetValue<string>()));
+        Assert.Equal("user", messages[^1]!["role"]!.GetValue<string>());
+
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        Assert.Equal(((short)200, true, true), (row.Status, row.Fallback, row.UsageEstimated));
+        Assert.True(row.PromptTokens > FakeOpenAI.PromptTokens && row.CompletionTokens > FakeOpenAI.CompletionTokens, $"{row.PromptTokens}/{row.CompletionTokens}");
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal(["ok", "protocol_error_mid_stream", "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+        if (clientWantsUsage)
+        {
+            var usage = chunks[^1]["usage"]!;
+            Assert.Equal(row.CompletionTokens, usage["completion_tokens"]!.GetValue<int>());
+        }
+        Assert.Equal(keyId, row.KeyId);
+    }
+
     [Fact]
     public async Task EveryCandidateDown_IsOneCleanErrorNamingTheAttempts()
     {

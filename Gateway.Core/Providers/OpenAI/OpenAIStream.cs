@@ -36,6 +36,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                 Usage = u;
 
             var hasContent = false;
+            var hasToolCall = false;
             var hasChoices = false;
             if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array)
             {
@@ -56,10 +57,11 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                     {
                         Text.Append(tools.GetRawText());
                         hasContent = true;
+                        hasToolCall = true;
                     }
                 }
             }
-            return new StreamChunk(data, IsUsageOnly: !hasChoices && Usage is not null, hasContent);
+            return new StreamChunk(data, IsUsageOnly: !hasChoices && Usage is not null, hasContent, hasToolCall);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
