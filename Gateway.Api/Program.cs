@@ -4,6 +4,8 @@ using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Admin;
+using Gateway.Core.Metering;
+using OpenTelemetry.Metrics;
 using Gateway.Core.Persistence;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
@@ -18,6 +20,10 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddGatewayCore();
 builder.Services.AddGatewayHealthChecks();
+builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+    .AddMeter(GatewayMetrics.MeterName)
+    .AddAspNetCoreInstrumentation()
+    .AddPrometheusExporter());
 builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));
 // Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.
 builder.Services.AddSingleton<IProblemDetailsWriter, OpenAIErrorWriter>();
@@ -41,6 +47,7 @@ if (args is ["migrate", ..])
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.MapHealth();
+app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapOpenAI();
 app.MapAdmin();
 

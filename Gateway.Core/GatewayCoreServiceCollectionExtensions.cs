@@ -78,6 +78,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<FailoverExecutor>();
         services.AddSingleton<ChatGateway>();
 
+        services.AddMetrics();
+        services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<UsageChannel>();
         services.AddSingleton<UsageWriter>();
 

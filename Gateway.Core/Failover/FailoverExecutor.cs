@@ -41,17 +41,20 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
             Outcome<UpstreamResult<T>> outcome;
             try
             {
-                outcome = await health.Pipeline(provider).ExecuteOutcomeAsync(static async (ctx, state) =>
-                {
-                    try
+                // The provider's breaker around the model's: one failing model opens its own circuit first;
+                // the provider's opens when its calls fail overall.
+                outcome = await health.Pipeline(provider).ExecuteOutcomeAsync(static (ctx, state) =>
+                    state.health.Pipeline($"{state.route.Provider.Name}/{state.route.UpstreamModel}").ExecuteOutcomeAsync(static async (inner, s) =>
                     {
-                        return Outcome.FromResult(await state.attempt(state.route, ctx.CancellationToken));
-                    }
-                    catch (Exception ex)
-                    {
-                        return Outcome.FromException<UpstreamResult<T>>(ex);
-                    }
-                }, context, (attempt, route));
+                        try
+                        {
+                            return Outcome.FromResult(await s.attempt(s.route, inner.CancellationToken));
+                        }
+                        catch (Exception ex)
+                        {
+                            return Outcome.FromException<UpstreamResult<T>>(ex);
+                        }
+                    }, ctx, state), context, (attempt, route, health));
             }
             finally
             {

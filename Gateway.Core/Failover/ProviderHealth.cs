@@ -7,7 +7,8 @@ using Polly.CircuitBreaker;
 namespace Gateway.Core.Failover;
 
 /// <summary>
-/// Per-provider circuit breakers (Polly) and Retry-After cool-downs, kept by each instance for itself.
+/// Circuit breakers (Polly) per provider and per provider+model (key "provider/model"), and Retry-After
+/// cool-downs per provider, kept by each instance for itself.
 /// A breaker counts the failures that move a request to the next candidate (429, 5xx, timeouts,
 /// connection failures, broken streams) and ignores the caller's own mistakes.
 /// </summary>
@@ -32,8 +33,9 @@ public sealed class ProviderHealth(IOptions<FailoverOptions> options, TimeProvid
                 SamplingDuration = TimeSpan.FromSeconds(settings.BreakerSamplingSeconds),
                 BreakDuration = TimeSpan.FromSeconds(settings.BreakerBreakSeconds),
                 StateProvider = state,
+                // A model's open circuit (inner breaker) is not a provider failure.
                 ShouldHandle = static args => ValueTask.FromResult(
-                    args.Outcome.Exception is not (null or OperationCanceledException)
+                    args.Outcome.Exception is not (null or OperationCanceledException or BrokenCircuitException)
                     || args.Outcome.Result is IUpstreamResult { Failure.ShouldFailOver: true }),
             })
             .Build();

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Gateway.Core.Metering;
 
 /// <summary>The hot path's only contact with metering: an in-memory queue the <see cref="UsageWriter"/> drains.</summary>
-public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger)
+public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger, GatewayMetrics? metrics = null)
 {
     private readonly Channel<UsageRecord> _channel = Channel.CreateBounded<UsageRecord>(
         new BoundedChannelOptions(options.Value.ChannelCapacity)
@@ -19,6 +19,7 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
     /// <summary>Queues a record; waits only when the writer is far behind (back-pressure instead of loss).</summary>
     public async ValueTask PublishAsync(UsageRecord record)
     {
+        metrics?.Record(record);
         if (_channel.Writer.TryWrite(record)) return;
         try
         {

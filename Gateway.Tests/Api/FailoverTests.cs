@@ -92,6 +92,13 @@ public sealed class FailoverTests(TestEnvironment env)
         var upstreams = (await health.GetFromJsonAsync<JsonObject>("/health/upstreams"))!;
         Assert.Equal("Degraded", upstreams["status"]!.GetValue<string>());
         Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0]]!.GetValue<string>());
+        Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0] + "/status-502"]!.GetValue<string>());
+
+        var metrics = await health.GetStringAsync("/metrics");
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("gateway_provider_circuit_state", StringComparison.Ordinal)
+            && line.Contains($"provider=\"{primary.Split('/')[0]}\"", StringComparison.Ordinal) && line.EndsWith(" 1", StringComparison.Ordinal));
+        Assert.Contains("gen_ai_client_token_usage", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, metrics, StringComparison.Ordinal);
     }
 
     [Theory]

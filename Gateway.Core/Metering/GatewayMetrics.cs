@@ -1,0 +1,37 @@
+using System.Diagnostics.Metrics;
+using Gateway.Core.Failover;
+
+namespace Gateway.Core.Metering;
+
+/// <summary>
+/// The gateway's metrics (meter <c>LlmGateway</c>), created once from <see cref="IMeterFactory"/>.
+/// Labels are provider, model, status and token type only: never a key, user or prompt.
+/// </summary>
+public sealed class GatewayMetrics
+{
+    public const string MeterName = "LlmGateway";
+
+    private readonly Counter<long> _requests;
+    private readonly Histogram<long> _tokens;
+
+    public GatewayMetrics(IMeterFactory meters, ProviderHealth health)
+    {
+        var meter = meters.Create(MeterName);
+        _requests = meter.CreateCounter<long>("gateway.requests", "{request}", "Requests metered, by provider, served model and status");
+        // OpenTelemetry's GenAI semantic convention for token counts.
+        _tokens = meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}", "Tokens per request, input and output");
+        meter.CreateObservableGauge("gateway.provider.circuit_state", () => health.States().Select(s => new Measurement<int>(
+            s.Value switch { "Closed" => 0, "CoolingDown" => 2, _ => 1 },
+            new KeyValuePair<string, object?>("provider", s.Key))),
+            "{state}", "Per provider on this instance: 0 closed, 1 open or half-open, 2 cooling down after Retry-After");
+    }
+
+    public void Record(UsageRecord record)
+    {
+        var provider = new KeyValuePair<string, object?>("gen_ai.provider.name", record.Provider ?? "none");
+        var model = new KeyValuePair<string, object?>("gen_ai.response.model", record.ServedModel ?? "none");
+        _requests.Add(1, provider, model, new KeyValuePair<string, object?>("http.response.status_code", (int)record.Status));
+        if (record.PromptTokens > 0) _tokens.Record(record.PromptTokens, provider, model, new KeyValuePair<string, object?>("gen_ai.token.type", "input"));
+        if (record.CompletionTokens > 0) _tokens.Record(record.CompletionTokens, provider, model, new KeyValuePair<string, object?>("gen_ai.token.type", "output"));
+    }
+}
