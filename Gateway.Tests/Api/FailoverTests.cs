@@ -39,6 +39,7 @@ public sealed class FailoverTests(TestEnvironment env)
     [InlineData("status-503", "overloaded")]
     [InlineData("status-500", "server_error")]
     [InlineData("status-401", "auth_rejected")]
+    [InlineData("bad-json", "protocol_error")]
     public async Task PrimaryFails_FallbackAnswersAndTheRecordSaysSo(string primaryModel, string outcome)
     {
         var (primary, fallback) = await ChainAsync(primaryModel);
@@ -106,6 +107,7 @@ public sealed class FailoverTests(TestEnvironment env)
     [InlineData("late-first-token")]
     [InlineData("drop-before-content")]
     [InlineData("status-503")]
+    [InlineData("bad-json")]
     public async Task Stream_PrimaryFailsBeforeItsFirstToken_ClientGetsOneCompleteStreamFromTheFallback(string primaryModel)
     {
         var (primary, _) = await ChainAsync(primaryModel, ttftTimeoutMs: 800);

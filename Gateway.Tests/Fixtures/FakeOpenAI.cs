@@ -61,6 +61,12 @@ public sealed class FakeOpenAI : FakeServer
             }, ct);
             return;
         }
+        if (model == "bad-json")
+        {
+            http.Response.ContentType = stream ? "text/event-stream" : "application/json";
+            await http.Response.WriteAsync(stream ? "data: {\"id\":\"chatcmpl-x\",\"choices\":[{\n\n" : "{\"id\":\"chatcmpl-x\",\"choi", ct);
+            return;
+        }
         if (model == "hang")
         {
             await Task.Delay(Timeout.Infinite, ct);
