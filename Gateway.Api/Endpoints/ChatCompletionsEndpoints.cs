@@ -135,18 +135,32 @@ internal static class ChatCompletionsEndpoints
             catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
                                                      && Remaining(decision.Chain, route) is { Count: > 0 } remaining)
             {
-                var partial = answered.ToString() + stream.Text;
-                var next = await gateway.OpenStreamAsync(meter.RequestId, ChatGateway.Continuation(request, partial), remaining, ct);
-                attempts.Add(new AttemptRecord(route.Provider.Name, route.UpstreamModel, ex.Failure.Outcome + "_mid_stream", 0));
+                // The broken candidate's "ok" (it did open) becomes what happened to it; its breakers hear of it.
+                var at = attempts.FindLastIndex(a => a.Provider == route.Provider.Name && a.Model == route.UpstreamModel);
+                if (at >= 0) attempts[at] = attempts[at] with { Outcome = ex.Failure.Outcome + "_mid_stream" };
+                var health = http.RequestServices.GetRequiredService<ProviderHealth>();
+                await health.ReportFailureAsync(route.Provider.Name, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
+                FailoverResult<PrimedStream> next;
+                try
+                {
+                    var partial = answered.ToString() + stream.Text;
+                    next = await gateway.OpenStreamAsync(meter.RequestId, gateway.Continuation(request, partial), remaining, ct);
+                }
+                catch (Exception bug) when (bug is not OperationCanceledException)
+                {
+                    http.RequestServices.GetRequiredService<ILogger<StreamLog>>().LogError(bug, "Continuing a broken stream failed");
+                    await EndWithErrorAsync(http, meter, stream, ex.Failure.ToGatewayError(), ct);
+                    break;
+                }
                 attempts.AddRange(next.Attempts);
                 if (next.Failure is not null)
                 {
-                    meter.Attempted(attempts, decision.First, route);
+                    meter.Attempted(attempts, decision.First, route, served: false, next.Billed);
                     await EndWithErrorAsync(http, meter, stream, ex.Failure.ToGatewayError(), ct);
                     break;
                 }
                 meter.ContinuedAfter(route, stream.Usage, stream.Text.ToString());
-                meter.Attempted(attempts, decision.First, next.Route);
+                meter.Attempted(attempts, decision.First, next.Route, served: true, next.Billed);
                 answered.Append(stream.Text);
                 await context.Primed.DisposeAsync();
                 context.Primed = next.Value!;

@@ -24,9 +24,10 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     /// <summary>Writes the failover headers and records the attempts.</summary>
     public void Attempted<T>(FailoverResult<T> result, ModelRoute first) where T : class
     {
-        Meter.Attempted(result.Attempts, first, result.Route);
-        Http.Response.Headers[ChatCompletionsEndpoints.AttemptsHeader] = result.Attempts.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        Http.Response.Headers[ChatCompletionsEndpoints.FallbackHeader] = result.Route is { } served && served.Alias != first.Alias ? "true" : "false";
+        Meter.Attempted(result.Attempts, first, result.Route, result.Failure is null, result.Billed);
+        Http.Response.Headers[ChatCompletionsEndpoints.AttemptsHeader] = result.Calls.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Http.Response.Headers[ChatCompletionsEndpoints.FallbackHeader] =
+            result.Failure is null && result.Route is { } served && served.Alias != first.Alias ? "true" : "false";
     }
 
     /// <summary>Answers an error in OpenAI's shape and records it.</summary>
@@ -36,13 +37,8 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
         return OpenAIResults.WriteAsync(Http, error);
     }
 
-    /// <summary>Answers an upstream failure, keeping any usage the provider reported (and billed).</summary>
-    public Task FailAsync(UpstreamFailure failure)
-    {
-        var error = failure.ToGatewayError();
-        Meter.Failed(error, null, failure.Usage);
-        return OpenAIResults.WriteAsync(Http, error);
-    }
+    /// <summary>Answers the failure of a candidate chain (usage its attempts reported was charged by <see cref="Attempted"/>).</summary>
+    public Task FailAsync(UpstreamFailure failure) => FailAsync(failure.ToGatewayError());
 
     /// <summary>Writes a complete (non-streamed) answer and records its usage.</summary>
     public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)

@@ -36,7 +36,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         if (rules.Route(key, request, header) is { } decision && _providers.ContainsKey(decision.First.Provider.Protocol))
             return (decision, null);
         var (route, failure) = Resolve(key, alias);
-        return route is null ? (null, failure) : (new RouteDecision(catalog.Chain(route), null), null);
+        return route is null ? (null, failure) : (new RouteDecision([.. catalog.Chain(route).Where(c => key.MayUse(c.Alias))], null), null);
     }
 
     /// <summary>The model an alias names for embeddings: it must exist, be allowed, and its protocol must embed.</summary>
@@ -90,10 +90,14 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     /// The request that continues a broken stream elsewhere: the conversation, the partial answer as an
     /// assistant message, and an instruction to go on from its last token.
     /// </summary>
-    public static ChatCompletionRequest Continuation(ChatCompletionRequest original, string partialAnswer)
+    public ChatCompletionRequest Continuation(ChatCompletionRequest original, string partialAnswer)
     {
         var copy = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(original, GatewayJsonContext.Wire.ChatCompletionRequest),
             GatewayJsonContext.Wire.ChatCompletionRequest)!;
+        // The client's output limit covers the whole answer, the part already sent included.
+        var sent = tokens.Count(partialAnswer);
+        if (copy.MaxCompletionTokens is { } maxCompletion) copy.MaxCompletionTokens = Math.Max(1, maxCompletion - sent);
+        if (copy.MaxTokens is { } max) copy.MaxTokens = Math.Max(1, max - sent);
         copy.Messages!.Add(new ChatMessage { Role = "assistant", Content = JsonSerializer.SerializeToElement(partialAnswer, GatewayJsonContext.Wire.String) });
         copy.Messages.Add(new ChatMessage { Role = "user", Content = JsonSerializer.SerializeToElement(ContinuePrompt, GatewayJsonContext.Wire.String) });
         return copy;

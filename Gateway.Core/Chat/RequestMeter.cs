@@ -78,12 +78,17 @@ public sealed class RequestMeter
     /// <summary>The routing rule that chose the model (null: the asked alias itself).</summary>
     public void Rule(string? rule) => _record.RoutingRule = rule;
 
-    /// <summary>Records the candidates tried; <paramref name="served"/> (if any) sets the provider, model and prices.</summary>
-    public void Attempted(IReadOnlyList<Failover.AttemptRecord> attempts, ModelRoute first, ModelRoute? served)
+    /// <summary>
+    /// Records the candidates tried. <paramref name="last"/> (the one that served, or the last one called)
+    /// sets the provider, model and prices; usage failed attempts reported is charged at their own prices.
+    /// </summary>
+    public void Attempted(IReadOnlyList<Failover.AttemptRecord> attempts, ModelRoute first, ModelRoute? last, bool served,
+        IReadOnlyList<(ModelRoute Route, TokenUsage Usage)>? billed = null)
     {
-        if (served is not null) Routed(served);
-        _record.Attempts = (short)Math.Max(1, attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down")));
-        _record.Fallback = served is not null && served.Alias != first.Alias;
+        if (last is not null) Routed(last);
+        foreach (var (route, usage) in billed ?? []) ContinuedAfter(route, usage, "");
+        _record.Attempts = (short)Math.Max(1, attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down" or "provider_failed")));
+        _record.Fallback = served && last is not null && last.Alias != first.Alias;
         if (attempts.Count > 1 || attempts is [{ Outcome: not "ok" }])
             _record.AttemptTrail = System.Text.Json.JsonSerializer.Serialize(attempts, Failover.AttemptJsonContext.Default.IReadOnlyListAttemptRecord);
     }
@@ -105,6 +110,7 @@ public sealed class RequestMeter
         _record.Status = (short)error.Status;
         _record.ErrorKind = error.Kind;
         if (completionText is not null || reported is not null) Charge(reported, completionText ?? "");
+        else if (_earlier != default) Charge(new TokenUsage(0, 0, 0), ""); // earlier attempts' usage only
     }
 
     /// <summary>The client went away. Usage the provider reported is kept; otherwise it is estimated.</summary>

@@ -9,9 +9,17 @@ namespace Gateway.Core.Failover;
 /// <summary>One candidate tried for a request: where, how it ended, how long it took.</summary>
 public sealed record AttemptRecord(string Provider, string Model, string Outcome, int Ms);
 
-/// <summary>The outcome of walking a candidate chain, with every attempt made.</summary>
-public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, UpstreamFailure? Failure, IReadOnlyList<AttemptRecord> Attempts)
-    where T : class;
+/// <summary>
+/// The outcome of walking a candidate chain, with every attempt made. <paramref name="Route"/> served (or,
+/// on failure, is the last candidate called); <paramref name="Billed"/> holds usage that failed attempts
+/// reported, to be charged at their own prices.
+/// </summary>
+public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, UpstreamFailure? Failure, IReadOnlyList<AttemptRecord> Attempts,
+    IReadOnlyList<(ModelRoute Route, TokenUsage Usage)> Billed) where T : class
+{
+    /// <summary>Candidates actually called (skipped ones excluded).</summary>
+    public int Calls => Attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down" or "provider_failed"));
+}
 
 /// <summary>
 /// Walks a model's candidate chain (the model, then its fallbacks): a provider whose circuit is open or
@@ -26,13 +34,29 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
     {
         var first = chain[0];
         var attempts = new List<AttemptRecord>();
+        var billed = new List<(ModelRoute, TokenUsage)>();
+        var downProviders = new HashSet<string>(StringComparer.Ordinal);
         UpstreamFailure? last = null;
+        ModelRoute? lastRoute = null;
         foreach (var route in chain)
         {
             var provider = route.Provider.Name;
+            var modelKey = ProviderHealth.ModelKey(provider, route.UpstreamModel);
             if (health.IsCoolingDown(provider))
             {
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "cooling_down", 0));
+                continue;
+            }
+            if (health.IsOpen(provider) || health.IsOpen(modelKey))
+            {
+                // Skipped before the call, so the breakers record nothing.
+                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "circuit_open", 0));
+                continue;
+            }
+            if (downProviders.Contains(provider))
+            {
+                // No second call to a provider that just failed as a whole in this request.
+                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "provider_failed", 0));
                 continue;
             }
 
@@ -44,7 +68,7 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
                 // The provider's breaker around the model's: one failing model opens its own circuit first;
                 // the provider's opens when its calls fail overall.
                 outcome = await health.Pipeline(provider).ExecuteOutcomeAsync(static (ctx, state) =>
-                    state.health.Pipeline($"{state.route.Provider.Name}/{state.route.UpstreamModel}").ExecuteOutcomeAsync(static async (inner, s) =>
+                    state.health.Pipeline(state.modelKey).ExecuteOutcomeAsync(static async (inner, s) =>
                     {
                         try
                         {
@@ -54,7 +78,7 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
                         {
                             return Outcome.FromException<UpstreamResult<T>>(ex);
                         }
-                    }, ctx, state), context, (attempt, route, health));
+                    }, ctx, state), context, (attempt, route, health, modelKey));
             }
             finally
             {
@@ -72,16 +96,21 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
             if (result.Failure is not { } failure)
             {
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "ok", ms));
-                return new FailoverResult<T>(result.Value, route, null, attempts);
+                return new FailoverResult<T>(result.Value, route, null, attempts, billed);
             }
             attempts.Add(new AttemptRecord(provider, route.UpstreamModel, failure.Outcome, ms));
-            if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts);
+            if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts, billed);
             if (failure.RetryAfter is { } wait) health.CoolDown(provider, wait);
+            if (failure.Kind is UpstreamFailureKind.Connect or UpstreamFailureKind.Overloaded or UpstreamFailureKind.RateLimited
+                or UpstreamFailureKind.Timeout or UpstreamFailureKind.AuthRejected)
+                downProviders.Add(provider);
+            if (failure.Usage is { } used) billed.Add((route, used));
             last = failure;
+            lastRoute = route;
         }
-        return new FailoverResult<T>(null, null,
+        return new FailoverResult<T>(null, lastRoute,
             last ?? new UpstreamFailure(UpstreamFailureKind.Overloaded, first.Provider.Name, "no provider can take the request now (circuits open or cooling down)"),
-            attempts);
+            attempts, billed);
     }
 }
 

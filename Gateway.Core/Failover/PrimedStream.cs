@@ -57,6 +57,8 @@ public sealed class PrimedStream : IAsyncDisposable
                 if (chunks.Current.HasContent) break;
             }
             firstToken.CancelAfter(Timeout.InfiniteTimeSpan); // from here on only the call's own deadline applies
+            if (firstToken.IsCancellationRequested && !ct.IsCancellationRequested)
+                throw new OperationCanceledException(firstToken.Token); // the deadline fired just as the token came: treat as missed
             return new PrimedStream(stream, chunks, firstToken, buffered, ended);
         }
         catch (Exception ex) when (ex is UpstreamStreamException || ex is OperationCanceledException && !ct.IsCancellationRequested)

@@ -33,14 +33,44 @@ public sealed class ProviderHealth(IOptions<FailoverOptions> options, TimeProvid
                 SamplingDuration = TimeSpan.FromSeconds(settings.BreakerSamplingSeconds),
                 BreakDuration = TimeSpan.FromSeconds(settings.BreakerBreakSeconds),
                 StateProvider = state,
-                // A model's open circuit (inner breaker) is not a provider failure.
-                ShouldHandle = static args => ValueTask.FromResult(
-                    args.Outcome.Exception is not (null or OperationCanceledException or BrokenCircuitException)
-                    || args.Outcome.Result is IUpstreamResult { Failure.ShouldFailOver: true }),
+                // A client's abort says nothing about the provider, except that a half-open probe did not
+                // prove it healthy; a model's open circuit (inner breaker) is not a provider failure.
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception switch
+                {
+                    null => args.Outcome.Result is IUpstreamResult { Failure.ShouldFailOver: true },
+                    OperationCanceledException => state.CircuitState == CircuitState.HalfOpen,
+                    BrokenCircuitException => false,
+                    _ => true,
+                }),
             })
             .Build();
         return (pipeline, state);
     }
+
+    /// <summary>Whether calls to this breaker key are being refused right now (open or isolated).</summary>
+    public bool IsOpen(string key) =>
+        _breakers.TryGetValue(key, out var breaker) && breaker.IsValueCreated
+        && breaker.Value.State.CircuitState is CircuitState.Open or CircuitState.Isolated;
+
+    /// <summary>Counts a failure seen outside a call (a stream that broke after its first token) against both breakers.</summary>
+    public async ValueTask ReportFailureAsync(string provider, string modelKey)
+    {
+        var failed = new UpstreamResult<object>(null, new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "broke mid-stream"));
+        foreach (var key in (string[])[modelKey, provider])
+        {
+            var context = ResilienceContextPool.Shared.Get();
+            try
+            {
+                await Pipeline(key).ExecuteOutcomeAsync(static (_, result) => ValueTask.FromResult(Outcome.FromResult(result)), context, failed);
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(context);
+            }
+        }
+    }
+
+    public static string ModelKey(string provider, string upstreamModel) => $"{provider}/{upstreamModel}";
 
     /// <summary>A provider that answered 429 with Retry-After is skipped until then (bounded by MaxRetryAfterSeconds).</summary>
     public void CoolDown(string provider, TimeSpan retryAfter)

@@ -20,9 +20,13 @@ public sealed class GatewayMetrics
         _requests = meter.CreateCounter<long>("gateway.requests", "{request}", "Requests metered, by provider, served model and status");
         // OpenTelemetry's GenAI semantic convention for token counts.
         _tokens = meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}", "Tokens per request, input and output");
-        meter.CreateObservableGauge("gateway.provider.circuit_state", () => health.States().Select(s => new Measurement<int>(
-            s.Value switch { "Closed" => 0, "CoolingDown" => 2, _ => 1 },
-            new KeyValuePair<string, object?>("provider", s.Key))),
+        meter.CreateObservableGauge("gateway.provider.circuit_state", () => health.States().Select(s =>
+        {
+            var slash = s.Key.IndexOf('/', StringComparison.Ordinal);
+            return new Measurement<int>(s.Value switch { "Closed" => 0, "CoolingDown" => 2, _ => 1 },
+                new KeyValuePair<string, object?>("provider", slash < 0 ? s.Key : s.Key[..slash]),
+                new KeyValuePair<string, object?>("model", slash < 0 ? "*" : s.Key[(slash + 1)..]));
+        }),
             "{state}", "Per provider on this instance: 0 closed, 1 open or half-open, 2 cooling down after Retry-After");
     }
 

@@ -29,10 +29,10 @@ public sealed class RoutingRuleValidator : AbstractValidator<RoutingRule>
     {
         try
         {
-            _ = new Regex(pattern!, RegexOptions.None, TimeSpan.FromMilliseconds(100));
+            _ = new Regex(pattern!, RuleBook.Options, TimeSpan.FromMilliseconds(100));
             return true;
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
         {
             return false;
         }

@@ -27,6 +27,9 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
 {
     private static readonly TimeSpan RegexBudget = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Linear-time matching (no backtracking blow-up on the hot path); patterns with backreferences or lookarounds are refused.</summary>
+    internal const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
+
     private IReadOnlyList<CompiledRule> _rules = [];
 
     public int Count => _rules.Count;
@@ -71,7 +74,10 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
                 Log.TargetMissing(logger, rule.Rule.Name);
                 continue;
             }
-            return new RouteDecision(catalog.Chain(target, rule.Rule.Fallbacks.Count > 0 ? rule.Rule.Fallbacks : null), rule.Rule.Name);
+            // A key limited to some models is only ever served those, whatever a rule says.
+            if (!key.MayUse(target.Alias)) continue;
+            var chain = catalog.Chain(target, rule.Rule.Fallbacks.Count > 0 ? rule.Rule.Fallbacks : null).Where(c => key.MayUse(c.Alias)).ToList();
+            return new RouteDecision(chain, rule.Rule.Name);
         }
         return null;
     }
@@ -100,7 +106,7 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
         {
             Rule = rule;
             _regex = rule.Match.PromptRegex is { } pattern
-                ? new Regex(pattern, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, RegexBudget)
+                ? new Regex(pattern, Options, RegexBudget)
                 : null;
             _keywords = rule.Match.PromptKeywords?.Where(k => k.Length > 0).ToArray() ?? [];
             _totalWeight = rule.Targets.Sum(t => t.Weight);

@@ -164,16 +164,68 @@ public sealed class FailoverTests(TestEnvironment env)
         Assert.Equal("user", messages[^1]!["role"]!.GetValue<string>());
 
         var row = await env.WaitForUsageAsync(RequestId(response));
-        Assert.Equal(((short)200, true, true), (row.Status, row.Fallback, row.UsageEstimated));
-        Assert.True(row.PromptTokens > FakeOpenAI.PromptTokens && row.CompletionTokens > FakeOpenAI.CompletionTokens, $"{row.PromptTokens}/{row.CompletionTokens}");
+        Assert.Equal(((short)200, (short)2, true, true), (row.Status, row.Attempts, row.Fallback, row.UsageEstimated));
+        // The broken attempt, estimated (nothing reported), at the primary's prices ($2.50/$10); the continuation
+        // as its provider reported it (21 prompt of which 5 cached, 7 completion) at the fallback's ($1/$4, cached $0.50).
+        var counter = new Gateway.Core.Tokens.TokenCounter();
+        var firstPrompt = counter.CountPrompt([new Gateway.Core.Wire.ChatMessage { Role = "user", Content = System.Text.Json.JsonSerializer.SerializeToElement(marker) }]);
+        var firstCompletion = counter.Count("Hello from");
+        Assert.Equal((firstPrompt + 21, firstCompletion + 7), (row.PromptTokens, row.CompletionTokens));
+        Assert.Equal((firstPrompt * 2.5m + firstCompletion * 10m) / 1_000_000m + (16 * 1m + 5 * 0.5m + 7 * 4m) / 1_000_000m, row.CostUsd);
         var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
-        Assert.Equal(["ok", "protocol_error_mid_stream", "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+        Assert.Equal(["protocol_error_mid_stream", "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
         if (clientWantsUsage)
         {
             var usage = chunks[^1]["usage"]!;
-            Assert.Equal(row.CompletionTokens, usage["completion_tokens"]!.GetValue<int>());
+            Assert.Equal((row.PromptTokens, row.CompletionTokens), (usage["prompt_tokens"]!.GetValue<int>(), usage["completion_tokens"]!.GetValue<int>()));
         }
         Assert.Equal(keyId, row.KeyId);
+    }
+
+    [Fact]
+    public async Task Stream_ContinuationFailsToo_EndsWithAnErrorEventAndDone()
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-503");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "drop-mid-stream", fallbacks: [fallback]);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        var events = ChatCompletionsTests.SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Contains("\"error\":{", events[^2], StringComparison.Ordinal);
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal(["protocol_error_mid_stream", "overloaded"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        Assert.Equal(((short)502, false), (row.Status, row.Fallback));
+        Assert.True(row.CompletionTokens > 0); // what the client received is still charged
+    }
+
+    [Fact]
+    public async Task ProviderWideFailure_SkipsTheSameProvidersOtherModelsInThatRequest()
+    {
+        var elsewhere = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-503");
+        var provider = primary.Split('/')[0];
+        var sibling = provider + "/sibling";
+        using var admin = Gateway.Admin();
+        (await admin.PutAsync($"/admin/models/{sibling}", Json($$"""{"provider":"{{provider}}","upstream_model":"gpt-4o-mini"}"""))).EnsureSuccessStatusCode();
+        (await admin.PutAsync($"/admin/models/{primary}", Json($$"""
+            {"provider":"{{provider}}","upstream_model":"status-503","fallbacks":["{{sibling}}","{{elsewhere}}"]}
+            """))).EnsureSuccessStatusCode();
+        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Catalog.ModelCatalog)) is Gateway.Core.Catalog.ModelCatalog c
+            && c.Find(primary)!.Fallbacks!.Count == 2 && c.Find(sibling) is not null);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(elsewhere.Split('/')[0], response.Headers.GetValues("x-gateway-provider").Single());
+        Assert.Equal("2", response.Headers.GetValues("x-gateway-attempts").Single());
+        var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
+        Assert.Equal(["overloaded", "provider_failed", "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
     }
 
     [Fact]

@@ -161,8 +161,28 @@ public sealed class RoutingTests(TestEnvironment env)
         Assert.Equal(("2", "true"), (Header(response, "x-gateway-attempts"), Header(response, "x-gateway-fallback")));
     }
 
+    [Fact]
+    public async Task RestrictedKey_IsNeverRoutedToAModelOutsideItsList()
+    {
+        var target = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o");
+        var virtualAlias = Unique("auto");
+        await PutRuleAsync(Unique("premium"), $$"""{"priority":1,"match":{"models":["{{virtualAlias}}"]},"targets":[{"model":"{{target}}"}]}""");
+        var (narrow, _) = await Gateway.CreateKeyAsync(allowedModels: [virtualAlias]);
+        var (wide, _) = await Gateway.CreateKeyAsync(allowedModels: [virtualAlias, target]);
+        using var narrowClient = Gateway.Client(narrow);
+        using var wideClient = Gateway.Client(wide);
+        var body = $$"""{"model":"{{virtualAlias}}","messages":[{"role":"user","content":"hi"}]}""";
+
+        var allowed = await SendAsync(wideClient, body, r => r.IsSuccessStatusCode);
+        var refused = await narrowClient.PostAsync("/v1/chat/completions", Json(body));
+
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode); // the rule is passed over; no model has the virtual alias
+    }
+
     [Theory]
     [InlineData("""{"priority":1,"match":{"prompt_regex":"(unclosed"},"targets":[{"model":"m"}]}""")]
+    [InlineData("""{"priority":1,"match":{"prompt_regex":"(a)\\1"},"targets":[{"model":"m"}]}""")]
     [InlineData("""{"priority":1,"match":{"no_such_condition":1},"targets":[{"model":"m"}]}""")]
     [InlineData("""{"priority":1,"targets":[]}""")]
     [InlineData("""{"priority":1,"targets":[{"model":"m","weight":0}]}""")]

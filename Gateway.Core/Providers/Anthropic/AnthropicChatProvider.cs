@@ -44,7 +44,16 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
     {
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
-        var sent = await SendAsync(call, deadline.Token, ct);
+        UpstreamResult<Sent> sent;
+        try
+        {
+            sent = await SendAsync(call, deadline.Token, ct);
+        }
+        catch
+        {
+            deadline.Dispose(); // the client went away (or the first-token deadline fired) before the answer's headers
+            throw;
+        }
         if (sent.Failure is { } failure)
         {
             deadline.Dispose();

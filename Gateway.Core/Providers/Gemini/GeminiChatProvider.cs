@@ -50,7 +50,16 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         }
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
-        var sent = await SendAsync(call, "streamGenerateContent?alt=sse", deadline.Token, ct);
+        UpstreamResult<HttpResponseMessage> sent;
+        try
+        {
+            sent = await SendAsync(call, "streamGenerateContent?alt=sse", deadline.Token, ct);
+        }
+        catch
+        {
+            deadline.Dispose(); // the client went away (or the first-token deadline fired) before the answer's headers
+            throw;
+        }
         if (sent.Failure is { } failure)
         {
             deadline.Dispose();
