@@ -74,6 +74,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
         services.AddSingleton<Routing.RuleBook>();
         services.AddSingleton<Routing.RuleStore>();
+        services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();
         services.AddSingleton<ChatGateway>();

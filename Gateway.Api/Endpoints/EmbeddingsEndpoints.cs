@@ -22,6 +22,9 @@ internal static class EmbeddingsEndpoints
             return;
         }
         context.Meter.Asked(request!);
+        var tokens = context.Http.RequestServices.GetRequiredService<Gateway.Core.Tokens.TokenCounter>();
+        if (!await context.WithinRateLimitsAsync(() => request!.Texts()?.Sum(tokens.Count) ?? request!.Input!.Value.GetArrayLength()))
+            return;
         var (route, refused) = gateway.ResolveEmbedding(context.Http.GatewayKey(), request!);
         if (refused is not null)
         {

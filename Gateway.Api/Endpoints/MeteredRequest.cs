@@ -4,6 +4,8 @@ using Gateway.Core.Catalog;
 using Gateway.Core.Chat;
 using Gateway.Core.Errors;
 using Gateway.Core.Failover;
+using Gateway.Core.Limits;
+using Gateway.Api.Auth;
 using Gateway.Core.Keys;
 using Gateway.Core.Providers;
 using Microsoft.Extensions.Options;
@@ -20,6 +22,23 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public PrimedStream? Primed { get; set; }
 
     public UpstreamStream? Stream => Primed?.Inner;
+
+    /// <summary>
+    /// Applies the key's per-minute request and token limits (OpenAI's x-ratelimit-* headers on the
+    /// answer); false when the request was refused with 429 and Retry-After.
+    /// </summary>
+    public async Task<bool> WithinRateLimitsAsync(Func<int> tokens)
+    {
+        var (state, refused) = Http.RequestServices.GetRequiredService<KeyRateLimiter>().TryAcquire(Http.GatewayKey(), tokens);
+        var headers = Http.Response.Headers;
+        if (state.RequestLimit is { } rpm) headers["x-ratelimit-limit-requests"] = rpm.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (state.RequestsRemaining is { } requestsLeft) headers["x-ratelimit-remaining-requests"] = requestsLeft.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (state.TokenLimit is { } tpm) headers["x-ratelimit-limit-tokens"] = tpm.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (state.TokensRemaining is { } tokensLeft) headers["x-ratelimit-remaining-tokens"] = tokensLeft.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (refused is null) return true;
+        await FailAsync(refused);
+        return false;
+    }
 
     /// <summary>Writes the failover headers and records the attempts.</summary>
     public void Attempted<T>(FailoverResult<T> result, ModelRoute first) where T : class

@@ -13,6 +13,8 @@ internal static class OpenAIResults
     public static Task WriteAsync(HttpContext http, GatewayError error)
     {
         http.Response.StatusCode = error.Status;
+        if (error.RetryAfter is { } retry)
+            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         http.Response.ContentType = "application/json";
         return JsonSerializer.SerializeAsync(http.Response.Body, error.ToBody(), GatewayJsonContext.Wire.OpenAIErrorBody);
     }

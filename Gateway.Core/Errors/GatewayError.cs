@@ -5,6 +5,9 @@ namespace Gateway.Core.Errors;
 /// <summary>An expected failure, answered to the client in OpenAI's error shape.</summary>
 public sealed record GatewayError(int Status, string Message, string Type, string? Param, string? Code)
 {
+    /// <summary>Sent as the Retry-After header (rate limits).</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     /// <summary>Short machine-readable kind stored on the usage row.</summary>
     public string Kind => Code ?? Type;
 

@@ -11,7 +11,9 @@ public sealed record GatewayKey(
     FrozenSet<string> AllowedModels,
     DateTimeOffset? ExpiresAt,
     DateTimeOffset? RevokedAt,
-    FrozenSet<string>? Tags = null)
+    FrozenSet<string>? Tags = null,
+    int? RpmLimit = null,
+    int? TpmLimit = null)
 {
     /// <summary>Team, project or other labels routing rules and reports use.</summary>
     public FrozenSet<string> Tags { get; } = Tags ?? FrozenSet<string>.Empty;

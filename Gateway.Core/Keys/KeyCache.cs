@@ -19,7 +19,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     public int Count => _keys.Count;
 
     private const string LoadSql = """
-        SELECT id, name, prefix, key_hash, allowed_models, tags, expires_at, revoked_at FROM api_keys
+        SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, expires_at, revoked_at FROM api_keys
         """;
 
     public async Task ReloadAsync(CancellationToken ct)
@@ -29,7 +29,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         var keys = rows.ToFrozenDictionary(
             r => ApiKeySecret.Slot(r.KeyHash),
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
-                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal)));
+                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit));
         Interlocked.Exchange(ref _keys, keys);
         IsLoaded = true;
     }
@@ -62,6 +62,8 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         public byte[] KeyHash { get; init; } = [];
         public string[] AllowedModels { get; init; } = [];
         public string[] Tags { get; init; } = [];
+        public int? RpmLimit { get; init; }
+        public int? TpmLimit { get; init; }
         public DateTime? ExpiresAt { get; init; }
         public DateTime? RevokedAt { get; init; }
     }

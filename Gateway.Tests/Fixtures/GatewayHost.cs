@@ -50,7 +50,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     public HttpClient Admin() => Client(MasterKey);
 
     /// <summary>Issues a key through the admin API; returns the key and its id.</summary>
-    public async Task<(string Key, Guid Id)> CreateKeyAsync(string? name = null, string[]? allowedModels = null, DateTimeOffset? expiresAt = null)
+    public async Task<(string Key, Guid Id)> CreateKeyAsync(string? name = null, string[]? allowedModels = null, DateTimeOffset? expiresAt = null,
+        int? rpmLimit = null, int? tpmLimit = null)
     {
         using var admin = Admin();
         var response = await admin.PostAsJsonAsync("/admin/keys", new JsonObject
@@ -58,6 +59,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
             ["name"] = name ?? "test-" + Guid.NewGuid().ToString("N")[..8],
             ["allowed_models"] = allowedModels is null ? null : new JsonArray([.. allowedModels.Select(m => JsonValue.Create(m))]),
             ["expires_at"] = expiresAt?.ToString("O"),
+            ["rpm_limit"] = rpmLimit,
+            ["tpm_limit"] = tpmLimit,
         });
         response.EnsureSuccessStatusCode();
         var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
