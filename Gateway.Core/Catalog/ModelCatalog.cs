@@ -31,8 +31,6 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
 {
     private FrozenDictionary<string, ModelRoute> _models = FrozenDictionary<string, ModelRoute>.Empty;
 
-    public bool IsLoaded { get; private set; }
-
     public IReadOnlyCollection<ModelRoute> Models => _models.Values;
 
     public ModelRoute? Find(string alias) => _models.GetValueOrDefault(alias);
@@ -87,7 +85,6 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
-        IsLoaded = true;
     }
 
     // A base URL is a directory: "https://api.openai.com/v1" + "chat/completions" must keep "/v1".

@@ -14,8 +14,6 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
 {
     private FrozenDictionary<UInt128, GatewayKey> _keys = FrozenDictionary<UInt128, GatewayKey>.Empty;
 
-    public bool IsLoaded { get; private set; }
-
     public int Count => _keys.Count;
 
     private const string LoadSql = """
@@ -31,7 +29,6 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
                 Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit));
         Interlocked.Exchange(ref _keys, keys);
-        IsLoaded = true;
     }
 
     /// <summary>A key by id (admin use: scans the snapshot).</summary>

@@ -21,10 +21,6 @@ public sealed partial class UsageWriter(
     private readonly HashSet<DateOnly> _partitions = [];
     private Task _loop = Task.CompletedTask;
 
-    /// <summary>Rows written since start (for tests and metrics).</summary>
-    public long Written => Interlocked.Read(ref _written);
-    private long _written;
-
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _loop = Task.Run(() => RunAsync(_abort.Token), CancellationToken.None);
@@ -92,7 +88,6 @@ public sealed partial class UsageWriter(
             try
             {
                 await WriteBatchAsync(batch, ct);
-                Interlocked.Add(ref _written, batch.Count);
                 return;
             }
             catch (Exception ex) when (IsOutage(ex, ct))

@@ -9,8 +9,6 @@ namespace Gateway.Core.Providers;
 /// </summary>
 public sealed class ChunkWriter(string id, long created, string model)
 {
-    public string Id => id;
-
     public StreamChunk Role() => Chunk(new ChunkDelta("assistant", ""), null, hasContent: false);
 
     public StreamChunk Text(string text) => Chunk(new ChunkDelta(Content: text), null, hasContent: text.Length > 0);
