@@ -75,6 +75,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Routing.RuleBook>();
         services.AddSingleton<Routing.RuleStore>();
         services.AddSingleton<Limits.KeyRateLimiter>();
+        services.AddSingleton<Budgets.BudgetLedger>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();
         services.AddSingleton<ChatGateway>();

@@ -25,6 +25,8 @@ internal static class ChatCompletionsEndpoints
     public const string AttemptsHeader = "x-gateway-attempts";
     public const string FallbackHeader = "x-gateway-fallback";
     public const string RuleHeader = "x-gateway-rule";
+    public const string DowngradedFromHeader = "x-gateway-downgraded-from";
+    public const string BudgetRemainingHeader = "x-gateway-budget-remaining";
 
     public static RouteGroupBuilder MapOpenAI(this IEndpointRouteBuilder app)
     {
@@ -59,7 +61,19 @@ internal static class ChatCompletionsEndpoints
             await context.FailAsync(refused);
             return;
         }
-        var route = decision!.First;
+        var budget = await gateway.BudgetAsync(context.Http.GatewayKey(), request, decision!, ct);
+        context.Reservation = budget.Reservation;
+        if (budget.Remaining is { } remaining)
+            context.Http.Response.Headers[BudgetRemainingHeader] = remaining.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture);
+        if (budget.Refused is { } overCap)
+        {
+            await context.FailAsync(overCap);
+            return;
+        }
+        decision = budget.Decision;
+        if (budget.DowngradedFrom is { } original) context.Http.Response.Headers[DowngradedFromHeader] = original;
+        if (budget.Reservation is { } reservation) context.Meter.Budgeted(reservation.LeaseId, budget.DowngradedFrom);
+        var route = decision.First;
         context.Meter.Routed(route);
         context.Meter.Rule(decision.Rule);
         if (decision.Rule is { } rule) context.Http.Response.Headers[RuleHeader] = rule;

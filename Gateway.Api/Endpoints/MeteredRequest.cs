@@ -23,6 +23,9 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
 
     public UpstreamStream? Stream => Primed?.Inner;
 
+    /// <summary>The budget reservation to settle with the request's real cost once it is metered.</summary>
+    public Gateway.Core.Budgets.Reservation? Reservation { get; set; }
+
     /// <summary>
     /// Applies the key's per-minute request and token limits (OpenAI's x-ratelimit-* headers on the
     /// answer); false when the request was refused with 429 and Retry-After.
@@ -124,6 +127,7 @@ internal static class MeteredRequest
             finally
             {
                 await meter.PublishAsync();
+                context?.Reservation?.Settle(meter.CostUsd);
             }
         }
     }

@@ -15,8 +15,52 @@ namespace Gateway.Core.Chat;
 
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
 public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
-    TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions)
+    TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
+    Budgets.BudgetLedger ledger)
 {
+    /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
+    public const int DefaultWorstCaseOutputTokens = 4096;
+
+    /// <summary>What a key's budget decided for a request.</summary>
+    public sealed record BudgetDecision(RouteDecision Decision, Budgets.Reservation? Reservation, string? DowngradedFrom, decimal? Remaining,
+        GatewayError? Refused);
+
+    /// <summary>
+    /// Applies the key's budget before the request is sent: its worst-case cost (estimated prompt plus the
+    /// output limit, at the dearest candidate's prices) is reserved against the hard cap. At or over the
+    /// daily budget, or when the cap has no room for it, the request goes to the key's downgrade model if
+    /// that fits; otherwise it is refused with 429 insufficient_quota.
+    /// </summary>
+    public async Task<BudgetDecision> BudgetAsync(GatewayKey key, ChatCompletionRequest request, RouteDecision decision, CancellationToken ct)
+    {
+        if (!key.HasBudget) return new BudgetDecision(decision, null, null, null, null);
+        var prompt = tokens.CountPrompt(request.Messages!);
+        var check = await ledger.ReserveAsync(key, WorstCase(decision.Chain, request, prompt), ct);
+        var overDaily = key.DailyBudgetUsd is { } daily && check.SpentToday >= daily;
+        if (check.Reservation is not null && !overDaily) return new BudgetDecision(decision, check.Reservation, null, Remaining(key, check.SpentToday), null);
+
+        if (key.DowngradeModel is { } alias && alias != request.Model && catalog.Find(alias) is { } cheaper)
+        {
+            var chain = catalog.Chain(cheaper);
+            var down = await ledger.ReserveAsync(key, WorstCase(chain, request, prompt), ct);
+            if (down.Reservation is not null)
+            {
+                check.Reservation?.Settle(0); // the asked model's reservation is not used
+                return new BudgetDecision(new RouteDecision(chain, decision.Rule), down.Reservation, request.Model, Remaining(key, down.SpentToday), null);
+            }
+        }
+        // Over the daily budget with no downgrade possible, but under the hard cap: served as asked.
+        return check.Reservation is not null
+            ? new BudgetDecision(decision, check.Reservation, null, Remaining(key, check.SpentToday), null)
+            : new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), GatewayError.InsufficientQuota);
+    }
+
+    private static decimal? Remaining(GatewayKey key, decimal spent) => key.DailyBudgetUsd is { } daily ? Math.Max(0, daily - spent) : null;
+
+    private static decimal WorstCase(IReadOnlyList<ModelRoute> chain, ChatCompletionRequest request, int promptTokens) =>
+        chain.Max(route => Metering.Pricing.Cost(route, new TokenUsage(promptTokens,
+            request.MaxCompletionTokens ?? request.MaxTokens ?? route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, 0)));
+
     private readonly FrozenDictionary<string, IChatProvider> _providers = providers.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
 

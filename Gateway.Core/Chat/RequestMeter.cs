@@ -78,6 +78,16 @@ public sealed class RequestMeter
     /// <summary>The routing rule that chose the model (null: the asked alias itself).</summary>
     public void Rule(string? rule) => _record.RoutingRule = rule;
 
+    /// <summary>The budget lease the request's worst case was reserved from, and the alias it was downgraded from.</summary>
+    public void Budgeted(Guid leaseId, string? downgradedFrom)
+    {
+        _record.LeaseId = leaseId;
+        _record.DowngradedFrom = downgradedFrom;
+    }
+
+    /// <summary>The request's cost as recorded so far (final once published).</summary>
+    public decimal CostUsd => _record.CostUsd;
+
     /// <summary>
     /// Records the candidates tried. <paramref name="last"/> (the one that served, or the last one called)
     /// sets the provider, model and prices; usage failed attempts reported is charged at their own prices.

@@ -37,6 +37,10 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
     public static GatewayError ModelNotFound(string model) => new(404,
         $"The model '{model}' does not exist or is not enabled on this gateway.", "invalid_request_error", "model", "model_not_found");
 
+    public static readonly GatewayError InsufficientQuota = new(429,
+        "You exceeded this key's budget: its hard cap for today is reached. Ask an admin to raise it, or try again tomorrow.",
+        "insufficient_quota", null, "insufficient_quota");
+
     public static GatewayError BodyTooLarge(long limit) => new(413,
         $"The request body is larger than the gateway's limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
 

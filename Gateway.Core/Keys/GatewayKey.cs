@@ -13,8 +13,13 @@ public sealed record GatewayKey(
     DateTimeOffset? RevokedAt,
     FrozenSet<string>? Tags = null,
     int? RpmLimit = null,
-    int? TpmLimit = null)
+    int? TpmLimit = null,
+    decimal? DailyBudgetUsd = null,
+    decimal? HardCapUsd = null,
+    string? DowngradeModel = null)
 {
+    public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null;
+
     /// <summary>Team, project or other labels routing rules and reports use.</summary>
     public FrozenSet<string> Tags { get; } = Tags ?? FrozenSet<string>.Empty;
 

@@ -17,7 +17,9 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     public int Count => _keys.Count;
 
     private const string LoadSql = """
-        SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, expires_at, revoked_at FROM api_keys
+        SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, daily_budget_usd, hard_cap_usd, downgrade_model,
+               expires_at, revoked_at
+        FROM api_keys
         """;
 
     public async Task ReloadAsync(CancellationToken ct)
@@ -27,7 +29,8 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         var keys = rows.ToFrozenDictionary(
             r => ApiKeySecret.Slot(r.KeyHash),
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
-                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit));
+                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit,
+                r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel));
         Interlocked.Exchange(ref _keys, keys);
     }
 
@@ -61,6 +64,9 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         public string[] Tags { get; init; } = [];
         public int? RpmLimit { get; init; }
         public int? TpmLimit { get; init; }
+        public decimal? DailyBudgetUsd { get; init; }
+        public decimal? HardCapUsd { get; init; }
+        public string? DowngradeModel { get; init; }
         public DateTime? ExpiresAt { get; init; }
         public DateTime? RevokedAt { get; init; }
     }

@@ -28,4 +28,6 @@ public sealed class UsageRecord
     /// <summary>JSON array of the candidates tried (provider, model, outcome, ms); null when one call served.</summary>
     public string? AttemptTrail { get; set; }
     public string? RoutingRule { get; set; }
+    public Guid? LeaseId { get; set; }
+    public string? DowngradedFrom { get; set; }
 }

@@ -17,7 +17,7 @@ namespace Gateway.Core.Seeding;
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
     KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
-    Routing.RuleBook rules, ILogger<GatewayStartup> logger)
+    Routing.RuleBook rules, Budgets.BudgetLedger ledger, ILogger<GatewayStartup> logger)
     : IHostedService
 {
     public const string DemoKeyName = "demo";
@@ -65,12 +65,29 @@ public sealed partial class GatewayStartup(
         Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>
+    /// Runs after the web server drained and the usage writer flushed: unused budget leases go back so
+    /// other instances can lease them. If the database is unreachable they stay reserved until the day ends.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ledger.ReleaseAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        {
+            Log.LeasesKept(logger, ex.Message);
+        }
+    }
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Seed file {Path} applied: {Providers} providers, {Models} models")]
         public static partial void Seeded(ILogger logger, string path, int providers, int models);
+
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Unused budget leases could not be returned ({Error}); they stay reserved until the day ends")]
+        public static partial void LeasesKept(ILogger logger, string error);
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Gateway ready: {Keys} keys, {Models} models")]
         public static partial void Ready(ILogger logger, int keys, int models);

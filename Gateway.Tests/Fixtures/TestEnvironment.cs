@@ -85,5 +85,6 @@ public sealed class UsageRow
     public string? ErrorKind { get; init; }
     public bool Streamed { get; init; }
     public short Attempts { get; init; }
+    public string? DowngradedFrom { get; init; }
     public bool Fallback { get; init; }
 }

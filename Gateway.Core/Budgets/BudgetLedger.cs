@@ -1,0 +1,187 @@
+using System.Collections.Concurrent;
+using Dapper;
+using Gateway.Core.Keys;
+using Npgsql;
+
+namespace Gateway.Core.Budgets;
+
+/// <summary>A request's reserved worst-case cost; settle it exactly once with the real cost.</summary>
+public sealed class Reservation
+{
+    private readonly BudgetLedger.Lease _lease;
+    private int _settled;
+
+    internal Reservation(BudgetLedger.Lease lease, decimal amount)
+    {
+        _lease = lease;
+        Amount = amount;
+    }
+
+    public Guid LeaseId => _lease.Id;
+
+    public decimal Amount { get; }
+
+    /// <summary>Charges <paramref name="cost"/> to the lease and frees the rest of the reservation.</summary>
+    public void Settle(decimal cost)
+    {
+        if (Interlocked.Exchange(ref _settled, 1) == 1) return;
+        _lease.Settle(Amount, cost);
+    }
+}
+
+/// <summary>What the ledger says of a request before it is sent: its reservation (null: the hard cap has no room) and the day's spend.</summary>
+public readonly record struct BudgetCheck(Reservation? Reservation, decimal SpentToday);
+
+/// <summary>
+/// Per-key daily spend, exact across instances without Redis. Each instance leases slices of a key's
+/// remaining hard cap from PostgreSQL (one round trip per slice, not per request) and reserves each
+/// request's worst-case cost locally; a request whose worst case does not fit is refused before it is
+/// sent. The usage writer later moves settled costs from the lease into <c>usage_daily</c>.
+/// Worst-case overshoot past the hard cap: none while real costs stay within their worst case (prompt
+/// tokens are estimated with the tokenizer, so only an underestimate of the prompt can exceed it).
+/// </summary>
+public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<(Guid Key, DateOnly Day), KeyDay> _days = new();
+
+    /// <summary>The UTC day a request's spend counts on.</summary>
+    public DateOnly Today => DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+
+    /// <summary>
+    /// Reserves <paramref name="worstCase"/> for a key with a hard cap (or only reports the day's spend
+    /// for a key with just a daily budget).
+    /// </summary>
+    public async Task<BudgetCheck> ReserveAsync(GatewayKey key, decimal worstCase, CancellationToken ct)
+    {
+        var day = Today;
+        var state = _days.GetOrAdd((key.Id, day), _ =>
+        {
+            _days.TryRemove((key.Id, day.AddDays(-1)), out KeyDay? _); // yesterday's leases are over
+            return new KeyDay();
+        });
+        await state.Gate.WaitAsync(ct);
+        try
+        {
+            if (state.TryReserve(worstCase) is { } local) return new BudgetCheck(local, state.SpentEstimate);
+            // Lease a new slice: a tenth of the cap (or ten worst cases without one), never more than the cap allows.
+            var slice = key.HardCapUsd is { } hardCap ? Math.Max(hardCap / 10, worstCase) : worstCase * 10;
+            var grant = await GrantAsync(key.Id, day, key.HardCapUsd, worstCase, slice, ct);
+            state.Granted(grant.Spent);
+            if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate);
+            state.Leases.Add(grant.Lease);
+            return new BudgetCheck(state.TryReserve(worstCase), state.SpentEstimate);
+        }
+        finally
+        {
+            state.Gate.Release();
+        }
+    }
+
+    // Grants for one key and day are serialized across instances by a transaction-scoped advisory lock.
+    private const string GrantSql = """
+        SELECT pg_advisory_xact_lock(hashtextextended(@key::text || @day::text, 0));
+        SELECT coalesce((SELECT cost_usd FROM usage_daily WHERE key_id = @key AND day = @day::date), 0) AS spent,
+               coalesce((SELECT sum(amount - consumed) FROM budget_leases
+                         WHERE key_id = @key AND day = @day::date AND amount > consumed), 0) AS outstanding;
+        """;
+
+    private readonly record struct Grant(Lease? Lease, decimal Spent);
+
+    private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal? cap, decimal needed, decimal slice, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var dayValue = day.ToDateTime(TimeOnly.MinValue);
+        using var results = await connection.QueryMultipleAsync(new CommandDefinition(GrantSql, new { key, day = dayValue }, tx, cancellationToken: ct));
+        await results.ReadAsync(); // the lock
+        var (spent, outstanding) = await results.ReadSingleAsync<(decimal, decimal)>();
+        var available = cap is { } c ? c - spent - outstanding : slice;
+        if (available < needed)
+        {
+            await tx.CommitAsync(ct);
+            return new Grant(null, spent);
+        }
+        var amount = Math.Min(slice, available);
+        var id = Guid.CreateVersion7(time.GetUtcNow());
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO budget_leases (id, key_id, day, amount) VALUES (@id, @key, @day, @amount)",
+            new { id, key, day = dayValue, amount }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        return new Grant(new Lease(id, amount), spent);
+    }
+
+    /// <summary>
+    /// Gives back what leases did not use (their amount becomes what was charged to them), e.g. at
+    /// shutdown, so other instances can lease it.
+    /// </summary>
+    public async Task ReleaseAsync(CancellationToken ct)
+    {
+        foreach (var (_, state) in _days)
+        {
+            foreach (var lease in state.Leases.Where(l => l.InFlight == 0))
+            {
+                await using var connection = await db.OpenConnectionAsync(ct);
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE budget_leases SET amount = @charged, closed = true WHERE id = @id",
+                    new { id = lease.Id, charged = lease.Charged }, cancellationToken: ct));
+            }
+        }
+    }
+
+    private sealed class KeyDay
+    {
+        private decimal _spentAtGrant;
+        private decimal _chargedAtGrant;
+
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public List<Lease> Leases { get; } = [];
+
+        /// <summary>The day's spend as this instance knows it: what PostgreSQL had stored at the last grant plus what this instance charged since.</summary>
+        public decimal SpentEstimate => _spentAtGrant + Leases.Sum(l => l.Charged) - _chargedAtGrant;
+
+        public void Granted(decimal spent)
+        {
+            _spentAtGrant = spent;
+            _chargedAtGrant = Leases.Sum(l => l.Charged);
+        }
+
+        public Reservation? TryReserve(decimal amount)
+        {
+            foreach (var lease in Leases)
+                if (lease.TryReserve(amount)) return new Reservation(lease, amount);
+            return null;
+        }
+    }
+
+    internal sealed class Lease(Guid id, decimal amount)
+    {
+        private readonly Lock _lock = new();
+        private decimal _reserved;
+        private decimal _charged;
+
+        public Guid Id => id;
+        public int InFlight { get; private set; }
+        public decimal Charged { get { lock (_lock) return _charged; } }
+
+        public bool TryReserve(decimal worstCase)
+        {
+            lock (_lock)
+            {
+                if (amount - _charged - _reserved < worstCase) return false;
+                _reserved += worstCase;
+                InFlight++;
+                return true;
+            }
+        }
+
+        public void Settle(decimal reserved, decimal cost)
+        {
+            lock (_lock)
+            {
+                _reserved -= reserved;
+                _charged += cost;
+                InFlight--;
+            }
+        }
+    }
+}

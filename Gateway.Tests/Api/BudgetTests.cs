@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+public sealed class BudgetTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private const string Short = """{"model":"mock","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
+
+    private static async Task<(string Key, Guid Id)> KeyAsync(GatewayHost host, string body)
+    {
+        using var admin = host.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys", Json(body))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var key = created["key"]!.GetValue<string>();
+        await GatewayHost.WaitUntilAsync(() => host.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
+            && c.Authenticate(key).Key is not null);
+        return (key, created["id"]!.GetValue<Guid>());
+    }
+
+    private async Task<decimal> SpentAsync(Guid keyId, int rows)
+    {
+        var deadline = Environment.TickCount64 + 10_000;
+        while ((await env.UsageRowsForKeyAsync(keyId)).Count < rows && Environment.TickCount64 < deadline) await Task.Delay(50);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        return await db.ExecuteScalarAsync<decimal>("SELECT coalesce(sum(cost_usd), 0) FROM usage_events WHERE key_id = @keyId", new { keyId });
+    }
+
+    [Fact]
+    public async Task HardCap_TwoInstancesUnderConcurrentLoad_NeverSpendPastIt()
+    {
+        const decimal cap = 0.0008m; // a dozen mock answers
+        await using var second = new GatewayHost(env.Postgres.ConnectionString);
+        var (key, keyId) = await KeyAsync(Gateway, $$"""{"name":"capped","hard_cap_usd":{{cap}}}""");
+        await GatewayHost.WaitUntilAsync(() => second.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
+            && c.Authenticate(key).Key is not null);
+        using var one = Gateway.Client(key);
+        using var two = second.Client(key);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 40).Select(i =>
+            (i % 2 == 0 ? one : two).PostAsync("/v1/chat/completions", Json(Short))));
+
+        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, r.StatusCode.ToString()));
+        var served = responses.Count(r => r.StatusCode == HttpStatusCode.OK);
+        Assert.InRange(served, 5, 39);
+        var refused = responses.First(r => r.StatusCode == HttpStatusCode.TooManyRequests);
+        Assert.Equal("insufficient_quota", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+        var spent = await SpentAsync(keyId, 40);
+        Assert.True(spent <= cap, $"spent {spent} past the cap {cap}");
+        Assert.True(spent > 0);
+    }
+
+    [Fact]
+    public async Task DailyBudgetReached_DowngradesToTheKeysCheaperModelAndSaysSo()
+    {
+        var cheap = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
+        var (key, keyId) = await KeyAsync(Gateway, $$"""{"name":"thrifty","daily_budget_usd":0.0001,"downgrade_model":"{{cheap}}"}""");
+        using var client = Gateway.Client(key);
+
+        var answers = new List<HttpResponseMessage>();
+        for (var i = 0; i < 5; i++) answers.Add(await client.PostAsync("/v1/chat/completions", Json(Short)));
+
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        Assert.False(answers[0].Headers.Contains("x-gateway-downgraded-from"));
+        Assert.Equal("0.0001", answers[0].Headers.GetValues("x-gateway-budget-remaining").Single());
+        var downgraded = answers.Last();
+        Assert.Equal(("mock", "gpt-4o-mini-2024-07-18"), (downgraded.Headers.GetValues("x-gateway-downgraded-from").Single(),
+            downgraded.Headers.GetValues("x-gateway-model").Single()));
+        Assert.Equal("0", downgraded.Headers.GetValues("x-gateway-budget-remaining").Single());
+        var row = await env.WaitForUsageAsync(Guid.Parse(downgraded.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(("mock", "mock", keyId), (row.DowngradedFrom, row.AskedModel, row.KeyId));
+    }
+
+    [Fact]
+    public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
+    {
+        var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json(Short));
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!;
+        Assert.Equal(("insufficient_quota", "insufficient_quota"), (error["type"]!.GetValue<string>(), error["code"]!.GetValue<string>()));
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(((short)429, 0m, keyId), (row.Status, row.CostUsd, row.KeyId));
+    }
+}
