@@ -61,7 +61,7 @@ internal static class ChatCompletionsEndpoints
             await context.FailAsync(refused);
             return;
         }
-        var budget = await gateway.BudgetAsync(context.Http.GatewayKey(), request, decision!, ct);
+        var budget = await gateway.BudgetAsync(context.Http.GatewayKey(), context.Meter.Day, request, decision!, ct);
         context.Reservation = budget.Reservation;
         if (budget.Remaining is { } remaining)
             context.Http.Response.Headers[BudgetRemainingHeader] = remaining.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture);
@@ -72,7 +72,7 @@ internal static class ChatCompletionsEndpoints
         }
         decision = budget.Decision;
         if (budget.DowngradedFrom is { } original) context.Http.Response.Headers[DowngradedFromHeader] = original;
-        if (budget.Reservation is { } reservation) context.Meter.Budgeted(reservation.LeaseId, budget.DowngradedFrom);
+        context.Meter.Budgeted(budget.Reservation?.LeaseId, budget.DowngradedFrom);
         var route = decision.First;
         context.Meter.Routed(route);
         context.Meter.Rule(decision.Rule);
@@ -149,7 +149,9 @@ internal static class ChatCompletionsEndpoints
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
                 break;
             }
+            // Not for a key with a hard cap: its reservation covered one answer, not a second call.
             catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
+                                                     && context.Reservation is null
                                                      && Remaining(decision.Chain, route) is { Count: > 0 } remaining)
             {
                 // The broken candidate's "ok" (it did open) becomes what happened to it; its breakers hear of it.

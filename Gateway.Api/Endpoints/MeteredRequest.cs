@@ -126,8 +126,14 @@ internal static class MeteredRequest
             }
             finally
             {
-                await meter.PublishAsync();
-                context?.Reservation?.Settle(meter.CostUsd);
+                try
+                {
+                    await meter.PublishAsync();
+                }
+                finally
+                {
+                    if (context?.Reservation is { } reservation) reservation.Settle(meter.BudgetCost(reservation.Amount));
+                }
             }
         }
     }

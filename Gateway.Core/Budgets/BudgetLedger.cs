@@ -39,21 +39,21 @@ public readonly record struct BudgetCheck(Reservation? Reservation, decimal Spen
 /// sent. The usage writer later moves settled costs from the lease into <c>usage_daily</c>.
 /// Worst-case overshoot past the hard cap: none while real costs stay within their worst case (prompt
 /// tokens are estimated with the tokenizer, so only an underestimate of the prompt can exceed it).
+/// Keys with only a daily budget take no leases: their spend is re-read at most every two seconds.
 /// </summary>
 public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 {
     private readonly ConcurrentDictionary<(Guid Key, DateOnly Day), KeyDay> _days = new();
 
-    /// <summary>The UTC day a request's spend counts on.</summary>
-    public DateOnly Today => DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+    private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// Reserves <paramref name="worstCase"/> for a key with a hard cap (or only reports the day's spend
-    /// for a key with just a daily budget).
+    /// For a key with a hard cap, reserves <paramref name="worstCase"/> on <paramref name="day"/> (the
+    /// request's UTC day, as its usage row will have it); for a key with only a daily budget, reports the
+    /// day's spend. A null reservation with a cap means the cap has no room.
     /// </summary>
-    public async Task<BudgetCheck> ReserveAsync(GatewayKey key, decimal worstCase, CancellationToken ct)
+    public async Task<BudgetCheck> ReserveAsync(GatewayKey key, DateOnly day, decimal worstCase, CancellationToken ct)
     {
-        var day = Today;
         var state = _days.GetOrAdd((key.Id, day), _ =>
         {
             _days.TryRemove((key.Id, day.AddDays(-1)), out KeyDay? _); // yesterday's leases are over
@@ -62,10 +62,24 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
         await state.Gate.WaitAsync(ct);
         try
         {
+            if (key.HardCapUsd is not { } cap)
+            {
+                if (time.GetElapsedTime(state.SpentReadAt) > SpendRefresh || state.SpentReadAt == 0)
+                {
+                    state.Granted(await SpentAsync(key.Id, day));
+                    state.SpentReadAt = time.GetTimestamp();
+                }
+                return new BudgetCheck(null, state.SpentEstimate);
+            }
+            if (state.Cap != cap)
+            {
+                // An admin changed the cap: slices leased under the old one serve no new request.
+                state.RetireLeases();
+                state.Cap = cap;
+            }
             if (state.TryReserve(worstCase) is { } local) return new BudgetCheck(local, state.SpentEstimate);
-            // Lease a new slice: a tenth of the cap (or ten worst cases without one), never more than the cap allows.
-            var slice = key.HardCapUsd is { } hardCap ? Math.Max(hardCap / 10, worstCase) : worstCase * 10;
-            var grant = await GrantAsync(key.Id, day, key.HardCapUsd, worstCase, slice, ct);
+            // Lease a new slice: a tenth of the cap, never more than the cap allows.
+            var grant = await GrantAsync(key.Id, day, cap, worstCase, Math.Max(cap / 10, worstCase));
             state.Granted(grant.Spent);
             if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate);
             state.Leases.Add(grant.Lease);
@@ -87,15 +101,27 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 
     private readonly record struct Grant(Lease? Lease, decimal Spent);
 
-    private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal? cap, decimal needed, decimal slice, CancellationToken ct)
+    private async Task<decimal> SpentAsync(Guid key, DateOnly day)
     {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var connection = await db.OpenConnectionAsync(timeout.Token);
+        return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+            "SELECT cost_usd FROM usage_daily WHERE key_id = @key AND day = @day::date",
+            new { key, day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: timeout.Token)) ?? 0;
+    }
+
+    // Not cancelled by the client: a lease committed but never tracked here would strand its slice.
+    private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal cap, decimal needed, decimal slice)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var ct = timeout.Token;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var dayValue = day.ToDateTime(TimeOnly.MinValue);
         using var results = await connection.QueryMultipleAsync(new CommandDefinition(GrantSql, new { key, day = dayValue }, tx, cancellationToken: ct));
         await results.ReadAsync(); // the lock
         var (spent, outstanding) = await results.ReadSingleAsync<(decimal, decimal)>();
-        var available = cap is { } c ? c - spent - outstanding : slice;
+        var available = cap - spent - outstanding;
         if (available < needed)
         {
             await tx.CommitAsync(ct);
@@ -118,7 +144,17 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
     {
         foreach (var (_, state) in _days)
         {
-            foreach (var lease in state.Leases.Where(l => l.InFlight == 0))
+            await state.Gate.WaitAsync(ct);
+            List<Lease> idle;
+            try
+            {
+                idle = [.. state.Leases.Concat(state.Retired).Where(l => l.InFlight == 0)];
+            }
+            finally
+            {
+                state.Gate.Release();
+            }
+            foreach (var lease in idle)
             {
                 await using var connection = await db.OpenConnectionAsync(ct);
                 await connection.ExecuteAsync(new CommandDefinition(
@@ -135,14 +171,26 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public List<Lease> Leases { get; } = [];
+        public List<Lease> Retired { get; } = [];
+        public decimal? Cap { get; set; }
+        public long SpentReadAt { get; set; }
 
-        /// <summary>The day's spend as this instance knows it: what PostgreSQL had stored at the last grant plus what this instance charged since.</summary>
-        public decimal SpentEstimate => _spentAtGrant + Leases.Sum(l => l.Charged) - _chargedAtGrant;
+        public void RetireLeases()
+        {
+            Retired.AddRange(Leases);
+            Leases.Clear();
+        }
+
+        /// <summary>The day's spend as this instance knows it: what PostgreSQL had stored at the last read plus what this instance charged since.</summary>
+        public decimal SpentEstimate => _spentAtGrant + Charged - _chargedAtGrant;
+
+        /// <summary>Costs settled on this instance's leases.</summary>
+        public decimal Charged => Leases.Concat(Retired).Sum(l => l.Charged);
 
         public void Granted(decimal spent)
         {
             _spentAtGrant = spent;
-            _chargedAtGrant = Leases.Sum(l => l.Charged);
+            _chargedAtGrant = Charged;
         }
 
         public Reservation? TryReserve(decimal amount)
@@ -160,7 +208,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
         private decimal _charged;
 
         public Guid Id => id;
-        public int InFlight { get; private set; }
+        public int InFlight { get { lock (_lock) return _inFlight; } }
+        private int _inFlight;
         public decimal Charged { get { lock (_lock) return _charged; } }
 
         public bool TryReserve(decimal worstCase)
@@ -169,7 +218,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
             {
                 if (amount - _charged - _reserved < worstCase) return false;
                 _reserved += worstCase;
-                InFlight++;
+                _inFlight++;
                 return true;
             }
         }
@@ -180,7 +229,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
             {
                 _reserved -= reserved;
                 _charged += cost;
-                InFlight--;
+                _inFlight--;
             }
         }
     }

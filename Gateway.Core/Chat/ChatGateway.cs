@@ -27,39 +27,62 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
 
     /// <summary>
     /// Applies the key's budget before the request is sent: its worst-case cost (estimated prompt plus the
-    /// output limit, at the dearest candidate's prices) is reserved against the hard cap. At or over the
-    /// daily budget, or when the cap has no room for it, the request goes to the key's downgrade model if
-    /// that fits; otherwise it is refused with 429 insufficient_quota.
+    /// output limit, times <c>n</c>, at the dearest candidate's prices) is reserved against the hard cap.
+    /// At or over the daily budget, or when the cap has no room for it, the request goes to the key's
+    /// downgrade model if that fits; otherwise it is refused with 429 insufficient_quota. For a key with a
+    /// cap, a request without an output limit is sent with the one its worst case assumed, so the bound holds.
     /// </summary>
-    public async Task<BudgetDecision> BudgetAsync(GatewayKey key, ChatCompletionRequest request, RouteDecision decision, CancellationToken ct)
+    public async Task<BudgetDecision> BudgetAsync(GatewayKey key, DateOnly day, ChatCompletionRequest request, RouteDecision decision,
+        CancellationToken ct)
     {
         if (!key.HasBudget) return new BudgetDecision(decision, null, null, null, null);
-        var prompt = tokens.CountPrompt(request.Messages!);
-        var check = await ledger.ReserveAsync(key, WorstCase(decision.Chain, request, prompt), ct);
+        var prompt = PromptBound(request);
+        var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
+        var capped = key.HardCapUsd is not null;
         var overDaily = key.DailyBudgetUsd is { } daily && check.SpentToday >= daily;
-        if (check.Reservation is not null && !overDaily) return new BudgetDecision(decision, check.Reservation, null, Remaining(key, check.SpentToday), null);
+        if ((check.Reservation is not null || !capped) && !overDaily)
+            return Decided(decision, check.Reservation, null, check.SpentToday);
 
         if (key.DowngradeModel is { } alias && alias != request.Model && catalog.Find(alias) is { } cheaper)
         {
+            check.Reservation?.Settle(0); // the asked model's reservation makes room for the cheaper one
             var chain = catalog.Chain(cheaper);
-            var down = await ledger.ReserveAsync(key, WorstCase(chain, request, prompt), ct);
-            if (down.Reservation is not null)
-            {
-                check.Reservation?.Settle(0); // the asked model's reservation is not used
-                return new BudgetDecision(new RouteDecision(chain, decision.Rule), down.Reservation, request.Model, Remaining(key, down.SpentToday), null);
-            }
+            var down = await ledger.ReserveAsync(key, day, WorstCase(chain, request, prompt), ct);
+            if (down.Reservation is not null || !capped)
+                return Decided(new RouteDecision(chain, decision.Rule), down.Reservation, request.Model, down.SpentToday);
+            check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         }
         // Over the daily budget with no downgrade possible, but under the hard cap: served as asked.
-        return check.Reservation is not null
-            ? new BudgetDecision(decision, check.Reservation, null, Remaining(key, check.SpentToday), null)
+        return check.Reservation is not null || !capped
+            ? Decided(decision, check.Reservation, null, check.SpentToday)
             : new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), GatewayError.InsufficientQuota);
+
+        BudgetDecision Decided(RouteDecision chosen, Budgets.Reservation? reservation, string? from, decimal spent)
+        {
+            // The worst case assumed an output limit; a capped key's request is sent with it.
+            if (reservation is not null && request.MaxCompletionTokens is null && request.MaxTokens is null)
+                request.MaxTokens = OutputLimit(chosen.Chain.Max(c => c.MaxOutputTokens ?? DefaultWorstCaseOutputTokens), null);
+            return new BudgetDecision(chosen, reservation, from, Remaining(key, spent), null);
+        }
     }
+
+    // Text counted by the tokenizer; tool definitions, tool calls and images bounded by their JSON size.
+    private int PromptBound(ChatCompletionRequest request)
+    {
+        var other = (request.Tools?.GetRawText().Length ?? 0) + (request.ResponseFormat?.GetRawText().Length ?? 0)
+            + request.Messages!.Sum(m => (m.ToolCalls?.GetRawText().Length ?? 0)
+                + (m.Content is { ValueKind: JsonValueKind.Array } parts ? parts.GetRawText().Length : 0));
+        return tokens.CountPrompt(request.Messages!) + other / 3;
+    }
+
+    private static int OutputLimit(int modelLimit, ChatCompletionRequest? request) =>
+        request?.MaxCompletionTokens ?? request?.MaxTokens ?? modelLimit;
 
     private static decimal? Remaining(GatewayKey key, decimal spent) => key.DailyBudgetUsd is { } daily ? Math.Max(0, daily - spent) : null;
 
     private static decimal WorstCase(IReadOnlyList<ModelRoute> chain, ChatCompletionRequest request, int promptTokens) =>
         chain.Max(route => Metering.Pricing.Cost(route, new TokenUsage(promptTokens,
-            request.MaxCompletionTokens ?? request.MaxTokens ?? route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, 0)));
+            OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * Math.Max(1, request.N ?? 1), 0)));
 
     private readonly FrozenDictionary<string, IChatProvider> _providers = providers.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);

@@ -79,14 +79,22 @@ public sealed class RequestMeter
     public void Rule(string? rule) => _record.RoutingRule = rule;
 
     /// <summary>The budget lease the request's worst case was reserved from, and the alias it was downgraded from.</summary>
-    public void Budgeted(Guid leaseId, string? downgradedFrom)
+    public void Budgeted(Guid? leaseId, string? downgradedFrom)
     {
         _record.LeaseId = leaseId;
         _record.DowngradedFrom = downgradedFrom;
     }
 
-    /// <summary>The request's cost as recorded so far (final once published).</summary>
-    public decimal CostUsd => _record.CostUsd;
+    /// <summary>The UTC day the request's usage row counts on (its budget day too).</summary>
+    public DateOnly Day => DateOnly.FromDateTime(_record.OccurredAt.UtcDateTime);
+
+    /// <summary>
+    /// What the request's budget reservation settles at: its cost, except when the provider may have
+    /// billed more than is known (the client left, the call crashed or timed out with no usage reported),
+    /// where the reserved worst case stands.
+    /// </summary>
+    public decimal BudgetCost(decimal reserved) =>
+        _record.UsageEstimated && _record.Status is ClientClosedRequest or >= 500 ? Math.Max(reserved, _record.CostUsd) : _record.CostUsd;
 
     /// <summary>
     /// Records the candidates tried. <paramref name="last"/> (the one that served, or the last one called)

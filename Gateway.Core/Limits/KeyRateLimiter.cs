@@ -10,15 +10,14 @@ namespace Gateway.Core.Limits;
 public sealed record RateLimitState(int? RequestLimit, int? RequestsRemaining, int? TokenLimit, int? TokensRemaining);
 
 /// <summary>
-/// Per-key requests-per-minute and tokens-per-minute limits (System.Threading.RateLimiting sliding
-/// windows of one minute in six segments). Limits are per gateway instance: with N instances a key
-/// can reach N times its limits (budgets, unlike these, hold across instances).
-/// A request's token cost is its estimated prompt plus its output limit, as OpenAI counts it.
+/// Per-key requests-per-minute and tokens-per-minute limits (System.Threading.RateLimiting token
+/// buckets: a full minute's worth, refilled every second, so Retry-After is exact). Limits are per
+/// gateway instance: with N instances a key can reach N times its limits (budgets, unlike these, hold
+/// across instances). A request's token cost is its estimated prompt plus its output limit, as OpenAI
+/// counts it (a request without an output limit counts its prompt only).
 /// </summary>
 public sealed class KeyRateLimiter
 {
-    private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
-
     private readonly ConcurrentDictionary<(Guid Key, string Kind), (int Limit, RateLimiter Limiter)> _limiters = new();
 
     /// <summary>Takes one request and <paramref name="tokens"/> tokens from the key's limits, or says why not.</summary>
@@ -50,19 +49,30 @@ public sealed class KeyRateLimiter
         return (new RateLimitState(key.RpmLimit, requestsLeft, key.TpmLimit, tokensLeft), null);
     }
 
-    // A limit changed by an admin takes effect with a fresh window.
+    // A limit changed by an admin takes effect with a fresh bucket.
     private RateLimiter For(Guid key, string kind, int limit)
     {
-        var entry = _limiters.AddOrUpdate((key, kind), _ => (limit, Create(limit)),
-            (_, existing) => existing.Limit == limit ? existing : (limit, Create(limit)));
-        return entry.Limiter;
+        while (true)
+        {
+            if (_limiters.TryGetValue((key, kind), out var existing))
+            {
+                if (existing.Limit == limit) return existing.Limiter;
+                if (!_limiters.TryUpdate((key, kind), (limit, Create(limit)), existing)) continue;
+                existing.Limiter.Dispose();
+                return _limiters[(key, kind)].Limiter;
+            }
+            var created = Create(limit);
+            if (_limiters.TryAdd((key, kind), (limit, created))) return created;
+            created.Dispose();
+        }
     }
 
-    private static SlidingWindowRateLimiter Create(int limit) => new(new SlidingWindowRateLimiterOptions
+    // Refilled at the limit's rate: one token every 60/limit seconds, or limit/60 tokens a second.
+    private static TokenBucketRateLimiter Create(int limit) => new(new TokenBucketRateLimiterOptions
     {
-        PermitLimit = limit,
-        Window = Window,
-        SegmentsPerWindow = 6,
+        TokenLimit = limit,
+        TokensPerPeriod = limit <= 60 ? 1 : (int)Math.Ceiling(limit / 60.0),
+        ReplenishmentPeriod = limit <= 60 ? TimeSpan.FromSeconds(60.0 / limit) : TimeSpan.FromSeconds(1),
         QueueLimit = 0,
         AutoReplenishment = true,
     });
