@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gateway.Core.Caching;
 using Gateway.Core.Catalog;
 using Gateway.Core.Routing;
 using Gateway.Api.Auth;
@@ -25,6 +26,7 @@ internal static class ChatCompletionsEndpoints
     public const string AttemptsHeader = "x-gateway-attempts";
     public const string FallbackHeader = "x-gateway-fallback";
     public const string RuleHeader = "x-gateway-rule";
+    public const string CacheHeader = "x-gateway-cache";
     public const string DowngradedFromHeader = "x-gateway-downgraded-from";
     public const string BudgetRemainingHeader = "x-gateway-budget-remaining";
 
@@ -61,7 +63,28 @@ internal static class ChatCompletionsEndpoints
             await context.FailAsync(refused);
             return;
         }
-        var budget = await gateway.BudgetAsync(context.Http.GatewayKey(), context.Meter.Day, request, decision!, ct);
+        var key = context.Http.GatewayKey();
+        byte[]? cacheKey = null;
+        var cache = context.Http.RequestServices.GetRequiredService<ResponseCache>();
+        if (key.CacheTtlSeconds is not null && ResponseCache.IsCacheable(request))
+        {
+            cacheKey = ResponseCache.Key(request, decision!.First);
+            if (await cache.GetAsync(cacheKey, ct) is { } cached)
+            {
+                // Served without calling a provider: no budget reservation, no cost.
+                context.Http.Response.Headers[CacheHeader] = "hit";
+                context.Meter.Routed(decision.First);
+                context.Meter.Rule(decision.Rule);
+                context.Meter.CacheHit(cached.Usage, cached.ServedModel);
+                WriteRouteHeaders(context.Http, cached.Provider, cached.ServedModel ?? decision.First.UpstreamModel);
+                context.Http.Response.ContentType = "application/json";
+                context.Http.Response.ContentLength = cached.Body.Length;
+                await context.Http.Response.Body.WriteAsync(cached.Body, ct);
+                return;
+            }
+            context.Http.Response.Headers[CacheHeader] = "miss";
+        }
+        var budget = await gateway.BudgetAsync(key, context.Meter.Day, request, decision!, ct);
         context.Reservation = budget.Reservation;
         if (budget.Remaining is { } remaining)
             context.Http.Response.Headers[BudgetRemainingHeader] = remaining.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture);
@@ -82,8 +105,14 @@ internal static class ChatCompletionsEndpoints
         {
             var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, ct);
             context.Attempted(result, route!);
-            if (result.Failure is { } failed) await context.FailAsync(failed);
-            else await context.WriteAsync(result.Value!, result.Route!.Provider.Name, result.Route.UpstreamModel, ct);
+            if (result.Failure is { } failed)
+            {
+                await context.FailAsync(failed);
+                return;
+            }
+            await context.WriteAsync(result.Value!, result.Route!.Provider.Name, result.Route.UpstreamModel, ct);
+            // Cached under the model that was asked for (a fallback's answer too: it is what that request gets).
+            if (cacheKey is not null && result.Value!.Usage is not null) cache.Store(cacheKey, result.Value, result.Route, key.CacheTtlSeconds!.Value);
             return;
         }
 

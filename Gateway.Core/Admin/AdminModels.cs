@@ -14,7 +14,8 @@ public sealed record CreateKeyRequest(
     string? DowngradeModel = null,
     int? RpmLimit = null,
     int? TpmLimit = null,
-    IReadOnlyList<string>? Tags = null);
+    IReadOnlyList<string>? Tags = null,
+    int? CacheTtlSeconds = null);
 
 public record KeyView
 {
@@ -28,6 +29,7 @@ public record KeyView
     public string? DowngradeModel { get; init; }
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }
+    public int? CacheTtlSeconds { get; init; }
     public DateTime? ExpiresAt { get; init; }
     public DateTime? RevokedAt { get; init; }
     public DateTime CreatedAt { get; init; }

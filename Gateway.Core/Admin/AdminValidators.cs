@@ -23,6 +23,7 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleFor(r => r.DowngradeModel).MaximumLength(200).Must(Limits.Printable);
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);
+        RuleFor(r => r.CacheTtlSeconds).InclusiveBetween(1, 30 * 86_400);
     }
 }
 

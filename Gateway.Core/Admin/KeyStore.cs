@@ -9,14 +9,14 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 {
     private const string Columns = """
         id, name, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model, rpm_limit, tpm_limit,
-        expires_at, revoked_at, created_at
+        cache_ttl_seconds, expires_at, revoked_at, created_at
         """;
 
     private const string InsertSql = $"""
         INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
-                              rpm_limit, tpm_limit, expires_at, created_at)
+                              rpm_limit, tpm_limit, cache_ttl_seconds, expires_at, created_at)
         VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
-                @RpmLimit, @TpmLimit, @ExpiresAt, @CreatedAt)
+                @RpmLimit, @TpmLimit, @CacheTtlSeconds, @ExpiresAt, @CreatedAt)
         RETURNING {Columns}
         """;
 
@@ -38,6 +38,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
             request.DowngradeModel,
             request.RpmLimit,
             request.TpmLimit,
+            request.CacheTtlSeconds,
             ExpiresAt = request.ExpiresAt?.UtcDateTime,
             CreatedAt = now.UtcDateTime,
         }, cancellationToken: ct));

@@ -85,6 +85,17 @@ public sealed class RequestMeter
         _record.DowngradedFrom = downgradedFrom;
     }
 
+    /// <summary>Answered from the response cache: the tokens of the original answer, no cost.</summary>
+    public void CacheHit(TokenUsage usage, string? servedModel)
+    {
+        if (servedModel is not null) _record.ServedModel = servedModel;
+        _record.CacheHit = true;
+        _record.PromptTokens = usage.PromptTokens;
+        _record.CompletionTokens = usage.CompletionTokens;
+        _record.CachedTokens = usage.CachedTokens;
+        _record.CostUsd = 0;
+    }
+
     /// <summary>The UTC day the request's usage row counts on (its budget day too).</summary>
     public DateOnly Day => DateOnly.FromDateTime(_record.OccurredAt.UtcDateTime);
 

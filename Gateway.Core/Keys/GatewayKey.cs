@@ -16,7 +16,8 @@ public sealed record GatewayKey(
     int? TpmLimit = null,
     decimal? DailyBudgetUsd = null,
     decimal? HardCapUsd = null,
-    string? DowngradeModel = null)
+    string? DowngradeModel = null,
+    int? CacheTtlSeconds = null)
 {
     public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null;
 

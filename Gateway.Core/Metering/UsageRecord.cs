@@ -30,4 +30,5 @@ public sealed class UsageRecord
     public string? RoutingRule { get; set; }
     public Guid? LeaseId { get; set; }
     public string? DowngradedFrom { get; set; }
+    public bool CacheHit { get; set; }
 }

@@ -1,0 +1,104 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+public sealed class ResponseCacheTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private async Task<string> CachingKeyAsync(int ttl)
+    {
+        using var admin = Gateway.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys", Json($$"""{"name":"cached","cache_ttl_seconds":{{ttl}}}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal(ttl, created["cache_ttl_seconds"]!.GetValue<int>());
+        var key = created["key"]!.GetValue<string>();
+        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
+            && c.Authenticate(key).Key is not null);
+        return key;
+    }
+
+    private static string? Cache(HttpResponseMessage r) => r.Headers.TryGetValues("x-gateway-cache", out var v) ? v.Single() : null;
+
+    /// <summary>Repeats a request until it is answered from the cache (the miss is stored after its answer left).</summary>
+    private static async Task<HttpResponseMessage> UntilHitAsync(HttpClient client, string body)
+    {
+        HttpResponseMessage response;
+        var deadline = Environment.TickCount64 + 3000;
+        do
+        {
+            await Task.Delay(50);
+            response = await client.PostAsync("/v1/chat/completions", Json(body));
+        }
+        while (Cache(response) != "hit" && Environment.TickCount64 < deadline);
+        return response;
+    }
+
+    [Fact]
+    public async Task DeterministicRequest_IsAnsweredFromTheCacheTheSecondTime_AtNoCost()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var key = await CachingKeyAsync(300);
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+        var body = $$"""{"model":"{{alias}}","temperature":0,"messages":[{"role":"user","content":"{{marker}}"}]}""";
+
+        var first = await client.PostAsync("/v1/chat/completions", Json(body));
+        var second = await UntilHitAsync(client, body);
+
+        Assert.Equal(("miss", "hit"), (Cache(first), Cache(second)));
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await second.Content.ReadAsStringAsync());
+        Assert.Single(env.Upstream.Requests, r => r.Body.Contains(marker, StringComparison.Ordinal));
+        var requestId = Guid.Parse(second.Headers.GetValues("x-gateway-request-id").Single());
+        var row = await env.WaitForUsageAsync(requestId);
+        Assert.Equal((0m, FakeOpenAI.PromptTokens), (row.CostUsd, row.PromptTokens));
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        Assert.True(await db.ExecuteScalarAsync<bool>("SELECT cache_hit FROM usage_events WHERE request_id = @requestId", new { requestId }));
+    }
+
+    [Theory]
+    [InlineData("""{"temperature":0.7}""")]
+    [InlineData("""{}""")]
+    [InlineData("""{"temperature":0,"stream":true}""")]
+    [InlineData("""{"temperature":0,"n":2}""")]
+    public async Task NonDeterministicRequests_AreNeverCached(string extra)
+    {
+        var key = await CachingKeyAsync(300);
+        using var client = Gateway.Client(key);
+        var body = JsonNode.Parse(extra)!.AsObject();
+        body["model"] = "mock";
+        body["messages"] = JsonNode.Parse("""[{"role":"user","content":"same question"}]""");
+
+        var first = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
+        await Task.Delay(300);
+        var second = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+        Assert.Null(Cache(second));
+    }
+
+    [Fact]
+    public async Task KeysWithoutCaching_AndExpiredEntries_AreMisses()
+    {
+        var (plain, _) = await Gateway.CreateKeyAsync();
+        using var plainClient = Gateway.Client(plain);
+        var body = """{"model":"mock","temperature":0,"messages":[{"role":"user","content":"cache me not"}]}""";
+        await plainClient.PostAsync("/v1/chat/completions", Json(body));
+        Assert.Null(Cache(await plainClient.PostAsync("/v1/chat/completions", Json(body))));
+
+        var shortLived = await CachingKeyAsync(1);
+        using var client = Gateway.Client(shortLived);
+        var expiring = $$"""{"model":"mock","temperature":0,"messages":[{"role":"user","content":"{{Guid.NewGuid():N}}"}]}""";
+        await client.PostAsync("/v1/chat/completions", Json(expiring));
+        Assert.Equal("hit", Cache(await UntilHitAsync(client, expiring)));
+        await Task.Delay(1500);
+        Assert.Equal("miss", Cache(await client.PostAsync("/v1/chat/completions", Json(expiring))));
+    }
+}
