@@ -15,7 +15,8 @@ public sealed record CreateKeyRequest(
     int? RpmLimit = null,
     int? TpmLimit = null,
     IReadOnlyList<string>? Tags = null,
-    int? CacheTtlSeconds = null);
+    int? CacheTtlSeconds = null,
+    IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null);
 
 public record KeyView
 {
@@ -30,6 +31,8 @@ public record KeyView
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }
     public int? CacheTtlSeconds { get; init; }
+    [JsonIgnore] public string BudgetTiersJson { get; init; } = "[]";
+    public IReadOnlyList<Keys.BudgetTier> BudgetTiers => System.Text.Json.JsonSerializer.Deserialize<List<Keys.BudgetTier>>(BudgetTiersJson) ?? [];
     public DateTime? ExpiresAt { get; init; }
     public DateTime? RevokedAt { get; init; }
     public DateTime CreatedAt { get; init; }

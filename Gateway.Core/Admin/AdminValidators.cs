@@ -24,6 +24,10 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);
         RuleFor(r => r.CacheTtlSeconds).InclusiveBetween(1, 30 * 86_400);
+        RuleForEach(r => r.BudgetTiers).Must(t => t.AtPercent is > 0 and <= 1000 && !string.IsNullOrWhiteSpace(t.Model))
+            .WithMessage("Each budget tier needs 'at_percent' (1 to 1000) and a 'model'.");
+        RuleFor(r => r.DailyBudgetUsd).NotNull().When(r => r.BudgetTiers is { Count: > 0 })
+            .WithMessage("'budget_tiers' are shares of 'daily_budget_usd', which must be set.");
     }
 }
 

@@ -39,11 +39,12 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         var prompt = PromptBound(request);
         var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         var capped = key.HardCapUsd is not null;
-        var overDaily = key.DailyBudgetUsd is { } daily && check.SpentToday >= daily;
-        if ((check.Reservation is not null || !capped) && !overDaily)
+        // The highest downgrade tier reached by the day's spend; with no room under the cap, the last tier.
+        var tier = key.TierModel(check.SpentToday) ?? (check.Reservation is null && capped && key.Tiers.Count > 0 ? key.Tiers[^1].Model : null);
+        if ((check.Reservation is not null || !capped) && tier is null)
             return Decided(decision, check.Reservation, null, check.SpentToday);
 
-        if (key.DowngradeModel is { } alias && alias != request.Model && catalog.Find(alias) is { } cheaper)
+        if (tier is { } alias && alias != request.Model && catalog.Find(alias) is { } cheaper)
         {
             check.Reservation?.Settle(0); // the asked model's reservation makes room for the cheaper one
             var chain = catalog.Chain(cheaper);

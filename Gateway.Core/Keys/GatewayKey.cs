@@ -17,8 +17,18 @@ public sealed record GatewayKey(
     decimal? DailyBudgetUsd = null,
     decimal? HardCapUsd = null,
     string? DowngradeModel = null,
-    int? CacheTtlSeconds = null)
+    int? CacheTtlSeconds = null,
+    IReadOnlyList<BudgetTier>? BudgetTiers = null)
 {
+    /// <summary>Downgrade tiers by share of the daily budget spent, lowest first; <see cref="DowngradeModel"/> is the 100% tier.</summary>
+    public IReadOnlyList<BudgetTier> Tiers { get; } = [.. (BudgetTiers ?? [])
+        .Concat(DowngradeModel is { } model ? [new BudgetTier(100, model)] : [])
+        .OrderBy(t => t.AtPercent)];
+
+    /// <summary>The model of the highest tier the day's spend has reached, or null.</summary>
+    public string? TierModel(decimal spent) =>
+        DailyBudgetUsd is > 0 and var daily ? Tiers.LastOrDefault(t => spent * 100 >= daily * t.AtPercent)?.Model : null;
+
     public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null;
 
     /// <summary>Team, project or other labels routing rules and reports use.</summary>
@@ -26,3 +36,8 @@ public sealed record GatewayKey(
 
     public bool MayUse(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
 }
+
+/// <summary>From <paramref name="AtPercent"/> of the daily budget spent, requests go to <paramref name="Model"/>.</summary>
+public sealed record BudgetTier(
+    [property: System.Text.Json.Serialization.JsonPropertyName("at_percent")] int AtPercent,
+    [property: System.Text.Json.Serialization.JsonPropertyName("model")] string Model);

@@ -87,6 +87,29 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task BudgetTiers_DowngradeStepByStep()
+    {
+        var cheaper = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
+        var cheapest = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "deepseek-chat", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
+        // A mock answer costs ~$0.000053 (26% of the budget), a cheaper one ~$0.000016 (8%).
+        var (key, _) = await KeyAsync(Gateway, $$"""
+            {"name":"tiered","daily_budget_usd":0.0002,
+             "budget_tiers":[{"at_percent":20,"model":"{{cheaper}}"},{"at_percent":30,"model":"{{cheapest}}"}]}
+            """);
+        using var client = Gateway.Client(key);
+
+        var models = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var response = await client.PostAsync("/v1/chat/completions", Json(Short));
+            models.Add(response.Headers.GetValues("x-gateway-model").Single());
+            await Task.Delay(2200); // each instance re-reads a key's daily spend every 2 s
+        }
+
+        Assert.Equal(["mock-1", "gpt-4o-mini-2024-07-18", "deepseek-chat-2024-07-18"], models);
+    }
+
+    [Fact]
     public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
     {
         var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");
