@@ -16,7 +16,8 @@ public sealed record CreateKeyRequest(
     int? TpmLimit = null,
     IReadOnlyList<string>? Tags = null,
     int? CacheTtlSeconds = null,
-    IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null);
+    IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null,
+    decimal? MonthlyBudgetUsd = null);
 
 public record KeyView
 {
@@ -27,6 +28,7 @@ public record KeyView
     public string[] Tags { get; init; } = [];
     public decimal? DailyBudgetUsd { get; init; }
     public decimal? HardCapUsd { get; init; }
+    public decimal? MonthlyBudgetUsd { get; init; }
     public string? DowngradeModel { get; init; }
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }

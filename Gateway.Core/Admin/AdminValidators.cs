@@ -20,6 +20,7 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleForEach(r => r.Tags).NotEmpty().MaximumLength(100).Must(Limits.Printable);
         RuleFor(r => r.DailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.HardCapUsd).InclusiveBetween(0, Limits.MaxUsd);
+        RuleFor(r => r.MonthlyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.DowngradeModel).MaximumLength(200).Must(Limits.Printable);
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);

@@ -47,6 +47,27 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 
     private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
 
+    private readonly ConcurrentDictionary<(Guid Key, int Month), (decimal Spent, long ReadAt)> _months = new();
+
+    /// <summary>
+    /// The key's spend in the calendar month of <paramref name="day"/>, re-read from <c>usage_daily</c>
+    /// at most every two seconds (monthly budgets are soft: no leases).
+    /// </summary>
+    public async Task<decimal> MonthSpentAsync(Guid key, DateOnly day)
+    {
+        var month = day.Year * 100 + day.Month;
+        if (_months.TryGetValue((key, month), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var connection = await db.OpenConnectionAsync(timeout.Token);
+        var first = new DateOnly(day.Year, day.Month, 1);
+        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+            "SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @key AND day >= @first::date AND day < @next::date",
+            new { key, first = first.ToDateTime(TimeOnly.MinValue), next = first.AddMonths(1).ToDateTime(TimeOnly.MinValue) },
+            cancellationToken: timeout.Token)) ?? 0;
+        _months[(key, month)] = (spent, time.GetTimestamp());
+        return spent;
+    }
+
     /// <summary>
     /// For a key with a hard cap, reserves <paramref name="worstCase"/> on <paramref name="day"/> (the
     /// request's UTC day, as its usage row will have it); for a key with only a daily budget, reports the

@@ -39,8 +39,17 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         var prompt = PromptBound(request);
         var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         var capped = key.HardCapUsd is not null;
-        // The highest downgrade tier reached by the day's spend; with no room under the cap, the last tier.
-        var tier = key.TierModel(check.SpentToday) ?? (check.Reservation is null && capped && key.Tiers.Count > 0 ? key.Tiers[^1].Model : null);
+        var overMonth = key.MonthlyBudgetUsd is { } monthly && await ledger.MonthSpentAsync(key.Id, day) >= monthly;
+        if (overMonth && key.Tiers.Count == 0)
+        {
+            check.Reservation?.Settle(0);
+            return new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), GatewayError.MonthlyQuota);
+        }
+        // The highest downgrade tier reached by the day's spend; with no room under the cap, or the month's
+        // budget spent, the last tier.
+        var tier = overMonth || check.Reservation is null && capped
+            ? (key.Tiers.Count > 0 ? key.Tiers[^1].Model : null)
+            : key.TierModel(check.SpentToday);
         if ((check.Reservation is not null || !capped) && tier is null)
             return Decided(decision, check.Reservation, null, check.SpentToday);
 

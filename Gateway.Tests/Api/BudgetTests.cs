@@ -110,6 +110,26 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task MonthlyBudgetSpent_RefusesOrDowngrades()
+    {
+        var cheaper = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
+        var (strict, _) = await KeyAsync(Gateway, """{"name":"monthly","monthly_budget_usd":0.00001}""");
+        var (lenient, _) = await KeyAsync(Gateway, $$"""{"name":"monthly-down","monthly_budget_usd":0.00001,"downgrade_model":"{{cheaper}}"}""");
+        using var strictClient = Gateway.Client(strict);
+        using var lenientClient = Gateway.Client(lenient);
+
+        var first = await strictClient.PostAsync("/v1/chat/completions", Json(Short));
+        await lenientClient.PostAsync("/v1/chat/completions", Json(Short));
+        await Task.Delay(2200); // each instance re-reads a key's monthly spend every 2 s
+        var refused = await strictClient.PostAsync("/v1/chat/completions", Json(Short));
+        var downgraded = await lenientClient.PostAsync("/v1/chat/completions", Json(Short));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.TooManyRequests), (first.StatusCode, refused.StatusCode));
+        Assert.Contains("monthly budget", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal((HttpStatusCode.OK, "mock"), (downgraded.StatusCode, downgraded.Headers.GetValues("x-gateway-downgraded-from").Single()));
+    }
+
+    [Fact]
     public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
     {
         var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");
