@@ -17,7 +17,8 @@ public sealed record CreateKeyRequest(
     IReadOnlyList<string>? Tags = null,
     int? CacheTtlSeconds = null,
     IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null,
-    decimal? MonthlyBudgetUsd = null);
+    decimal? MonthlyBudgetUsd = null,
+    decimal? EndUserDailyBudgetUsd = null);
 
 public record KeyView
 {
@@ -29,6 +30,7 @@ public record KeyView
     public decimal? DailyBudgetUsd { get; init; }
     public decimal? HardCapUsd { get; init; }
     public decimal? MonthlyBudgetUsd { get; init; }
+    public decimal? EndUserDailyBudgetUsd { get; init; }
     public string? DowngradeModel { get; init; }
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }

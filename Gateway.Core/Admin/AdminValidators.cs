@@ -21,6 +21,7 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleFor(r => r.DailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.HardCapUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.MonthlyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
+        RuleFor(r => r.EndUserDailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.DowngradeModel).MaximumLength(200).Must(Limits.Printable);
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);

@@ -8,15 +8,15 @@ namespace Gateway.Core.Admin;
 public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 {
     private const string Columns = """
-        id, name, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, downgrade_model, rpm_limit, tpm_limit,
+        id, name, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
         cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, expires_at, revoked_at, created_at
         """;
 
     private const string InsertSql = $"""
         INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
-                              rpm_limit, tpm_limit, cache_ttl_seconds, budget_tiers, monthly_budget_usd, expires_at, created_at)
+                              rpm_limit, tpm_limit, cache_ttl_seconds, budget_tiers, monthly_budget_usd, end_user_daily_budget_usd, expires_at, created_at)
         VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
-                @RpmLimit, @TpmLimit, @CacheTtlSeconds, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @ExpiresAt, @CreatedAt)
+                @RpmLimit, @TpmLimit, @CacheTtlSeconds, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @ExpiresAt, @CreatedAt)
         RETURNING {Columns}
         """;
 
@@ -40,6 +40,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
             request.TpmLimit,
             request.CacheTtlSeconds,
             request.MonthlyBudgetUsd,
+            request.EndUserDailyBudgetUsd,
             BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
             ExpiresAt = request.ExpiresAt?.UtcDateTime,
             CreatedAt = now.UtcDateTime,

@@ -48,6 +48,22 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
     private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<(Guid Key, int Month), (decimal Spent, long ReadAt)> _months = new();
+    private readonly ConcurrentDictionary<(Guid Key, string User, DateOnly Day), (decimal Spent, long ReadAt)> _users = new();
+
+    /// <summary>An end user's spend through a key on a UTC day, re-read at most every two seconds (soft, like monthly budgets).</summary>
+    public async Task<decimal> EndUserSpentAsync(Guid key, string user, DateOnly day)
+    {
+        if (_users.TryGetValue((key, user, day), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var connection = await db.OpenConnectionAsync(timeout.Token);
+        var start = day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
+        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+            "SELECT sum(cost_usd) FROM usage_events WHERE key_id = @key AND end_user = @user AND occurred_at >= @start AND occurred_at < @end",
+            new { key, user, start, end = start.AddDays(1) }, cancellationToken: timeout.Token)) ?? 0;
+        if (_users.Count > 100_000) _users.Clear(); // a bound on memory; entries are only a 2-second cache
+        _users[(key, user, day)] = (spent, time.GetTimestamp());
+        return spent;
+    }
 
     /// <summary>
     /// The key's spend in the calendar month of <paramref name="day"/>, re-read from <c>usage_daily</c>

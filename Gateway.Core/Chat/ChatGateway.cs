@@ -39,12 +39,16 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         var prompt = PromptBound(request);
         var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         var capped = key.HardCapUsd is not null;
+        // Soft budgets (spend re-read every 2 s): the key's month, and each end user's day.
         var overMonth = key.MonthlyBudgetUsd is { } monthly && await ledger.MonthSpentAsync(key.Id, day) >= monthly;
-        if (overMonth && key.Tiers.Count == 0)
+        var overUser = key.EndUserDailyBudgetUsd is { } perUser && request.User is { Length: > 0 } user
+            && await ledger.EndUserSpentAsync(key.Id, user, day) >= perUser;
+        if ((overMonth || overUser) && key.Tiers.Count == 0)
         {
             check.Reservation?.Settle(0);
-            return new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), GatewayError.MonthlyQuota);
+            return new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), overMonth ? GatewayError.MonthlyQuota : GatewayError.EndUserQuota);
         }
+        overMonth |= overUser;
         // The highest downgrade tier reached by the day's spend; with no room under the cap, or the month's
         // budget spent, the last tier.
         var tier = overMonth || check.Reservation is null && capped

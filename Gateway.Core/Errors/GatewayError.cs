@@ -45,6 +45,10 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
         "You exceeded this key's monthly budget. Ask an admin to raise it, or wait for next month.",
         "insufficient_quota", null, "insufficient_quota");
 
+    public static readonly GatewayError EndUserQuota = new(429,
+        "You exceeded today's budget for this end user (the request's 'user'). Try again tomorrow.",
+        "insufficient_quota", null, "insufficient_quota");
+
     public static GatewayError BodyTooLarge(long limit) => new(413,
         $"The request body is larger than the gateway's limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
 

@@ -19,7 +19,8 @@ public sealed record GatewayKey(
     string? DowngradeModel = null,
     int? CacheTtlSeconds = null,
     IReadOnlyList<BudgetTier>? BudgetTiers = null,
-    decimal? MonthlyBudgetUsd = null)
+    decimal? MonthlyBudgetUsd = null,
+    decimal? EndUserDailyBudgetUsd = null)
 {
     /// <summary>Downgrade tiers by share of the daily budget spent, lowest first; <see cref="DowngradeModel"/> is the 100% tier.</summary>
     public IReadOnlyList<BudgetTier> Tiers { get; } = [.. (BudgetTiers ?? [])
@@ -30,7 +31,7 @@ public sealed record GatewayKey(
     public string? TierModel(decimal spent) =>
         DailyBudgetUsd is > 0 and var daily ? Tiers.LastOrDefault(t => spent * 100 >= daily * t.AtPercent)?.Model : null;
 
-    public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null || MonthlyBudgetUsd is not null;
+    public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null || MonthlyBudgetUsd is not null || EndUserDailyBudgetUsd is not null;
 
     /// <summary>Team, project or other labels routing rules and reports use.</summary>
     public FrozenSet<string> Tags { get; } = Tags ?? FrozenSet<string>.Empty;

@@ -18,7 +18,8 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
 
     private const string LoadSql = """
         SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, daily_budget_usd, hard_cap_usd, downgrade_model,
-               cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, monthly_budget_usd, expires_at, revoked_at
+               cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, monthly_budget_usd, end_user_daily_budget_usd,
+               expires_at, revoked_at
         FROM api_keys
         """;
 
@@ -31,7 +32,8 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
                 Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit,
                 r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel, r.CacheTtlSeconds,
-                System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(r.BudgetTiersJson), r.MonthlyBudgetUsd));
+                System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(r.BudgetTiersJson), r.MonthlyBudgetUsd,
+                r.EndUserDailyBudgetUsd));
         Interlocked.Exchange(ref _keys, keys);
     }
 
@@ -71,6 +73,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         public int? CacheTtlSeconds { get; init; }
         public string BudgetTiersJson { get; init; } = "[]";
         public decimal? MonthlyBudgetUsd { get; init; }
+        public decimal? EndUserDailyBudgetUsd { get; init; }
         public DateTime? ExpiresAt { get; init; }
         public DateTime? RevokedAt { get; init; }
     }

@@ -130,6 +130,22 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task EndUserDailyBudget_LimitsEachUserOnItsOwn()
+    {
+        var (key, _) = await KeyAsync(Gateway, """{"name":"per-user","end_user_daily_budget_usd":0.00001}""");
+        using var client = Gateway.Client(key);
+        static string As(string user) => $$"""{"model":"mock","max_tokens":30,"user":"{{user}}","messages":[{"role":"user","content":"hi"}]}""";
+
+        var alice1 = await client.PostAsync("/v1/chat/completions", Json(As("alice")));
+        await Task.Delay(2200); // each instance re-reads an end user's spend every 2 s
+        var alice2 = await client.PostAsync("/v1/chat/completions", Json(As("alice")));
+        var bob = await client.PostAsync("/v1/chat/completions", Json(As("bob")));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.OK), (alice1.StatusCode, alice2.StatusCode, bob.StatusCode));
+        Assert.Contains("end user", (await alice2.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
     {
         var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");
