@@ -76,6 +76,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Routing.RuleStore>();
         services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<Budgets.BudgetLedger>();
+        services.AddSingleton<Budgets.TagBudgets>();
         services.AddSingleton<Caching.ResponseCache>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();

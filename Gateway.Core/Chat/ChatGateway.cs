@@ -16,7 +16,7 @@ namespace Gateway.Core.Chat;
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
 public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
-    Budgets.BudgetLedger ledger)
+    Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets)
 {
     /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
     public const int DefaultWorstCaseOutputTokens = 4096;
@@ -35,7 +35,8 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     public async Task<BudgetDecision> BudgetAsync(GatewayKey key, DateOnly day, ChatCompletionRequest request, RouteDecision decision,
         CancellationToken ct)
     {
-        if (!key.HasBudget) return new BudgetDecision(decision, null, null, null, null);
+        if (!key.HasBudget && !tagBudgets.Covers(key.Tags))
+            return new BudgetDecision(decision, null, null, null, null);
         var prompt = PromptBound(request);
         var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         var capped = key.HardCapUsd is not null;
@@ -43,12 +44,14 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         var overMonth = key.MonthlyBudgetUsd is { } monthly && await ledger.MonthSpentAsync(key.Id, day) >= monthly;
         var overUser = key.EndUserDailyBudgetUsd is { } perUser && request.User is { Length: > 0 } user
             && await ledger.EndUserSpentAsync(key.Id, user, day) >= perUser;
-        if ((overMonth || overUser) && key.Tiers.Count == 0)
+        var spentTag = tagBudgets.Covers(key.Tags) ? await tagBudgets.SpentTagAsync(key.Tags, day) : null;
+        if ((overMonth || overUser || spentTag is not null) && key.Tiers.Count == 0)
         {
             check.Reservation?.Settle(0);
-            return new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), overMonth ? GatewayError.MonthlyQuota : GatewayError.EndUserQuota);
+            var error = overMonth ? GatewayError.MonthlyQuota : overUser ? GatewayError.EndUserQuota : GatewayError.TagQuota(spentTag!);
+            return new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), error);
         }
-        overMonth |= overUser;
+        overMonth |= overUser || spentTag is not null;
         // The highest downgrade tier reached by the day's spend; with no room under the cap, or the month's
         // budget spent, the last tier.
         var tier = overMonth || check.Reservation is null && capped

@@ -49,6 +49,9 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
         "You exceeded today's budget for this end user (the request's 'user'). Try again tomorrow.",
         "insufficient_quota", null, "insufficient_quota");
 
+    public static GatewayError TagQuota(string tag) => new(429,
+        $"You exceeded the budget of '{tag}', which this key shares with others.", "insufficient_quota", null, "insufficient_quota");
+
     public static GatewayError BodyTooLarge(long limit) => new(413,
         $"The request body is larger than the gateway's limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
 

@@ -11,7 +11,8 @@ namespace Gateway.Core.Persistence;
 /// reloads the matching in-memory snapshot, so every instance learns of an admin's change within a
 /// second. After a lost connection it reloads everything, since notifications may have been missed.
 /// </summary>
-public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, ModelCatalog catalog, Routing.RuleBook rules, TimeProvider time,
+public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, ModelCatalog catalog, Routing.RuleBook rules,
+    Budgets.TagBudgets tagBudgets, TimeProvider time,
     ILogger<ChangeListener> logger) : BackgroundService
 {
     public const string Channel = "gateway_changes";
@@ -35,6 +36,7 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
                 await keys.ReloadAsync(stoppingToken);
                 await catalog.ReloadAsync(stoppingToken);
                 await rules.ReloadAsync(stoppingToken);
+                await tagBudgets.ReloadAsync(stoppingToken);
                 delay = TimeSpan.FromMilliseconds(200);
 
                 while (!stoppingToken.IsCancellationRequested)
@@ -55,6 +57,7 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
                     if (pending.Remove("api_keys")) await keys.ReloadAsync(stoppingToken);
                     if (pending.Remove("providers") | pending.Remove("models")) await catalog.ReloadAsync(stoppingToken);
                     if (pending.Remove("routing_rules")) await rules.ReloadAsync(stoppingToken);
+                    if (pending.Remove("tag_budgets")) await tagBudgets.ReloadAsync(stoppingToken);
                     pending.Clear();
                 }
             }

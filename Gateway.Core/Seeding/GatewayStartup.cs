@@ -17,7 +17,7 @@ namespace Gateway.Core.Seeding;
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
     KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
-    Routing.RuleBook rules, Budgets.BudgetLedger ledger, ILogger<GatewayStartup> logger)
+    Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, ILogger<GatewayStartup> logger)
     : IHostedService
 {
     public const string DemoKeyName = "demo";
@@ -39,6 +39,7 @@ public sealed partial class GatewayStartup(
         await keys.ReloadAsync(cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
         await rules.ReloadAsync(cancellationToken);
+        await tagBudgets.ReloadAsync(cancellationToken);
         IsReady = true;
         Log.Ready(logger, keys.Count, catalog.Models.Count);
     }

@@ -146,6 +146,46 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task TagBudget_IsSharedByEveryKeyWithTheTag_AndLiftedWhenDeleted()
+    {
+        var (spender, _) = await KeyAsync(Gateway, """{"name":"team-a-1","tags":["team-shared"]}""");
+        var (teammate, _) = await KeyAsync(Gateway, """{"name":"team-a-2","tags":["team-shared","other"]}""");
+        var (outsider, _) = await KeyAsync(Gateway, """{"name":"team-b","tags":["team-other"]}""");
+        using var admin = Gateway.Admin();
+        var budgets = Gateway.Services.GetService(typeof(Gateway.Core.Budgets.TagBudgets)) as Gateway.Core.Budgets.TagBudgets;
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsync("/admin/budgets/tags/team-shared", Json("""{"daily_budget_usd":0.00001}"""))).StatusCode);
+        await GatewayHost.WaitUntilAsync(() => budgets!.Covers(["team-shared"]));
+        using var spenderClient = Gateway.Client(spender);
+        using var teammateClient = Gateway.Client(teammate);
+        using var outsiderClient = Gateway.Client(outsider);
+
+        var first = await spenderClient.PostAsync("/v1/chat/completions", Json(Short));
+        await Task.Delay(2200); // each instance re-reads a tag's spend every 2 s
+        var refused = await teammateClient.PostAsync("/v1/chat/completions", Json(Short));
+        var unaffected = await outsiderClient.PostAsync("/v1/chat/completions", Json(Short));
+        var listed = await admin.GetFromJsonAsync<JsonArray>("/admin/budgets/tags");
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/budgets/tags/team-shared")).StatusCode);
+        await GatewayHost.WaitUntilAsync(() => !budgets!.Covers(["team-shared"]));
+        var lifted = await teammateClient.PostAsync("/v1/chat/completions", Json(Short));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.OK, HttpStatusCode.OK),
+            (first.StatusCode, refused.StatusCode, unaffected.StatusCode, lifted.StatusCode));
+        Assert.Contains("'team-shared'", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains(listed!, b => b!["tag"]!.GetValue<string>() == "team-shared" && b["daily_budget_usd"]!.GetValue<decimal>() == 0.00001m);
+    }
+
+    [Fact]
+    public async Task TagBudget_NegativeAmount_Is400()
+    {
+        using var admin = Gateway.Admin();
+
+        var response = await admin.PutAsync("/admin/budgets/tags/team-neg", Json("""{"daily_budget_usd":-1}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_request_error", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["type"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
     {
         var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");

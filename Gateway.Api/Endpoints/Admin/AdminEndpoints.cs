@@ -2,6 +2,7 @@ using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core.Admin;
+using Gateway.Core.Budgets;
 using Gateway.Core.Chat;
 using Gateway.Core.Keys;
 using Gateway.Core.Routing;
@@ -57,6 +58,16 @@ internal static class AdminEndpoints
             UpsertModelAsync(request.Alias ?? "", request, catalog, ct));
         admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
             UpsertModelAsync(alias, request with { Alias = alias }, catalog, ct));
+        admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
+        admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, CancellationToken ct) =>
+        {
+            if (string.IsNullOrWhiteSpace(tag) || budget.DailyBudgetUsd is < 0 || budget.MonthlyBudgetUsd is < 0
+                || budget.DailyBudgetUsd > 1_000_000_000m || budget.MonthlyBudgetUsd > 1_000_000_000m)
+                return OpenAIResults.Error(GatewayError.BadRequest("Budgets must be between 0 and 1e9 USD.", "daily_budget_usd", "invalid_value"));
+            return TypedResults.Ok(await budgets.UpsertAsync(budget with { Tag = tag }, ct));
+        });
+        admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, CancellationToken ct) =>
+            await budgets.DeleteAsync(tag, ct) ? TypedResults.NoContent() : NotFound("tag budget", tag));
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
         admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, CancellationToken ct) => UpsertRuleAsync(rule.Name, rule, rules, ct));
         admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, CancellationToken ct) =>

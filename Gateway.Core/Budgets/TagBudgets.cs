@@ -1,0 +1,84 @@
+using System.Collections.Frozen;
+using Dapper;
+using Npgsql;
+
+namespace Gateway.Core.Budgets;
+
+/// <summary>A team's (tag's) budget: every key with the tag spends from it.</summary>
+public sealed record TagBudget(string Tag, decimal? DailyBudgetUsd, decimal? MonthlyBudgetUsd);
+
+/// <summary>
+/// Tag budgets, in memory (reloaded on NOTIFY), and the tags' spend, re-read at most every two seconds
+/// (soft, like monthly budgets), so a request costs no database round trip most of the time.
+/// </summary>
+public sealed class TagBudgets(NpgsqlDataSource db, TimeProvider time)
+{
+    private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
+
+    private FrozenDictionary<string, TagBudget> _budgets = FrozenDictionary<string, TagBudget>.Empty;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Tag, DateOnly From, DateOnly To), (decimal Spent, long ReadAt)> _spent = new();
+
+    public async Task ReloadAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<TagBudget>(new CommandDefinition(
+            "SELECT tag, daily_budget_usd, monthly_budget_usd FROM tag_budgets", cancellationToken: ct));
+        Interlocked.Exchange(ref _budgets, rows.ToFrozenDictionary(b => b.Tag, StringComparer.Ordinal));
+    }
+
+    public IReadOnlyCollection<TagBudget> All => _budgets.Values;
+
+    /// <summary>Whether any of a key's tags has a budget.</summary>
+    public bool Covers(IReadOnlyCollection<string> tags)
+    {
+        var budgets = _budgets;
+        if (tags.Count == 0 || budgets.Count == 0) return false;
+        foreach (var tag in tags)
+            if (budgets.ContainsKey(tag)) return true;
+        return false;
+    }
+
+    /// <summary>The first of a key's tags whose daily or monthly budget is spent, or null.</summary>
+    public async Task<string?> SpentTagAsync(IEnumerable<string> tags, DateOnly day)
+    {
+        foreach (var tag in tags)
+        {
+            if (!_budgets.TryGetValue(tag, out var budget)) continue;
+            if (budget.DailyBudgetUsd is { } daily && await SpentAsync(tag, day, day) >= daily) return tag;
+            var first = new DateOnly(day.Year, day.Month, 1);
+            if (budget.MonthlyBudgetUsd is { } monthly && await SpentAsync(tag, first, first.AddMonths(1).AddDays(-1)) >= monthly) return tag;
+        }
+        return null;
+    }
+
+    private async Task<decimal> SpentAsync(string tag, DateOnly from, DateOnly to)
+    {
+        if (_spent.TryGetValue((tag, from, to), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using var connection = await db.OpenConnectionAsync(timeout.Token);
+        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition("""
+            SELECT sum(d.cost_usd) FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+            WHERE @tag = ANY (k.tags) AND d.day BETWEEN @from::date AND @to::date
+            """, new { tag, from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) },
+            cancellationToken: timeout.Token)) ?? 0;
+        _spent[(tag, from, to)] = (spent, time.GetTimestamp());
+        return spent;
+    }
+
+    public async Task<TagBudget> UpsertAsync(TagBudget budget, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleAsync<TagBudget>(new CommandDefinition("""
+            INSERT INTO tag_budgets (tag, daily_budget_usd, monthly_budget_usd, updated_at) VALUES (@Tag, @DailyBudgetUsd, @MonthlyBudgetUsd, now())
+            ON CONFLICT (tag) DO UPDATE SET daily_budget_usd = excluded.daily_budget_usd, monthly_budget_usd = excluded.monthly_budget_usd,
+                updated_at = excluded.updated_at
+            RETURNING tag, daily_budget_usd, monthly_budget_usd
+            """, budget, cancellationToken: ct));
+    }
+
+    public async Task<bool> DeleteAsync(string tag, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM tag_budgets WHERE tag = @tag", new { tag }, cancellationToken: ct)) > 0;
+    }
+}
