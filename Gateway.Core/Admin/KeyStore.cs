@@ -65,6 +65,42 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
             """, new { id, Now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
     }
 
+    public async Task<KeyView?> GetAsync(Guid id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition(
+            $"SELECT {Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
+    }
+
+    /// <summary>Replaces a key's settings (not its secret); every instance reloads it on the NOTIFY. Null if unknown.</summary>
+    public async Task<KeyView?> UpdateAsync(Guid id, CreateKeyRequest request, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+            UPDATE api_keys SET name = @Name, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
+                hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
+                cache_ttl_seconds = @CacheTtlSeconds, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
+                end_user_daily_budget_usd = @EndUserDailyBudgetUsd, expires_at = @ExpiresAt
+            WHERE id = @Id RETURNING {Columns}
+            """, new
+        {
+            Id = id,
+            Name = request.Name!.Trim(),
+            AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+            Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+            request.DailyBudgetUsd,
+            request.HardCapUsd,
+            request.DowngradeModel,
+            request.RpmLimit,
+            request.TpmLimit,
+            request.CacheTtlSeconds,
+            request.MonthlyBudgetUsd,
+            request.EndUserDailyBudgetUsd,
+            BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
+            ExpiresAt = request.ExpiresAt?.UtcDateTime,
+        }, cancellationToken: ct));
+    }
+
     public async Task<bool> ExistsAsync(string name, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);

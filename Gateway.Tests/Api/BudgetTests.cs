@@ -146,6 +146,46 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task KeyUpdate_WithTheIssuesFieldNames_TakesEffectOnTheNextRequests()
+    {
+        using var admin = Gateway.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys",
+            Json("""{"name":"camel","dailyBudgetUsd":5,"hardLimitUsd":7,"downgradeModel":"mock-mini","tags":["t1"]}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var (key, id) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
+        var cache = (Gateway.Core.Keys.KeyCache)Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache))!;
+        await GatewayHost.WaitUntilAsync(() => cache.Authenticate(key).Key is not null);
+        using var client = Gateway.Client(key);
+        var before = await client.PostAsync("/v1/chat/completions", Json(Short));
+
+        var patch = await admin.PatchAsync($"/admin/keys/{id}", Json("""{"hardLimitUsd":0.00001,"downgradeModel":null,"daily_budget_usd":null}"""));
+        var updated = (await patch.Content.ReadFromJsonAsync<JsonObject>())!;
+        await GatewayHost.WaitUntilAsync(() => cache.Authenticate(key).Key is { HardCapUsd: 0.00001m }); // NOTIFY: milliseconds, not asserted
+        var after = await client.PostAsync("/v1/chat/completions", Json(Short));
+
+        Assert.Equal((5m, 7m, "mock-mini"), (created["daily_budget_usd"]!.GetValue<decimal>(), created["hard_cap_usd"]!.GetValue<decimal>(),
+            created["downgrade_model"]!.GetValue<string>()));
+        Assert.Equal((HttpStatusCode.OK, "camel", 0.00001m, "t1"), (patch.StatusCode, updated["name"]!.GetValue<string>(),
+            updated["hard_cap_usd"]!.GetValue<decimal>(), updated["tags"]![0]!.GetValue<string>()));
+        Assert.Null(updated["downgrade_model"]);
+        Assert.Null(updated["daily_budget_usd"]);
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.TooManyRequests), (before.StatusCode, after.StatusCode));
+    }
+
+    [Fact]
+    public async Task KeyUpdate_BadTypeIs400_UnknownKeyIs404()
+    {
+        using var admin = Gateway.Admin();
+        var (_, id) = await KeyAsync(Gateway, """{"name":"patch-errors"}""");
+
+        var badType = await admin.PatchAsync($"/admin/keys/{id}", Json("""{"dailyBudgetUsd":"lots"}"""));
+        var negative = await admin.PatchAsync($"/admin/keys/{id}", Json("""{"hard_cap_usd":-1}"""));
+        var unknown = await admin.PatchAsync($"/admin/keys/{Guid.NewGuid()}", Json("""{"hard_cap_usd":1}"""));
+
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.NotFound), (badType.StatusCode, negative.StatusCode, unknown.StatusCode));
+        Assert.Equal("invalid_request_error", (await badType.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["type"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task TagBudget_IsSharedByEveryKeyWithTheTag_AndLiftedWhenDeleted()
     {
         var (spender, _) = await KeyAsync(Gateway, """{"name":"team-a-1","tags":["team-shared"]}""");

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using System.Text.Json;
 using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
@@ -26,13 +28,24 @@ internal static class AdminEndpoints
     {
         var admin = app.MapGroup("/admin").RequireMasterKey();
 
-        admin.MapPost("/keys", async Task<IResult> (CreateKeyRequest request, KeyStore keys, CancellationToken ct) =>
+        admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
+            if (KeyRequest(new JsonObject(), body) is not { } request) return BadKeyBody;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             var created = await keys.CreateAsync(request, ct);
             return TypedResults.Created($"/admin/keys/{created.Id}", created);
         });
         admin.MapGet("/keys", async (KeyStore keys, CancellationToken ct) => TypedResults.Ok(await keys.ListAsync(ct)));
+        admin.MapGet("/keys/{id:guid}", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
+            await keys.GetAsync(id, ct) is { } key ? TypedResults.Ok(key) : NotFound("key", id.ToString()));
+        // A JSON merge patch (RFC 7396): fields present are set, null clears, absent ones keep their value.
+        admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, CancellationToken ct) =>
+        {
+            if (await keys.GetAsync(id, ct) is not { } current) return NotFound("key", id.ToString());
+            if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body) is not { } request) return BadKeyBody;
+            if (Invalid(KeyRules, request) is { } bad) return bad;
+            return await keys.UpdateAsync(id, request, ct) is { } updated ? TypedResults.Ok(updated) : NotFound("key", id.ToString());
+        });
         admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
             await keys.RevokeAsync(id, ct) is { } revoked ? TypedResults.Ok(revoked) : NotFound("key", id.ToString()));
 
@@ -113,6 +126,31 @@ internal static class AdminEndpoints
         var (model, created) = await catalog.UpsertModelAsync(alias, request, ct);
         if (model is null) return NotFound("provider", request.Provider!);
         return created ? TypedResults.Created($"/admin/models/{model.Alias}", model) : TypedResults.Ok(model);
+    }
+
+    private static readonly IResult BadKeyBody = OpenAIResults.Error(GatewayError.BadRequest(
+        "The key's fields have the wrong types (money is a number, lists are arrays of strings, expires_at is an ISO 8601 time).",
+        null, "invalid_value"));
+
+    /// <summary>
+    /// A key request: <paramref name="patch"/>'s fields over <paramref name="current"/>'s. Field names may be snake_case or
+    /// camelCase, and <c>hardLimitUsd</c>/<c>hard_limit_usd</c> are accepted for <c>hard_cap_usd</c>. Null when a field has the wrong type.
+    /// </summary>
+    private static CreateKeyRequest? KeyRequest(JsonObject current, JsonObject patch)
+    {
+        foreach (var (name, value) in patch)
+        {
+            var snake = ToSnake(name);
+            current[snake is "hard_limit_usd" ? "hard_cap_usd" : snake] = value?.DeepClone();
+        }
+        try
+        {
+            return current.Deserialize<CreateKeyRequest>(AdminJson.Options);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static IResult? Invalid<T>(IValidator<T> validator, T request)
