@@ -77,6 +77,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<Budgets.BudgetLedger>();
         services.AddSingleton<Budgets.TagBudgets>();
+        services.AddSingleton<Reports.SpendReports>();
         services.AddSingleton<Caching.ResponseCache>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();

@@ -100,6 +100,7 @@ internal static class AdminEndpoints
             return TypedResults.Ok(new RouteTestResult(decision!.Rule,
                 [.. decision.Chain.Select(c => new RouteTestCandidate(c.Alias, c.Provider.Name, c.UpstreamModel))]));
         });
+        admin.MapReports();
         return admin;
     }
 

@@ -1,0 +1,113 @@
+using System.Globalization;
+using CsvHelper;
+using CsvHelper.Configuration;
+using Gateway.Api.Errors;
+using Gateway.Core.Errors;
+using Gateway.Core.Reports;
+
+namespace Gateway.Api.Endpoints.Admin;
+
+/// <summary>
+/// Spend reports for finance: JSON, and CSV (RFC 4180: CRLF, quoted where needed, UTF-8; ISO 8601 times; decimal costs;
+/// cells starting with = + - @ escaped against formula injection), streamed as they are read.
+/// </summary>
+internal static class ReportEndpoints
+{
+    private static readonly CsvConfiguration Csv = new(CultureInfo.InvariantCulture)
+    {
+        NewLine = "\r\n",
+        InjectionOptions = InjectionOptions.Escape,
+    };
+
+    public static void MapReports(this RouteGroupBuilder admin)
+    {
+        admin.MapGet("/reports/spend", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
+            CancellationToken ct) =>
+        {
+            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, from, to, time);
+            return TypedResults.Ok(await reports.SpendAsync(by, range.From, range.To, ct));
+        });
+        admin.MapGet("/reports/spend.csv", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
+            CancellationToken ct) =>
+        {
+            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, from, to, time);
+            var rows = await reports.SpendAsync(by, range.From, range.To, ct);
+            return CsvFile($"spend-by-{by.ToString().ToLowerInvariant()}-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", csv =>
+            {
+                foreach (var name in (string[])["group", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd"])
+                    csv.WriteField(name);
+                csv.NextRecord();
+                foreach (var row in rows)
+                {
+                    csv.WriteField(row.Group);
+                    csv.WriteField(row.KeyId?.ToString() ?? "");
+                    Numbers(csv, row.Requests, row.Errors, row.PromptTokens, row.CompletionTokens);
+                    csv.WriteField(row.CostUsd.ToString(CultureInfo.InvariantCulture));
+                    csv.NextRecord();
+                }
+                return Task.CompletedTask;
+            });
+        });
+        admin.MapGet("/reports/usage.csv", IResult (string? from, string? to, Guid? key_id, SpendReports reports, TimeProvider time,
+            CancellationToken ct) =>
+        {
+            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", from, to, time);
+            return CsvFile($"usage-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
+            {
+                foreach (var name in (string[])["request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
+                    "provider", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "status", "cache_hit", "downgraded_from"])
+                    csv.WriteField(name);
+                csv.NextRecord();
+                await foreach (var row in reports.UsageAsync(range.From, range.To, key_id, ct))
+                {
+                    foreach (var text in (string?[])[row.RequestId.ToString(), row.OccurredAt, row.KeyId.ToString(), row.KeyName, row.EndUser,
+                        row.AskedModel, row.ServedModel, row.Provider])
+                        csv.WriteField(text ?? "");
+                    Numbers(csv, row.PromptTokens, row.CompletionTokens, row.CachedTokens);
+                    csv.WriteField(row.CostUsd.ToString(CultureInfo.InvariantCulture));
+                    Numbers(csv, row.LatencyMs, row.Status);
+                    csv.WriteField(row.CacheHit ? "true" : "false");
+                    csv.WriteField(row.DowngradedFrom ?? "");
+                    csv.NextRecord();
+                }
+            });
+        });
+    }
+
+    private static void Numbers(CsvWriter csv, params ReadOnlySpan<long> values)
+    {
+        foreach (var value in values) csv.WriteField(value.ToString(CultureInfo.InvariantCulture));
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.PushStreamHttpResult CsvFile(string name, Func<CsvWriter, Task> write) =>
+        TypedResults.Stream(async body =>
+        {
+            await using var writer = new StreamWriter(body, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), leaveOpen: true);
+            await using var csv = new CsvWriter(writer, Csv);
+            await write(csv);
+            await csv.FlushAsync();
+        }, "text/csv; charset=utf-8", name);
+
+    private static (SpendGroup? By, (DateOnly From, DateOnly To) Range) Parse(string? groupBy, string? from, string? to, TimeProvider time)
+    {
+        var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        SpendGroup? by = Enum.TryParse<SpendGroup>(groupBy ?? "key", ignoreCase: true, out var g) && Enum.IsDefined(g) && !int.TryParse(groupBy, out _)
+            ? g : null;
+        if (!Day(from, today, out var first) || !Day(to, today, out var last) || last < first || last.DayNumber - first.DayNumber >= SpendReports.MaxDays)
+            return (null, default);
+        return (by, (first, last));
+    }
+
+    private static bool Day(string? text, DateOnly today, out DateOnly day)
+    {
+        if (string.IsNullOrEmpty(text)) { day = today; return true; }
+        return DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day);
+    }
+
+    private static IResult Bad(string? groupBy, string? from, string? to, TimeProvider time) =>
+        OpenAIResults.Error(GatewayError.BadRequest(
+            Parse(groupBy, "", "", time).By is null
+                ? "'group_by' must be one of: key, team, day, model, provider."
+                : $"'from' and 'to' must be days (YYYY-MM-DD, UTC), 'from' not after 'to', at most {SpendReports.MaxDays} days apart.",
+            Parse(groupBy, "", "", time).By is null ? "group_by" : "from", "invalid_value"));
+}

@@ -1,0 +1,94 @@
+using Dapper;
+using Npgsql;
+
+namespace Gateway.Core.Reports;
+
+/// <summary>What a spend report groups by.</summary>
+public enum SpendGroup { Key, Team, Day, Model, Provider }
+
+/// <summary>One group's spend over a report's date range. <c>KeyId</c> is set when grouped by key.</summary>
+public sealed record SpendRow(string Group, Guid? KeyId, long Requests, long Errors, long PromptTokens, long CompletionTokens, decimal CostUsd);
+
+/// <summary>One metered request, as finance exports it. Times are ISO 8601 UTC.</summary>
+public sealed record UsageRow(
+    Guid RequestId, string OccurredAt, Guid KeyId, string KeyName, string? EndUser, string? AskedModel, string? ServedModel, string? Provider,
+    int PromptTokens, int CompletionTokens, int CachedTokens, decimal CostUsd, int LatencyMs, short Status, bool CacheHit, string? DowngradedFrom);
+
+/// <summary>
+/// Spend reports (Dapper). By key, team and day they read the daily aggregates, so they stay fast at tens of millions
+/// of usage rows; by model and provider they read the usage rows of the range (partition-pruned by day).
+/// Days are UTC days, both ends included.
+/// </summary>
+public sealed class SpendReports(NpgsqlDataSource db)
+{
+    public const int MaxDays = 366;
+
+    private const string Sums = """
+        sum(d.requests)::bigint AS requests, sum(d.errors)::bigint AS errors, sum(d.prompt_tokens)::bigint AS prompt_tokens,
+        sum(d.completion_tokens)::bigint AS completion_tokens, sum(d.cost_usd) AS cost_usd
+        """;
+
+    private const string EventSums = """
+        count(*)::bigint AS requests, count(*) FILTER (WHERE status >= 400)::bigint AS errors, sum(prompt_tokens)::bigint AS prompt_tokens,
+        sum(completion_tokens)::bigint AS completion_tokens, sum(cost_usd) AS cost_usd
+        """;
+
+    public async Task<IReadOnlyList<SpendRow>> SpendAsync(SpendGroup by, DateOnly from, DateOnly to, CancellationToken ct)
+    {
+        var sql = by switch
+        {
+            SpendGroup.Key => $"""
+                SELECT k.name AS "group", d.key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY k.name, d.key_id
+                """,
+            // A key with several tags counts toward each; keys with none are '(untagged)'.
+            SpendGroup.Team => $"""
+                SELECT t.tag AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+                CROSS JOIN LATERAL unnest(CASE WHEN cardinality(k.tags) = 0 THEN ARRAY['(untagged)'] ELSE k.tags END) AS t(tag)
+                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY t.tag
+                """,
+            SpendGroup.Day => $"""
+                SELECT to_char(d.day, 'YYYY-MM-DD') AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d
+                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.day
+                """,
+            SpendGroup.Model => $"""
+                SELECT coalesce(served_model, asked_model, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
+                WHERE occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                """,
+            _ => $"""
+                SELECT coalesce(provider, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
+                WHERE occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                """,
+        };
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<SpendRow>(new CommandDefinition(
+            $"SELECT * FROM ({sql}) r ORDER BY cost_usd DESC, \"group\"", Range(from, to), cancellationToken: ct));
+        return rows.AsList();
+    }
+
+    /// <summary>The range's usage rows, oldest first, streamed from the database (never all in memory).</summary>
+    public async IAsyncEnumerable<UsageRow> UsageAsync(DateOnly from, DateOnly to, Guid? keyId,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var parameters = new DynamicParameters(Range(from, to));
+        parameters.Add("keyId", keyId);
+        var rows = connection.QueryUnbufferedAsync<UsageRow>("""
+            SELECT e.request_id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at, e.key_id,
+                   k.name AS key_name, e.end_user, e.asked_model, e.served_model, e.provider, e.prompt_tokens, e.completion_tokens,
+                   e.cached_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
+            FROM usage_events e JOIN api_keys k ON k.id = e.key_id
+            WHERE e.occurred_at >= @fromTime AND e.occurred_at < @toTime AND (@keyId::uuid IS NULL OR e.key_id = @keyId)
+            ORDER BY e.occurred_at, e.request_id
+            """, parameters);
+        await foreach (var row in rows.WithCancellation(ct)) yield return row;
+    }
+
+    private static object Range(DateOnly from, DateOnly to) => new
+    {
+        from = from.ToDateTime(TimeOnly.MinValue),
+        to = to.ToDateTime(TimeOnly.MinValue),
+        fromTime = from.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc),
+        toTime = to.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc),
+    };
+}

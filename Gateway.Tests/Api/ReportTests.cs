@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+public sealed class ReportTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    /// <summary>A key whose name would run as a spreadsheet formula, and two metered requests on it.</summary>
+    private async Task<(Guid KeyId, string Tag)> HostileKeyWithSpendAsync()
+    {
+        var tag = "finance-" + Guid.NewGuid().ToString("N")[..8];
+        using var admin = Gateway.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys",
+            Json($$"""{"name":"=HYPERLINK(\"http://x\",\"y\")","tags":["{{tag}}"]}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var (key, keyId) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
+        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
+            && c.Authenticate(key).Key is not null);
+        using var client = Gateway.Client(key);
+        foreach (var user in (string[])["ann", "bo,b"])
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
+                Json($$"""{"model":"mock","user":"{{user}}","messages":[{"role":"user","content":"hi"}]}"""))).StatusCode);
+        var deadline = Environment.TickCount64 + 10_000;
+        while ((await env.UsageRowsForKeyAsync(keyId)).Count < 2 && Environment.TickCount64 < deadline) await Task.Delay(50);
+        return (keyId, tag);
+    }
+
+    [Fact]
+    public async Task SpendCsvByKey_MatchesTheDatabaseToTheCent_AndNeutralisesFormulas()
+    {
+        var (keyId, _) = await HostileKeyWithSpendAsync();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var totals = await db.QuerySingleAsync<(long Prompt, long Completion, string Cost)>(
+            "SELECT sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(cost_usd)::text FROM usage_daily WHERE key_id = @keyId", new { keyId });
+        using var admin = Gateway.Admin();
+
+        var response = await admin.GetAsync("/admin/reports/spend.csv?group_by=key");
+        var csv = Encoding.UTF8.GetString(await response.Content.ReadAsByteArrayAsync());
+
+        Assert.Equal("text/csv; charset=utf-8", response.Content.Headers.ContentType!.ToString());
+        Assert.StartsWith("group,key_id,requests,errors,prompt_tokens,completion_tokens,cost_usd\r\n", csv, StringComparison.Ordinal);
+        Assert.Contains($"\r\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",{keyId},2,0,{totals.Prompt},{totals.Completion},{totals.Cost}\r\n", csv,
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UsageCsv_HasOneRowPerRequest_WithIsoTimesAndEscapedCells()
+    {
+        var (keyId, _) = await HostileKeyWithSpendAsync();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var expected = (await db.QueryAsync<string>("""
+            SELECT concat_ws(',', request_id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), key_id,
+                '"''=HYPERLINK(""http://x"",""y"")"', CASE WHEN end_user LIKE '%,%' THEN '"' || end_user || '"' ELSE end_user END,
+                asked_model, served_model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd::text, latency_ms, status,
+                cache_hit::text, coalesce(downgraded_from, ''))
+            FROM usage_events WHERE key_id = @keyId ORDER BY occurred_at, request_id
+            """, new { keyId })).ToList();
+        using var admin = Gateway.Admin();
+
+        var csv = await admin.GetStringAsync($"/admin/reports/usage.csv?key_id={keyId}");
+
+        Assert.Equal(2, expected.Count);
+        Assert.Equal("request_id,occurred_at,key_id,key_name,end_user,asked_model,served_model,provider,prompt_tokens,completion_tokens,"
+            + "cached_tokens,cost_usd,latency_ms,status,cache_hit,downgraded_from\r\n" + string.Concat(expected.Select(line => line + "\r\n")), csv);
+    }
+
+    [Fact]
+    public async Task SpendJson_GroupsByTeamAndModel()
+    {
+        var (keyId, tag) = await HostileKeyWithSpendAsync();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var cost = await db.ExecuteScalarAsync<decimal>("SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @keyId", new { keyId });
+        var served = await db.ExecuteScalarAsync<string>("SELECT min(served_model) FROM usage_events WHERE key_id = @keyId", new { keyId });
+        using var admin = Gateway.Admin();
+
+        var teams = await admin.GetFromJsonAsync<JsonArray>("/admin/reports/spend?group_by=team");
+        var models = await admin.GetFromJsonAsync<JsonArray>("/admin/reports/spend?group_by=model");
+
+        var team = teams!.Single(r => r!["group"]!.GetValue<string>() == tag)!;
+        Assert.Equal((2L, cost), (team["requests"]!.GetValue<long>(), team["cost_usd"]!.GetValue<decimal>()));
+        Assert.Contains(models!, r => r!["group"]!.GetValue<string>() == served && r["requests"]!.GetValue<long>() >= 2);
+        Assert.True(cost > 0);
+    }
+
+    [Theory]
+    [InlineData("/admin/reports/spend?group_by=colour")]
+    [InlineData("/admin/reports/spend?from=2026-02-10&to=2026-02-01")]
+    [InlineData("/admin/reports/spend.csv?from=yesterday")]
+    [InlineData("/admin/reports/usage.csv?from=2024-01-01&to=2026-01-01")]
+    public async Task BadReportQuery_Is400InOpenAIsShape(string url)
+    {
+        using var admin = Gateway.Admin();
+
+        var response = await admin.GetAsync(url);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_request_error", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["type"]!.GetValue<string>());
+    }
+}
