@@ -14,6 +14,20 @@ public sealed record UsageRow(
     Guid RequestId, string OccurredAt, Guid KeyId, string KeyName, string? EndUser, string? AskedModel, string? ServedModel, string? Provider,
     int PromptTokens, int CompletionTokens, int CachedTokens, decimal CostUsd, int LatencyMs, short Status, bool CacheHit, string? DowngradedFrom);
 
+/// <summary>One FOCUS usage charge: a day's use of one model at one provider through one key.</summary>
+public sealed class FocusCharge
+{
+    public DateOnly Day { get; init; }
+    public Guid KeyId { get; init; }
+    public string KeyName { get; init; } = "";
+    public string[] KeyTags { get; init; } = [];
+    public string Provider { get; init; } = "";
+    public string Model { get; init; } = "";
+    public long Requests { get; init; }
+    public long Tokens { get; init; }
+    public decimal CostUsd { get; init; }
+}
+
 /// <summary>
 /// Spend reports (Dapper). By key, team and day they read the daily aggregates, so they stay fast at tens of millions
 /// of usage rows; by model and provider they read the usage rows of the range (partition-pruned by day).
@@ -81,6 +95,24 @@ public sealed class SpendReports(NpgsqlDataSource db)
             WHERE e.occurred_at >= @fromTime AND e.occurred_at < @toTime AND (@keyId::uuid IS NULL OR e.key_id = @keyId)
             ORDER BY e.occurred_at, e.request_id
             """, parameters);
+        await foreach (var row in rows.WithCancellation(ct)) yield return row;
+    }
+
+    /// <summary>
+    /// FOCUS usage charges: one per UTC day, key, provider and served model, oldest first, streamed from the database.
+    /// </summary>
+    public async IAsyncEnumerable<FocusCharge> FocusAsync(DateOnly from, DateOnly to,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = connection.QueryUnbufferedAsync<FocusCharge>("""
+            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.key_id, k.name AS key_name, k.tags AS key_tags,
+                   coalesce(e.provider, '(none)') AS provider, coalesce(e.served_model, e.asked_model, '(none)') AS model,
+                   count(*)::bigint AS requests, (sum(e.prompt_tokens) + sum(e.completion_tokens))::bigint AS tokens, sum(e.cost_usd) AS cost_usd
+            FROM usage_events e JOIN api_keys k ON k.id = e.key_id
+            WHERE e.occurred_at >= @fromTime AND e.occurred_at < @toTime
+            GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 2, 5, 6
+            """, Range(from, to));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 

@@ -90,11 +90,38 @@ public sealed class ReportTests(TestEnvironment env)
         Assert.True(cost > 0);
     }
 
+    [Fact]
+    public async Task FocusCsv_HasOneUsageChargePerDayKeyAndModel_WithTheFocusColumns()
+    {
+        var (keyId, tag) = await HostileKeyWithSpendAsync();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var (tokens, cost, day) = await db.QuerySingleAsync<(long, string, DateOnly)>("""
+            SELECT (sum(prompt_tokens) + sum(completion_tokens))::bigint, sum(cost_usd)::text, min(occurred_at AT TIME ZONE 'UTC')::date
+            FROM usage_events WHERE key_id = @keyId
+            """, new { keyId });
+        using var admin = Gateway.Admin();
+
+        var csv = await admin.GetStringAsync("/admin/reports/focus.csv");
+
+        var lines = csv.Split("\r\n");
+        var header = lines[0].Split(',');
+        var row = lines.Single(l => l.Contains(keyId.ToString(), StringComparison.Ordinal));
+        foreach (var required in (string[])["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory",
+            "ChargePeriodEnd", "ChargePeriodStart", "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost", "ProviderName", "PublisherName",
+            "ServiceCategory", "ServiceName"])
+            Assert.Contains(required, header);
+        Assert.StartsWith($"{cost},mock,mock,USD,", row, StringComparison.Ordinal);
+        Assert.Contains($",Usage-Based,{day.AddDays(1):yyyy-MM-dd}T00:00:00Z,{day:yyyy-MM-dd}T00:00:00Z,{tokens},Tokens,{cost},{cost},mock,{cost},Standard,", row,
+            StringComparison.Ordinal);
+        Assert.EndsWith($",{keyId},\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\"{{\"\"gateway/{tag}\"\":\"\"true\"\"}}\",2", row, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/admin/reports/spend?group_by=colour")]
     [InlineData("/admin/reports/spend?from=2026-02-10&to=2026-02-01")]
     [InlineData("/admin/reports/spend.csv?from=yesterday")]
     [InlineData("/admin/reports/usage.csv?from=2024-01-01&to=2026-01-01")]
+    [InlineData("/admin/reports/focus.csv?to=2020-01-01")]
     public async Task BadReportQuery_Is400InOpenAIsShape(string url)
     {
         using var admin = Gateway.Admin();

@@ -48,6 +48,7 @@ internal static class ReportEndpoints
                 return Task.CompletedTask;
             });
         });
+        MapFocus(admin);
         admin.MapGet("/reports/usage.csv", IResult (string? from, string? to, Guid? key_id, SpendReports reports, TimeProvider time,
             CancellationToken ct) =>
         {
@@ -73,6 +74,45 @@ internal static class ReportEndpoints
             });
         });
     }
+
+    /// <summary>FinOps FOCUS (1.0 columns): one Usage charge per day, key (the sub-account), provider and model.</summary>
+    private static readonly string[] FocusColumns =
+    [
+        "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory",
+        "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit",
+        "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost", "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName",
+        "PublisherName", "RegionId", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName", "SkuId", "SubAccountId",
+        "SubAccountName", "Tags", "x_Requests",
+    ];
+
+    private static void MapFocus(RouteGroupBuilder admin) =>
+        admin.MapGet("/reports/focus.csv", IResult (string? from, string? to, SpendReports reports, TimeProvider time, CancellationToken ct) =>
+        {
+            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", from, to, time);
+            return CsvFile($"focus-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
+            {
+                foreach (var name in FocusColumns) csv.WriteField(name);
+                csv.NextRecord();
+                await foreach (var c in reports.FocusAsync(range.From, range.To, ct))
+                {
+                    var day = c.Day;
+                    var month = new DateOnly(day.Year, day.Month, 1);
+                    var cost = c.CostUsd.ToString(CultureInfo.InvariantCulture);
+                    var tokens = c.Tokens.ToString(CultureInfo.InvariantCulture);
+                    var tags = System.Text.Json.JsonSerializer.Serialize(c.KeyTags.Distinct(StringComparer.Ordinal).ToDictionary(t => "gateway/" + t, _ => "true"));
+                    foreach (var field in (string[])[
+                        cost, c.Provider, c.Provider, "USD", Iso(month.AddMonths(1)), Iso(month), "Usage",
+                        "", $"{c.Model} tokens via {c.Provider}", "Usage-Based", Iso(day.AddDays(1)), Iso(day), tokens, "Tokens",
+                        cost, cost, c.Provider, cost, "Standard", tokens, "Tokens", c.Provider,
+                        c.Provider, "", c.Model, c.Model, "Model", "AI and Machine Learning", c.Model, c.Model, c.KeyId.ToString(),
+                        c.KeyName, tags, c.Requests.ToString(CultureInfo.InvariantCulture)])
+                        csv.WriteField(field);
+                    csv.NextRecord();
+                }
+            });
+        });
+
+    private static string Iso(DateOnly day) => day.ToString("yyyy-MM-dd'T00:00:00Z'", CultureInfo.InvariantCulture);
 
     private static void Numbers(CsvWriter csv, params ReadOnlySpan<long> values)
     {
