@@ -73,6 +73,23 @@ public sealed class ReportTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task UsageCsv_StreamsManyRows()
+    {
+        var (keyId, _) = await HostileKeyWithSpendAsync();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        await db.ExecuteAsync("""
+            INSERT INTO usage_events (request_id, occurred_at, key_id, served_model, provider, cost_usd, latency_ms, status, streamed)
+            SELECT gen_random_uuid(), now() - make_interval(secs => i / 1000.0), @keyId, 'bulk-model', 'mock', 0.000001, 5, 200, false
+            FROM generate_series(1, 5000) AS i
+            """, new { keyId });
+        using var admin = Gateway.Admin();
+
+        var csv = await admin.GetStringAsync($"/admin/reports/usage.csv?key_id={keyId}");
+
+        Assert.Equal(1 + 2 + 5000, csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Fact]
     public async Task SpendJson_GroupsByTeamAndModel()
     {
         var (keyId, tag) = await HostileKeyWithSpendAsync();

@@ -32,20 +32,19 @@ internal static class ReportEndpoints
         {
             if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, from, to, time);
             var rows = await reports.SpendAsync(by, range.From, range.To, ct);
-            return CsvFile($"spend-by-{by.ToString().ToLowerInvariant()}-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", csv =>
+            return CsvFile($"spend-by-{by.ToString().ToLowerInvariant()}-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in (string[])["group", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd"])
                     csv.WriteField(name);
-                csv.NextRecord();
+                await csv.NextRecordAsync();
                 foreach (var row in rows)
                 {
                     csv.WriteField(row.Group);
                     csv.WriteField(row.KeyId?.ToString() ?? "");
                     Numbers(csv, row.Requests, row.Errors, row.PromptTokens, row.CompletionTokens);
                     csv.WriteField(row.CostUsd.ToString(CultureInfo.InvariantCulture));
-                    csv.NextRecord();
+                    await csv.NextRecordAsync();
                 }
-                return Task.CompletedTask;
             });
         });
         MapFocus(admin);
@@ -58,7 +57,7 @@ internal static class ReportEndpoints
                 foreach (var name in (string[])["request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
                     "provider", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "status", "cache_hit", "downgraded_from"])
                     csv.WriteField(name);
-                csv.NextRecord();
+                await csv.NextRecordAsync();
                 await foreach (var row in reports.UsageAsync(range.From, range.To, key_id, ct))
                 {
                     foreach (var text in (string?[])[row.RequestId.ToString(), row.OccurredAt, row.KeyId.ToString(), row.KeyName, row.EndUser,
@@ -69,7 +68,7 @@ internal static class ReportEndpoints
                     Numbers(csv, row.LatencyMs, row.Status);
                     csv.WriteField(row.CacheHit ? "true" : "false");
                     csv.WriteField(row.DowngradedFrom ?? "");
-                    csv.NextRecord();
+                    await csv.NextRecordAsync();
                 }
             });
         });
@@ -92,7 +91,7 @@ internal static class ReportEndpoints
             return CsvFile($"focus-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in FocusColumns) csv.WriteField(name);
-                csv.NextRecord();
+                await csv.NextRecordAsync();
                 await foreach (var c in reports.FocusAsync(range.From, range.To, ct))
                 {
                     var day = c.Day;
@@ -107,7 +106,7 @@ internal static class ReportEndpoints
                         c.Provider, "", c.Model, c.Model, "Model", "AI and Machine Learning", c.Model, c.Model, c.KeyId.ToString(),
                         c.KeyName, tags, c.Requests.ToString(CultureInfo.InvariantCulture)])
                         csv.WriteField(field);
-                    csv.NextRecord();
+                    await csv.NextRecordAsync();
                 }
             });
         });
