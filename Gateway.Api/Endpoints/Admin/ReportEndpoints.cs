@@ -24,13 +24,13 @@ internal static class ReportEndpoints
         admin.MapGet("/reports/spend", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
             CancellationToken ct) =>
         {
-            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, from, to, time);
+            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, time);
             return TypedResults.Ok(await reports.SpendAsync(by, range.From, range.To, ct));
         });
         admin.MapGet("/reports/spend.csv", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
             CancellationToken ct) =>
         {
-            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, from, to, time);
+            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, time);
             var rows = await reports.SpendAsync(by, range.From, range.To, ct);
             return CsvFile($"spend-by-{by.ToString().ToLowerInvariant()}-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
@@ -51,7 +51,7 @@ internal static class ReportEndpoints
         admin.MapGet("/reports/usage.csv", IResult (string? from, string? to, Guid? key_id, SpendReports reports, TimeProvider time,
             CancellationToken ct) =>
         {
-            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", from, to, time);
+            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", time);
             return CsvFile($"usage-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in (string[])["request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
@@ -87,7 +87,7 @@ internal static class ReportEndpoints
     private static void MapFocus(RouteGroupBuilder admin) =>
         admin.MapGet("/reports/focus.csv", IResult (string? from, string? to, SpendReports reports, TimeProvider time, CancellationToken ct) =>
         {
-            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", from, to, time);
+            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", time);
             return CsvFile($"focus-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in FocusColumns) csv.WriteField(name);
@@ -143,10 +143,10 @@ internal static class ReportEndpoints
         return DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day);
     }
 
-    private static IResult Bad(string? groupBy, string? from, string? to, TimeProvider time) =>
-        OpenAIResults.Error(GatewayError.BadRequest(
-            Parse(groupBy, "", "", time).By is null
-                ? "'group_by' must be one of: key, team, day, model, provider."
-                : $"'from' and 'to' must be days (YYYY-MM-DD, UTC), 'from' not after 'to', at most {SpendReports.MaxDays} days apart.",
-            Parse(groupBy, "", "", time).By is null ? "group_by" : "from", "invalid_value"));
+    /// <summary>Why <see cref="Parse"/> refused a query: the grouping, else the range.</summary>
+    private static IResult Bad(string? groupBy, TimeProvider time) =>
+        OpenAIResults.Error(Parse(groupBy, null, null, time).By is null
+            ? GatewayError.BadRequest("'group_by' must be one of: key, team, day, model, provider.", "group_by", "invalid_value")
+            : GatewayError.BadRequest(
+                $"'from' and 'to' must be days (YYYY-MM-DD, UTC), 'from' not after 'to', at most {SpendReports.MaxDays} days apart.", "from", "invalid_value"));
 }
