@@ -30,6 +30,9 @@ public sealed class GatewayOptions
     /// <summary>Folders whose files may be named by <c>file:</c> secret references (Docker and Kubernetes secrets by default).</summary>
     public string[] SecretFileRoots { get; set; } = ["/run/secrets", "/var/run/secrets"];
 
+    /// <summary>Model alias a key over its daily budget (or with a full hard cap) falls back to when it names no downgrade of its own.</summary>
+    public string? DefaultDowngradeModel { get; set; }
+
     /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
     public string DataProtectionKeysDirectory { get; set; } = "data/keys";
 }

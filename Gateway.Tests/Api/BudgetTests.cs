@@ -186,6 +186,23 @@ public sealed class BudgetTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task DailyBudgetReached_WithoutAKeyDowngrade_FallsToTheGlobalDefault_MockMini()
+    {
+        await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Gateway:DefaultDowngradeModel"] = "mock-mini" });
+        var (key, _) = await KeyAsync(host, """{"name":"default-downgrade","daily_budget_usd":0.00001}""");
+        using var client = host.Client(key);
+
+        var first = await client.PostAsync("/v1/chat/completions", Json(Short));
+        await Task.Delay(2200); // a key without a hard cap has its day's spend re-read every 2 s
+        var second = await client.PostAsync("/v1/chat/completions", Json(Short));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+        Assert.False(first.Headers.Contains("x-gateway-downgraded-from"));
+        Assert.Equal("mock", second.Headers.GetValues("x-gateway-downgraded-from").Single());
+        Assert.Equal("mock-mini-1", (await second.Content.ReadFromJsonAsync<JsonObject>())!["model"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task TagBudget_IsSharedByEveryKeyWithTheTag_AndLiftedWhenDeleted()
     {
         var (spender, _) = await KeyAsync(Gateway, """{"name":"team-a-1","tags":["team-shared"]}""");
