@@ -25,26 +25,9 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         var (key, prefix, hash) = ApiKeySecret.Create();
         var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, new
-        {
-            Id = Guid.CreateVersion7(now),
-            Name = request.Name!.Trim(),
-            Prefix = prefix,
-            Hash = hash,
-            AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
-            Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
-            request.DailyBudgetUsd,
-            request.HardCapUsd,
-            request.DowngradeModel,
-            request.RpmLimit,
-            request.TpmLimit,
-            request.CacheTtlSeconds,
-            request.MonthlyBudgetUsd,
-            request.EndUserDailyBudgetUsd,
-            BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
-            ExpiresAt = request.ExpiresAt?.UtcDateTime,
-            CreatedAt = now.UtcDateTime,
-        }, cancellationToken: ct));
+        var parameters = Settings(Guid.CreateVersion7(now), request);
+        parameters.AddDynamicParams(new { Prefix = prefix, Hash = hash, CreatedAt = now.UtcDateTime });
+        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, parameters, cancellationToken: ct));
         return new CreatedKey(key, view);
     }
 
@@ -82,24 +65,27 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
                 cache_ttl_seconds = @CacheTtlSeconds, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, expires_at = @ExpiresAt
             WHERE id = @Id RETURNING {Columns}
-            """, new
-        {
-            Id = id,
-            Name = request.Name!.Trim(),
-            AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
-            Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
-            request.DailyBudgetUsd,
-            request.HardCapUsd,
-            request.DowngradeModel,
-            request.RpmLimit,
-            request.TpmLimit,
-            request.CacheTtlSeconds,
-            request.MonthlyBudgetUsd,
-            request.EndUserDailyBudgetUsd,
-            BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
-            ExpiresAt = request.ExpiresAt?.UtcDateTime,
-        }, cancellationToken: ct));
+            """, Settings(id, request), cancellationToken: ct));
     }
+
+    /// <summary>The settable columns of a key, as given by a create or update request.</summary>
+    private static DynamicParameters Settings(Guid id, CreateKeyRequest request) => new(new
+    {
+        Id = id,
+        Name = request.Name!.Trim(),
+        AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+        Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
+        request.DailyBudgetUsd,
+        request.HardCapUsd,
+        request.DowngradeModel,
+        request.RpmLimit,
+        request.TpmLimit,
+        request.CacheTtlSeconds,
+        request.MonthlyBudgetUsd,
+        request.EndUserDailyBudgetUsd,
+        BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
+        ExpiresAt = request.ExpiresAt?.UtcDateTime,
+    });
 
     public async Task<bool> ExistsAsync(string name, CancellationToken ct)
     {

@@ -34,15 +34,10 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
 
     public int Count => _rules.Count;
 
-    private const string LoadSql = """
-        SELECT id, name, priority, enabled, match::text AS match_json, targets::text AS targets_json, fallbacks, created_at, updated_at
-        FROM routing_rules ORDER BY priority, name
-        """;
-
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<RuleRow>(new CommandDefinition(LoadSql, cancellationToken: ct));
+        var rows = await connection.QueryAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} ORDER BY priority, name", cancellationToken: ct));
         var compiled = new List<CompiledRule>();
         foreach (var row in rows)
         {
@@ -167,28 +162,6 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
             && metadata.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
     }
 
-#pragma warning disable CA1812 // instantiated by Dapper
-    private sealed class RuleRow
-    {
-        public Guid Id { get; init; }
-        public string Name { get; init; } = "";
-        public int Priority { get; init; }
-        public bool Enabled { get; init; }
-        public string MatchJson { get; init; } = "{}";
-        public string TargetsJson { get; init; } = "[]";
-        public string[] Fallbacks { get; init; } = [];
-        public DateTime CreatedAt { get; init; }
-        public DateTime UpdatedAt { get; init; }
-
-        public RoutingRule ToRule() => new()
-        {
-            Id = Id, Name = Name, Priority = Priority, Enabled = Enabled,
-            Match = JsonSerializer.Deserialize<RuleMatch>(MatchJson, RoutingRule.Json) ?? new RuleMatch(),
-            Targets = JsonSerializer.Deserialize<List<RuleTarget>>(TargetsJson, RoutingRule.Json) ?? [],
-            Fallbacks = Fallbacks, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
-        };
-    }
-#pragma warning restore CA1812
 
     private static partial class Log
     {
