@@ -33,7 +33,9 @@ public static class GatewayCoreServiceCollectionExtensions
     {
         DefaultTypeMap.MatchNamesWithUnderscores = true;
 
-        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => TimeZoneInfo.TryFindSystemTimeZoneById(o.BudgetTimeZone, out _), "Gateway:BudgetTimeZone is not a known time zone id.")
+            .ValidateOnStart();
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -75,6 +77,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Routing.RuleBook>();
         services.AddSingleton<Routing.RuleStore>();
         services.AddSingleton<Limits.KeyRateLimiter>();
+        services.AddSingleton<Budgets.BudgetCalendar>();
         services.AddSingleton<Budgets.BudgetLedger>();
         services.AddSingleton<Budgets.TagBudgets>();
         services.AddSingleton<Reports.SpendReports>();

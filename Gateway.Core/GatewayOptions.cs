@@ -33,6 +33,12 @@ public sealed class GatewayOptions
     /// <summary>Model alias a key over its daily budget (or with a full hard cap) falls back to when it names no downgrade of its own.</summary>
     public string? DefaultDowngradeModel { get; set; }
 
+    /// <summary>
+    /// Time zone (IANA id, e.g. <c>Europe/Berlin</c>) whose midnight starts a budget day: daily budgets reset then, and
+    /// usage rows, daily aggregates and reports count on days of this zone. Changing it applies to requests from then on.
+    /// </summary>
+    public string BudgetTimeZone { get; set; } = "UTC";
+
     /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
     public string DataProtectionKeysDirectory { get; set; } = "data/keys";
 }

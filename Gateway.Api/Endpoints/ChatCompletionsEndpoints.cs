@@ -235,6 +235,7 @@ internal static class ChatCompletionsEndpoints
                 break;
             }
         }
+        context.SettleBudget();
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
     }

@@ -27,6 +27,17 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public Gateway.Core.Budgets.Reservation? Reservation { get; set; }
 
     /// <summary>
+    /// Settles the reservation at the request's cost as metered so far (once; later calls do nothing). Called as soon as
+    /// the cost is known, before the answer's last bytes go out, so the key's next request already sees it spent.
+    /// </summary>
+    public void SettleBudget()
+    {
+        if (Reservation is not { } reservation) return;
+        Reservation = null;
+        reservation.Settle(Meter.BudgetCost(reservation.Amount));
+    }
+
+    /// <summary>
     /// Applies the key's per-minute request and token limits (OpenAI's x-ratelimit-* headers on the
     /// answer); false when the request was refused with 429 and Retry-After.
     /// </summary>
@@ -66,6 +77,7 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
     {
         Meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text, completion.UsageEstimated);
+        SettleBudget();
         ChatCompletionsEndpoints.WriteRouteHeaders(Http, provider, completion.ServedModel ?? model);
         Http.Response.ContentType = "application/json";
         Http.Response.ContentLength = completion.Body.Length;
@@ -132,7 +144,7 @@ internal static class MeteredRequest
                 }
                 finally
                 {
-                    if (context?.Reservation is { } reservation) reservation.Settle(meter.BudgetCost(reservation.Amount));
+                    context?.SettleBudget();
                 }
             }
         }

@@ -41,7 +41,7 @@ public readonly record struct BudgetCheck(Reservation? Reservation, decimal Spen
 /// tokens are estimated with the tokenizer, so only an underestimate of the prompt can exceed it).
 /// Keys with only a daily budget take no leases: their spend is re-read at most every two seconds.
 /// </summary>
-public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
+public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetCalendar calendar)
 {
     private readonly ConcurrentDictionary<(Guid Key, DateOnly Day), KeyDay> _days = new();
 
@@ -50,16 +50,15 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
     private readonly ConcurrentDictionary<(Guid Key, int Month), (decimal Spent, long ReadAt)> _months = new();
     private readonly ConcurrentDictionary<(Guid Key, string User, DateOnly Day), (decimal Spent, long ReadAt)> _users = new();
 
-    /// <summary>An end user's spend through a key on a UTC day, re-read at most every two seconds (soft, like monthly budgets).</summary>
+    /// <summary>An end user's spend through a key on a budget day, re-read at most every two seconds (soft, like monthly budgets).</summary>
     public async Task<decimal> EndUserSpentAsync(Guid key, string user, DateOnly day)
     {
         if (_users.TryGetValue((key, user, day), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await using var connection = await db.OpenConnectionAsync(timeout.Token);
-        var start = day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
         var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
             "SELECT sum(cost_usd) FROM usage_events WHERE key_id = @key AND end_user = @user AND occurred_at >= @start AND occurred_at < @end",
-            new { key, user, start, end = start.AddDays(1) }, cancellationToken: timeout.Token)) ?? 0;
+            new { key, user, start = calendar.StartOf(day), end = calendar.StartOf(day.AddDays(1)) }, cancellationToken: timeout.Token)) ?? 0;
         if (_users.Count > 100_000) _users.Clear(); // a bound on memory; entries are only a 2-second cache
         _users[(key, user, day)] = (spent, time.GetTimestamp());
         return spent;
@@ -86,7 +85,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 
     /// <summary>
     /// For a key with a hard cap, reserves <paramref name="worstCase"/> on <paramref name="day"/> (the
-    /// request's UTC day, as its usage row will have it); for a key with only a daily budget, reports the
+    /// request's budget day, as its usage row will have it); for a key with only a daily budget, reports the
     /// day's spend. A null reservation with a cap means the cap has no room.
     /// </summary>
     public async Task<BudgetCheck> ReserveAsync(GatewayKey key, DateOnly day, decimal worstCase, CancellationToken ct)
@@ -115,8 +114,10 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
                 state.Cap = cap;
             }
             if (state.TryReserve(worstCase) is { } local) return new BudgetCheck(local, state.SpentEstimate);
-            // Lease a new slice: a tenth of the cap, never more than the cap allows.
-            var grant = await GrantAsync(key.Id, day, cap, worstCase, Math.Max(cap / 10, worstCase));
+            // Lease a new slice: a tenth of the cap, never more than the cap allows. Leases with no request in flight
+            // are closed at what they were charged first, so their unused rest is not stranded while the cap runs low.
+            var idle = state.RetireIdleLeases();
+            var grant = await GrantAsync(key.Id, day, cap, worstCase, Math.Max(cap / 10, worstCase), idle);
             state.Granted(grant.Spent);
             if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate);
             state.Leases.Add(grant.Lease);
@@ -136,6 +137,12 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
                          WHERE key_id = @key AND day = @day::date AND amount > consumed), 0) AS outstanding;
         """;
 
+    // A closed lease's amount becomes what was charged to it: its outstanding part is then only charges not yet written.
+    private const string CloseSql = """
+        UPDATE budget_leases AS l SET amount = v.charged, closed = true
+        FROM unnest(@ids::uuid[], @charged::numeric[]) AS v(id, charged) WHERE l.id = v.id
+        """;
+
     private readonly record struct Grant(Lease? Lease, decimal Spent);
 
     private async Task<decimal> SpentAsync(Guid key, DateOnly day)
@@ -148,13 +155,16 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
     }
 
     // Not cancelled by the client: a lease committed but never tracked here would strand its slice.
-    private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal cap, decimal needed, decimal slice)
+    private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal cap, decimal needed, decimal slice, List<Lease> idle)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         var ct = timeout.Token;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var dayValue = day.ToDateTime(TimeOnly.MinValue);
+        if (idle.Count > 0)
+            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, tx, cancellationToken: ct));
         using var results = await connection.QueryMultipleAsync(new CommandDefinition(GrantSql, new { key, day = dayValue }, tx, cancellationToken: ct));
         await results.ReadAsync(); // the lock
         var (spent, outstanding) = await results.ReadSingleAsync<(decimal, decimal)>();
@@ -191,13 +201,10 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
             {
                 state.Gate.Release();
             }
-            foreach (var lease in idle)
-            {
-                await using var connection = await db.OpenConnectionAsync(ct);
-                await connection.ExecuteAsync(new CommandDefinition(
-                    "UPDATE budget_leases SET amount = @charged, closed = true WHERE id = @id",
-                    new { id = lease.Id, charged = lease.Charged }, cancellationToken: ct));
-            }
+            if (idle.Count == 0) continue;
+            await using var connection = await db.OpenConnectionAsync(ct);
+            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, cancellationToken: ct));
         }
     }
 
@@ -226,8 +233,18 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time)
 
         public void Granted(decimal spent)
         {
-            _spentAtGrant = spent;
+            // Both are lower bounds of the day's spend (the database may not hold this instance's latest charges yet): keep the larger.
+            _spentAtGrant = Math.Max(spent, SpentEstimate);
             _chargedAtGrant = Charged;
+        }
+
+        /// <summary>Moves the leases with no request in flight to <see cref="Retired"/> (the caller holds <see cref="Gate"/>).</summary>
+        public List<Lease> RetireIdleLeases()
+        {
+            var idle = Leases.FindAll(l => l.InFlight == 0);
+            Leases.RemoveAll(l => l.InFlight == 0);
+            Retired.AddRange(idle);
+            return idle;
         }
 
         public Reservation? TryReserve(decimal amount)

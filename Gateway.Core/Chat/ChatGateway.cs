@@ -16,7 +16,7 @@ namespace Gateway.Core.Chat;
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
 public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
-    Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets)
+    Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, Budgets.BudgetCalendar calendar, IOptions<GatewayOptions> options)
 {
     /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
     public const int DefaultWorstCaseOutputTokens = 4096;
@@ -45,7 +45,9 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         var overUser = key.EndUserDailyBudgetUsd is { } perUser && request.User is { Length: > 0 } user
             && await ledger.EndUserSpentAsync(key.Id, user, day) >= perUser;
         var spentTag = tagBudgets.Covers(key.Tags) ? await tagBudgets.SpentTagAsync(key.Tags, day) : null;
-        if ((overMonth || overUser || spentTag is not null) && key.Tiers.Count == 0)
+        // Where an over-budget request goes: the key's tiers and downgrade model, else the rule's target, else the default.
+        var tiers = key.TiersWith(decision.DowngradeModel ?? options.Value.DefaultDowngradeModel);
+        if ((overMonth || overUser || spentTag is not null) && tiers.Count == 0)
         {
             check.Reservation?.Settle(0);
             var error = overMonth ? GatewayError.MonthlyQuota : overUser ? GatewayError.EndUserQuota : GatewayError.TagQuota(spentTag!);
@@ -55,8 +57,8 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         // The highest downgrade tier reached by the day's spend; with no room under the cap, or the month's
         // budget spent, the last tier.
         var tier = overMonth || check.Reservation is null && capped
-            ? (key.Tiers.Count > 0 ? key.Tiers[^1].Model : null)
-            : key.TierModel(check.SpentToday);
+            ? (tiers.Count > 0 ? tiers[^1].Model : null)
+            : key.TierModel(check.SpentToday, tiers);
         if ((check.Reservation is not null || !capped) && tier is null)
             return Decided(decision, check.Reservation, null, check.SpentToday);
 
@@ -66,7 +68,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
             var chain = catalog.Chain(cheaper);
             var down = await ledger.ReserveAsync(key, day, WorstCase(chain, request, prompt), ct);
             if (down.Reservation is not null || !capped)
-                return Decided(new RouteDecision(chain, decision.Rule), down.Reservation, request.Model, down.SpentToday);
+                return Decided(new RouteDecision(chain, decision.Rule, decision.DowngradeModel), down.Reservation, request.Model, down.SpentToday);
             check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         }
         // Over the daily budget with no downgrade possible, but under the hard cap: served as asked.
@@ -105,7 +107,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
 
     /// <summary>Starts the usage record of an authenticated request; publish it exactly once.</summary>
-    public RequestMeter StartMeter(GatewayKey key) => new(key, tokens, usage, time);
+    public RequestMeter StartMeter(GatewayKey key) => new(key, tokens, usage, time, calendar);
 
     /// <summary>The model an alias names, if it exists and the key may use it.</summary>
     /// <summary>

@@ -29,7 +29,7 @@ public sealed class RequestMeter
     private (int Prompt, int Completion, int Cached, decimal Cost, bool Estimated) _earlier;
     private bool _published;
 
-    internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time)
+    internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time, Budgets.BudgetCalendar calendar)
     {
         _tokens = tokens;
         _usage = usage;
@@ -41,6 +41,7 @@ public sealed class RequestMeter
             RequestId = Guid.CreateVersion7(now),
             OccurredAt = now,
             KeyId = key.Id,
+            Day = calendar.DayOf(now),
             Status = 200,
         };
     }
@@ -96,8 +97,8 @@ public sealed class RequestMeter
         _record.CostUsd = 0;
     }
 
-    /// <summary>The UTC day the request's usage row counts on (its budget day too).</summary>
-    public DateOnly Day => DateOnly.FromDateTime(_record.OccurredAt.UtcDateTime);
+    /// <summary>The budget day the request's usage row counts on.</summary>
+    public DateOnly Day => _record.Day;
 
     /// <summary>
     /// What the request's budget reservation settles at: its cost, except when the provider may have

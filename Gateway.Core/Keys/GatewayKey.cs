@@ -27,9 +27,17 @@ public sealed record GatewayKey(
         .Concat(DowngradeModel is { } model ? [new BudgetTier(100, model)] : [])
         .OrderBy(t => t.AtPercent)];
 
-    /// <summary>The model of the highest tier the day's spend has reached, or null.</summary>
-    public string? TierModel(decimal spent) =>
-        DailyBudgetUsd is > 0 and var daily ? Tiers.LastOrDefault(t => spent * 100 >= daily * t.AtPercent)?.Model : null;
+    /// <summary>
+    /// The key's tiers; when the key names no <see cref="DowngradeModel"/>, with <paramref name="downgrade"/> (a routing rule's
+    /// target or the global default) as the 100% tier.
+    /// </summary>
+    public IReadOnlyList<BudgetTier> TiersWith(string? downgrade) => DowngradeModel is null && downgrade is not null
+        ? [.. Tiers.Append(new BudgetTier(100, downgrade)).OrderBy(t => t.AtPercent)]
+        : Tiers;
+
+    /// <summary>The model of the highest of <paramref name="tiers"/> the day's spend has reached, or null.</summary>
+    public string? TierModel(decimal spent, IReadOnlyList<BudgetTier> tiers) =>
+        DailyBudgetUsd is > 0 and var daily ? tiers.LastOrDefault(t => spent * 100 >= daily * t.AtPercent)?.Model : null;
 
     public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null || MonthlyBudgetUsd is not null || EndUserDailyBudgetUsd is not null;
 

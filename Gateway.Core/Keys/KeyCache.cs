@@ -10,7 +10,7 @@ namespace Gateway.Core.Keys;
 /// Every key, in memory, as an immutable snapshot swapped atomically; reloaded by the
 /// <see cref="Persistence.ChangeListener"/> on NOTIFY, so authentication costs no database round trip.
 /// </summary>
-public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time, Microsoft.Extensions.Options.IOptions<GatewayOptions> options)
+public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
 {
     private FrozenDictionary<UInt128, GatewayKey> _keys = FrozenDictionary<UInt128, GatewayKey>.Empty;
 
@@ -31,7 +31,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time, Microsoft.E
             r => ApiKeySecret.Slot(r.KeyHash),
             r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
                 Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit,
-                r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel ?? options.Value.DefaultDowngradeModel, r.CacheTtlSeconds,
+                r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel, r.CacheTtlSeconds,
                 System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(r.BudgetTiersJson), r.MonthlyBudgetUsd,
                 r.EndUserDailyBudgetUsd));
         Interlocked.Exchange(ref _keys, keys);

@@ -6,6 +6,8 @@ public sealed class UsageRecord
     public required Guid RequestId { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
     public required Guid KeyId { get; init; }
+    /// <summary>The budget day the row counts on (<see cref="Budgets.BudgetCalendar"/>).</summary>
+    public required DateOnly Day { get; init; }
     public string? EndUser { get; set; }
     public string? AskedModel { get; set; }
     public string? ServedModel { get; set; }

@@ -130,7 +130,7 @@ public sealed partial class UsageWriter(
         COPY usage_stage (request_id, occurred_at, key_id, end_user, asked_model, served_model, provider,
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
             output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
-            error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit) FROM STDIN (FORMAT BINARY)
+            error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day) FROM STDIN (FORMAT BINARY)
         """;
 
     // Only rows actually inserted (not replays of a request id) count towards the daily aggregate.
@@ -138,14 +138,14 @@ public sealed partial class UsageWriter(
         WITH inserted AS (
             INSERT INTO usage_events SELECT * FROM usage_stage
             ON CONFLICT DO NOTHING
-            RETURNING key_id, occurred_at, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
+            RETURNING key_id, day, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
         -- A settled cost leaves its lease's outstanding part as it enters usage_daily: budgets stay exact.
         leases AS (
             UPDATE budget_leases AS l SET consumed = l.consumed + s.cost
             FROM (SELECT lease_id, sum(cost_usd) AS cost FROM inserted WHERE lease_id IS NOT NULL GROUP BY lease_id ORDER BY lease_id) AS s
             WHERE l.id = s.lease_id)
         INSERT INTO usage_daily AS d (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
-        SELECT key_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE status >= 400),
+        SELECT key_id, day, count(*), count(*) FILTER (WHERE status >= 400),
                sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
         FROM inserted
         GROUP BY 1, 2
@@ -200,6 +200,7 @@ public sealed partial class UsageWriter(
                 else await copy.WriteNullAsync(ct);
                 await WriteTextAsync(copy, r.DowngradedFrom, ct);
                 await copy.WriteAsync(r.CacheHit, NpgsqlDbType.Boolean, ct);
+                await copy.WriteAsync(r.Day, NpgsqlDbType.Date, ct);
             }
             await copy.CompleteAsync(ct);
         }

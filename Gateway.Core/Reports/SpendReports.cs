@@ -30,10 +30,11 @@ public sealed class FocusCharge
 
 /// <summary>
 /// Spend reports (Dapper). By key, team and day they read the daily aggregates, so they stay fast at tens of millions
-/// of usage rows; by model and provider they read the usage rows of the range (partition-pruned by day).
-/// Days are UTC days, both ends included.
+/// of usage rows; by model and provider they read the usage rows of the range (partition-pruned by time).
+/// Days are budget days (<see cref="Budgets.BudgetCalendar"/>: UTC unless configured), both ends included; a
+/// row counts on the day stored with it, so every grouping of a range adds up to the same total.
 /// </summary>
-public sealed class SpendReports(NpgsqlDataSource db)
+public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar calendar)
 {
     public const int MaxDays = 366;
 
@@ -67,11 +68,11 @@ public sealed class SpendReports(NpgsqlDataSource db)
                 """,
             SpendGroup.Model => $"""
                 SELECT coalesce(served_model, asked_model, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
-                WHERE occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                WHERE day BETWEEN @from::date AND @to::date AND occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
                 """,
             _ => $"""
                 SELECT coalesce(provider, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
-                WHERE occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                WHERE day BETWEEN @from::date AND @to::date AND occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
                 """,
         };
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -92,35 +93,37 @@ public sealed class SpendReports(NpgsqlDataSource db)
                    k.name AS key_name, e.end_user, e.asked_model, e.served_model, e.provider, e.prompt_tokens, e.completion_tokens,
                    e.cached_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
             FROM usage_events e JOIN api_keys k ON k.id = e.key_id
-            WHERE e.occurred_at >= @fromTime AND e.occurred_at < @toTime AND (@keyId::uuid IS NULL OR e.key_id = @keyId)
+            WHERE e.day BETWEEN @from::date AND @to::date AND e.occurred_at >= @fromTime AND e.occurred_at < @toTime AND (@keyId::uuid IS NULL OR e.key_id = @keyId)
             ORDER BY e.occurred_at, e.request_id
             """, parameters);
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
     /// <summary>
-    /// FOCUS usage charges: one per UTC day, key, provider and served model, oldest first, streamed from the database.
+    /// FOCUS usage charges: one per budget day, key, provider and served model, oldest first, streamed from the database.
     /// </summary>
     public async IAsyncEnumerable<FocusCharge> FocusAsync(DateOnly from, DateOnly to,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = connection.QueryUnbufferedAsync<FocusCharge>("""
-            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.key_id, k.name AS key_name, k.tags AS key_tags,
+            SELECT e.day, e.key_id, k.name AS key_name, k.tags AS key_tags,
                    coalesce(e.provider, '(none)') AS provider, coalesce(e.served_model, e.asked_model, '(none)') AS model,
                    count(*)::bigint AS requests, (sum(e.prompt_tokens) + sum(e.completion_tokens))::bigint AS tokens, sum(e.cost_usd) AS cost_usd
             FROM usage_events e JOIN api_keys k ON k.id = e.key_id
-            WHERE e.occurred_at >= @fromTime AND e.occurred_at < @toTime
+            WHERE e.day BETWEEN @from::date AND @to::date AND e.occurred_at >= @fromTime AND e.occurred_at < @toTime
             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 2, 5, 6
             """, Range(from, to));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
-    private static object Range(DateOnly from, DateOnly to) => new
+    // The time bounds only prune partitions (a day a day wider than the range's: the zone may have changed since a row was stored);
+    // the stored day decides.
+    private object Range(DateOnly from, DateOnly to) => new
     {
         from = from.ToDateTime(TimeOnly.MinValue),
         to = to.ToDateTime(TimeOnly.MinValue),
-        fromTime = from.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc),
-        toTime = to.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc),
+        fromTime = calendar.StartOf(from).AddDays(-1),
+        toTime = calendar.StartOf(to.AddDays(1)).AddDays(1),
     };
 }

@@ -50,6 +50,11 @@ public sealed record RoutingRule
     public IReadOnlyList<RuleTarget> Targets { get; init; } = [];
     /// <summary>Aliases tried after the chosen target; empty: the target model's own fallbacks.</summary>
     public IReadOnlyList<string> Fallbacks { get; init; } = [];
+    /// <summary>
+    /// Where the rule's requests go once the key is over its daily budget (or its hard cap has no room for them), for a key
+    /// with no <c>downgrade_model</c> of its own; before <c>Gateway:DefaultDowngradeModel</c>.
+    /// </summary>
+    public string? DowngradeModel { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 

@@ -12,8 +12,11 @@ using Npgsql;
 
 namespace Gateway.Core.Routing;
 
-/// <summary>Where a request goes: its candidate chain and the rule that chose it (null: the alias itself).</summary>
-public sealed record RouteDecision(IReadOnlyList<ModelRoute> Chain, string? Rule)
+/// <summary>
+/// Where a request goes: its candidate chain, the rule that chose it (null: the alias itself), and that rule's
+/// downgrade target.
+/// </summary>
+public sealed record RouteDecision(IReadOnlyList<ModelRoute> Chain, string? Rule, string? DowngradeModel = null)
 {
     public ModelRoute First => Chain[0];
 }
@@ -72,7 +75,7 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
             // A key limited to some models is only ever served those, whatever a rule says.
             if (!key.MayUse(target.Alias)) continue;
             var chain = catalog.Chain(target, rule.Rule.Fallbacks.Count > 0 ? rule.Rule.Fallbacks : null).Where(c => key.MayUse(c.Alias)).ToList();
-            return new RouteDecision(chain, rule.Rule.Name);
+            return new RouteDecision(chain, rule.Rule.Name, rule.Rule.DowngradeModel);
         }
         return null;
     }

@@ -256,4 +256,83 @@ public sealed class BudgetTests(TestEnvironment env)
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
         Assert.Equal(((short)429, 0m, keyId), (row.Status, row.CostUsd, row.KeyId));
     }
+
+    /// <summary>The system clock, moved by <see cref="Offset"/>: dates change, timers and timestamps stay real.</summary>
+    private sealed class ShiftedClock(DateTimeOffset start) : TimeProvider
+    {
+        public TimeSpan Offset { get; set; } = start - System.GetUtcNow();
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + Offset;
+    }
+
+    [Fact]
+    public async Task DailyBudgetOfOneCent_DowngradesAfterCrossing_RefusesPastTheHardCap_AndResetsAtMidnightInTheBudgetTimeZone()
+    {
+        // 14:59:50 UTC is 23:59:50 in Tokyo; twenty seconds later Tokyo has a new day and UTC does not, so only a
+        // day boundary taken in the configured zone resets the budget.
+        var clock = new ShiftedClock(new DateTimeOffset(2027, 1, 15, 14, 59, 50, TimeSpan.Zero));
+        await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Gateway:BudgetTimeZone"] = "Asia/Tokyo" }, clock);
+        // The fake upstream reports 21 + 7 tokens: $0.0056 an answer from the pricey model, $0.0028 from the cheaper one.
+        var pricey = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o", inputPrice: 200m, outputPrice: 200m, cachedPrice: 200m);
+        var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 100m, outputPrice: 100m, cachedPrice: 100m);
+        var (key, keyId) = await KeyAsync(host,
+            $$"""{"name":"one-cent","dailyBudgetUsd":0.01,"hardLimitUsd":0.02,"downgradeModel":"{{cheaper}}"}""");
+        using var client = host.Client(key);
+        // max_tokens 30 keeps each worst case ($0.0076 and $0.0038) above the real cost, as the hard cap's bound assumes.
+        var ask = Json($$"""{"model":"{{pricey}}","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""");
+
+        var answers = new List<HttpResponseMessage>();
+        while (answers.Count < 12 && (answers.Count == 0 || answers[^1].StatusCode == HttpStatusCode.OK))
+            answers.Add(await client.PostAsync("/v1/chat/completions", ask));
+
+        var outcomes = answers.Select(a => a.StatusCode != HttpStatusCode.OK ? ((int)a.StatusCode).ToString()
+            : a.Headers.Contains("x-gateway-downgraded-from") ? "down" : "asked").ToArray();
+        // $0.0056 spent, then $0.0112 (over the budget: downgrade), 0.0140, 0.0168: the next one's worst case could cross $0.02.
+        Assert.Equal(["asked", "asked", "down", "down", "429"], outcomes);
+        Assert.Equal(pricey, answers[2].Headers.GetValues("x-gateway-downgraded-from").Single());
+        Assert.Equal("insufficient_quota", (await answers[^1].Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+        Assert.Equal(0.0168m, await SpentAsync(keyId, 5));
+
+        clock.Offset += TimeSpan.FromSeconds(20); // 00:00:10 in Tokyo, still the 15th in UTC
+        var nextDay = await client.PostAsync("/v1/chat/completions", ask);
+
+        Assert.Equal(HttpStatusCode.OK, nextDay.StatusCode);
+        Assert.False(nextDay.Headers.Contains("x-gateway-downgraded-from"));
+        Assert.Equal("0.01", nextDay.Headers.GetValues("x-gateway-budget-remaining").Single());
+        await SpentAsync(keyId, 6);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var days = (await db.QueryAsync<(DateTime Day, long Requests, decimal Cost)>(
+            "SELECT day, requests, cost_usd FROM usage_daily WHERE key_id = @keyId ORDER BY day", new { keyId })).ToArray();
+        Assert.Equal([(new DateTime(2027, 1, 15), 5L, 0.0168m), (new DateTime(2027, 1, 16), 1L, 0.0056m)], days);
+        var rowDays = await db.QueryAsync<DateTime>("SELECT day FROM usage_events WHERE key_id = @keyId ORDER BY occurred_at", new { keyId });
+        Assert.Equal([.. Enumerable.Repeat(new DateTime(2027, 1, 15), 5), new DateTime(2027, 1, 16)], rowDays);
+    }
+
+    [Fact]
+    public async Task RulesDowngradeTarget_ServesAKeyWithoutItsOwn_OverItsBudget()
+    {
+        var alias = "assistant-" + Guid.NewGuid().ToString("N")[..8];
+        var rule = "rule-" + Guid.NewGuid().ToString("N")[..8];
+        using var admin = Gateway.Admin();
+        var put = await admin.PutAsync($"/admin/routes/{rule}",
+            Json($$"""{"priority":5,"match":{"models":["{{alias}}"]},"targets":[{"model":"mock"}],"downgrade_model":"mock-mini"}"""));
+        Assert.Equal("mock-mini", (await put.Content.ReadFromJsonAsync<JsonObject>())!["downgrade_model"]!.GetValue<string>());
+        // The hard cap makes the day's spend exact on this instance, so the request after the crossing is downgraded.
+        var (key, keyId) = await KeyAsync(Gateway, """{"name":"rule-downgrade","daily_budget_usd":0.00001,"hard_cap_usd":1}""");
+        using var client = Gateway.Client(key);
+        var ask = $$"""{"model":"{{alias}}","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
+
+        HttpResponseMessage first;
+        var deadline = Environment.TickCount64 + 2000;
+        do first = await client.PostAsync("/v1/chat/completions", Json(ask)); // until the rule reached this instance (NOTIFY)
+        while (first.StatusCode == HttpStatusCode.NotFound && Environment.TickCount64 < deadline);
+        var second = await client.PostAsync("/v1/chat/completions", Json(ask));
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.False(first.Headers.Contains("x-gateway-downgraded-from"));
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(alias, second.Headers.GetValues("x-gateway-downgraded-from").Single());
+        Assert.Equal("mock-mini-1", (await second.Content.ReadFromJsonAsync<JsonObject>())!["model"]!.GetValue<string>());
+        var row = await env.WaitForUsageAsync(Guid.Parse(second.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((alias, "mock-mini-1", rule, keyId), (row.DowngradedFrom, row.ServedModel, row.RoutingRule, row.KeyId));
+    }
 }

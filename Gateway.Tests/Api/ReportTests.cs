@@ -78,8 +78,9 @@ public sealed class ReportTests(TestEnvironment env)
         var (keyId, _) = await HostileKeyWithSpendAsync();
         await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
         await db.ExecuteAsync("""
-            INSERT INTO usage_events (request_id, occurred_at, key_id, served_model, provider, cost_usd, latency_ms, status, streamed)
-            SELECT gen_random_uuid(), now() - make_interval(secs => i / 1000.0), @keyId, 'bulk-model', 'mock', 0.000001, 5, 200, false
+            INSERT INTO usage_events (request_id, occurred_at, day, key_id, served_model, provider, cost_usd, latency_ms, status, streamed)
+            SELECT gen_random_uuid(), now() - make_interval(secs => i / 1000.0), (now() AT TIME ZONE 'UTC')::date, @keyId, 'bulk-model', 'mock',
+                   0.000001, 5, 200, false
             FROM generate_series(1, 5000) AS i
             """, new { keyId });
         using var admin = Gateway.Admin();

@@ -23,7 +23,8 @@ public sealed class RequestMeterTests
     private static (RequestMeter Meter, UsageChannel Channel) NewMeter()
     {
         var channel = new UsageChannel(Options.Create(new MeteringOptions()), NullLogger<UsageChannel>.Instance);
-        var meter = new RequestMeter(Key, Tokens, channel, TimeProvider.System);
+        var meter = new RequestMeter(Key, Tokens, channel, TimeProvider.System,
+            new Gateway.Core.Budgets.BudgetCalendar(Options.Create(new Gateway.Core.GatewayOptions()), TimeProvider.System));
         meter.Asked(new ChatCompletionRequest { Model = "m", Messages = [new ChatMessage { Role = "user", Content = System.Text.Json.JsonDocument.Parse("\"hello there\"").RootElement }] });
         meter.Routed(Route);
         return (meter, channel);

@@ -6,6 +6,7 @@ using Gateway.Core.Errors;
 using Gateway.Core.Keys;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Tests.Fixtures;
@@ -17,12 +18,15 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
 
     private readonly string _connectionString;
     private readonly Dictionary<string, string?> _settings;
+    private readonly TimeProvider? _time;
     private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-dp-" + Guid.NewGuid().ToString("N")[..12]);
 
-    public GatewayHost(string connectionString, Dictionary<string, string?>? settings = null)
+    /// <param name="time">The clock the gateway reads (the system clock when null).</param>
+    public GatewayHost(string connectionString, Dictionary<string, string?>? settings = null, TimeProvider? time = null)
     {
         _connectionString = connectionString;
         _settings = settings ?? [];
+        _time = time;
         UseKestrel(0);
         StartServer();
     }
@@ -38,6 +42,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         builder.UseSetting("Gateway:Upstream:TimeoutSeconds", "3");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        if (_time is not null) builder.ConfigureTestServices(services => services.AddSingleton(_time));
     }
 
     public HttpClient Client(string? bearer = null)

@@ -86,5 +86,6 @@ public sealed class UsageRow
     public bool Streamed { get; init; }
     public short Attempts { get; init; }
     public string? DowngradedFrom { get; init; }
+    public string? RoutingRule { get; init; }
     public bool Fallback { get; init; }
 }

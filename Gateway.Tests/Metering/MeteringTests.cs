@@ -80,14 +80,14 @@ public sealed class MeteringTests(TestEnvironment env)
         var keyId = Guid.NewGuid();
         var record = new UsageRecord
         {
-            RequestId = Guid.NewGuid(), OccurredAt = TimeProvider.System.GetUtcNow(), KeyId = keyId,
+            RequestId = Guid.NewGuid(), OccurredAt = TimeProvider.System.GetUtcNow(), KeyId = keyId, Day = new DateOnly(2026, 11, 24),
             AskedModel = "mock", PromptTokens = 10, CompletionTokens = 20, CostUsd = 0.00005m, Status = 200, LatencyMs = 3,
         };
 
         await channel.PublishAsync(record);
         await env.WaitForUsageAsync(record.RequestId);
         await channel.PublishAsync(record);
-        var marker = new UsageRecord { RequestId = Guid.NewGuid(), OccurredAt = record.OccurredAt, KeyId = keyId, Status = 200 };
+        var marker = new UsageRecord { RequestId = Guid.NewGuid(), OccurredAt = record.OccurredAt, KeyId = keyId, Day = record.Day, Status = 200 };
         await channel.PublishAsync(marker); // written after the replay, so once it is in, the replay was handled
         await env.WaitForUsageAsync(marker.RequestId);
 

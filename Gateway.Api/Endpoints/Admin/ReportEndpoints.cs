@@ -2,6 +2,7 @@ using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
 using Gateway.Api.Errors;
+using Gateway.Core.Budgets;
 using Gateway.Core.Errors;
 using Gateway.Core.Reports;
 
@@ -21,16 +22,16 @@ internal static class ReportEndpoints
 
     public static void MapReports(this RouteGroupBuilder admin)
     {
-        admin.MapGet("/reports/spend", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
+        admin.MapGet("/reports/spend", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, BudgetCalendar calendar,
             CancellationToken ct) =>
         {
-            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, time);
+            if (Parse(group_by, from, to, calendar) is not ({ } by, var range)) return Bad(group_by, calendar);
             return TypedResults.Ok(await reports.SpendAsync(by, range.From, range.To, ct));
         });
-        admin.MapGet("/reports/spend.csv", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, TimeProvider time,
+        admin.MapGet("/reports/spend.csv", async Task<IResult> (string? group_by, string? from, string? to, SpendReports reports, BudgetCalendar calendar,
             CancellationToken ct) =>
         {
-            if (Parse(group_by, from, to, time) is not ({ } by, var range)) return Bad(group_by, time);
+            if (Parse(group_by, from, to, calendar) is not ({ } by, var range)) return Bad(group_by, calendar);
             var rows = await reports.SpendAsync(by, range.From, range.To, ct);
             return CsvFile($"spend-by-{by.ToString().ToLowerInvariant()}-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
@@ -48,10 +49,10 @@ internal static class ReportEndpoints
             });
         });
         MapFocus(admin);
-        admin.MapGet("/reports/usage.csv", IResult (string? from, string? to, Guid? key_id, SpendReports reports, TimeProvider time,
+        admin.MapGet("/reports/usage.csv", IResult (string? from, string? to, Guid? key_id, SpendReports reports, BudgetCalendar calendar,
             CancellationToken ct) =>
         {
-            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", time);
+            if (Parse("key", from, to, calendar) is not (not null, var range)) return Bad("key", calendar);
             return CsvFile($"usage-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in (string[])["request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
@@ -85,9 +86,9 @@ internal static class ReportEndpoints
     ];
 
     private static void MapFocus(RouteGroupBuilder admin) =>
-        admin.MapGet("/reports/focus.csv", IResult (string? from, string? to, SpendReports reports, TimeProvider time, CancellationToken ct) =>
+        admin.MapGet("/reports/focus.csv", IResult (string? from, string? to, SpendReports reports, BudgetCalendar calendar, CancellationToken ct) =>
         {
-            if (Parse("key", from, to, time) is not (not null, var range)) return Bad("key", time);
+            if (Parse("key", from, to, calendar) is not (not null, var range)) return Bad("key", calendar);
             return CsvFile($"focus-{range.From:yyyy-MM-dd}-{range.To:yyyy-MM-dd}.csv", async csv =>
             {
                 foreach (var name in FocusColumns) csv.WriteField(name);
@@ -100,8 +101,8 @@ internal static class ReportEndpoints
                     var tokens = c.Tokens.ToString(CultureInfo.InvariantCulture);
                     var tags = System.Text.Json.JsonSerializer.Serialize(c.KeyTags.Distinct(StringComparer.Ordinal).ToDictionary(t => "gateway/" + t, _ => "true"));
                     foreach (var field in (string[])[
-                        cost, c.Provider, c.Provider, "USD", Iso(month.AddMonths(1)), Iso(month), "Usage",
-                        "", $"{c.Model} tokens via {c.Provider}", "Usage-Based", Iso(day.AddDays(1)), Iso(day), tokens, "Tokens",
+                        cost, c.Provider, c.Provider, "USD", Iso(calendar, month.AddMonths(1)), Iso(calendar, month), "Usage",
+                        "", $"{c.Model} tokens via {c.Provider}", "Usage-Based", Iso(calendar, day.AddDays(1)), Iso(calendar, day), tokens, "Tokens",
                         cost, cost, c.Provider, cost, "Standard", tokens, "Tokens", c.Provider,
                         c.Provider, "", c.Model, c.Model, "Model", "AI and Machine Learning", c.Model, c.Model, c.KeyId.ToString(),
                         c.KeyName, tags, c.Requests.ToString(CultureInfo.InvariantCulture)])
@@ -111,7 +112,9 @@ internal static class ReportEndpoints
             });
         });
 
-    private static string Iso(DateOnly day) => day.ToString("yyyy-MM-dd'T00:00:00Z'", CultureInfo.InvariantCulture);
+    // FOCUS periods are UTC instants: a budget day runs from its zone's midnight to the next.
+    private static string Iso(BudgetCalendar calendar, DateOnly day) =>
+        calendar.StartOf(day).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     private static void Numbers(CsvWriter csv, params ReadOnlySpan<long> values)
     {
@@ -127,9 +130,9 @@ internal static class ReportEndpoints
             await csv.FlushAsync();
         }, "text/csv; charset=utf-8", name);
 
-    private static (SpendGroup? By, (DateOnly From, DateOnly To) Range) Parse(string? groupBy, string? from, string? to, TimeProvider time)
+    private static (SpendGroup? By, (DateOnly From, DateOnly To) Range) Parse(string? groupBy, string? from, string? to, BudgetCalendar calendar)
     {
-        var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        var today = calendar.Today;
         SpendGroup? by = Enum.TryParse<SpendGroup>(groupBy ?? "key", ignoreCase: true, out var g) && Enum.IsDefined(g) && !int.TryParse(groupBy, out _)
             ? g : null;
         if (!Day(from, today, out var first) || !Day(to, today, out var last) || last < first || last.DayNumber - first.DayNumber >= SpendReports.MaxDays)
@@ -144,8 +147,8 @@ internal static class ReportEndpoints
     }
 
     /// <summary>Why <see cref="Parse"/> refused a query: the grouping, else the range.</summary>
-    private static IResult Bad(string? groupBy, TimeProvider time) =>
-        OpenAIResults.Error(Parse(groupBy, null, null, time).By is null
+    private static IResult Bad(string? groupBy, BudgetCalendar calendar) =>
+        OpenAIResults.Error(Parse(groupBy, null, null, calendar).By is null
             ? GatewayError.BadRequest("'group_by' must be one of: key, team, day, model, provider.", "group_by", "invalid_value")
             : GatewayError.BadRequest(
                 $"'from' and 'to' must be days (YYYY-MM-DD, UTC), 'from' not after 'to', at most {SpendReports.MaxDays} days apart.", "from", "invalid_value"));
