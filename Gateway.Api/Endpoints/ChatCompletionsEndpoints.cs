@@ -77,6 +77,14 @@ internal static class ChatCompletionsEndpoints
                 context.Meter.Rule(decision.Rule);
                 context.Meter.CacheHit(cached.Usage, cached.ServedModel);
                 WriteRouteHeaders(context.Http, cached.Provider, cached.ServedModel ?? decision.First.UpstreamModel);
+                if (request.IsStreaming)
+                {
+                    context.Http.Response.ContentType = "text/event-stream; charset=utf-8";
+                    context.Http.Response.Headers.CacheControl = "no-cache";
+                    ResponseCache.WriteAsStream(cached.Body, request.ClientWantsStreamUsage, context.Http.Response.BodyWriter);
+                    await context.Http.Response.BodyWriter.FlushAsync(ct);
+                    return;
+                }
                 context.Http.Response.ContentType = "application/json";
                 context.Http.Response.ContentLength = cached.Body.Length;
                 await context.Http.Response.Body.WriteAsync(cached.Body, ct);
@@ -125,8 +133,18 @@ internal static class ChatCompletionsEndpoints
         }
         context.Primed = opened.Value!;
         WriteRouteHeaders(context.Http, opened.Route!.Provider.Name, opened.Route.UpstreamModel);
-        await StreamAsync(context, gateway, request, decision, opened, ct);
+        var whole = await StreamAsync(context, gateway, request, decision, opened, cacheKey is not null, ct);
+        if (cacheKey is not null && whole is { } answer && context.Stream is { Usage: { } usage } stream)
+        {
+            var body = ResponseCache.CompletionBody(answer.Id, answer.Created, stream.ServedModel ?? opened.Route.UpstreamModel,
+                stream.Text.ToString(), answer.FinishReason, usage);
+            cache.Store(cacheKey, new UpstreamCompletion(body, usage, stream.ServedModel), context.Stream == stream ? opened.Route : route,
+                key.CacheTtlSeconds!.Value);
+        }
     }
+
+    /// <summary>What a stream that ended cleanly on its first candidate said of itself, for caching it.</summary>
+    private readonly record struct StreamedAnswer(string Id, long Created, string FinishReason);
 
     /// <summary>
     /// Relays a primed stream. If it breaks after the client has had tokens (text only, no tool calls yet)
@@ -134,8 +152,10 @@ internal static class ChatCompletionsEndpoints
     /// the partial answer and an instruction to go on, and its chunks are spliced in under the same chunk
     /// id (its own role chunk dropped). Otherwise the stream ends with an OpenAI error event and [DONE].
     /// </summary>
-    private static async Task StreamAsync(MeteredContext context, ChatGateway gateway, ChatCompletionRequest request, RouteDecision decision,
-        FailoverResult<PrimedStream> opened, CancellationToken ct)
+    /// <returns>For a <paramref name="cacheable"/> request, its id, creation time and finish reason when the answer came whole from
+    /// one candidate; otherwise null.</returns>
+    private static async Task<StreamedAnswer?> StreamAsync(MeteredContext context, ChatGateway gateway, ChatCompletionRequest request,
+        RouteDecision decision, FailoverResult<PrimedStream> opened, bool cacheable, CancellationToken ct)
     {
         var http = context.Http;
         var meter = context.Meter;
@@ -149,6 +169,7 @@ internal static class ChatCompletionsEndpoints
         string? chunkId = null;
         var spliced = false;
         var toolCallsSent = false;
+        (long Created, string? Finish) seen = default;
         while (true)
         {
             var stream = context.Primed!.Inner;
@@ -170,13 +191,17 @@ internal static class ChatCompletionsEndpoints
                         chunkId ??= IdOf(json);
                     }
                     toolCallsSent |= chunk.HasToolCall;
+                    if (cacheable && !spliced) seen = Seen(json, seen);
                     output.Write("data: "u8);
                     output.Write(json.Span);
                     output.Write("\n\n"u8);
                     await output.FlushAsync(ct);
                 }
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
-                break;
+                context.SettleBudget();
+                output.Write("data: [DONE]\n\n"u8);
+                await output.FlushAsync(ct);
+                return !spliced && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
             }
             // Not for a key with a hard cap: its reservation covered one answer, not a second call.
             catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
@@ -229,7 +254,7 @@ internal static class ChatCompletionsEndpoints
                     meter.Failed(error, stream.Text.ToString(), stream.Usage);
                     http.Response.Headers.CacheControl = default;
                     await OpenAIResults.WriteAsync(http, error);
-                    return;
+                    return null;
                 }
                 await EndWithErrorAsync(http, meter, stream, error, ct);
                 break;
@@ -238,6 +263,19 @@ internal static class ChatCompletionsEndpoints
         context.SettleBudget();
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
+        return null;
+    }
+
+    // The chunk's creation time and finish reason, if it has them (only read for cacheable streams).
+    private static (long Created, string? Finish) Seen(ReadOnlyMemory<byte> json, (long Created, string? Finish) seen)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        if (seen.Created == 0 && root.TryGetProperty("created", out var created) && created.TryGetInt64(out var at)) seen.Created = at;
+        if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array && choices.GetArrayLength() > 0
+            && choices[0].TryGetProperty("finish_reason", out var finish) && finish.ValueKind == JsonValueKind.String)
+            seen.Finish = finish.GetString();
+        return seen;
     }
 
     private static Task EndWithErrorAsync(HttpContext http, RequestMeter meter, UpstreamStream stream, GatewayError error, CancellationToken ct)

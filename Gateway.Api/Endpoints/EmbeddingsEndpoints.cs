@@ -23,7 +23,7 @@ internal static class EmbeddingsEndpoints
         }
         context.Meter.Asked(request!);
         var tokens = context.Http.RequestServices.GetRequiredService<Gateway.Core.Tokens.TokenCounter>();
-        if (!await context.WithinRateLimitsAsync(() => request!.Texts()?.Sum(tokens.Count) ?? request!.Input!.Value.GetArrayLength()))
+        if (!await context.WithinRateLimitsAsync(() => request!.Tokens(tokens.Count)))
             return;
         var (route, refused) = gateway.ResolveEmbedding(context.Http.GatewayKey(), request!);
         if (refused is not null)
@@ -32,6 +32,14 @@ internal static class EmbeddingsEndpoints
             return;
         }
         context.Meter.Routed(route!);
+        var budget = await gateway.EmbeddingBudgetAsync(context.Http.GatewayKey(), context.Meter.Day, request!, route!, ct);
+        context.Reservation = budget.Reservation;
+        if (budget.Refused is { } overBudget)
+        {
+            await context.FailAsync(overBudget);
+            return;
+        }
+        context.Meter.Budgeted(budget.Reservation?.LeaseId, null);
         var result = await gateway.EmbedAsync(context.Meter.RequestId, request!, route!, ct);
         context.Attempted(result, route!);
         if (result.Failure is { } failed) await context.FailAsync(failed);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
@@ -14,10 +15,12 @@ public sealed record CachedAnswer(byte[] Body, string Provider, string? ServedMo
 
 /// <summary>
 /// Exact-match cache of deterministic answers, shared by every instance through an UNLOGGED
-/// PostgreSQL table. Only for keys with <c>cache_ttl_seconds</c>, and only for non-streaming requests
-/// with <c>temperature: 0</c>, one choice and no tools. The key is a SHA-256 of the request (without
-/// <c>user</c>) and the model that serves it. A lookup that fails or takes over a second is a miss;
-/// storing happens after the answer has left.
+/// PostgreSQL table. Only for keys with <c>cache_ttl_seconds</c>, and only for requests with
+/// <c>temperature: 0</c>, one choice and no tools. The key is a SHA-256 of the request (without
+/// <c>user</c> and the stream options: a streamed and a plain request share an answer) and the model that
+/// serves it. Answers are stored as OpenAI <c>chat.completion</c> bodies; a streaming client gets one
+/// replayed as chunks. A lookup that fails or takes over a second is a miss; storing happens after the
+/// answer has left.
 /// </summary>
 public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time, ILogger<ResponseCache> logger)
 {
@@ -26,15 +29,16 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
     private long _lastPurge;
 
     public static bool IsCacheable(ChatCompletionRequest request) =>
-        !request.IsStreaming && request.Temperature == 0 && (request.N ?? 1) == 1
+        request.Temperature == 0 && (request.N ?? 1) == 1
         && (request.Tools is not { ValueKind: JsonValueKind.Array } tools || tools.GetArrayLength() == 0);
 
     public static byte[] Key(ChatCompletionRequest request, ModelRoute route)
     {
-        var user = request.User;
+        var (user, stream, streamOptions) = (request.User, request.Stream, request.StreamOptions);
         try
         {
-            request.User = null; // who asks does not change a deterministic answer
+            // Who asks, and whether the answer comes as a stream, does not change a deterministic answer.
+            (request.User, request.Stream, request.StreamOptions) = (null, null, null);
             var body = JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
@@ -43,7 +47,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         }
         finally
         {
-            request.User = user;
+            (request.User, request.Stream, request.StreamOptions) = (user, stream, streamOptions);
         }
     }
 
@@ -103,6 +107,124 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 Log.StoreFailed(logger, ex.GetType().Name);
             }
         });
+    }
+
+    /// <summary>The <c>chat.completion</c> body a streamed answer would have had, for storing it.</summary>
+    public static byte[] CompletionBody(string id, long created, string model, string text, string finishReason, TokenUsage usage)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("id", id);
+            json.WriteString("object", "chat.completion");
+            json.WriteNumber("created", created);
+            json.WriteString("model", model);
+            json.WriteStartArray("choices");
+            json.WriteStartObject();
+            json.WriteNumber("index", 0);
+            json.WriteStartObject("message");
+            json.WriteString("role", "assistant");
+            json.WriteString("content", text);
+            json.WriteNull("refusal");
+            json.WriteEndObject();
+            json.WriteNull("logprobs");
+            json.WriteString("finish_reason", finishReason);
+            json.WriteEndObject();
+            json.WriteEndArray();
+            WriteUsage(json, usage);
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// A cached <c>chat.completion</c> as the server-sent events of a streamed answer (OpenAI's chunk format): a chunk
+    /// with the role and the whole content, one with the finish reason, the usage chunk when the client asked for it
+    /// (<c>stream_options.include_usage</c>), then <c>[DONE]</c>.
+    /// </summary>
+    public static void WriteAsStream(ReadOnlySpan<byte> completion, bool includeUsage, IBufferWriter<byte> output)
+    {
+        using var doc = JsonDocument.Parse(completion.ToArray());
+        var root = doc.RootElement;
+        var choice = root.GetProperty("choices")[0];
+        var message = choice.GetProperty("message");
+        var content = message.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : "";
+        var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : "stop";
+        var usage = includeUsage && root.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object ? u : (JsonElement?)null;
+        Event(output, json => Delta(json, root, withUsageNull: includeUsage, delta =>
+        {
+            delta.WriteString("role", "assistant");
+            delta.WriteString("content", content);
+        }, finish: null));
+        Event(output, json => Delta(json, root, withUsageNull: includeUsage, _ => { }, finish));
+        if (usage is { } reported)
+        {
+            Event(output, json =>
+            {
+                Header(json, root);
+                json.WriteStartArray("choices");
+                json.WriteEndArray();
+                json.WritePropertyName("usage");
+                reported.WriteTo(json);
+                json.WriteEndObject();
+            });
+        }
+        output.Write("data: [DONE]\n\n"u8);
+
+        static void Event(IBufferWriter<byte> output, Action<Utf8JsonWriter> write)
+        {
+            output.Write("data: "u8);
+            using (var json = new Utf8JsonWriter(output)) write(json);
+            output.Write("\n\n"u8);
+        }
+
+        static void Header(Utf8JsonWriter json, JsonElement root)
+        {
+            json.WriteStartObject();
+            Copy(json, root, "id");
+            json.WriteString("object", "chat.completion.chunk");
+            Copy(json, root, "created");
+            Copy(json, root, "model");
+            Copy(json, root, "system_fingerprint");
+        }
+
+        static void Copy(Utf8JsonWriter json, JsonElement root, string name)
+        {
+            if (!root.TryGetProperty(name, out var value)) return;
+            json.WritePropertyName(name);
+            value.WriteTo(json);
+        }
+
+        static void Delta(Utf8JsonWriter json, JsonElement root, bool withUsageNull, Action<Utf8JsonWriter> delta, string? finish)
+        {
+            Header(json, root);
+            json.WriteStartArray("choices");
+            json.WriteStartObject();
+            json.WriteNumber("index", 0);
+            json.WriteStartObject("delta");
+            delta(json);
+            json.WriteEndObject();
+            json.WriteNull("logprobs");
+            if (finish is null) json.WriteNull("finish_reason");
+            else json.WriteString("finish_reason", finish);
+            json.WriteEndObject();
+            json.WriteEndArray();
+            if (withUsageNull) json.WriteNull("usage");
+            json.WriteEndObject();
+        }
+    }
+
+    private static void WriteUsage(Utf8JsonWriter json, TokenUsage usage)
+    {
+        json.WriteStartObject("usage");
+        json.WriteNumber("prompt_tokens", usage.PromptTokens);
+        json.WriteNumber("completion_tokens", usage.CompletionTokens);
+        json.WriteNumber("total_tokens", usage.PromptTokens + usage.CompletionTokens);
+        json.WriteStartObject("prompt_tokens_details");
+        json.WriteNumber("cached_tokens", usage.CachedTokens);
+        json.WriteEndObject();
+        json.WriteEndObject();
     }
 
 #pragma warning disable CA1812 // instantiated by Dapper

@@ -134,6 +134,29 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         return (route, failure);
     }
 
+    /// <summary>
+    /// Applies the key's budgets to an embeddings request: its worst case (the input's tokens at the dearest candidate's
+    /// input price) is reserved against the hard cap, and a spent hard cap, month, end-user or team budget refuses it
+    /// (429 insufficient_quota). Embeddings are never downgraded: another model's vectors would not match the ones
+    /// already stored. Over the daily budget alone they are served as asked.
+    /// </summary>
+    public async Task<(Budgets.Reservation? Reservation, GatewayError? Refused)> EmbeddingBudgetAsync(GatewayKey key, DateOnly day,
+        EmbeddingRequest request, ModelRoute route, CancellationToken ct)
+    {
+        if (!key.HasBudget && !tagBudgets.Covers(key.Tags)) return (null, null);
+        var worstCase = catalog.Chain(route).Max(c => Metering.Pricing.Cost(c, new TokenUsage(request.Tokens(tokens.Count), 0, 0)));
+        var check = await ledger.ReserveAsync(key, day, worstCase, ct);
+        GatewayError? refused = key.HardCapUsd is not null && check.Reservation is null ? GatewayError.InsufficientQuota
+            : key.MonthlyBudgetUsd is { } monthly && await ledger.MonthSpentAsync(key.Id, day) >= monthly ? GatewayError.MonthlyQuota
+            : key.EndUserDailyBudgetUsd is { } perUser && request.User is { Length: > 0 } user
+              && await ledger.EndUserSpentAsync(key.Id, user, day) >= perUser ? GatewayError.EndUserQuota
+            : tagBudgets.Covers(key.Tags) && await tagBudgets.SpentTagAsync(key.Tags, day) is { } tag ? GatewayError.TagQuota(tag)
+            : null;
+        if (refused is null) return (check.Reservation, null);
+        check.Reservation?.Settle(0);
+        return (null, refused);
+    }
+
     /// <summary>Embeddings over the model's candidate chain (fallbacks whose protocol cannot embed are passed over).</summary>
     public Task<FailoverResult<UpstreamCompletion>> EmbedAsync(Guid requestId, EmbeddingRequest request, ModelRoute first, CancellationToken ct) =>
         failover.RunAsync(catalog.Chain(first), (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)

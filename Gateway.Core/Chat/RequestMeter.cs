@@ -58,7 +58,7 @@ public sealed class RequestMeter
 
     public void Asked(EmbeddingRequest request)
     {
-        _promptTokens = () => request.Texts() is { } texts ? texts.Sum(_tokens.Count) : request.Input!.Value.GetArrayLength();
+        _promptTokens = () => request.Tokens(_tokens.Count);
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
     }

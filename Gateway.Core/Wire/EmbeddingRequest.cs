@@ -21,6 +21,12 @@ public sealed class EmbeddingRequest
         { ValueKind: JsonValueKind.Array } a when a.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => [.. a.EnumerateArray().Select(e => e.GetString()!)],
         _ => null,
     };
+
+    /// <summary>The input's size in tokens: texts counted with <paramref name="count"/>, token ids as given.</summary>
+    public int Tokens(Func<string, int> count) => Texts() is { } texts ? texts.Sum(count)
+        : Input is { ValueKind: JsonValueKind.Array } ids
+            ? ids.EnumerateArray().Sum(e => e.ValueKind == JsonValueKind.Array ? e.GetArrayLength() : 1)
+            : 0;
 }
 
 public sealed record EmbeddingList(

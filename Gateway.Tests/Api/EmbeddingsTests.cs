@@ -14,6 +14,33 @@ public sealed class EmbeddingsTests(TestEnvironment env)
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     [Fact]
+    public async Task Embeddings_AreReservedAgainstTheHardCap_AndRefusedPastIt()
+    {
+        using var admin = Gateway.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys", Json("""{"name":"embed-capped","hard_cap_usd":0.000005}""")))
+            .Content.ReadFromJsonAsync<JsonObject>())!;
+        var key = created["key"]!.GetValue<string>();
+        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
+            && c.Authenticate(key).Key is not null);
+        using var client = Gateway.Client(key);
+
+        // "hello world" is 2 tokens: $0.000002 at the mock model's $1 per million; two fit under the cap, a third would not.
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 3; i++)
+            statuses.Add((await client.PostAsync("/v1/embeddings", Json("""{"model":"mock","input":"hello world"}"""))).StatusCode);
+        var refused = await client.PostAsync("/v1/embeddings", Json("""{"model":"mock","input":"hello world"}"""));
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
+        Assert.Equal("insufficient_quota", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+        var keyId = created["id"]!.GetValue<Guid>();
+        var rows = await env.UsageRowsForKeyAsync(keyId);
+        for (var deadline = Environment.TickCount64 + 5000; rows.Count < 4 && Environment.TickCount64 < deadline; await Task.Delay(50))
+            rows = await env.UsageRowsForKeyAsync(keyId);
+        Assert.Equal([200, 200, 429, 429], rows.Select(r => (int)r.Status));
+        Assert.Equal(0.000004m, rows.Sum(r => r.CostUsd));
+    }
+
+    [Fact]
     public async Task Embeddings_MockModel_AnswersOpenAIsListAndIsMetered()
     {
         var (key, keyId) = await Gateway.CreateKeyAsync();

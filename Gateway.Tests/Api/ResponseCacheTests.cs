@@ -66,7 +66,7 @@ public sealed class ResponseCacheTests(TestEnvironment env)
     [Theory]
     [InlineData("""{"temperature":0.7}""")]
     [InlineData("""{}""")]
-    [InlineData("""{"temperature":0,"stream":true}""")]
+    [InlineData("""{"temperature":0,"tools":[{"type":"function","function":{"name":"send_email","parameters":{"type":"object"}}}]}""")]
     [InlineData("""{"temperature":0,"n":2}""")]
     public async Task NonDeterministicRequests_AreNeverCached(string extra)
     {
@@ -100,5 +100,64 @@ public sealed class ResponseCacheTests(TestEnvironment env)
         Assert.Equal("hit", Cache(await UntilHitAsync(client, expiring)));
         await Task.Delay(1500);
         Assert.Equal("miss", Cache(await client.PostAsync("/v1/chat/completions", Json(expiring))));
+    }
+
+    /// <summary>The content, finish reason and usage a client reads from a streamed answer.</summary>
+    private static (string Text, string? Finish, int? PromptTokens, string[] Events) ReadStream(string raw)
+    {
+        var events = ChatCompletionsTests.SseEvents(raw);
+        var chunks = events.Where(e => e != "[DONE]").Select(e => JsonNode.Parse(e)!.AsObject()).ToList();
+        Assert.All(chunks, c => Assert.Equal("chat.completion.chunk", c["object"]!.GetValue<string>()));
+        var text = string.Concat(chunks.Select(c => c["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"]?.GetValue<string>()));
+        var finish = chunks.Select(c => c["choices"]!.AsArray().FirstOrDefault()?["finish_reason"]?.GetValue<string>()).LastOrDefault(f => f is not null);
+        var usage = chunks.LastOrDefault(c => c["usage"] is JsonObject)?["usage"]?["prompt_tokens"]?.GetValue<int>();
+        return (text, finish, usage, events);
+    }
+
+    [Fact]
+    public async Task StreamedAnswer_IsCached_AndReplayedAsAStream_OrAsAPlainAnswer()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var key = await CachingKeyAsync(300);
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+        var streamed = $$"""{"model":"{{alias}}","temperature":0,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"{{marker}}"}]}""";
+
+        var first = await client.PostAsync("/v1/chat/completions", Json(streamed));
+        var upstream = ReadStream(await first.Content.ReadAsStringAsync());
+        var second = await UntilHitAsync(client, streamed);
+        var replayed = ReadStream(await second.Content.ReadAsStringAsync());
+
+        Assert.Equal(("miss", "hit"), (Cache(first), Cache(second)));
+        Assert.StartsWith("text/event-stream", second.Content.Headers.ContentType!.ToString(), StringComparison.Ordinal);
+        Assert.Equal((upstream.Text, upstream.Finish, (int?)FakeOpenAI.PromptTokens), (replayed.Text, replayed.Finish, replayed.PromptTokens));
+        Assert.NotEmpty(replayed.Text);
+        Assert.Equal("[DONE]", replayed.Events[^1]);
+        // The same question without streaming shares the entry, as a chat.completion.
+        var plain = await client.PostAsync("/v1/chat/completions", Json(streamed.Replace("\"stream\":true,", "").Replace("\"stream_options\":{\"include_usage\":true},", "")));
+        Assert.Equal("hit", Cache(plain));
+        var answer = (await plain.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal(upstream.Text, answer["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Single(env.Upstream.Requests, r => r.Body.Contains(marker, StringComparison.Ordinal));
+        var row = await env.WaitForUsageAsync(Guid.Parse(second.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((0m, true), (row.CostUsd, row.Streamed));
+    }
+
+    [Fact]
+    public async Task CachedAnswer_ToAStreamingClientThatDidNotAskForUsage_HasNoUsageChunk()
+    {
+        var key = await CachingKeyAsync(300);
+        using var client = Gateway.Client(key);
+        var plain = $$"""{"model":"mock","temperature":0,"messages":[{"role":"user","content":"{{Guid.NewGuid():N}}"}]}""";
+        await client.PostAsync("/v1/chat/completions", Json(plain));
+        await UntilHitAsync(client, plain);
+
+        var hit = await client.PostAsync("/v1/chat/completions", Json(plain.Replace("\"temperature\":0,", "\"temperature\":0,\"stream\":true,")));
+
+        Assert.Equal("hit", Cache(hit));
+        var read = ReadStream(await hit.Content.ReadAsStringAsync());
+        Assert.Null(read.PromptTokens);
+        Assert.Equal("stop", read.Finish);
+        Assert.DoesNotContain(read.Events, e => e.Contains("\"usage\"", StringComparison.Ordinal));
     }
 }
