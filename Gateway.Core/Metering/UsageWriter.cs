@@ -9,8 +9,9 @@ namespace Gateway.Core.Metering;
 
 /// <summary>
 /// Drains the <see cref="UsageChannel"/> into PostgreSQL: a batch per transaction, binary COPY into a
-/// staging table, then one INSERT … ON CONFLICT DO NOTHING (idempotent on request id) whose inserted
-/// rows update <c>usage_daily</c> in the same transaction. A failed batch is retried, never dropped.
+/// staging table, then one INSERT … ON CONFLICT DO NOTHING (idempotent on request id) whose inserted rows
+/// update the daily aggregates (<c>usage_daily</c>, <c>usage_daily_models</c>) in the same transaction. A
+/// failed batch is retried, never dropped.
 /// On shutdown it runs after the web server stopped, so every in-flight request's record is flushed.
 /// </summary>
 public sealed partial class UsageWriter(
@@ -133,23 +134,39 @@ public sealed partial class UsageWriter(
             error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day) FROM STDIN (FORMAT BINARY)
         """;
 
-    // Only rows actually inserted (not replays of a request id) count towards the daily aggregate.
+    // Only rows actually inserted (not replays of a request id) count towards the daily aggregates. Each upsert
+    // takes its rows in key order, one lock order for every instance, so concurrent batches cannot deadlock.
     private const string MergeSql = """
         WITH inserted AS (
             INSERT INTO usage_events SELECT * FROM usage_stage
             ON CONFLICT DO NOTHING
-            RETURNING key_id, day, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
+            RETURNING key_id, day, provider, served_model, asked_model, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
         -- A settled cost leaves its lease's outstanding part as it enters usage_daily: budgets stay exact.
         leases AS (
             UPDATE budget_leases AS l SET consumed = l.consumed + s.cost
             FROM (SELECT lease_id, sum(cost_usd) AS cost FROM inserted WHERE lease_id IS NOT NULL GROUP BY lease_id ORDER BY lease_id) AS s
-            WHERE l.id = s.lease_id)
+            WHERE l.id = s.lease_id),
+        -- Grouped as the model and provider reports and the FOCUS export show them.
+        models AS (
+            INSERT INTO usage_daily_models AS m (day, key_id, provider, model, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+            SELECT day, key_id, coalesce(provider, '(none)'), coalesce(served_model, asked_model, '(none)'), count(*), count(*) FILTER (WHERE status >= 400),
+                   sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+            FROM inserted
+            GROUP BY 1, 2, 3, 4
+            ORDER BY 1, 2, 3, 4
+            ON CONFLICT (day, key_id, provider, model) DO UPDATE SET
+                requests = m.requests + excluded.requests,
+                errors = m.errors + excluded.errors,
+                prompt_tokens = m.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = m.completion_tokens + excluded.completion_tokens,
+                cached_tokens = m.cached_tokens + excluded.cached_tokens,
+                cost_usd = m.cost_usd + excluded.cost_usd)
         INSERT INTO usage_daily AS d (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
         SELECT key_id, day, count(*), count(*) FILTER (WHERE status >= 400),
                sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
         FROM inserted
         GROUP BY 1, 2
-        ORDER BY 1, 2 -- one lock order for every instance, so concurrent upserts cannot deadlock
+        ORDER BY 1, 2
         ON CONFLICT (key_id, day) DO UPDATE SET
             requests = d.requests + excluded.requests,
             errors = d.errors + excluded.errors,

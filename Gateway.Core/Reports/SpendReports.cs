@@ -29,8 +29,9 @@ public sealed class FocusCharge
 }
 
 /// <summary>
-/// Spend reports (Dapper). By key, team and day they read the daily aggregates, so they stay fast at tens of millions
-/// of usage rows; by model and provider they read the usage rows of the range (partition-pruned by time).
+/// Spend reports (Dapper). Spend by key, team, day, model and provider and the FOCUS export read the daily
+/// aggregates (<c>usage_daily</c> per key, <c>usage_daily_models</c> per key, provider and model), so they stay fast
+/// at tens of millions of usage rows; only the raw usage export reads the usage rows of the range (partition-pruned by time).
 /// Days are budget days (<see cref="Budgets.BudgetCalendar"/>: UTC unless configured), both ends included; a
 /// row counts on the day stored with it, so every grouping of a range adds up to the same total.
 /// </summary>
@@ -41,11 +42,6 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
     private const string Sums = """
         sum(d.requests)::bigint AS requests, sum(d.errors)::bigint AS errors, sum(d.prompt_tokens)::bigint AS prompt_tokens,
         sum(d.completion_tokens)::bigint AS completion_tokens, sum(d.cost_usd) AS cost_usd
-        """;
-
-    private const string EventSums = """
-        count(*)::bigint AS requests, count(*) FILTER (WHERE status >= 400)::bigint AS errors, sum(prompt_tokens)::bigint AS prompt_tokens,
-        sum(completion_tokens)::bigint AS completion_tokens, sum(cost_usd) AS cost_usd
         """;
 
     public async Task<IReadOnlyList<SpendRow>> SpendAsync(SpendGroup by, DateOnly from, DateOnly to, CancellationToken ct)
@@ -67,12 +63,12 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
                 WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.day
                 """,
             SpendGroup.Model => $"""
-                SELECT coalesce(served_model, asked_model, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
-                WHERE day BETWEEN @from::date AND @to::date AND occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                SELECT d.model AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
+                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.model
                 """,
             _ => $"""
-                SELECT coalesce(provider, '(none)') AS "group", NULL::uuid AS key_id, {EventSums} FROM usage_events
-                WHERE day BETWEEN @from::date AND @to::date AND occurred_at >= @fromTime AND occurred_at < @toTime GROUP BY 1
+                SELECT d.provider AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
+                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.provider
                 """,
         };
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -107,18 +103,17 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = connection.QueryUnbufferedAsync<FocusCharge>("""
-            SELECT e.day, e.key_id, k.name AS key_name, k.tags AS key_tags,
-                   coalesce(e.provider, '(none)') AS provider, coalesce(e.served_model, e.asked_model, '(none)') AS model,
-                   count(*)::bigint AS requests, (sum(e.prompt_tokens) + sum(e.completion_tokens))::bigint AS tokens, sum(e.cost_usd) AS cost_usd
-            FROM usage_events e JOIN api_keys k ON k.id = e.key_id
-            WHERE e.day BETWEEN @from::date AND @to::date AND e.occurred_at >= @fromTime AND e.occurred_at < @toTime
-            GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 2, 5, 6
+            SELECT d.day, d.key_id, k.name AS key_name, k.tags AS key_tags, d.provider, d.model,
+                   d.requests, d.prompt_tokens + d.completion_tokens AS tokens, d.cost_usd
+            FROM usage_daily_models d JOIN api_keys k ON k.id = d.key_id
+            WHERE d.day BETWEEN @from::date AND @to::date
+            ORDER BY d.day, k.name, d.key_id, d.provider, d.model
             """, Range(from, to));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
-    // The time bounds only prune partitions (a day a day wider than the range's: the zone may have changed since a row was stored);
-    // the stored day decides.
+    // The time bounds only prune usage_events partitions (a day wider on each side than the range: the zone may have changed since a
+    // row was stored); the stored day decides.
     private object Range(DateOnly from, DateOnly to) => new
     {
         from = from.ToDateTime(TimeOnly.MinValue),

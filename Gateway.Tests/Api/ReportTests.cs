@@ -3,7 +3,11 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
+using Gateway.Core.Admin;
+using Gateway.Core.Metering;
+using Gateway.Core.Reports;
 using Gateway.Tests.Fixtures;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Gateway.Tests.Api;
@@ -132,6 +136,46 @@ public sealed class ReportTests(TestEnvironment env)
         Assert.Contains($",Usage-Based,{day.AddDays(1):yyyy-MM-dd}T00:00:00Z,{day:yyyy-MM-dd}T00:00:00Z,{tokens},Tokens,{cost},{cost},mock,{cost},Standard,", row,
             StringComparison.Ordinal);
         Assert.EndsWith($",{keyId},\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\"{{\"\"gateway/{tag}\"\":\"\"true\"\"}}\",2", row, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SpendByModelAndProvider_AgreeWithTheUsageRows_AndCountAReplayedRequestOnce()
+    {
+        var channel = Gateway.Services.GetRequiredService<UsageChannel>();
+        var day = new DateOnly(2031, 3, 17); // no other test stores rows on this day, so its reports hold only these
+        var keyId = Guid.NewGuid();
+        UsageRecord Usage(string? provider, string? served, string? asked, int prompt, int completion, decimal cost, short status = 200) => new()
+        {
+            RequestId = Guid.NewGuid(), OccurredAt = TimeProvider.System.GetUtcNow(), KeyId = keyId, Day = day, Provider = provider,
+            ServedModel = served, AskedModel = asked, PromptTokens = prompt, CompletionTokens = completion, CostUsd = cost, Status = status,
+        };
+        var replayed = Usage("openai", "gpt-4o", "fast", 100, 50, 0.001m);
+        UsageRecord[] first = [replayed, Usage("openai", "gpt-4o-mini", "cheap", 40, 10, 0.0002m),
+            Usage("anthropic", "claude-sonnet", "smart", 80, 30, 0.003m), Usage(null, null, "unknown-alias", 0, 0, 0, 404)];
+        // A later batch: the replay, another row in the replayed request's groups (an error) and one with no model at all.
+        UsageRecord[] second = [replayed, Usage("openai", "gpt-4o", "fast", 10, 5, 0.0001m, 502), Usage(null, null, null, 0, 0, 0, 400)];
+        foreach (var record in first) await channel.PublishAsync(record);
+        await env.WaitForUsageAsync(first[^1].RequestId);
+        foreach (var record in second) await channel.PublishAsync(record);
+        await env.WaitForUsageAsync(second[^1].RequestId); // written after the replay, so once it is in, the replay was handled
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        async Task<List<SpendRow>> FromUsageRowsAsync(string group) => (await db.QueryAsync<SpendRow>($"""
+            SELECT {group} AS "group", NULL::uuid AS key_id, count(*)::bigint AS requests, count(*) FILTER (WHERE status >= 400)::bigint AS errors,
+                   sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens, sum(cost_usd) AS cost_usd
+            FROM usage_events WHERE day = @day::date GROUP BY 1 ORDER BY cost_usd DESC, 1
+            """, new { day = day.ToDateTime(TimeOnly.MinValue) })).AsList();
+        using var admin = Gateway.Admin();
+
+        var byModel = await admin.GetFromJsonAsync<List<SpendRow>>($"/admin/reports/spend?group_by=model&from={day:yyyy-MM-dd}&to={day:yyyy-MM-dd}",
+            AdminJson.Options) ?? [];
+        var byProvider = await admin.GetFromJsonAsync<List<SpendRow>>($"/admin/reports/spend?group_by=provider&from={day:yyyy-MM-dd}&to={day:yyyy-MM-dd}",
+            AdminJson.Options) ?? [];
+
+        Assert.Equal(await FromUsageRowsAsync("coalesce(served_model, asked_model, '(none)')"), byModel);
+        Assert.Equal(await FromUsageRowsAsync("coalesce(provider, '(none)')"), byProvider);
+        Assert.Equal(new SpendRow("gpt-4o", null, 2, 1, 110, 55, 0.0011m), byModel.Single(r => r.Group == "gpt-4o"));
+        Assert.Equal(["claude-sonnet", "gpt-4o", "gpt-4o-mini", "(none)", "unknown-alias"], byModel.Select(r => r.Group));
+        Assert.Equal([("anthropic", 1L), ("openai", 3L), ("(none)", 2L)], byProvider.Select(r => (r.Group, r.Requests)));
     }
 
     [Theory]
