@@ -60,6 +60,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<KeyStore>();
         services.AddSingleton<CatalogStore>();
+        services.AddSingleton<Audit.AuditLog>();
         services.AddSingleton<Migrator>();
 
         services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)

@@ -18,12 +18,14 @@ public sealed record CreateKeyRequest(
     int? CacheTtlSeconds = null,
     IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null,
     decimal? MonthlyBudgetUsd = null,
-    decimal? EndUserDailyBudgetUsd = null);
+    decimal? EndUserDailyBudgetUsd = null,
+    string? Owner = null);
 
 public record KeyView
 {
     public Guid Id { get; init; }
     public string Name { get; init; } = "";
+    public string? Owner { get; init; }
     public string Prefix { get; init; } = "";
     public string[] AllowedModels { get; init; } = [];
     public string[] Tags { get; init; } = [];
@@ -40,6 +42,12 @@ public record KeyView
     public DateTime? ExpiresAt { get; init; }
     public DateTime? RevokedAt { get; init; }
     public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>A key in the admin app's list: its settings and what it spent on the current budget day.</summary>
+public sealed record KeyListRow : KeyView
+{
+    public decimal SpentTodayUsd { get; init; }
 }
 
 /// <summary>The only time a key is shown: the answer to its creation.</summary>

@@ -17,6 +17,7 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
     {
         RuleFor(r => r.Name).NotEmpty().MaximumLength(200).Must(Limits.Printable).WithMessage("'name' must not contain control characters.");
         RuleForEach(r => r.AllowedModels).NotEmpty().Must(Limits.Printable);
+        RuleFor(r => r.Owner).MaximumLength(200).Must(Limits.Printable);
         RuleForEach(r => r.Tags).NotEmpty().MaximumLength(100).Must(Limits.Printable);
         RuleFor(r => r.DailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
         RuleFor(r => r.HardCapUsd).InclusiveBetween(0, Limits.MaxUsd);

@@ -8,14 +8,14 @@ namespace Gateway.Core.Admin;
 public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 {
     private const string Columns = """
-        id, name, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
+        id, name, owner, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
         cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, expires_at, revoked_at, created_at
         """;
 
     private const string InsertSql = $"""
-        INSERT INTO api_keys (id, name, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
+        INSERT INTO api_keys (id, name, owner, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
                               rpm_limit, tpm_limit, cache_ttl_seconds, budget_tiers, monthly_budget_usd, end_user_daily_budget_usd, expires_at, created_at)
-        VALUES (@Id, @Name, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
+        VALUES (@Id, @Name, @Owner, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
                 @RpmLimit, @TpmLimit, @CacheTtlSeconds, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @ExpiresAt, @CreatedAt)
         RETURNING {Columns}
         """;
@@ -39,6 +39,59 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         return rows.AsList();
     }
 
+    /// <summary>
+    /// One page of keys, newest first, with each key's spend on <paramref name="today"/>: <paramref name="search"/> matches the
+    /// name, prefix or a tag (case-insensitive); <paramref name="status"/> is active, revoked, expired or null for all.
+    /// </summary>
+    public async Task<(IReadOnlyList<KeyListRow> Items, int Total)> SearchAsync(string? search, string? status, DateOnly today,
+        int offset, int limit, CancellationToken ct)
+    {
+        const string Where = """
+            WHERE (@search::text IS NULL OR k.name ILIKE @pattern OR k.prefix ILIKE @pattern
+                   OR EXISTS (SELECT 1 FROM unnest(k.tags) t WHERE t ILIKE @pattern))
+              AND (@status::text IS NULL
+                   OR @status = 'revoked' AND k.revoked_at IS NOT NULL
+                   OR @status = 'expired' AND k.revoked_at IS NULL AND k.expires_at <= @now
+                   OR @status = 'active' AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > @now))
+            """;
+        var text = string.IsNullOrWhiteSpace(search) ? null : search.Trim();
+        var parameters = new
+        {
+            search = text,
+            pattern = text is null ? null : "%" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal)
+                .Replace("_", "\\_", StringComparison.Ordinal) + "%",
+            status,
+            now = time.GetUtcNow().UtcDateTime,
+            today = today.ToDateTime(TimeOnly.MinValue),
+            offset,
+            limit,
+        };
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            $"SELECT count(*) FROM api_keys k {Where}", parameters, cancellationToken: ct));
+        var rows = await connection.QueryAsync<KeyListRow>(new CommandDefinition($"""
+            SELECT {Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
+            FROM api_keys k LEFT JOIN usage_daily d ON d.key_id = k.id AND d.day = @today::date
+            {Where}
+            ORDER BY k.created_at DESC, k.id OFFSET @offset LIMIT @limit
+            """, parameters, cancellationToken: ct));
+        return (rows.AsList(), total);
+    }
+
+    /// <summary>
+    /// Gives a live key a new secret (same id, settings and history); the old secret stops working as soon as every
+    /// instance has the NOTIFY. Null if the key is unknown or revoked.
+    /// </summary>
+    public async Task<CreatedKey?> RotateAsync(Guid id, CancellationToken ct)
+    {
+        var (key, prefix, hash) = ApiKeySecret.Create();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var view = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+            UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {Columns}
+            """, new { id, prefix, hash }, cancellationToken: ct));
+        return view is null ? null : new CreatedKey(key, view);
+    }
+
     /// <summary>Revokes a key (idempotent: a revoked key keeps its first revocation time); null if unknown.</summary>
     public async Task<KeyView?> RevokeAsync(Guid id, CancellationToken ct)
     {
@@ -60,7 +113,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
-            UPDATE api_keys SET name = @Name, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
+            UPDATE api_keys SET name = @Name, owner = @Owner, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
                 hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
                 cache_ttl_seconds = @CacheTtlSeconds, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, expires_at = @ExpiresAt
@@ -73,6 +126,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
     {
         Id = id,
         Name = request.Name!.Trim(),
+        Owner = string.IsNullOrWhiteSpace(request.Owner) ? null : request.Owner.Trim(),
         AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
         Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
         request.DailyBudgetUsd,

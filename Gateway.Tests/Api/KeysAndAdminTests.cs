@@ -68,6 +68,39 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task RotatedKey_OldSecretIsRefused_NewOneWorks_AndTheAuditLogHasNeither()
+    {
+        using var admin = Gateway.Admin();
+        var created = (await (await admin.PostAsync("/admin/keys", Json("""{"name":"rotating","owner":"team-a@example.com"}""")))
+            .Content.ReadFromJsonAsync<JsonObject>())!;
+        var (oldKey, id) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<string>());
+        Assert.Equal("team-a@example.com", created["owner"]!.GetValue<string>());
+
+        var rotated = (await (await admin.PostAsync($"/admin/keys/{id}/rotate", null)).Content.ReadFromJsonAsync<JsonObject>())!;
+        var newKey = rotated["key"]!.GetValue<string>();
+        using var oldClient = Gateway.Client(oldKey);
+        using var newClient = Gateway.Client(newKey);
+        var ask = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
+        HttpResponseMessage served;
+        var deadline = Environment.TickCount64 + 2000; // until the rotation's NOTIFY reached this instance
+        do served = await newClient.PostAsync("/v1/chat/completions", Json(ask));
+        while (served.StatusCode != HttpStatusCode.OK && Environment.TickCount64 < deadline);
+
+        Assert.NotEqual(oldKey, newKey);
+        Assert.Equal((id, "rotating"), (rotated["id"]!.GetValue<string>(), rotated["name"]!.GetValue<string>()));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await oldClient.PostAsync("/v1/chat/completions", Json(ask))).StatusCode);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var audit = (await db.QueryAsync<(string Action, string Actor, string? After)>(
+            "SELECT action, actor, after::text FROM audit_log WHERE entity = 'key' AND entity_id = @id ORDER BY id", new { id })).ToList();
+        Assert.Equal(["key.create", "key.rotate"], audit.Select(a => a.Action));
+        Assert.All(audit, a => Assert.Equal("admin-api (master key)", a.Actor));
+        Assert.All(audit, a => Assert.Contains("\"key\": \"***\"", a.After, StringComparison.Ordinal));
+        Assert.All(audit, a => Assert.DoesNotContain(oldKey, a.After, StringComparison.Ordinal));
+        Assert.DoesNotContain(newKey, audit[1].After, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RevokingAnUnknownKey_Is404()
     {
         using var admin = Gateway.Admin();

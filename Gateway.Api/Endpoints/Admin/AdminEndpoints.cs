@@ -4,6 +4,7 @@ using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core.Admin;
+using Gateway.Core.Audit;
 using Gateway.Core.Budgets;
 using Gateway.Core.Chat;
 using Gateway.Core.Keys;
@@ -28,65 +29,99 @@ internal static class AdminEndpoints
     {
         var admin = app.MapGroup("/admin").RequireMasterKey();
 
-        admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, CancellationToken ct) =>
+        admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
         {
             if (KeyRequest(new JsonObject(), body) is not { } request) return BadKeyBody;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             var created = await keys.CreateAsync(request, ct);
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.create", "key", created.Id.ToString(), null, created, ct);
             return TypedResults.Created($"/admin/keys/{created.Id}", created);
         });
         admin.MapGet("/keys", async (KeyStore keys, CancellationToken ct) => TypedResults.Ok(await keys.ListAsync(ct)));
         admin.MapGet("/keys/{id:guid}", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
             await keys.GetAsync(id, ct) is { } key ? TypedResults.Ok(key) : NotFound("key", id.ToString()));
         // A JSON merge patch (RFC 7396): fields present are set, null clears, absent ones keep their value.
-        admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, CancellationToken ct) =>
+        admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
         {
             if (await keys.GetAsync(id, ct) is not { } current) return NotFound("key", id.ToString());
             if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body) is not { } request) return BadKeyBody;
             if (Invalid(KeyRules, request) is { } bad) return bad;
-            return await keys.UpdateAsync(id, request, ct) is { } updated ? TypedResults.Ok(updated) : NotFound("key", id.ToString());
+            if (await keys.UpdateAsync(id, request, ct) is not { } updated) return NotFound("key", id.ToString());
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.update", "key", id.ToString(), current, updated, ct);
+            return TypedResults.Ok(updated);
         });
-        admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
-            await keys.RevokeAsync(id, ct) is { } revoked ? TypedResults.Ok(revoked) : NotFound("key", id.ToString()));
+        admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, AuditLog audit, CancellationToken ct) =>
+        {
+            var before = await keys.GetAsync(id, ct);
+            if (await keys.RevokeAsync(id, ct) is not { } revoked) return NotFound("key", id.ToString());
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.revoke", "key", id.ToString(), before, revoked, ct);
+            return TypedResults.Ok(revoked);
+        });
+        // A new secret for the same key (settings and history stay); the old one stops working within a second.
+        admin.MapPost("/keys/{id:guid}/rotate", async Task<IResult> (Guid id, KeyStore keys, AuditLog audit, CancellationToken ct) =>
+        {
+            var before = await keys.GetAsync(id, ct);
+            if (await keys.RotateAsync(id, ct) is not { } rotated) return NotFound("live key", id.ToString());
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.rotate", "key", id.ToString(), before, rotated, ct);
+            return TypedResults.Ok(rotated);
+        });
 
         admin.MapGet("/providers", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListProvidersAsync(ct)));
-        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules, CancellationToken ct) =>
+        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules, AuditLog audit,
+            CancellationToken ct) =>
         {
             if (Invalid(rules, request) is { } bad) return bad;
-            return await catalog.CreateProviderAsync(request, ct) is { } created
-                ? TypedResults.Created($"/admin/providers/{created.Name}", created)
-                : OpenAIResults.Error(new GatewayError(409, $"A provider named '{request.Name}' exists; use PUT to change it.",
+            if (await catalog.CreateProviderAsync(request, ct) is not { } created)
+                return OpenAIResults.Error(new GatewayError(409, $"A provider named '{request.Name}' exists; use PUT to change it.",
                     "invalid_request_error", "name", "conflict"));
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "provider.create", "provider", created.Name, null, created, ct);
+            return TypedResults.Created($"/admin/providers/{created.Name}", created);
         });
         admin.MapPut("/providers/{name}", async Task<IResult> (string name, ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules,
-            CancellationToken ct) =>
+            AuditLog audit, CancellationToken ct) =>
         {
             request = request with { Name = name };
             if (Invalid(rules, request) is { } bad) return bad;
-            return await catalog.UpdateProviderAsync(name, request, ct) is { } updated ? TypedResults.Ok(updated) : NotFound("provider", name);
+            var before = (await catalog.ListProvidersAsync(ct)).FirstOrDefault(p => p.Name == name);
+            if (await catalog.UpdateProviderAsync(name, request, ct) is not { } updated) return NotFound("provider", name);
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "provider.update", "provider", name, before, updated, ct);
+            return TypedResults.Ok(updated);
         });
 
         admin.MapGet("/models", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListModelsAsync(ct)));
-        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
-            UpsertModelAsync(request.Alias ?? "", request, catalog, ct));
-        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct) =>
-            UpsertModelAsync(alias, request with { Alias = alias }, catalog, ct));
+        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct) =>
+            UpsertModelAsync(request.Alias ?? "", request, catalog, audit, ct));
+        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct) =>
+            UpsertModelAsync(alias, request with { Alias = alias }, catalog, audit, ct));
         admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
-        admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, CancellationToken ct) =>
+        admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
         {
             if (string.IsNullOrWhiteSpace(tag) || budget.DailyBudgetUsd is < 0 || budget.MonthlyBudgetUsd is < 0
                 || budget.DailyBudgetUsd > 1_000_000_000m || budget.MonthlyBudgetUsd > 1_000_000_000m)
                 return OpenAIResults.Error(GatewayError.BadRequest("Budgets must be between 0 and 1e9 USD.", "daily_budget_usd", "invalid_value"));
-            return TypedResults.Ok(await budgets.UpsertAsync(budget with { Tag = tag }, ct));
+            var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
+            var saved = await budgets.UpsertAsync(budget with { Tag = tag }, ct);
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "tag_budget.set", "tag_budget", tag, before, saved, ct);
+            return TypedResults.Ok(saved);
         });
-        admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, CancellationToken ct) =>
-            await budgets.DeleteAsync(tag, ct) ? TypedResults.NoContent() : NotFound("tag budget", tag));
+        admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
+        {
+            var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
+            if (!await budgets.DeleteAsync(tag, ct)) return NotFound("tag budget", tag);
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "tag_budget.delete", "tag_budget", tag, before, null, ct);
+            return TypedResults.NoContent();
+        });
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
-        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, CancellationToken ct) => UpsertRuleAsync(rule.Name, rule, rules, ct));
-        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, CancellationToken ct) =>
-            UpsertRuleAsync(name, rule with { Name = name }, rules, ct));
-        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, CancellationToken ct) =>
-            await rules.DeleteAsync(name, ct) ? TypedResults.NoContent() : NotFound("routing rule", name));
+        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct) => UpsertRuleAsync(rule.Name, rule, rules, audit, ct));
+        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct) =>
+            UpsertRuleAsync(name, rule with { Name = name }, rules, audit, ct));
+        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, AuditLog audit, CancellationToken ct) =>
+        {
+            var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
+            if (!await rules.DeleteAsync(name, ct)) return NotFound("routing rule", name);
+            await audit.RecordAsync(AuditLog.MasterKeyActor, "route.delete", "route", name, before, null, ct);
+            return TypedResults.NoContent();
+        });
         admin.MapPost("/routes/test", (RouteTestRequest test, KeyCache keys, ChatGateway gateway) =>
         {
             var key = test.KeyId is { } id ? keys.Find(id) : AnyKey;
@@ -114,18 +149,22 @@ internal static class AdminEndpoints
 
     private sealed record RouteTestCandidate(string Alias, string Provider, string UpstreamModel);
 
-    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, CancellationToken ct)
+    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct)
     {
         if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
+        var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
         var (saved, created) = await rules.UpsertAsync(name, rule, ct);
+        await audit.RecordAsync(AuditLog.MasterKeyActor, created ? "route.create" : "route.update", "route", name, before, saved, ct);
         return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
 
-    private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, CancellationToken ct)
+    private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct)
     {
         if (Invalid(ModelRules, request) is { } bad) return bad;
+        var before = (await catalog.ListModelsAsync(ct)).FirstOrDefault(m => m.Alias == alias);
         var (model, created) = await catalog.UpsertModelAsync(alias, request, ct);
         if (model is null) return NotFound("provider", request.Provider!);
+        await audit.RecordAsync(AuditLog.MasterKeyActor, created ? "model.create" : "model.update", "model", alias, before, model, ct);
         return created ? TypedResults.Created($"/admin/models/{model.Alias}", model) : TypedResults.Ok(model);
     }
 

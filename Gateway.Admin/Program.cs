@@ -1,0 +1,77 @@
+using Gateway.Admin.Account;
+using Gateway.Admin.Components;
+using Gateway.Admin.Data;
+using Gateway.Core;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using MudBlazor.Services;
+using Npgsql;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddGatewayCore();
+builder.Services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddMudServices();
+
+builder.Services.AddDbContextFactory<AdminDbContext>((sp, o) => o
+    .UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>())
+    .UseSnakeCaseNamingConvention()
+    .UseQueryTrackingBehavior(QueryTrackingBehavior.NoTracking));
+builder.Services.AddCascadingAuthenticationState();
+builder.Services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies();
+builder.Services.AddAuthorization();
+builder.Services.AddIdentityCore<AdminUser>(o =>
+    {
+        o.User.RequireUniqueEmail = true;
+        o.Password.RequiredLength = 12;
+        o.Password.RequireNonAlphanumeric = false;
+        o.Lockout.AllowedForNewUsers = true;
+        o.Lockout.MaxFailedAccessAttempts = 5;
+        o.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(15);
+    })
+    .AddRoles<IdentityRole>()
+    .AddEntityFrameworkStores<AdminDbContext>()
+    .AddSignInManager()
+    .AddDefaultTokenProviders();
+builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>(IdentityConstants.ApplicationScheme)
+    .Configure<Microsoft.Extensions.Options.IOptions<AdminOptions>>((cookie, admin) =>
+    {
+        cookie.LoginPath = "/account/login";
+        cookie.AccessDeniedPath = "/account/denied";
+        cookie.Cookie.Name = "gateway.admin";
+        cookie.Cookie.HttpOnly = true;
+        cookie.Cookie.SameSite = SameSiteMode.Strict;
+        cookie.Cookie.SecurePolicy = admin.Value.RequireHttps ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
+        cookie.ExpireTimeSpan = TimeSpan.FromHours(8);
+        cookie.SlidingExpiration = true;
+    });
+builder.Services.AddScoped<AdminUsers>();
+builder.Services.AddHostedService<AdminSeeder>();
+builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+
+var app = builder.Build();
+
+if (args is ["add-user", var email, var role, ..])
+{
+    // `Gateway.Admin add-user <email> <Admin|Finance>`: creates a user and prints its password once.
+    await using var scope = app.Services.CreateAsyncScope();
+    var (password, error) = await scope.ServiceProvider.GetRequiredService<AdminUsers>().CreateAsync(email, role);
+    await (error is null ? Console.Out.WriteLineAsync($"Created {role} user {email}; password: {password}")
+        : Console.Error.WriteLineAsync(error));
+    return error is null ? 0 : 1;
+}
+
+if (!app.Environment.IsDevelopment())
+{
+    app.UseExceptionHandler("/error", createScopeForErrors: true);
+    if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AdminOptions>>().Value.RequireHttps) app.UseHsts();
+}
+app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+app.UseAntiforgery();
+app.MapStaticAssets();
+app.MapAccount();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+
+await app.RunAsync();
+return 0;
