@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Starts the gateway in the foreground: PostgreSQL (unless ConnectionStrings__Gateway is set), migrations,
-# seed (demo key, mock model) and the API on http://127.0.0.1:${GATEWAY_API_PORT:-8080}. Ctrl-C stops all of it.
+# seed (demo key, mock model, first admin user), the API on http://127.0.0.1:${GATEWAY_API_PORT:-8080} and the
+# admin app on http://127.0.0.1:${GATEWAY_ADMIN_PORT:-8081}. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 API_PORT=${GATEWAY_API_PORT:-8080}
+ADMIN_PORT=${GATEWAY_ADMIN_PORT:-8081}
 PG_PORT=${GATEWAY_PG_PORT:-55432}
 DATA=${GATEWAY_DATA_DIR:-$ROOT/data}
 mkdir -p "$DATA"
@@ -13,8 +15,13 @@ DATA=$(cd "$DATA" && pwd)
 PG_STARTED=""
 COMPOSE_STARTED=""
 API_PID=""
+ADMIN_PID=""
 cleanup() {
   trap - INT TERM EXIT
+  if [ -n "$ADMIN_PID" ] && kill -0 "$ADMIN_PID" 2>/dev/null; then
+    kill -TERM "$ADMIN_PID" 2>/dev/null || true
+    wait "$ADMIN_PID" 2>/dev/null || true
+  fi
   if [ -n "$API_PID" ] && kill -0 "$API_PID" 2>/dev/null; then
     kill -TERM "$API_PID" 2>/dev/null || true
     wait "$API_PID" 2>/dev/null || true
@@ -57,7 +64,8 @@ if [ -z "${Gateway__MasterKey:-}" ]; then
 fi
 
 echo "Building (Release)"
-if ! dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary > "$DATA/build.log" 2>&1; then
+if ! { dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet -clp:NoSummary \
+       && dotnet build Gateway.Admin/Gateway.Admin.csproj -c Release --nologo -v quiet -clp:NoSummary; } > "$DATA/build.log" 2>&1; then
   cat "$DATA/build.log" >&2
   echo "Build failed (log above, also in $DATA/build.log)" >&2
   exit 1
@@ -71,10 +79,23 @@ dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gate
 API_PID=$!
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$API_PORT/health/ready" >/dev/null 2>&1; then
-    echo "Gateway API on http://127.0.0.1:$API_PORT (Ctrl-C stops it)"
+    echo "Gateway API on http://127.0.0.1:$API_PORT"
     break
   fi
   kill -0 "$API_PID" 2>/dev/null || break
   sleep 0.5
 done
-wait "$API_PID"
+
+# The admin app, once the API has migrated the database. It prints the first admin's password when it creates it.
+ASPNETCORE_URLS="http://127.0.0.1:$ADMIN_PORT" Gateway__SeedFile="" Gateway__SeedDemoKey=false \
+  dotnet Gateway.Admin/bin/Release/net10.0/Gateway.Admin.dll --contentRoot "$ROOT/Gateway.Admin/bin/Release/net10.0" &
+ADMIN_PID=$!
+for _ in $(seq 1 120); do
+  if curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN_PORT/account/login" 2>/dev/null; then
+    echo "Admin app on http://127.0.0.1:$ADMIN_PORT (Ctrl-C stops everything)"
+    break
+  fi
+  kill -0 "$ADMIN_PID" 2>/dev/null || break
+  sleep 0.5
+done
+wait -n "$API_PID" "$ADMIN_PID"

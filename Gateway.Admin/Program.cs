@@ -8,6 +8,8 @@ using MudBlazor.Services;
 using Npgsql;
 
 var builder = WebApplication.CreateBuilder(args);
+// Serve MudBlazor's _content/ files from a build output in any environment (run.sh runs a Release build, not a publish).
+builder.WebHost.UseStaticWebAssets();
 
 builder.Services.AddGatewayCore();
 builder.Services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

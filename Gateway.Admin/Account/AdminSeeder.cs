@@ -17,7 +17,7 @@ public sealed class AdminSeeder(IServiceProvider services, IOptions<AdminOptions
         var email = options.Value.FirstAdminEmail;
         var (password, error) = await users.CreateAsync(email, AdminRoles.Admin);
         await (error is null
-            ? Console.Out.WriteLineAsync($"Admin user: {email}  password: {password} (shown once; change it by creating a new user)")
+            ? Console.Out.WriteLineAsync($"Admin user: {email}  password: {password} (shown once: keep it)")
             : Console.Error.WriteLineAsync($"First admin not created: {error}"));
     }
 

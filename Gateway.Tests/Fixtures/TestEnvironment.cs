@@ -8,6 +8,9 @@ namespace Gateway.Tests.Fixtures;
 /// <summary>What the whole run shares: one database, one fake upstream, one gateway host. Tests make their own keys and models.</summary>
 public sealed class TestEnvironment : IAsyncLifetime
 {
+    /// <summary>The run's environment, for class fixtures (which cannot take the assembly fixture in their constructor).</summary>
+    public static TestEnvironment Current { get; private set; } = null!;
+
     public PostgresFixture Postgres { get; } = new();
 
     public FakeOpenAI Upstream { get; private set; } = null!;
@@ -25,6 +28,7 @@ public sealed class TestEnvironment : IAsyncLifetime
         Gemini = await FakeGemini.StartAsync();
         Anthropic = await FakeAnthropic.StartAsync();
         Gateway = new GatewayHost(Postgres.ConnectionString);
+        Current = this;
     }
 
     /// <summary>The usage rows of one request, once the background writer stored them.</summary>

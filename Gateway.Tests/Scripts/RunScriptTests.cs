@@ -17,10 +17,12 @@ public sealed class RunScriptTests
         var data = Path.Combine(Path.GetTempPath(), "gw-run-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(data);
         var apiPort = PostgresFixture.FreePort();
+        var adminPort = PostgresFixture.FreePort();
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
         start.ArgumentList.Add(Path.Combine(root, "run.sh"));
         start.Environment["GATEWAY_DATA_DIR"] = data;
         start.Environment["GATEWAY_API_PORT"] = apiPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["GATEWAY_ADMIN_PORT"] = adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["GATEWAY_PG_PORT"] = PostgresFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment.Remove("ConnectionStrings__Gateway");
         start.Environment.Remove("Gateway__MasterKey");
@@ -33,10 +35,21 @@ public sealed class RunScriptTests
         process.BeginErrorReadLine();
         try
         {
-            await GatewayHost.WaitUntilAsync(() => output.Any(l => l.StartsWith("Gateway API on", StringComparison.Ordinal)) || process.HasExited, 240_000);
+            await GatewayHost.WaitUntilAsync(() => output.Any(l => l.StartsWith("Admin app on", StringComparison.Ordinal)) || process.HasExited, 300_000);
             Assert.False(process.HasExited, string.Join('\n', output));
             var demoKey = output.Single(l => l.StartsWith("Demo key: ", StringComparison.Ordinal))["Demo key: ".Length..];
             Assert.Single(output, l => l.StartsWith("Master key: ", StringComparison.Ordinal));
+            Assert.Single(output, l => l.StartsWith("Admin user: admin@localhost  password: ", StringComparison.Ordinal));
+            using (var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}") })
+            {
+                var login = await admin.GetStringAsync("/account/login");
+                Assert.Contains("id=\"sign-in\"", login, StringComparison.Ordinal);
+                // MudBlazor's stylesheet comes from a package (_content/): served from the Release build, too.
+                var css = System.Text.RegularExpressions.Regex.Match(login, "_content/MudBlazor/MudBlazor\\.min\\.[a-z0-9]+\\.css").Value;
+                Assert.NotEmpty(css);
+                var style = await admin.GetAsync(css);
+                Assert.Equal((HttpStatusCode.OK, "text/css"), (style.StatusCode, style.Content.Headers.ContentType?.MediaType));
+            }
 
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", demoKey);

@@ -1,0 +1,55 @@
+using Gateway.Core.Admin;
+
+namespace Gateway.Admin.Components.Pages.Keys;
+
+/// <summary>The key editor's fields. Lists are comma-separated text; the rules are the admin API's (<see cref="CreateKeyRequestValidator"/>).</summary>
+public sealed class KeyForm
+{
+    public string Name { get; set; } = "";
+    public string? Owner { get; set; }
+    public string? Tags { get; set; }
+    public string? AllowedModels { get; set; }
+    public decimal? DailyBudgetUsd { get; set; }
+    public decimal? MonthlyBudgetUsd { get; set; }
+    public decimal? HardCapUsd { get; set; }
+    public string? DowngradeModel { get; set; }
+    public int? RpmLimit { get; set; }
+    public int? TpmLimit { get; set; }
+    public DateTime? ExpiresOn { get; set; }
+
+    public static KeyForm From(KeyView key) => new()
+    {
+        Name = key.Name,
+        Owner = key.Owner,
+        Tags = string.Join(", ", key.Tags),
+        AllowedModels = string.Join(", ", key.AllowedModels),
+        DailyBudgetUsd = key.DailyBudgetUsd,
+        MonthlyBudgetUsd = key.MonthlyBudgetUsd,
+        HardCapUsd = key.HardCapUsd,
+        DowngradeModel = key.DowngradeModel,
+        RpmLimit = key.RpmLimit,
+        TpmLimit = key.TpmLimit,
+        ExpiresOn = key.ExpiresAt?.Date,
+    };
+
+    /// <summary>The request this form makes; settings the form does not show are kept from <paramref name="existing"/>.</summary>
+    public CreateKeyRequest ToRequest(KeyView? existing) => new(
+        Name: Name,
+        AllowedModels: Split(AllowedModels),
+        // A key expires at the end of the chosen day (UTC).
+        ExpiresAt: ExpiresOn is { } day ? new DateTimeOffset(DateTime.SpecifyKind(day.Date.AddDays(1), DateTimeKind.Utc)) : null,
+        DailyBudgetUsd: DailyBudgetUsd,
+        HardCapUsd: HardCapUsd,
+        DowngradeModel: string.IsNullOrWhiteSpace(DowngradeModel) ? null : DowngradeModel,
+        RpmLimit: RpmLimit,
+        TpmLimit: TpmLimit,
+        Tags: Split(Tags),
+        CacheTtlSeconds: existing?.CacheTtlSeconds,
+        BudgetTiers: existing?.BudgetTiers,
+        MonthlyBudgetUsd: MonthlyBudgetUsd,
+        EndUserDailyBudgetUsd: existing?.EndUserDailyBudgetUsd,
+        Owner: Owner);
+
+    private static string[] Split(string? list) =>
+        list is null ? [] : [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+}

@@ -1,0 +1,82 @@
+extern alias admin;
+
+using System.Net;
+using System.Text;
+using admin::Gateway.Admin.Data;
+using Gateway.Tests.Fixtures;
+using Microsoft.Playwright;
+
+namespace Gateway.Tests.Admin;
+
+/// <summary>The admin app in a real browser (Debian's Chromium) against the real app, API and database.</summary>
+public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : IClassFixture<AdminBrowser>
+{
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Admin_SignsIn_IssuesAKey_AndTheKeyWorksAgainstTheApi()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+
+        await AdminBrowser.SignInAsync(page, email, password);
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(email);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Keys" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+        var name = "browser-" + Guid.NewGuid().ToString("N")[..8];
+        await page.GetByLabel("Name").FillAsync(name);
+        await page.GetByLabel("Daily budget (USD)").FillAsync("5");
+        await page.GetByRole(AriaRole.Dialog).GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+        var shown = page.Locator("input[data-testid=new-key], [data-testid=new-key] input");
+        await Assertions.Expect(shown).ToHaveValueAsync(new System.Text.RegularExpressions.Regex("^gw-"));
+        var key = await shown.InputValueAsync();
+        await AdminBrowser.ScreenshotAsync(page, "key-issued");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Done" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = name, Exact = true })).ToBeVisibleAsync();
+        await AdminBrowser.ScreenshotAsync(page, "keys");
+
+        using var client = env.Gateway.Client(key);
+        HttpResponseMessage answer;
+        var deadline = Environment.TickCount64 + 3000; // the API instance learns of the key by NOTIFY
+        do answer = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
+        while (answer.StatusCode == HttpStatusCode.Unauthorized && Environment.TickCount64 < deadline);
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+    }
+
+    [Fact]
+    public async Task WrongPassword_FiveTimes_LocksTheAccountOut()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+
+        for (var i = 0; i < 5; i++)
+        {
+            await page.GotoAsync("/account/login");
+            await page.FillAsync("#email", email);
+            await page.FillAsync("#password", "not-the-password-" + i);
+            await page.ClickAsync("#sign-in");
+            await Assertions.Expect(page.GetByTestId("login-error")).ToBeVisibleAsync();
+        }
+        await page.GotoAsync("/account/login");
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", password);
+        await page.ClickAsync("#sign-in");
+
+        await Assertions.Expect(page.GetByTestId("login-error")).ToContainTextAsync("locked");
+        await AdminBrowser.ScreenshotAsync(page, "locked-out");
+    }
+
+    [Fact]
+    public async Task FinanceUser_CannotOpenTheKeysPage()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+
+        await AdminBrowser.SignInAsync(page, email, password);
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Keys" })).ToHaveCountAsync(0);
+        await page.GotoAsync("/keys");
+
+        await Assertions.Expect(page.GetByTestId("not-authorized")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Issue key" })).ToHaveCountAsync(0);
+    }
+}

@@ -1,0 +1,61 @@
+using Microsoft.Playwright;
+
+namespace Gateway.Tests.Fixtures;
+
+/// <summary>
+/// The admin app and a headless Debian Chromium (<c>/usr/bin/chromium</c>, installed by .ci/run; Playwright never
+/// downloads a browser here), shared by one test class. Each test gets its own browser context (cookies).
+/// </summary>
+public sealed class AdminBrowser : IAsyncLifetime
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public AdminHost App { get; private set; } = null!;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>Where the tests save screenshots of the main pages (a test artefact).</summary>
+    public static string ScreenshotDir { get; } = Path.Combine(AppContext.BaseDirectory, "screenshots");
+
+    public async ValueTask InitializeAsync()
+    {
+        App = new AdminHost(TestEnvironment.Current.Postgres.ConnectionString);
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumPath, Headless = true, Args = ["--no-sandbox"] });
+        Directory.CreateDirectory(ScreenshotDir);
+    }
+
+    /// <summary>A fresh browser context and page on the app.</summary>
+    public async Task<IPage> NewPageAsync()
+    {
+        var context = await Browser.NewContextAsync(new() { BaseURL = App.BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 900 } });
+        context.SetDefaultTimeout(15_000);
+        return await context.NewPageAsync();
+    }
+
+    /// <summary>Signs in through the form and waits until the app's circuit is interactive.</summary>
+    public static async Task SignInAsync(IPage page, string email, string password)
+    {
+        await page.GotoAsync("/account/login");
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", password);
+        await page.ClickAsync("#sign-in");
+        await WaitInteractiveAsync(page);
+    }
+
+    /// <summary>Blazor Server: clicks before the circuit is up are lost; the layout renders a marker once it is.</summary>
+    public static Task WaitInteractiveAsync(IPage page) =>
+        page.Locator("[data-testid=interactive]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+
+    public static Task ScreenshotAsync(IPage page, string name) =>
+        page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotDir, name + ".png"), FullPage = true });
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Browser is not null) await Browser.DisposeAsync();
+        _playwright?.Dispose();
+        if (App is not null) await App.DisposeAsync();
+    }
+}

@@ -1,0 +1,48 @@
+extern alias admin;
+
+using admin::Gateway.Admin.Account;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Tests.Fixtures;
+
+/// <summary>The real admin app (Blazor Server) on a real loopback port, against the test database.</summary>
+public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Components.App>
+{
+    private readonly string _connectionString;
+    private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-admin-dp-" + Guid.NewGuid().ToString("N")[..12]);
+
+    public AdminHost(string connectionString)
+    {
+        _connectionString = connectionString;
+        UseKestrel(0);
+        StartServer();
+    }
+
+    public Uri BaseAddress => ClientOptions.BaseAddress;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("ConnectionStrings:Gateway", _connectionString);
+        builder.UseSetting("Gateway:SeedFile", "");
+        builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+    }
+
+    /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>
+    public async Task<(string Email, string Password)> CreateUserAsync(string role)
+    {
+        var email = $"{role.ToLowerInvariant()}-{Guid.NewGuid():N}"[..20] + "@example.com";
+        await using var scope = Services.CreateAsyncScope();
+        var (password, error) = await scope.ServiceProvider.GetRequiredService<AdminUsers>().CreateAsync(email, role);
+        Assert.Null(error);
+        return (email, password!);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Directory.Exists(_keysDir)) Directory.Delete(_keysDir, recursive: true);
+    }
+}
