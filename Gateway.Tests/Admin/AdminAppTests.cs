@@ -79,4 +79,46 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await Assertions.Expect(page.GetByTestId("not-authorized")).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Issue key" })).ToHaveCountAsync(0);
     }
+
+    [Fact]
+    public async Task Admin_SetsABudgetOnAKey_TheApiDowngrades_AndTheAuditLogShowsTheChange()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var name = "budget-" + Guid.NewGuid().ToString("N")[..8];
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(name: name);
+        using var client = env.Gateway.Client(key);
+        var ask = """{"model":"mock","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions", Json(ask))).StatusCode); // some spend today
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/keys");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.GetByLabel($"Edit {name}").ClickAsync();
+        var dialog = page.GetByRole(AriaRole.Dialog);
+        await dialog.GetByLabel("Daily budget (USD)").FillAsync("0.00001");
+        await dialog.GetByLabel("Hard cap per day (USD)").FillAsync("1");
+        await dialog.GetByLabel("Downgrade model").ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = "mock-mini", Exact = true }).ClickAsync();
+        await AdminBrowser.ScreenshotAsync(page, "key-edit");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Dialog)).ToHaveCountAsync(0);
+
+        // Within a second every instance has the new budget: the spend so far is over it, so the next requests go to mock-mini.
+        HttpResponseMessage downgraded;
+        var deadline = Environment.TickCount64 + 5000;
+        do downgraded = await client.PostAsync("/v1/chat/completions", Json(ask));
+        while (!downgraded.Headers.Contains("x-gateway-downgraded-from") && Environment.TickCount64 < deadline);
+        Assert.Equal("mock", downgraded.Headers.GetValues("x-gateway-downgraded-from").Single());
+        Assert.Contains("mock-mini-1", await downgraded.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Audit log" }).ClickAsync();
+        await page.GetByLabel("Contains").FillAsync(keyId.ToString());
+        var row = page.GetByRole(AriaRole.Row).Filter(new() { HasText = "key.update" });
+        await Assertions.Expect(row).ToHaveCountAsync(1);
+        await Assertions.Expect(row).ToContainTextAsync(email);
+        await row.GetByRole(AriaRole.Button).First.ClickAsync(); // before → after
+        await Assertions.Expect(page.Locator("pre.audit-json").Last).ToContainTextAsync("\"daily_budget_usd\": 0.00001");
+        await AdminBrowser.ScreenshotAsync(page, "audit");
+    }
 }
