@@ -28,4 +28,33 @@ public abstract class UpstreamStream : IAsyncDisposable
         GC.SuppressFinalize(this);
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>
+    /// Opens a stream under a whole-call deadline (<paramref name="timeout"/>, linked to the client's token): the deadline
+    /// passes to the stream <paramref name="open"/> makes, which disposes it, or is disposed here when none opens (the
+    /// provider refused, the client went away or the deadline fired before the answer's headers).
+    /// </summary>
+    public static async Task<UpstreamResult<UpstreamStream>> OpenAsync<TSent>(TimeSpan timeout,
+        Func<CancellationToken, Task<UpstreamResult<TSent>>> send, Func<TSent, CancellationTokenSource, UpstreamStream> open, CancellationToken ct)
+        where TSent : class
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        UpstreamResult<TSent> sent;
+        try
+        {
+            sent = await send(deadline.Token);
+        }
+        catch
+        {
+            deadline.Dispose();
+            throw;
+        }
+        if (sent.Failure is { } failure)
+        {
+            deadline.Dispose();
+            return failure;
+        }
+        return open(sent.Value!, deadline);
+    }
 }

@@ -40,29 +40,10 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         }
     }
 
-    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
-    {
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
-        UpstreamResult<Sent> sent;
-        try
-        {
-            sent = await SendAsync(call, deadline.Token, ct);
-        }
-        catch
-        {
-            deadline.Dispose(); // the client went away (or the first-token deadline fired) before the answer's headers
-            throw;
-        }
-        if (sent.Failure is { } failure)
-        {
-            deadline.Dispose();
-            return failure;
-        }
-        var (response, jsonTool) = sent.Value!;
-        return new AnthropicStream(call.Route.Provider.Name, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel),
-            jsonTool, response, deadline, ct);
-    }
+    public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
+        UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, deadline, ct),
+            (sent, deadline) => new AnthropicStream(call.Route.Provider.Name, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel),
+                sent.JsonTool, sent.Response, deadline, ct), ct);
 
     private sealed record Sent(HttpResponseMessage Response, string? JsonTool);
 

@@ -41,31 +41,15 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         }
     }
 
-    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
+    public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
     {
         if (call.Request.N is > 1)
         {
-            return new RequestMappingException(GatewayError.BadRequest("Streaming more than one choice (n > 1) is not supported for Gemini models.", "n", "invalid_value"))
-                .ToFailure(call.Route.Provider.Name);
+            return Task.FromResult<UpstreamResult<UpstreamStream>>(new RequestMappingException(GatewayError.BadRequest(
+                "Streaming more than one choice (n > 1) is not supported for Gemini models.", "n", "invalid_value")).ToFailure(call.Route.Provider.Name));
         }
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
-        UpstreamResult<HttpResponseMessage> sent;
-        try
-        {
-            sent = await SendAsync(call, "streamGenerateContent?alt=sse", deadline.Token, ct);
-        }
-        catch
-        {
-            deadline.Dispose(); // the client went away (or the first-token deadline fired) before the answer's headers
-            throw;
-        }
-        if (sent.Failure is { } failure)
-        {
-            deadline.Dispose();
-            return failure;
-        }
-        return new GeminiStream(call, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel), sent.Value!, deadline, ct);
+        return UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, "streamGenerateContent?alt=sse", deadline, ct),
+            (response, deadline) => new GeminiStream(call, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel), response, deadline, ct), ct);
     }
 
     /// <summary>

@@ -43,27 +43,9 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         }
     }
 
-    public async Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct)
-    {
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(options.Value.TimeoutFor(call.Route));
-        UpstreamResult<HttpResponseMessage> sent;
-        try
-        {
-            sent = await SendAsync(call, deadline.Token, ct);
-        }
-        catch
-        {
-            deadline.Dispose(); // the client went away (or the first-token deadline fired) before the answer's headers
-            throw;
-        }
-        if (sent.Failure is { } failure)
-        {
-            deadline.Dispose();
-            return failure;
-        }
-        return new OpenAIStream(call.Route.Provider.Name, sent.Value!, deadline, ct);
-    }
+    public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
+        UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, deadline, ct),
+            (response, deadline) => new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
 
     private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted) =>
         PostAsync(call.Route.Provider, "chat/completions", () => UpstreamBody(call), deadline, clientAborted);
