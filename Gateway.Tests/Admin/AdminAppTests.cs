@@ -114,6 +114,8 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Audit log" }).ClickAsync();
         await page.GetByLabel("Contains").FillAsync(keyId.ToString());
+        // The filter applies after a debounce: wait for the filtered page (the key's creation and its update) before opening a row.
+        await Assertions.Expect(page.GetByText("1-2 of 2")).ToBeVisibleAsync();
         var row = page.GetByRole(AriaRole.Row).Filter(new() { HasText = "key.update" });
         await Assertions.Expect(row).ToHaveCountAsync(1);
         await Assertions.Expect(row).ToContainTextAsync(email);
