@@ -21,7 +21,10 @@ builder.Services.AddDbContextFactory<AdminDbContext>((sp, o) => o
     .UseSnakeCaseNamingConvention()
     .UseQueryTrackingBehavior(QueryTrackingBehavior.NoTracking));
 builder.Services.AddCascadingAuthenticationState();
-builder.Services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies();
+var authentication = builder.Services.AddAuthentication(IdentityConstants.ApplicationScheme);
+authentication.AddIdentityCookies();
+var oidc = builder.Configuration.GetSection($"{AdminOptions.SectionName}:Oidc").Get<OidcOptions>() ?? new();
+if (oidc.Enabled) authentication.AddSingleSignOn(oidc, builder.Configuration.GetValue<bool>($"{AdminOptions.SectionName}:RequireHttps"));
 builder.Services.AddAuthorization();
 builder.Services.AddIdentityCore<AdminUser>(o =>
     {
@@ -73,6 +76,7 @@ app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages:
 app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapAccount();
+if (oidc.Enabled) app.MapSingleSignOn();
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 await app.RunAsync();

@@ -13,4 +13,30 @@ public sealed class AdminOptions
 
     /// <summary>Sign-in cookies only over HTTPS, plus HSTS. Off for plain-HTTP loopback use (run.sh); turn it on behind TLS.</summary>
     public bool RequireHttps { get; set; }
+
+    /// <summary>Optional OpenID Connect sign-in (section <c>Admin:Oidc</c>); off unless <see cref="OidcOptions.Authority"/> is set.</summary>
+    public OidcOptions Oidc { get; set; } = new();
+}
+
+/// <summary>
+/// Single sign-on with an OpenID Connect provider (authorization code flow with PKCE). The provider proves who the user
+/// is (its <c>email</c> claim); the app's own user of that e-mail decides the role. Unknown e-mails are refused unless
+/// <see cref="NewUserRole"/> is set.
+/// </summary>
+public sealed class OidcOptions
+{
+    /// <summary>The provider's issuer URL (its <c>/.well-known/openid-configuration</c> is read from there).</summary>
+    public string? Authority { get; set; }
+
+    public string? ClientId { get; set; }
+
+    public string? ClientSecret { get; set; }
+
+    /// <summary>The sign-in button's text.</summary>
+    public string DisplayName { get; set; } = "single sign-on";
+
+    /// <summary>Role given to a first-time user the app does not know (<c>Admin</c> or <c>Finance</c>); empty refuses them.</summary>
+    public string? NewUserRole { get; set; }
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(Authority);
 }

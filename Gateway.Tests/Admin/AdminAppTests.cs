@@ -123,4 +123,33 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await Assertions.Expect(page.Locator("pre.audit-json").Last).ToContainTextAsync("\"daily_budget_usd\": 0.00001");
         await AdminBrowser.ScreenshotAsync(page, "audit");
     }
+
+    [Fact]
+    public async Task SingleSignOn_KnownEmailSignsInWithItsRole_UnknownEmailIsRefused()
+    {
+        await using var provider = await FakeOidcProvider.StartAsync();
+        await using var app = new AdminHost(env.Postgres.ConnectionString, new()
+        {
+            ["Admin:Oidc:Authority"] = provider.BaseUrl,
+            ["Admin:Oidc:ClientId"] = FakeOidcProvider.ClientId,
+            ["Admin:Oidc:ClientSecret"] = FakeOidcProvider.ClientSecret,
+            ["Admin:Oidc:DisplayName"] = "Example SSO",
+        });
+        var (email, _) = await app.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync(app);
+
+        provider.Email = email;
+        await page.GotoAsync("/account/login");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with Example SSO" }).ClickAsync();
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(email);
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Keys" })).ToHaveCountAsync(0); // a Finance user
+
+        var stranger = await browser.NewPageAsync(app);
+        provider.Email = "nobody-" + Guid.NewGuid().ToString("N")[..8] + "@example.com";
+        await stranger.GotoAsync("/account/login");
+        await stranger.GetByRole(AriaRole.Button, new() { Name = "Sign in with Example SSO" }).ClickAsync();
+        await Assertions.Expect(stranger.GetByTestId("login-error")).ToContainTextAsync("no account here");
+    }
 }

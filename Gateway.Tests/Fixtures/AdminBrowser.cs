@@ -28,9 +28,9 @@ public sealed class AdminBrowser : IAsyncLifetime
     }
 
     /// <summary>A fresh browser context and page on the app.</summary>
-    public async Task<IPage> NewPageAsync()
+    public async Task<IPage> NewPageAsync(AdminHost? app = null)
     {
-        var context = await Browser.NewContextAsync(new() { BaseURL = App.BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 900 } });
+        var context = await Browser.NewContextAsync(new() { BaseURL = (app ?? App).BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 900 } });
         context.SetDefaultTimeout(15_000);
         return await context.NewPageAsync();
     }

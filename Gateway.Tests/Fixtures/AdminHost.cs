@@ -11,11 +11,13 @@ namespace Gateway.Tests.Fixtures;
 public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Components.App>
 {
     private readonly string _connectionString;
+    private readonly Dictionary<string, string?> _settings;
     private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-admin-dp-" + Guid.NewGuid().ToString("N")[..12]);
 
-    public AdminHost(string connectionString)
+    public AdminHost(string connectionString, Dictionary<string, string?>? settings = null)
     {
         _connectionString = connectionString;
+        _settings = settings ?? [];
         UseKestrel(0);
         StartServer();
     }
@@ -28,6 +30,7 @@ public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Compo
         builder.UseSetting("Gateway:SeedFile", "");
         builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
     }
 
     /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>
