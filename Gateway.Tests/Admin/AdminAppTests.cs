@@ -152,4 +152,22 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await stranger.GetByRole(AriaRole.Button, new() { Name = "Sign in with Example SSO" }).ClickAsync();
         await Assertions.Expect(stranger.GetByTestId("login-error")).ToContainTextAsync("no account here");
     }
+
+    [Fact]
+    public async Task IssueKeyForm_WithoutAName_ShowsTheRuleUnderTheField_AndIssuesNothing()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/keys");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+        var dialog = page.GetByRole(AriaRole.Dialog);
+        await dialog.GetByLabel("Owner").FillAsync("someone");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+
+        await Assertions.Expect(dialog.GetByText("'Name' must not be empty.")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId("new-key")).ToHaveCountAsync(0);
+    }
 }
