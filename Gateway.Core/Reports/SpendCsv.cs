@@ -39,7 +39,7 @@ public static class SpendCsv
         }
     });
 
-    /// <summary>Raw usage rows, one per request, in the order they come (<see cref="SpendReports.UsageAsync"/>).</summary>
+    /// <summary>Raw usage rows, one per request, in the order they come (<see cref="SpendReports.UsageAsync(SpendFilter, CancellationToken)"/>).</summary>
     public static Task WriteUsageAsync(Stream body, IAsyncEnumerable<UsageRow> rows) => WriteAsync(body, async csv =>
     {
         Header(csv, "request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
@@ -55,6 +55,24 @@ public static class SpendCsv
             Numbers(csv, row.LatencyMs, row.Status);
             csv.WriteField(row.CacheHit ? "true" : "false");
             csv.WriteField(row.DowngradedFrom ?? "");
+            await csv.NextRecordAsync();
+        }
+    });
+
+    /// <summary>
+    /// The dashboard's view: one row per budget day and model (or provider), oldest first, named by <paramref name="by"/>'s column.
+    /// </summary>
+    public static Task WriteDailyAsync(Stream body, SpendGroup by, IEnumerable<DailySpend> rows) => WriteAsync(body, async csv =>
+    {
+        Header(csv, "day", by == SpendGroup.Provider ? "provider" : "model", "requests", "errors", "fallbacks", "prompt_tokens",
+            "completion_tokens", "cached_tokens", "cost_usd");
+        await csv.NextRecordAsync();
+        foreach (var row in rows)
+        {
+            csv.WriteField(row.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+            csv.WriteField(row.Group);
+            Numbers(csv, row.Requests, row.Errors, row.Fallbacks, row.PromptTokens, row.CompletionTokens, row.CachedTokens);
+            csv.WriteField(Cost(row.CostUsd));
             await csv.NextRecordAsync();
         }
     });
