@@ -1,6 +1,7 @@
 using Gateway.Admin.Account;
 using Gateway.Admin.Components;
 using Gateway.Admin.Data;
+using Gateway.Admin.Reports;
 using Gateway.Core;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
@@ -22,7 +23,8 @@ builder.Services.AddDbContextFactory<AdminDbContext>((sp, o) => o
     .UseQueryTrackingBehavior(QueryTrackingBehavior.NoTracking));
 builder.Services.AddCascadingAuthenticationState();
 builder.Services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies();
-builder.Services.AddAuthorization();
+builder.Services.AddAuthorizationBuilder()
+    .AddPolicy(SpendExportEndpoints.Policy, p => p.RequireRole(AdminRoles.Admin, AdminRoles.Finance));
 builder.Services.AddIdentityCore<AdminUser>(o =>
     {
         o.User.RequireUniqueEmail = true;
@@ -73,6 +75,7 @@ app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages:
 app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapAccount();
+app.MapSpendExport();
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 await app.RunAsync();
