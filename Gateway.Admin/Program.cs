@@ -1,6 +1,7 @@
 using Gateway.Admin.Account;
 using Gateway.Admin.Components;
 using Gateway.Admin.Data;
+using Gateway.Admin.Reports;
 using Gateway.Core;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
@@ -25,7 +26,8 @@ var authentication = builder.Services.AddAuthentication(IdentityConstants.Applic
 authentication.AddIdentityCookies();
 var oidc = builder.Configuration.GetSection($"{AdminOptions.SectionName}:Oidc").Get<OidcOptions>() ?? new();
 if (oidc.Enabled) authentication.AddSingleSignOn(oidc, builder.Configuration.GetValue<bool>($"{AdminOptions.SectionName}:RequireHttps"));
-builder.Services.AddAuthorization();
+builder.Services.AddAuthorizationBuilder()
+    .AddPolicy(SpendExportEndpoints.Policy, p => p.RequireRole(AdminRoles.Admin, AdminRoles.Finance));
 builder.Services.AddIdentityCore<AdminUser>(o =>
     {
         o.User.RequireUniqueEmail = true;
@@ -77,6 +79,7 @@ app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapAccount();
 if (oidc.Enabled) app.MapSingleSignOn();
+app.MapSpendExport();
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 await app.RunAsync();

@@ -82,6 +82,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Budgets.BudgetLedger>();
         services.AddSingleton<Budgets.TagBudgets>();
         services.AddSingleton<Reports.SpendReports>();
+        services.AddSingleton<Reports.SpendDashboard>();
         services.AddSingleton<Caching.ResponseCache>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();

@@ -140,7 +140,7 @@ public sealed partial class UsageWriter(
         WITH inserted AS (
             INSERT INTO usage_events SELECT * FROM usage_stage
             ON CONFLICT DO NOTHING
-            RETURNING key_id, day, provider, served_model, asked_model, status, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
+            RETURNING key_id, day, provider, served_model, asked_model, status, fallback, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
         -- A settled cost leaves its lease's outstanding part as it enters usage_daily: budgets stay exact.
         leases AS (
             UPDATE budget_leases AS l SET consumed = l.consumed + s.cost
@@ -148,15 +148,17 @@ public sealed partial class UsageWriter(
             WHERE l.id = s.lease_id),
         -- Grouped as the model and provider reports and the FOCUS export show them.
         models AS (
-            INSERT INTO usage_daily_models AS m (day, key_id, provider, model, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+            INSERT INTO usage_daily_models AS m (day, key_id, provider, model, requests, errors, fallbacks, prompt_tokens, completion_tokens, cached_tokens,
+                                                 cost_usd)
             SELECT day, key_id, coalesce(provider, '(none)'), coalesce(served_model, asked_model, '(none)'), count(*), count(*) FILTER (WHERE status >= 400),
-                   sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+                   count(*) FILTER (WHERE fallback), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
             FROM inserted
             GROUP BY 1, 2, 3, 4
             ORDER BY 1, 2, 3, 4
             ON CONFLICT (day, key_id, provider, model) DO UPDATE SET
                 requests = m.requests + excluded.requests,
                 errors = m.errors + excluded.errors,
+                fallbacks = m.fallbacks + excluded.fallbacks,
                 prompt_tokens = m.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = m.completion_tokens + excluded.completion_tokens,
                 cached_tokens = m.cached_tokens + excluded.cached_tokens,

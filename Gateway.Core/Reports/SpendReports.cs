@@ -77,21 +77,24 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
         return rows.AsList();
     }
 
-    /// <summary>The range's usage rows, oldest first, streamed from the database (never all in memory).</summary>
-    public async IAsyncEnumerable<UsageRow> UsageAsync(DateOnly from, DateOnly to, Guid? keyId,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    /// <summary>The range's usage rows (of one key, when given), oldest first, streamed from the database (never all in memory).</summary>
+    public IAsyncEnumerable<UsageRow> UsageAsync(DateOnly from, DateOnly to, Guid? keyId, CancellationToken ct) =>
+        UsageAsync(new SpendFilter(from, to, keyId), ct);
+
+    private const string UsageSql = $"""
+        SELECT e.request_id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at, e.key_id,
+               k.name AS key_name, e.end_user, e.asked_model, e.served_model, e.provider, e.prompt_tokens, e.completion_tokens,
+               e.cached_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
+        FROM usage_events e JOIN api_keys k ON k.id = e.key_id
+        WHERE {SpendFilter.UsageWhere}
+        ORDER BY e.occurred_at, e.request_id
+        """;
+
+    /// <summary>The usage rows a filter selects, oldest first, streamed from the database (never all in memory).</summary>
+    public async IAsyncEnumerable<UsageRow> UsageAsync(SpendFilter filter, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var parameters = new DynamicParameters(Range(from, to));
-        parameters.Add("keyId", keyId);
-        var rows = connection.QueryUnbufferedAsync<UsageRow>("""
-            SELECT e.request_id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at, e.key_id,
-                   k.name AS key_name, e.end_user, e.asked_model, e.served_model, e.provider, e.prompt_tokens, e.completion_tokens,
-                   e.cached_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
-            FROM usage_events e JOIN api_keys k ON k.id = e.key_id
-            WHERE e.day BETWEEN @from::date AND @to::date AND e.occurred_at >= @fromTime AND e.occurred_at < @toTime AND (@keyId::uuid IS NULL OR e.key_id = @keyId)
-            ORDER BY e.occurred_at, e.request_id
-            """, parameters);
+        var rows = connection.QueryUnbufferedAsync<UsageRow>(UsageSql, filter.Parameters(calendar));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
@@ -112,13 +115,9 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
-    // The time bounds only prune usage_events partitions (a day wider on each side than the range: the zone may have changed since a
-    // row was stored); the stored day decides.
-    private object Range(DateOnly from, DateOnly to) => new
+    private static object Range(DateOnly from, DateOnly to) => new
     {
         from = from.ToDateTime(TimeOnly.MinValue),
         to = to.ToDateTime(TimeOnly.MinValue),
-        fromTime = calendar.StartOf(from).AddDays(-1),
-        toTime = calendar.StartOf(to.AddDays(1)).AddDays(1),
     };
 }

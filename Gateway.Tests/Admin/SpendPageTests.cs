@@ -1,0 +1,112 @@
+extern alias admin;
+
+using System.Globalization;
+using System.Net;
+using System.Text;
+using admin::Gateway.Admin.Data;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Microsoft.Playwright;
+using Npgsql;
+
+namespace Gateway.Tests.Admin;
+
+/// <summary>The spend dashboard in a real browser (Debian's Chromium) against the real app, API and database.</summary>
+public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : IClassFixture<AdminBrowser>
+{
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static List<string[]> Rows(string csv) =>
+        [.. csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(','))];
+
+    [Fact]
+    public async Task FinanceUser_FiltersToAKey_SeesItsCost_AndExportsCsvsThatMatchTheDatabase()
+    {
+        var name = "spend-" + Guid.NewGuid().ToString("N")[..8];
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(name);
+        using (var client = env.Gateway.Client(key))
+        {
+            foreach (var text in (string[])["hello", "how are you today?", "tell me something long enough to cost a little more"])
+                Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
+                    Json($$"""{"model":"mock","messages":[{"role":"user","content":"{{text}}"}]}"""))).StatusCode);
+        }
+        var deadline = Environment.TickCount64 + 10_000;
+        while ((await env.UsageRowsForKeyAsync(keyId)).Count < 3 && Environment.TickCount64 < deadline) await Task.Delay(50);
+        var usage = await env.UsageRowsForKeyAsync(keyId);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var groups = await db.ExecuteScalarAsync<long>("SELECT count(DISTINCT (day, model)) FROM usage_daily_models WHERE key_id = @keyId", new { keyId });
+        var cost = usage.Sum(r => r.CostUsd);
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(name);
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = name }).ClickAsync();
+
+        Assert.Equal(3, usage.Count);
+        Assert.True(cost > 0);
+        await Assertions.Expect(page.GetByTestId("total-cost")).ToHaveTextAsync("$" + cost.ToString("0.00####", CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.GetByTestId("requests")).ToHaveTextAsync("3");
+        await Assertions.Expect(page.GetByTestId("error-rate")).ToHaveTextAsync("0.0%");
+        await Assertions.Expect(page.GetByTestId("usage-rows").Locator("tbody tr")).ToHaveCountAsync(3);
+        await Assertions.Expect(page.GetByTestId("latency")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+ / \d+ ms$"));
+
+        await Assertions.Expect(page.GetByTestId("groups").Locator("tbody tr").First.Locator("td").First).ToHaveTextAsync("mock-1");
+        await page.GetByText("By provider", new() { Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("groups").Locator("tbody tr").First.Locator("td").First).ToHaveTextAsync("mock");
+        await page.GetByText("By model", new() { Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("groups").Locator("tbody tr").First.Locator("td").First).ToHaveTextAsync("mock-1");
+
+        var spendCsv = await DownloadAsync(page, "Export CSV");
+        var usageCsv = await DownloadAsync(page, "Export usage rows");
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "spend");
+
+        Assert.StartsWith("day,model,requests,errors,fallbacks,prompt_tokens,completion_tokens,cached_tokens,cost_usd\r\n", spendCsv,
+            StringComparison.Ordinal);
+        var daily = Rows(spendCsv);
+        Assert.Equal(groups, daily.Count);
+        Assert.Equal(3, daily.Sum(r => long.Parse(r[2], CultureInfo.InvariantCulture)));
+        Assert.Equal(cost, daily.Sum(r => decimal.Parse(r[8], CultureInfo.InvariantCulture)));
+        Assert.Equal(Math.Round(cost, 2), Math.Round(daily.Sum(r => decimal.Parse(r[8], CultureInfo.InvariantCulture)), 2));
+        Assert.All(daily, r => Assert.Equal("mock-1", r[1]));
+
+        Assert.StartsWith("request_id,occurred_at,key_id,key_name,", usageCsv, StringComparison.Ordinal);
+        var raw = Rows(usageCsv);
+        Assert.Equal(usage.Select(r => r.RequestId.ToString()).Order(StringComparer.Ordinal), raw.Select(r => r[0]).Order(StringComparer.Ordinal));
+        Assert.All(raw, r => Assert.Equal((keyId.ToString(), name), (r[2], r[3])));
+        Assert.Equal(cost, raw.Sum(r => decimal.Parse(r[11], CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
+    public async Task SpendExport_WithoutSignIn_RedirectsToTheSignInPage()
+    {
+        var page = await browser.NewPageAsync();
+
+        var response = await page.APIRequest.GetAsync("/export/spend.csv", new() { MaxRedirects = 0 });
+
+        Assert.Equal(302, response.Status);
+        Assert.Contains("/account/login", response.Headers["location"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SpendExport_WithABadRange_Is400()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+
+        var response = await page.APIRequest.GetAsync("/export/usage.csv?from=2026-02-10&to=2026-02-01");
+
+        Assert.Equal(400, response.Status);
+    }
+
+    private static async Task<string> DownloadAsync(IPage page, string button)
+    {
+        var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Link, new() { Name = button, Exact = true }).ClickAsync());
+        Assert.Null(await download.FailureAsync());
+        return await File.ReadAllTextAsync(await download.PathAsync(), Encoding.UTF8);
+    }
+}
