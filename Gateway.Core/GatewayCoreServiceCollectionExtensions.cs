@@ -77,6 +77,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
         services.AddSingleton<Routing.RuleBook>();
         services.AddSingleton<Routing.RuleStore>();
+        services.AddSingleton<Routing.RouteTester>();
+        services.AddSingleton<ConnectionTester>();
         services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<Budgets.BudgetCalendar>();
         services.AddSingleton<Budgets.BudgetLedger>();

@@ -11,8 +11,7 @@ public sealed class AdminUsers(UserManager<AdminUser> users)
     {
         if (role is not (AdminRoles.Admin or AdminRoles.Finance)) return (null, $"Role must be {AdminRoles.Admin} or {AdminRoles.Finance}.");
         var user = new AdminUser { UserName = email, Email = email, EmailConfirmed = true };
-        // 18 random bytes in base64url: 24 characters, well past the 12-character minimum.
-        var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_');
+        var password = NewPassword();
         var created = await users.CreateAsync(user, password);
         if (!created.Succeeded) return (null, string.Join(" ", created.Errors.Select(e => e.Description)));
         var added = await users.AddToRoleAsync(user, role);
@@ -20,4 +19,17 @@ public sealed class AdminUsers(UserManager<AdminUser> users)
     }
 
     public bool Any() => users.Users.Any();
+
+    /// <summary>
+    /// 18 random bytes in base64url: 24 characters, well past the 12-character minimum. Identity also wants a digit, a
+    /// lower-case and an upper-case letter; about one draw in 60 has no digit, so draw again until all three are there.
+    /// </summary>
+    private static string NewPassword()
+    {
+        while (true)
+        {
+            var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_');
+            if (password.Any(char.IsAsciiDigit) && password.Any(char.IsAsciiLetterLower) && password.Any(char.IsAsciiLetterUpper)) return password;
+        }
+    }
 }

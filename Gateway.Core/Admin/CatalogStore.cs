@@ -66,6 +66,15 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         return view is null ? null : Masked(view);
     }
 
+    /// <summary>A provider, enabled or not, as calls to it would be made (its secret resolved); null when there is none of that name.</summary>
+    internal async Task<ProviderInfo?> ResolveProviderAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition(
+            $"SELECT {ProviderColumns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
+        return row is null ? null : ModelCatalog.Provider(row.Id, row.Name, row.Protocol, row.BaseUrl, row.SecretRef, row.SettingsJson, secrets);
+    }
+
     private string? SecretRefOf(ProviderRequest request) =>
         request.Secret is { Length: > 0 } secret ? secrets.Protect(secret) : request.SecretRef;
 

@@ -74,10 +74,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         {
             if (!providers.TryGetValue(r.ProviderId, out var provider))
             {
-                var (secret, problem) = secrets.Resolve(r.SecretRef);
-                if (problem is not null) Log.SecretUnavailable(logger, r.ProviderName, problem);
-                provider = new ProviderInfo(r.ProviderId, r.ProviderName, r.Protocol, BaseUri(r.BaseUrl), secret, problem,
-                    ProviderSettings.Parse(r.SettingsJson));
+                provider = Provider(r.ProviderId, r.ProviderName, r.Protocol, r.BaseUrl, r.SecretRef, r.SettingsJson, secrets);
+                if (provider.SecretProblem is { } problem) Log.SecretUnavailable(logger, r.ProviderName, problem);
                 providers[r.ProviderId] = provider;
             }
             models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
@@ -85,6 +83,14 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    /// <summary>A provider row as calls use it: its base URL as a directory, its secret resolved (or why it cannot be).</summary>
+    internal static ProviderInfo Provider(Guid id, string name, string protocol, string baseUrl, string? secretRef, string? settingsJson,
+        SecretResolver secrets)
+    {
+        var (secret, problem) = secrets.Resolve(secretRef);
+        return new ProviderInfo(id, name, protocol, BaseUri(baseUrl), secret, problem, ProviderSettings.Parse(settingsJson));
     }
 
     // A base URL is a directory: "https://api.openai.com/v1" + "chat/completions" must keep "/v1".

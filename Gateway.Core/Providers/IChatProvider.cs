@@ -11,4 +11,10 @@ public interface IChatProvider
 
     /// <summary>Completes once upstream status and headers are in; nothing has reached the client.</summary>
     Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct);
+
+    /// <summary>
+    /// One cheap authenticated call, the protocol's list-models endpoint, with the same base URL and credentials as
+    /// chat calls: proves both work ("test connection"). A refusal carries the provider's status and its own message.
+    /// </summary>
+    Task<UpstreamResult<ModelListing>> ListModelsAsync(Catalog.ProviderInfo provider, TimeSpan timeout, CancellationToken ct);
 }

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Text.Json;
 
 namespace Gateway.Core.Providers;
 
@@ -53,6 +54,75 @@ internal static class UpstreamHttp
         catch (Exception ex) when (IsTransport(ex, clientAborted))
         {
             return Failed(provider, ex, clientAborted);
+        }
+    }
+
+    /// <summary>
+    /// A list-models call ("test connection") within <paramref name="timeout"/>: the ids <paramref name="ids"/> finds in the
+    /// answer, or the failure: a refusal keeps the provider's status and its own message; a 2xx answer that is not a
+    /// model list (a wrong base URL serving something else) is a protocol failure.
+    /// </summary>
+    public static async Task<UpstreamResult<ModelListing>> ListModelsAsync(HttpClient client, HttpRequestMessage request, string provider,
+        Func<JsonElement, IEnumerable<string>?> ids, TimeSpan timeout, CancellationToken clientAborted)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
+        deadline.CancelAfter(timeout);
+        var sent = await SendAsync(client, request, provider, (status, body) => Refusal(provider, status, body), deadline.Token, clientAborted);
+        if (sent.Failure is { } failure) return failure;
+        using var response = sent.Value!;
+        var read = await ReadAsync(response, provider, deadline.Token, clientAborted);
+        if (read.Failure is { } broken) return broken;
+        try
+        {
+            using var doc = JsonDocument.Parse(read.Value!);
+            if (ids(doc.RootElement) is { } found) return new ModelListing([.. found]);
+        }
+        catch (JsonException)
+        {
+            // not JSON: not a model list either
+        }
+        var status = (int)response.StatusCode;
+        return new UpstreamFailure(UpstreamFailureKind.Protocol, provider, $"its answer ({status}) is not a model list; check the base URL", status);
+    }
+
+    /// <summary>The string <paramref name="field"/> of each object in the array <paramref name="array"/>; null when the answer has another shape.</summary>
+    public static IEnumerable<string>? Ids(JsonElement root, string array, string field) =>
+        root.ValueKind == JsonValueKind.Object && root.TryGetProperty(array, out var items) && items.ValueKind == JsonValueKind.Array
+            ? [.. items.EnumerateArray()
+                .Where(i => i.ValueKind == JsonValueKind.Object && i.TryGetProperty(field, out var id) && id.ValueKind == JsonValueKind.String)
+                .Select(i => i.GetProperty(field).GetString()!)]
+            : null;
+
+    // A refused call as the provider explained it: its status, and its own message when it sent one.
+    private static UpstreamFailure Refusal(string provider, int status, byte[] body)
+    {
+        var failure = UpstreamFailure.FromStatus(provider, status, body);
+        return ProviderMessage(body) is { } message ? failure with { Detail = message } : failure;
+    }
+
+    /// <summary>
+    /// The message of a provider's error body: <c>{"error":{"message"}}</c> (OpenAI, Anthropic, Gemini), <c>{"error":"…"}</c>
+    /// (Ollama, some proxies) or <c>{"message"}</c>; at most 500 characters. Null when the body says nothing readable.
+    /// </summary>
+    public static string? ProviderMessage(byte[] body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return null;
+            var error = root.TryGetProperty("error", out var e) ? e : root;
+            var message = error.ValueKind switch
+            {
+                JsonValueKind.String => error.GetString(),
+                JsonValueKind.Object when error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String => m.GetString(),
+                _ => null,
+            };
+            return string.IsNullOrWhiteSpace(message) ? null : message.Length > 500 ? message[..500] + "…" : message;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

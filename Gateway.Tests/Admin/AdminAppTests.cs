@@ -1,10 +1,14 @@
 extern alias admin;
 
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
 using admin::Gateway.Admin.Data;
+using Dapper;
 using Gateway.Tests.Fixtures;
 using Microsoft.Playwright;
+using Npgsql;
 
 namespace Gateway.Tests.Admin;
 
@@ -41,6 +45,150 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         do answer = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
         while (answer.StatusCode == HttpStatusCode.Unauthorized && Environment.TickCount64 < deadline);
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+    }
+
+    private static readonly LocatorGetByLabelOptions ExactLabel = new() { Exact = true };
+
+    /// <summary>Chat requests until the answer's <c>model</c> is <paramref name="expected"/> (the API instance learns of changes by NOTIFY).</summary>
+    private static async Task<string?> ServedModelAsync(HttpClient client, string alias, string expected)
+    {
+        string? served = null;
+        var deadline = Environment.TickCount64 + 3000;
+        do
+        {
+            var answer = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+            served = answer.IsSuccessStatusCode ? (await answer.Content.ReadFromJsonAsync<JsonObject>())!["model"]!.GetValue<string>() : $"HTTP {(int)answer.StatusCode}";
+            if (served == expected) return served;
+            await Task.Delay(50);
+        }
+        while (Environment.TickCount64 < deadline);
+        return served;
+    }
+
+    private async Task<List<string>> AuditActionsAsync(string actor, string entityId)
+    {
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        return (await db.QueryAsync<string>("SELECT action FROM audit_log WHERE actor = @actor AND entity_id = @entityId ORDER BY id",
+            new { actor, entityId })).AsList();
+    }
+
+    [Fact]
+    public async Task Admin_EditsARuleInTheRoutingPage_AndTheApiRoutesTheVirtualAliasAsTheRuleSays()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var virtualAlias = "cheap-" + Guid.NewGuid().ToString("N")[..8];
+        var rule = "to-mini-" + Guid.NewGuid().ToString("N")[..8];
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Routing" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Add rule" }).ClickAsync();
+        var dialog = page.GetByRole(AriaRole.Dialog);
+        await dialog.GetByLabel("Name", ExactLabel).FillAsync(rule);
+        await dialog.GetByLabel("Priority", ExactLabel).FillAsync("1");
+        await dialog.GetByLabel("Asked models", ExactLabel).FillAsync(virtualAlias);
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Add rule" }).ClickAsync();
+        await Assertions.Expect(dialog.GetByText("'targets' needs at least one model.")).ToBeVisibleAsync(); // the validator's words, inline
+        await dialog.GetByLabel("Target model 1", ExactLabel).FillAsync("mock");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Add rule" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = rule, Exact = true })).ToBeVisibleAsync();
+        using var client = env.Gateway.Client(key);
+        Assert.Equal("mock-1", await ServedModelAsync(client, virtualAlias, "mock-1"));
+
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Edit rule {rule}", Exact = true }).ClickAsync();
+        await dialog.GetByLabel("Target model 1", ExactLabel).FillAsync("mock-mini");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Assertions.Expect(dialog).ToHaveCountAsync(0);
+        Assert.Equal("mock-mini-1", await ServedModelAsync(client, virtualAlias, "mock-mini-1"));
+
+        await page.GetByLabel("Chat request (JSON)", new() { Exact = true }).FillAsync(
+            $$"""{"model":"{{virtualAlias}}","messages":[{"role":"user","content":"What would happen?"}]}""");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Test route" }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("route-test-rule")).ToHaveTextAsync(rule);
+        await Assertions.Expect(page.GetByTestId("route-test-candidates")).ToContainTextAsync("mock-mini-1");
+        await AdminBrowser.DismissNoticesAsync(page);
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "routing");
+        Assert.Equal(["route.create", "route.update"], await AuditActionsAsync(email, rule));
+    }
+
+    [Fact]
+    public async Task Admin_MovesDisablesAndDeletesRules_AndTheApiFollows()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (virtualAlias, first, second) = ("ordered-" + suffix, "first-" + suffix, "second-" + suffix);
+        using (var admin = env.Gateway.Admin())
+        {
+            foreach (var (name, priority, target) in new[] { (first, 7001, "mock"), (second, 7002, "mock-mini") })
+            {
+                (await admin.PutAsync($"/admin/routes/{name}",
+                    Json($$"""{"priority":{{priority}},"match":{"models":["{{virtualAlias}}"]},"targets":[{"model":"{{target}}"}]}"""))).EnsureSuccessStatusCode();
+            }
+        }
+        using var client = env.Gateway.Client(key);
+        Assert.Equal("mock-1", await ServedModelAsync(client, virtualAlias, "mock-1"));
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Routing" }).ClickAsync();
+
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Move {second} up", Exact = true }).ClickAsync();
+        Assert.Equal("mock-mini-1", await ServedModelAsync(client, virtualAlias, "mock-mini-1"));
+        await page.GetByRole(AriaRole.Switch, new() { Name = $"Enabled {second}", Exact = true }).UncheckAsync();
+        Assert.Equal("mock-1", await ServedModelAsync(client, virtualAlias, "mock-1"));
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete rule {first}", Exact = true }).ClickAsync();
+        await page.GetByRole(AriaRole.Dialog).GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = first, Exact = true })).ToHaveCountAsync(0);
+
+        Assert.Equal("HTTP 404", await ServedModelAsync(client, virtualAlias, "HTTP 404")); // no enabled rule left for the virtual alias
+        Assert.Equal(["route.update", "route.delete"], await AuditActionsAsync(email, first));
+        Assert.Equal(["route.update", "route.update"], await AuditActionsAsync(email, second));
+    }
+
+    [Fact]
+    public async Task Admin_AddsAProviderAndModel_TestsTheConnection_AndTheModelServes()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var variable = "GW_ADMIN_PAGE_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        Environment.SetEnvironmentVariable(variable, "sk-admin-page-secret");
+        var provider = "upstream-" + Guid.NewGuid().ToString("N")[..8];
+        var alias = provider + "/gpt-4o-mini";
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Providers & models" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Add provider" }).ClickAsync();
+        var dialog = page.GetByRole(AriaRole.Dialog);
+        await dialog.GetByLabel("Name", ExactLabel).FillAsync(provider);
+        await dialog.GetByLabel("Base URL", ExactLabel).FillAsync(env.Upstream.BaseUrl);
+        await dialog.GetByLabel("Secret reference", ExactLabel).FillAsync($"env:{variable}");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Add provider" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = provider, Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = $"env:{variable}", Exact = true })).ToBeVisibleAsync();
+
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Add a model to {provider}", Exact = true }).ClickAsync();
+        await dialog.GetByLabel("Alias", ExactLabel).FillAsync(alias);
+        await dialog.GetByLabel("Upstream model", ExactLabel).FillAsync("gpt-4o-mini");
+        await dialog.GetByLabel("Input price (USD / 1M tokens)", ExactLabel).FillAsync("0.15");
+        await dialog.GetByLabel("Output price (USD / 1M tokens)", ExactLabel).FillAsync("0.6");
+        await dialog.GetByLabel("Context window", ExactLabel).FillAsync("128000");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Add model" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = alias, Exact = true })).ToBeVisibleAsync();
+
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Test connection {provider}", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId($"connection-{provider}")).ToContainTextAsync("OK");
+        await AdminBrowser.DismissNoticesAsync(page);
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "providers");
+
+        Assert.Contains(env.Upstream.Requests, r => r.Path == "/v1/models" && r.Authorization == "Bearer sk-admin-page-secret");
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var client = env.Gateway.Client(key);
+        Assert.Equal("gpt-4o-mini-2024-07-18", await ServedModelAsync(client, alias, "gpt-4o-mini-2024-07-18"));
+        Assert.Equal(["provider.create"], await AuditActionsAsync(email, provider));
+        Assert.Equal(["model.create"], await AuditActionsAsync(email, alias));
     }
 
     [Fact]
@@ -169,5 +317,21 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
 
         await Assertions.Expect(dialog.GetByText("'Name' must not be empty.")).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByTestId("new-key")).ToHaveCountAsync(0);
+    }
+
+    [Theory]
+    [InlineData("/providers", "Providers & models", "Add provider")]
+    [InlineData("/routing", "Routing", "Add rule")]
+    public async Task FinanceUser_CannotOpenProvidersOrRouting(string path, string link, string button)
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+
+        await AdminBrowser.SignInAsync(page, email, password);
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = link })).ToHaveCountAsync(0);
+        await page.GotoAsync(path);
+
+        await Assertions.Expect(page.GetByTestId("not-authorized")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = button })).ToHaveCountAsync(0);
     }
 }

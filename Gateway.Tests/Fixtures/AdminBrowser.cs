@@ -49,6 +49,24 @@ public sealed class AdminBrowser : IAsyncLifetime
     public static Task WaitInteractiveAsync(IPage page) =>
         page.Locator("[data-testid=interactive]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
 
+    /// <summary>Closes the notices (snackbars) in the top corner, which would hide the page's buttons in a screenshot.</summary>
+    public static async Task DismissNoticesAsync(IPage page)
+    {
+        var close = page.Locator(".mud-snackbar button");
+        for (var i = await close.CountAsync() - 1; i >= 0; i--)
+        {
+            try
+            {
+                await close.Nth(i).ClickAsync(new() { Timeout = 2000 });
+            }
+            catch (TimeoutException)
+            {
+                // it closed on its own meanwhile
+            }
+        }
+        await Assertions.Expect(page.Locator(".mud-snackbar")).ToHaveCountAsync(0);
+    }
+
     public static Task ScreenshotAsync(IPage page, string name) =>
         page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotDir, name + ".png"), FullPage = true });
 

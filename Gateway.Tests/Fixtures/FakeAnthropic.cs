@@ -28,6 +28,40 @@ public sealed class FakeAnthropic : FakeServer
     protected override void Map(WebApplication app)
     {
         app.MapPost("/v1/messages", HandleAsync);
+        app.MapGet("/v1/models", ListModelsAsync);
+    }
+
+    /// <summary>GET /v1/models (https://docs.anthropic.com/en/api/models-list): newest first, one page.</summary>
+    private async Task ListModelsAsync(HttpContext http)
+    {
+        var version = http.Request.Headers["anthropic-version"].ToString();
+        var recorded = new RecordedRequest("", http.Request.Headers["x-api-key"].ToString())
+        {
+            Path = http.Request.Path, Headers = new() { ["anthropic-version"] = version },
+        };
+        Requests.Enqueue(recorded);
+        if (recorded.Authorization != ApiKey)
+        {
+            await ErrorAsync(http, 401, "authentication_error", "invalid x-api-key");
+            return;
+        }
+        if (string.IsNullOrEmpty(version))
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "anthropic-version: header is required");
+            return;
+        }
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync("""
+            {
+              "data": [
+                { "type": "model", "id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z" },
+                { "type": "model", "id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z" }
+              ],
+              "has_more": false,
+              "first_id": "claude-sonnet-4-5-20250929",
+              "last_id": "claude-haiku-4-5-20251001"
+            }
+            """);
     }
 
     private async Task HandleAsync(HttpContext http)

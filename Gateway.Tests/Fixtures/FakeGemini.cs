@@ -33,6 +33,42 @@ public sealed class FakeGemini : FakeServer
     protected override void Map(WebApplication app)
     {
         app.MapPost("/v1beta/models/{call}", HandleAsync);
+        app.MapGet("/v1beta/models", ListModelsAsync);
+    }
+
+    /// <summary>GET /v1beta/models (https://ai.google.dev/api/models#method:-models.list): one page, no nextPageToken.</summary>
+    private async Task ListModelsAsync(HttpContext http)
+    {
+        var recorded = new RecordedRequest("", http.Request.Headers["x-goog-api-key"].ToString()) { Path = http.Request.Path + http.Request.QueryString };
+        Requests.Enqueue(recorded);
+        if (string.IsNullOrEmpty(recorded.Authorization))
+        {
+            await ErrorAsync(http, 403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.");
+            return;
+        }
+        if (recorded.Authorization != ApiKey)
+        {
+            await ErrorAsync(http, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", """[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]""");
+            return;
+        }
+        http.Response.ContentType = "application/json; charset=UTF-8";
+        await http.Response.WriteAsync("""
+            {
+              "models": [
+                {
+                  "name": "models/gemini-2.5-flash", "version": "001", "displayName": "Gemini 2.5 Flash",
+                  "description": "Stable version of Gemini 2.5 Flash.", "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                  "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+                  "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2, "thinking": true
+                },
+                {
+                  "name": "models/gemini-embedding-001", "version": "001", "displayName": "Gemini Embedding 001",
+                  "description": "Obtain a distributed representation of a text.", "inputTokenLimit": 2048, "outputTokenLimit": 1,
+                  "supportedGenerationMethods": ["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"]
+                }
+              ]
+            }
+            """);
     }
 
     private async Task HandleAsync(HttpContext http, string call)

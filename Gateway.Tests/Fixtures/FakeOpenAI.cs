@@ -12,10 +12,14 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>no-done</c>; any other name answers normally.
+/// <c>drop-mid-stream</c>, <c>no-done</c>; any other name answers normally. <c>GET /v1/models</c> lists models
+/// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
+/// the key <see cref="RejectedKey"/> is refused everywhere as OpenAI refuses a wrong key (401 <c>invalid_api_key</c>).
 /// </summary>
 public sealed class FakeOpenAI : FakeServer
 {
+    public const string RejectedKey = "sk-fake-rejected-0123456789";
+
     public const string Answer = "Hello from the fake upstream.";
     public const int PromptTokens = 21;
     public const int CompletionTokens = 7;
@@ -27,6 +31,47 @@ public sealed class FakeOpenAI : FakeServer
     {
         app.MapPost("/v1/chat/completions", HandleAsync);
         app.MapPost("/v1/embeddings", EmbedAsync);
+        app.MapGet("/v1/models", ListModelsAsync);
+    }
+
+    private async Task ListModelsAsync(HttpContext http)
+    {
+        var authorization = http.Request.Headers.Authorization.ToString();
+        Requests.Enqueue(new RecordedRequest("", authorization) { Path = http.Request.Path });
+        if (!authorization.StartsWith("Bearer ", StringComparison.Ordinal))
+        {
+            await ErrorAsync(http, 401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys.", null);
+            return;
+        }
+        if (await RejectedAsync(http)) return;
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync("""
+            {
+              "object": "list",
+              "data": [
+                { "id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system" },
+                { "id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system" },
+                { "id": "text-embedding-3-small", "object": "model", "created": 1705948997, "owned_by": "system" }
+              ]
+            }
+            """);
+    }
+
+    /// <summary>OpenAI's answer to a wrong key: 401, the key shown masked.</summary>
+    private static async Task<bool> RejectedAsync(HttpContext http)
+    {
+        if (http.Request.Headers.Authorization.ToString() != "Bearer " + RejectedKey) return false;
+        await ErrorAsync(http, 401, $"Incorrect API key provided: {RejectedKey[..6]}{new string('*', 13)}{RejectedKey[^4..]}. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_api_key");
+        return true;
+    }
+
+    private static Task ErrorAsync(HttpContext http, int status, string message, string? code)
+    {
+        http.Response.StatusCode = status;
+        return http.Response.WriteAsJsonAsync(new JsonObject
+        {
+            ["error"] = new JsonObject { ["message"] = message, ["type"] = "invalid_request_error", ["param"] = null, ["code"] = code },
+        });
     }
 
     private async Task HandleAsync(HttpContext http)
@@ -36,6 +81,7 @@ public sealed class FakeOpenAI : FakeServer
         var recorded = new RecordedRequest(text, http.Request.Headers.Authorization.ToString());
         Requests.Enqueue(recorded);
         http.RequestAborted.Register(() => recorded.Aborted = true);
+        if (await RejectedAsync(http)) return;
 
         var body = JsonNode.Parse(text)!.AsObject();
         var model = body["model"]!.GetValue<string>();

@@ -6,10 +6,7 @@ using Gateway.Api.Errors;
 using Gateway.Core.Admin;
 using Gateway.Core.Audit;
 using Gateway.Core.Budgets;
-using Gateway.Core.Chat;
-using Gateway.Core.Keys;
 using Gateway.Core.Routing;
-using Gateway.Core.Validation;
 using Gateway.Core.Errors;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -122,32 +119,16 @@ internal static class AdminEndpoints
             await audit.RecordAsync(AuditLog.MasterKeyActor, "route.delete", "route", name, before, null, ct);
             return TypedResults.NoContent();
         });
-        admin.MapPost("/routes/test", (RouteTestRequest test, KeyCache keys, ChatGateway gateway) =>
+        admin.MapPost("/routes/test", (RouteTestRequest test, RouteTester tester) =>
         {
-            var key = test.KeyId is { } id ? keys.Find(id) : AnyKey;
-            if (key is null) return NotFound("key", test.KeyId.ToString()!);
-            var parsed = ChatRequestParser.Parse(System.Text.Encoding.UTF8.GetBytes(test.Request.GetRawText()));
-            if (parsed.Failure is { } invalid) return OpenAIResults.Error(invalid);
-            var headers = test.Headers ?? new Dictionary<string, string>();
-            var (decision, refused) = gateway.Route(key, parsed.Value!, name =>
-                headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value);
-            if (refused is not null) return OpenAIResults.Error(refused);
-            return TypedResults.Ok(new RouteTestResult(decision!.Rule,
-                [.. decision.Chain.Select(c => new RouteTestCandidate(c.Alias, c.Provider.Name, c.UpstreamModel))]));
+            var (result, failure) = tester.Test(System.Text.Encoding.UTF8.GetBytes(test.Request.GetRawText()), test.KeyId, test.Headers);
+            return failure is not null ? OpenAIResults.Error(failure) : TypedResults.Ok(result);
         });
         admin.MapReports();
         return admin;
     }
 
-    // For "what would happen" without a key: allowed every model, no tags.
-    private static readonly GatewayKey AnyKey = new(Guid.Empty, "route-test", "", new byte[32],
-        System.Collections.Frozen.FrozenSet<string>.Empty, null, null);
-
     private sealed record RouteTestRequest(System.Text.Json.JsonElement Request, Guid? KeyId = null, Dictionary<string, string>? Headers = null);
-
-    private sealed record RouteTestResult(string? Rule, IReadOnlyList<RouteTestCandidate> Candidates);
-
-    private sealed record RouteTestCandidate(string Alias, string Provider, string UpstreamModel);
 
     private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct)
     {

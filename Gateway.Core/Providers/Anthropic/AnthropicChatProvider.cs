@@ -62,14 +62,33 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
             return ex.ToFailure(provider.Name);
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, "messages"));
-        if (provider.Secret is { } secret) request.Headers.Add("x-api-key", secret);
-        request.Headers.Add("anthropic-version", provider.Settings.AnthropicVersion ?? AnthropicRequestMapper.DefaultVersion);
+        using var request = Request(HttpMethod.Post, provider, "messages");
         request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         var sent = await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
             (status, error) => UpstreamFailure.FromStatus(provider.Name, status, error), deadline, clientAborted);
         return sent.Failure is { } failure ? failure : new Sent(sent.Value!, jsonTool);
+    }
+
+    /// <summary>A request to <c>{base}/{path}</c> with the provider's <c>x-api-key</c> and <c>anthropic-version</c>.</summary>
+    private static HttpRequestMessage Request(HttpMethod method, Catalog.ProviderInfo provider, string path)
+    {
+        var request = new HttpRequestMessage(method, new Uri(provider.BaseUrl, path));
+        if (provider.Secret is { } secret) request.Headers.Add("x-api-key", secret);
+        request.Headers.Add("anthropic-version", provider.Settings.AnthropicVersion ?? AnthropicRequestMapper.DefaultVersion);
+        return request;
+    }
+
+    /// <summary>
+    /// <c>GET {base}/models</c>: <c>{"data":[{"type":"model","id",…}],"has_more",…}</c>
+    /// (https://docs.anthropic.com/en/api/models-list).
+    /// </summary>
+    public async Task<UpstreamResult<ModelListing>> ListModelsAsync(Catalog.ProviderInfo provider, TimeSpan timeout, CancellationToken ct)
+    {
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        using var request = Request(HttpMethod.Get, provider, "models");
+        return await UpstreamHttp.ListModelsAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
+            root => UpstreamHttp.Ids(root, "data", "id"), timeout, ct);
     }
 
     /// <summary>A Message → an OpenAI chat.completion (internal for the golden-file tests).</summary>

@@ -125,12 +125,31 @@ public sealed class GeminiChatProvider(IHttpClientFactory clients, IOptions<Upst
         CancellationToken deadline, CancellationToken clientAborted)
     {
         if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, $"models/{Uri.EscapeDataString(model)}:{method}"));
-        if (provider.Secret is { } secret) request.Headers.Add("x-goog-api-key", secret);
+        using var request = Request(HttpMethod.Post, provider, $"models/{Uri.EscapeDataString(model)}:{method}");
         request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
             (status, error) => Classify(provider.Name, status, error), deadline, clientAborted);
+    }
+
+    /// <summary>A request to <c>{base}/{path}</c> with the provider's key in <c>x-goog-api-key</c> (never in the URL, where logs would keep it).</summary>
+    private static HttpRequestMessage Request(HttpMethod method, Catalog.ProviderInfo provider, string path)
+    {
+        var request = new HttpRequestMessage(method, new Uri(provider.BaseUrl, path));
+        if (provider.Secret is { } secret) request.Headers.Add("x-goog-api-key", secret);
+        return request;
+    }
+
+    /// <summary>
+    /// <c>GET {base}/models</c>: <c>{"models":[{"name":"models/gemini-2.5-flash",…}],"nextPageToken"}</c>
+    /// (https://ai.google.dev/api/models#method:-models.list); ids without the <c>models/</c> prefix.
+    /// </summary>
+    public async Task<UpstreamResult<ModelListing>> ListModelsAsync(Catalog.ProviderInfo provider, TimeSpan timeout, CancellationToken ct)
+    {
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        using var request = Request(HttpMethod.Get, provider, "models");
+        return await UpstreamHttp.ListModelsAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
+            root => UpstreamHttp.Ids(root, "models", "name")?.Select(ModelName), timeout, ct);
     }
 
     // Gemini answers a bad API key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is the

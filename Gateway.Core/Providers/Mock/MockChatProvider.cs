@@ -58,6 +58,10 @@ public sealed class MockChatProvider(TokenCounter tokens, TimeProvider time) : I
     public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
         Task.FromResult<UpstreamResult<UpstreamStream>>(new MockStream(this, call));
 
+    /// <summary>Nothing to reach: the mock answers offline, whatever the base URL names.</summary>
+    public Task<UpstreamResult<ModelListing>> ListModelsAsync(Catalog.ProviderInfo provider, TimeSpan timeout, CancellationToken ct) =>
+        Task.FromResult<UpstreamResult<ModelListing>>(new ModelListing([]));
+
     /// <summary>The same prompt always gets the same answer.</summary>
     internal static string Answer(UpstreamCall call)
     {

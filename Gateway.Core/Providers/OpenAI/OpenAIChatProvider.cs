@@ -54,13 +54,29 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         CancellationToken deadline, CancellationToken clientAborted)
     {
         if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(provider.BaseUrl, path));
-        if (provider.Secret is { } secret)
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        using var request = Request(HttpMethod.Post, provider, path);
         request.Content = new ByteArrayContent(body());
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return await UpstreamHttp.SendAsync(clients.CreateClient(HttpClientName), request, provider.Name,
             (status, error) => UpstreamFailure.FromStatus(provider.Name, status, error), deadline, clientAborted);
+    }
+
+    /// <summary>A request to <c>{base}/{path}</c> with the provider's key as a bearer token.</summary>
+    private static HttpRequestMessage Request(HttpMethod method, ProviderInfo provider, string path)
+    {
+        var request = new HttpRequestMessage(method, new Uri(provider.BaseUrl, path));
+        if (provider.Secret is { } secret)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        return request;
+    }
+
+    /// <summary><c>GET {base}/models</c>: <c>{"object":"list","data":[{"id",…}]}</c> (https://platform.openai.com/docs/api-reference/models/list).</summary>
+    public async Task<UpstreamResult<ModelListing>> ListModelsAsync(ProviderInfo provider, TimeSpan timeout, CancellationToken ct)
+    {
+        if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
+        using var request = Request(HttpMethod.Get, provider, "models");
+        return await UpstreamHttp.ListModelsAsync(clients.CreateClient(HttpClientName), request, provider.Name,
+            root => UpstreamHttp.Ids(root, "data", "id"), timeout, ct);
     }
 
     /// <summary><c>POST {base}/embeddings</c>: the body passed on with the upstream model, the answer passed back.</summary>

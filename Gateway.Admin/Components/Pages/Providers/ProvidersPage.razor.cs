@@ -1,0 +1,96 @@
+using System.Globalization;
+using Gateway.Admin.Components.Pages.Providers.Components;
+using Gateway.Core.Admin;
+using Microsoft.AspNetCore.Components;
+using MudBlazor;
+
+namespace Gateway.Admin.Components.Pages.Providers;
+
+public partial class ProvidersPage
+{
+    [Inject] private CatalogStore Catalog { get; set; } = default!;
+    [Inject] private ConnectionTester Connections { get; set; } = default!;
+    [Inject] private IDialogService Dialogs { get; set; } = default!;
+    [Inject] private ISnackbar Snackbar { get; set; } = default!;
+
+    private IReadOnlyList<ProviderView> _providers = [];
+    private IReadOnlyList<ModelView> _models = [];
+    private bool _loading = true;
+    private readonly Dictionary<string, ConnectionCheck> _checks = [];
+    private readonly HashSet<string> _testing = [];
+
+    protected override async Task OnInitializedAsync() => await LoadAsync();
+
+    private async Task LoadAsync()
+    {
+        _providers = await Catalog.ListProvidersAsync(CancellationToken.None);
+        _models = await Catalog.ListModelsAsync(CancellationToken.None);
+        _loading = false;
+    }
+
+    private async Task TestAsync(string provider)
+    {
+        _testing.Add(provider);
+        _checks.Remove(provider);
+        try
+        {
+            // One real call with its own short timeout (ConnectionTester.Timeout); the page shows the answer, never the secret.
+            _checks[provider] = await Connections.TestAsync(provider, CancellationToken.None);
+        }
+        finally
+        {
+            _testing.Remove(provider);
+        }
+    }
+
+    private async Task AddProviderAsync()
+    {
+        var dialog = await Dialogs.ShowAsync<ProviderEditorDialog>("Add a provider", Wide);
+        if (await dialog.Result is not { Canceled: false, Data: ProviderView created }) return;
+        Snackbar.Add($"Added {created.Name}. Test its connection, then add its models.", Severity.Success);
+        await LoadAsync();
+    }
+
+    private async Task EditProviderAsync(ProviderView provider)
+    {
+        var parameters = new DialogParameters<ProviderEditorDialog> { { d => d.Existing, provider } };
+        var dialog = await Dialogs.ShowAsync<ProviderEditorDialog>($"Edit {provider.Name}", parameters, Wide);
+        if (await dialog.Result is not { Canceled: false }) return;
+        _checks.Remove(provider.Name);
+        Snackbar.Add($"Saved {provider.Name}; every gateway instance applies it within a second.", Severity.Success);
+        await LoadAsync();
+    }
+
+    private async Task AddModelAsync(string? provider)
+    {
+        var parameters = new DialogParameters<ModelEditorDialog>
+        {
+            { d => d.Provider, provider },
+            { d => d.Providers, [.. _providers.Select(p => p.Name)] },
+            { d => d.Aliases, _models.Select(m => m.Alias).ToHashSet(StringComparer.Ordinal) },
+        };
+        var dialog = await Dialogs.ShowAsync<ModelEditorDialog>(provider is null ? "Add a model" : $"Add a model to {provider}", parameters, Wide);
+        if (await dialog.Result is not { Canceled: false, Data: ModelView created }) return;
+        Snackbar.Add($"Added {created.Alias}; clients can use it within a second.", Severity.Success);
+        await LoadAsync();
+    }
+
+    private async Task EditModelAsync(ModelView model)
+    {
+        var parameters = new DialogParameters<ModelEditorDialog>
+        {
+            { d => d.Existing, model },
+            { d => d.Providers, [.. _providers.Select(p => p.Name)] },
+        };
+        var dialog = await Dialogs.ShowAsync<ModelEditorDialog>($"Edit {model.Alias}", parameters, Wide);
+        if (await dialog.Result is not { Canceled: false }) return;
+        Snackbar.Add($"Saved {model.Alias}; every gateway instance applies it within a second.", Severity.Success);
+        await LoadAsync();
+    }
+
+    private static string Usd(decimal amount) => amount.ToString("0.######", CultureInfo.InvariantCulture);
+
+    private static string Tokens(int? count) => count?.ToString("N0", CultureInfo.InvariantCulture) ?? "";
+
+    private static readonly DialogOptions Wide = new() { MaxWidth = MaxWidth.Medium, FullWidth = true, CloseOnEscapeKey = true };
+}
