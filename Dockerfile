@@ -16,6 +16,7 @@ RUN mkdir -p /data/keys && chown -R app:app /data
 USER app
 ENV ASPNETCORE_URLS=http://0.0.0.0:8080 \
     Gateway__DataProtectionKeysDirectory=/data/keys \
+    Gateway__Metering__JournalDirectory=/data/usage-journal \
     Gateway__SeedFile=/config/gateway.json
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=5s --retries=12 CMD ["dotnet", "Gateway.Api.dll", "healthcheck"]

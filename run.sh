@@ -74,6 +74,7 @@ fi
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
 export Gateway__SeedFile=${Gateway__SeedFile:-$ROOT/gateway.json}
 export Gateway__DataProtectionKeysDirectory=${Gateway__DataProtectionKeysDirectory:-$DATA/keys}
+export Gateway__Metering__JournalDirectory=${Gateway__Metering__JournalDirectory:-$DATA/usage-journal}
 export ASPNETCORE_URLS="http://127.0.0.1:$API_PORT"
 dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gateway.Api/bin/Release/net10.0" &
 API_PID=$!

@@ -13,6 +13,8 @@ var builder = WebApplication.CreateBuilder(args);
 builder.WebHost.UseStaticWebAssets();
 
 builder.Services.AddGatewayCore();
+// The admin app meters no requests: no usage journal (its directory belongs to an API instance).
+builder.Services.PostConfigure<Gateway.Core.Metering.MeteringOptions>(o => o.Journal = false);
 builder.Services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();

@@ -92,6 +92,7 @@ public static class GatewayCoreServiceCollectionExtensions
 
         services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<UsageJournal>();
         services.AddSingleton<UsageChannel>();
         services.AddSingleton<UsageWriter>();
 
@@ -100,6 +101,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<GatewayStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<GatewayStartup>());
         services.AddHostedService<ChangeListener>();
+        // The journal starts before the writer (which replays its files) and stops after the writer's final flush.
+        services.AddHostedService(sp => sp.GetRequiredService<UsageJournal>());
         services.AddHostedService(sp => sp.GetRequiredService<UsageWriter>());
         return services;
     }

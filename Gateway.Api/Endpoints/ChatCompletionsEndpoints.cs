@@ -76,6 +76,7 @@ internal static class ChatCompletionsEndpoints
                 context.Meter.Routed(decision.First);
                 context.Meter.Rule(decision.Rule);
                 context.Meter.CacheHit(cached.Usage, cached.ServedModel);
+                context.Finishing();
                 WriteRouteHeaders(context.Http, cached.Provider, cached.ServedModel ?? decision.First.UpstreamModel);
                 if (request.IsStreaming)
                 {
@@ -198,7 +199,7 @@ internal static class ChatCompletionsEndpoints
                     await output.FlushAsync(ct);
                 }
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
-                context.SettleBudget();
+                context.Finishing();
                 output.Write("data: [DONE]\n\n"u8);
                 await output.FlushAsync(ct);
                 return !spliced && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
@@ -252,6 +253,7 @@ internal static class ChatCompletionsEndpoints
                 {
                     // Nothing reached the client yet: it still gets a real status code.
                     meter.Failed(error, stream.Text.ToString(), stream.Usage);
+                    context.Finishing();
                     http.Response.Headers.CacheControl = default;
                     await OpenAIResults.WriteAsync(http, error);
                     return null;
@@ -260,7 +262,7 @@ internal static class ChatCompletionsEndpoints
                 break;
             }
         }
-        context.SettleBudget();
+        context.Finishing();
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
         return null;

@@ -17,6 +17,7 @@ internal static class HealthEndpoints
         services.AddHealthChecks()
             .AddCheck<StartupCheck>("startup", tags: [Ready])
             .AddCheck<DatabaseCheck>("database", tags: [Ready])
+            .AddCheck<MeteringCheck>("metering", tags: [Ready])
             .AddCheck<UpstreamsCheck>("upstreams", tags: [Upstreams]);
         return services;
     }
@@ -82,9 +83,21 @@ internal static class HealthEndpoints
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException || ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
-                // Degraded, not down: known keys are cached and usage records wait in memory.
+                // Degraded, not down: known keys are cached and usage records wait in the journal.
                 return HealthCheckResult.Degraded("unreachable");
             }
+        }
+    }
+
+    /// <summary>Degraded while usage records wait in the journal for PostgreSQL (files to replay), with the spool's size.</summary>
+    private sealed class MeteringCheck(Gateway.Core.Metering.UsageJournal journal) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var data = new Dictionary<string, object> { ["journal_bytes"] = journal.Bytes, ["files_to_replay"] = journal.SegmentsToReplay };
+            return Task.FromResult(journal.SegmentsToReplay > 0
+                ? HealthCheckResult.Degraded("usage records spooled in the journal, waiting for the database", data: data)
+                : HealthCheckResult.Healthy(journal.Enabled ? "journal on" : "journal off", data));
         }
     }
 }

@@ -38,6 +38,16 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     }
 
     /// <summary>
+    /// The answer is decided and its last bytes are about to go out: settle the budget and journal the usage record, so
+    /// neither a crash nor a database outage after this point can lose what the client is being given.
+    /// </summary>
+    public void Finishing()
+    {
+        SettleBudget();
+        Meter.Checkpoint();
+    }
+
+    /// <summary>
     /// Applies the key's per-minute request and token limits (OpenAI's x-ratelimit-* headers on the
     /// answer); false when the request was refused with 429 and Retry-After.
     /// </summary>
@@ -67,6 +77,7 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public Task FailAsync(GatewayError error)
     {
         Meter.Failed(error);
+        Finishing();
         return OpenAIResults.WriteAsync(Http, error);
     }
 
@@ -77,7 +88,7 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
     {
         Meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text, completion.UsageEstimated);
-        SettleBudget();
+        Finishing();
         ChatCompletionsEndpoints.WriteRouteHeaders(Http, provider, completion.ServedModel ?? model);
         Http.Response.ContentType = "application/json";
         Http.Response.ContentLength = completion.Body.Length;

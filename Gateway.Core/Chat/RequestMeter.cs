@@ -189,6 +189,14 @@ public sealed class RequestMeter
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
 
+    /// <summary>Journals the record as it stands (call before the answer's last bytes go out; publishing later queues it).</summary>
+    public void Checkpoint()
+    {
+        if (_published) return;
+        _record.LatencyMs = ElapsedMs();
+        _usage.Checkpoint(_record);
+    }
+
     /// <summary>Queues the record; only the first call counts.</summary>
     public ValueTask PublishAsync()
     {

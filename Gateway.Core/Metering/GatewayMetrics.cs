@@ -14,7 +14,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _requests;
     private readonly Histogram<long> _tokens;
 
-    public GatewayMetrics(IMeterFactory meters, ProviderHealth health)
+    public GatewayMetrics(IMeterFactory meters, ProviderHealth health, UsageJournal journal)
     {
         var meter = meters.Create(MeterName);
         _requests = meter.CreateCounter<long>("gateway.requests", "{request}", "Requests metered, by provider, served model and status");
@@ -28,6 +28,10 @@ public sealed class GatewayMetrics
                 new KeyValuePair<string, object?>("model", slash < 0 ? "*" : s.Key[(slash + 1)..]));
         }),
             "{state}", "Per provider on this instance: 0 closed, 1 open or half-open, 2 cooling down after Retry-After");
+        meter.CreateObservableGauge("gateway.metering.journal_size", () => journal.Bytes, "By",
+            "Bytes of usage records in the local journal (records not yet in PostgreSQL, and the current file)");
+        meter.CreateObservableGauge("gateway.metering.journal_files_to_replay", () => journal.SegmentsToReplay, "{file}",
+            "Journal files waiting to be replayed into PostgreSQL (a database outage, or an earlier run's leftovers)");
     }
 
     public void Record(UsageRecord record)

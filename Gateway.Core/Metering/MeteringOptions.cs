@@ -7,7 +7,10 @@ public sealed class MeteringOptions
 {
     public const string SectionName = "Gateway:Metering";
 
-    /// <summary>Records held in memory before requests wait for the writer (back-pressure, never a drop).</summary>
+    /// <summary>
+    /// Records held in memory for the writer. When it is full (a long database outage) records live only in the journal and
+    /// are replayed from it; with the journal off, requests wait instead (back-pressure, never a drop).
+    /// </summary>
     [Range(1_000, 10_000_000)]
     public int ChannelCapacity { get; set; } = 200_000;
 
@@ -18,4 +21,18 @@ public sealed class MeteringOptions
     /// <summary>On shutdown, the most time spent writing what is still queued (after the web server stopped).</summary>
     [Range(1, 3600)]
     public int FlushTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Append every record to a local journal before its response ends (no loss on a crash or a database outage).</summary>
+    public bool Journal { get; set; } = true;
+
+    /// <summary>Where the journal's files live (relative paths: under the content root). Keep it on a persistent disk.</summary>
+    public string JournalDirectory { get; set; } = "data/usage-journal";
+
+    /// <summary>How often appended records are fsync'd: what a power cut (not a process crash) can lose at most.</summary>
+    [Range(1, 10_000)]
+    public int JournalFsyncMilliseconds { get; set; } = 100;
+
+    /// <summary>How long one journal file takes appends; written files are removed, so this bounds the disk a healthy gateway uses.</summary>
+    [Range(1, 3600)]
+    public int JournalSegmentSeconds { get; set; } = 10;
 }

@@ -5,7 +5,8 @@ using Microsoft.Extensions.Options;
 namespace Gateway.Core.Metering;
 
 /// <summary>The hot path's only contact with metering: an in-memory queue the <see cref="UsageWriter"/> drains.</summary>
-public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger, GatewayMetrics? metrics = null)
+public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger, GatewayMetrics? metrics = null,
+    UsageJournal? journal = null)
 {
     private readonly Channel<UsageRecord> _channel = Channel.CreateBounded<UsageRecord>(
         new BoundedChannelOptions(options.Value.ChannelCapacity)
@@ -16,11 +17,26 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
 
     internal ChannelReader<UsageRecord> Reader => _channel.Reader;
 
-    /// <summary>Queues a record; waits only when the writer is far behind (back-pressure instead of loss).</summary>
+    internal UsageJournal? Journal => journal is { Enabled: true } ? journal : null;
+
+    /// <summary>Appends the record as it is now to the local journal (before the response's last bytes go out).</summary>
+    public void Checkpoint(UsageRecord record) => Journal?.Append(record);
+
+    /// <summary>
+    /// Queues a record (journaled first, unless it was already). When the queue is full (the database is away for long),
+    /// the record stays only in the journal and is replayed from there; without a journal, this waits (back-pressure).
+    /// </summary>
     public async ValueTask PublishAsync(UsageRecord record)
     {
         metrics?.Record(record);
+        var spool = Journal;
+        if (record.Segment is null) spool?.Append(record);
         if (_channel.Writer.TryWrite(record)) return;
+        if (spool is not null && record.Segment is not null)
+        {
+            UsageJournal.Dropped(record);
+            return;
+        }
         try
         {
             // A record is money: never cancelled, even when the client is gone.

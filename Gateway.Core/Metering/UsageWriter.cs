@@ -16,6 +16,7 @@ namespace Gateway.Core.Metering;
 /// </summary>
 public sealed partial class UsageWriter(
     UsageChannel channel, NpgsqlDataSource db, IOptions<MeteringOptions> options, TimeProvider time, ILogger<UsageWriter> logger)
+    
     : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _abort = new();
@@ -59,20 +60,62 @@ public sealed partial class UsageWriter(
     private async Task RunAsync(CancellationToken ct)
     {
         var batch = new List<UsageRecord>(options.Value.BatchSize);
+        var journal = channel.Journal;
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                if (!await channel.Reader.WaitToReadAsync(ct)) return; // completed and drained
+                bool open;
+                using (var wake = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                {
+                    // Wakes at least every second, to replay journal files (an earlier run's, or records the queue had no room for).
+                    wake.CancelAfter(TimeSpan.FromSeconds(1));
+                    try
+                    {
+                        open = await channel.Reader.WaitToReadAsync(wake.Token);
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    {
+                        open = true;
+                    }
+                }
                 while (batch.Count < options.Value.BatchSize && channel.Reader.TryRead(out var record))
                     batch.Add(record);
-                await WriteWithRetryAsync(batch, ct);
-                batch.Clear();
+                if (batch.Count > 0)
+                {
+                    await WriteWithRetryAsync(batch, ct);
+                    if (journal is not null) foreach (var record in batch) journal.Written(record);
+                    batch.Clear();
+                }
+                if (journal is not null) await ReplayAsync(journal, ct);
+                if (!open) return; // completed and drained
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                return; // flush time ran out; StopAsync logged what was left
+                return; // flush time ran out; StopAsync logged what was left (the journal keeps it for the next start)
             }
+        }
+    }
+
+    /// <summary>Writes journal files that may hold records PostgreSQL lacks (idempotent on request id), then removes them.</summary>
+    private async Task ReplayAsync(UsageJournal journal, CancellationToken ct)
+    {
+        foreach (var segment in journal.ToReplay())
+        {
+            var replayed = 0;
+            var batch = new List<UsageRecord>(options.Value.BatchSize);
+            foreach (var record in journal.Read(segment))
+            {
+                batch.Add(record);
+                if (batch.Count < options.Value.BatchSize) continue;
+                await WriteWithRetryAsync(batch, ct);
+                replayed += batch.Count;
+                batch.Clear();
+            }
+            if (batch.Count > 0) await WriteWithRetryAsync(batch, ct);
+            replayed += batch.Count;
+            journal.Replayed(segment);
+            Log.Replayed(logger, segment.Path, replayed);
         }
     }
 
@@ -260,6 +303,9 @@ public sealed partial class UsageWriter(
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 1307, Level = LogLevel.Information, Message = "Replayed usage journal {Path}: {Records} records (already stored ones skipped)")]
+        public static partial void Replayed(ILogger logger, string path, int records);
+
         [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Writing {Count} usage records failed ({Error}); retrying in {DelayMs} ms")]
         public static partial void BatchFailed(ILogger logger, int count, double delayMs, string error);
 

@@ -39,6 +39,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         builder.UseSetting("Gateway:MasterKey", MasterKey);
         builder.UseSetting("Gateway:SeedFile", "");
         builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
+        builder.UseSetting("Gateway:Metering:JournalDirectory", Path.Combine(_keysDir, "journal"));
         builder.UseSetting("Gateway:Upstream:TimeoutSeconds", "3");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);

@@ -20,12 +20,22 @@ public sealed class PostgresFixture : IAsyncLifetime
     private string? _serverConnectionString;
     private string _database = "";
 
+    private readonly bool _ownCluster;
+    private string? _serverOptions;
+
+    /// <param name="ownCluster">A private cluster from the local binaries, whatever else is available: for tests that stop and start the server.</param>
+    public PostgresFixture(bool ownCluster = false) => _ownCluster = ownCluster;
+
     public string ConnectionString { get; private set; } = "";
 
     public async ValueTask InitializeAsync()
     {
-        _serverConnectionString = Environment.GetEnvironmentVariable("ConnectionStrings__Gateway");
-        if (string.IsNullOrEmpty(_serverConnectionString))
+        _serverConnectionString = _ownCluster ? null : Environment.GetEnvironmentVariable("ConnectionStrings__Gateway");
+        if (_ownCluster)
+        {
+            _serverConnectionString = await StartLocalClusterAsync();
+        }
+        else if (string.IsNullOrEmpty(_serverConnectionString))
         {
             if (TestcontainersSettings.OS.DockerEndpointAuthConfig is not null)
             {
@@ -78,11 +88,16 @@ public sealed class PostgresFixture : IAsyncLifetime
         if (IsRoot) await RunAsync("chown", "postgres:postgres", _clusterDir);
         var port = FreePort();
         await RunPgAsync("initdb", "-D", $"{_clusterDir}/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync");
-        await RunPgAsync("pg_ctl", "-D", $"{_clusterDir}/data", "-l", $"{_clusterDir}/server.log", "-w", "-t", "30", "-o",
-            $"-p {port} -k {_clusterDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            "start");
+        _serverOptions = $"-p {port} -k {_clusterDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300";
+        await StartServerAsync();
         return $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres";
     }
+
+    /// <summary>Kills the server the way a crash would (immediate shutdown); only for an own cluster.</summary>
+    public Task StopServerAsync() => RunPgAsync("pg_ctl", "-D", $"{_clusterDir}/data", "-m", "immediate", "-w", "stop");
+
+    public Task StartServerAsync() =>
+        RunPgAsync("pg_ctl", "-D", $"{_clusterDir}/data", "-l", $"{_clusterDir}/server.log", "-w", "-t", "30", "-o", _serverOptions!, "start");
 
     public async ValueTask DisposeAsync()
     {
@@ -90,7 +105,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         if (_container is not null) await _container.DisposeAsync();
         if (_clusterDir is not null)
         {
-            await RunPgAsync("pg_ctl", "-D", $"{_clusterDir}/data", "-m", "immediate", "-w", "stop");
+            if (File.Exists(Path.Combine(_clusterDir, "data", "postmaster.pid"))) await StopServerAsync();
             Directory.Delete(_clusterDir, recursive: true);
         }
         else if (_serverConnectionString is not null && _container is null)

@@ -1,0 +1,302 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
+
+namespace Gateway.Core.Metering;
+
+/// <summary>One file of the journal: records appended while it was current, and how many are not in PostgreSQL yet.</summary>
+public sealed class JournalSegment
+{
+    internal JournalSegment(string path, SafeFileHandle? handle)
+    {
+        Path = path;
+        Handle = handle;
+    }
+
+    public string Path { get; }
+    internal SafeFileHandle? Handle { get; set; }
+    internal long Length;
+    internal int Pending;
+    /// <summary>No more appends; its file goes once every record is written (or it was replayed).</summary>
+    internal volatile bool Closed;
+    /// <summary>Some record of it is not held in memory any more (the queue was full, or it was left by an earlier process): replay the file.</summary>
+    internal volatile bool NeedsReplay;
+    internal bool Dirty;
+}
+
+/// <summary>
+/// The local usage journal: every usage record is appended (a write to the page cache) before its response's last
+/// bytes go out, so a crash or <c>kill -9</c> loses no record, and a database outage of any length the disk can
+/// hold loses none either. Files are fsync'd in groups (<see cref="MeteringOptions.JournalFsyncMilliseconds"/>),
+/// which bounds what a power cut can lose. A file is removed once every record in it is in PostgreSQL; files
+/// left by an earlier process, and files with records the in-memory queue had no room for, are replayed by the
+/// usage writer (idempotent on request id).
+/// </summary>
+public sealed partial class UsageJournal : IHostedService, IDisposable
+{
+    private readonly MeteringOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<UsageJournal> _logger;
+    private readonly string _directory;
+    private readonly Lock _lock = new();
+    private readonly List<JournalSegment> _segments = [];
+    private readonly CancellationTokenSource _stop = new();
+    private JournalSegment? _current;
+    private long _currentOpenedAt;
+    private long _sequence;
+    private Task _loop = Task.CompletedTask;
+    private FileStream? _directoryLock;
+
+    public UsageJournal(IOptions<MeteringOptions> options, IHostEnvironment environment, TimeProvider time, ILogger<UsageJournal> logger)
+    {
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        var dir = _options.JournalDirectory;
+        _directory = System.IO.Path.IsPathRooted(dir) ? dir : System.IO.Path.Combine(environment.ContentRootPath, dir);
+    }
+
+    public bool Enabled => _options.Journal;
+
+    /// <summary>Bytes in journal files (the spool), for metrics and readiness.</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock) return _segments.Sum(s => Interlocked.Read(ref s.Length));
+        }
+    }
+
+    /// <summary>Files waiting to be replayed into PostgreSQL.</summary>
+    public int SegmentsToReplay
+    {
+        get
+        {
+            lock (_lock) return _segments.Count(s => s.Closed && s.NeedsReplay);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!Enabled) return Task.CompletedTask;
+        Directory.CreateDirectory(_directory);
+        try
+        {
+            // One instance per directory: another one's live files are not "left by an earlier run".
+            _directoryLock = new FileStream(System.IO.Path.Combine(_directory, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex)
+        {
+            throw new InvalidOperationException(
+                $"Another gateway instance uses the usage journal in {_directory}; give each instance its own Gateway:Metering:JournalDirectory.", ex);
+        }
+        lock (_lock)
+        {
+            // Left by an earlier process (a crash, a kill, an outage it did not outlive): replay them all.
+            foreach (var file in Directory.GetFiles(_directory, "usage-*.jsonl").Order(StringComparer.Ordinal))
+            {
+                var left = new JournalSegment(file, null) { Closed = true, NeedsReplay = true, Length = new FileInfo(file).Length };
+                _segments.Add(left);
+                Log.Found(_logger, file, left.Length);
+            }
+            OpenSegment();
+        }
+        _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Appends a record (its state now) to the current file. Cheap: one write to the page cache, no fsync.</summary>
+    public void Append(UsageRecord record)
+    {
+        if (!Enabled) return;
+        var line = JsonSerializer.SerializeToUtf8Bytes(record, UsageJournalJson.Default.UsageRecord);
+        lock (_lock)
+        {
+            var segment = _current;
+            if (segment?.Handle is null) return; // stopped: the record still goes to the queue
+            var bytes = new byte[line.Length + 1];
+            line.CopyTo(bytes, 0);
+            bytes[^1] = (byte)'\n';
+            RandomAccess.Write(segment.Handle, bytes, segment.Length);
+            segment.Length += bytes.Length;
+            segment.Dirty = true;
+            if (record.Segment is null)
+            {
+                segment.Pending++;
+                record.Segment = segment;
+            }
+        }
+    }
+
+    /// <summary>The record is in PostgreSQL.</summary>
+    public void Written(UsageRecord record)
+    {
+        if (record.Segment is not { } segment) return;
+        record.Segment = null;
+        if (Interlocked.Decrement(ref segment.Pending) == 0 && segment.Closed && !segment.NeedsReplay) Remove(segment);
+    }
+
+    /// <summary>The record is not held in memory (the queue is full): its file must be replayed.</summary>
+    public static void Dropped(UsageRecord record)
+    {
+        if (record.Segment is { } segment) segment.NeedsReplay = true;
+    }
+
+    /// <summary>Closed files that hold records PostgreSQL may not have, oldest first.</summary>
+    internal IReadOnlyList<JournalSegment> ToReplay()
+    {
+        lock (_lock) return [.. _segments.Where(s => s.Closed && s.NeedsReplay)];
+    }
+
+    /// <summary>Reads a file's records; a torn last line (a crash mid-write) is skipped.</summary>
+    internal IEnumerable<UsageRecord> Read(JournalSegment segment)
+    {
+        foreach (var line in File.ReadLines(segment.Path))
+        {
+            if (line.Length == 0) continue;
+            UsageRecord? record;
+            try
+            {
+                record = JsonSerializer.Deserialize(line, UsageJournalJson.Default.UsageRecord);
+            }
+            catch (JsonException)
+            {
+                Log.TornLine(_logger, segment.Path);
+                continue;
+            }
+            if (record is not null) yield return record;
+        }
+    }
+
+    /// <summary>A replayed file is in PostgreSQL: remove it.</summary>
+    internal void Replayed(JournalSegment segment) => Remove(segment);
+
+    private void Remove(JournalSegment segment)
+    {
+        lock (_lock)
+        {
+            if (!_segments.Remove(segment)) return;
+        }
+        try
+        {
+            File.Delete(segment.Path);
+        }
+        catch (IOException ex)
+        {
+            Log.RemoveFailed(_logger, segment.Path, ex.Message);
+        }
+    }
+
+    private void OpenSegment()
+    {
+        var path = System.IO.Path.Combine(_directory, $"usage-{_time.GetUtcNow():yyyyMMddHHmmssfff}-{Environment.ProcessId}-{++_sequence:D6}.jsonl");
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+        _current = new JournalSegment(path, handle);
+        _segments.Add(_current);
+        _currentOpenedAt = _time.GetTimestamp();
+    }
+
+    // Group fsync every JournalFsyncMilliseconds; a new file every JournalSegmentSeconds, so written files can go.
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var every = TimeSpan.FromMilliseconds(_options.JournalFsyncMilliseconds);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(every, _time, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            JournalSegment? closed = null;
+            SafeFileHandle? toSync;
+            lock (_lock)
+            {
+                toSync = _current is { Dirty: true } current ? current.Handle : null;
+                if (_current is not null) _current.Dirty = false;
+                if (_time.GetElapsedTime(_currentOpenedAt) >= TimeSpan.FromSeconds(_options.JournalSegmentSeconds))
+                {
+                    closed = _current;
+                    OpenSegment();
+                }
+            }
+            try
+            {
+                if (toSync is not null) RandomAccess.FlushToDisk(toSync);
+                if (closed is not null) Close(closed);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                Log.SyncFailed(_logger, ex.Message);
+            }
+        }
+    }
+
+    private void Close(JournalSegment segment)
+    {
+        if (segment.Handle is { } handle)
+        {
+            RandomAccess.FlushToDisk(handle);
+            handle.Dispose();
+            segment.Handle = null;
+        }
+        segment.Closed = true;
+        if (Volatile.Read(ref segment.Pending) == 0 && !segment.NeedsReplay) Remove(segment);
+    }
+
+    /// <summary>
+    /// After the usage writer's final flush: the current file is synced and closed, and removed if everything in it was
+    /// written; otherwise it stays for the next start to replay.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (!Enabled) return;
+        await _stop.CancelAsync();
+        await _loop;
+        JournalSegment? last;
+        lock (_lock)
+        {
+            last = _current;
+            _current = null;
+        }
+        if (last is not null)
+        {
+            last.NeedsReplay |= Volatile.Read(ref last.Pending) > 0;
+            Close(last);
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Dispose();
+        _directoryLock?.Dispose();
+        lock (_lock)
+        {
+            foreach (var segment in _segments) segment.Handle?.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1320, Level = LogLevel.Warning, Message = "Usage journal {Path} ({Bytes} bytes) was left by an earlier run; replaying it")]
+        public static partial void Found(ILogger logger, string path, long bytes);
+
+        [LoggerMessage(EventId = 1321, Level = LogLevel.Warning, Message = "Usage journal {Path} ends in a torn line (a crash mid-write); skipped it")]
+        public static partial void TornLine(ILogger logger, string path);
+
+        [LoggerMessage(EventId = 1322, Level = LogLevel.Warning, Message = "Usage journal {Path} could not be removed: {Error}")]
+        public static partial void RemoveFailed(ILogger logger, string path, string error);
+
+        [LoggerMessage(EventId = 1323, Level = LogLevel.Error, Message = "Usage journal sync failed: {Error}")]
+        public static partial void SyncFailed(ILogger logger, string error);
+    }
+}
+
+[JsonSerializable(typeof(UsageRecord))]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+internal sealed partial class UsageJournalJson : JsonSerializerContext;

@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Npgsql;
+
+namespace Gateway.Tests.Metering;
+
+/// <summary>The gateway as its own process, killed with SIGKILL under load: the next start replays its journal.</summary>
+public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "gw-crash-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly List<Process> _started = [];
+
+    private async Task<(Process Process, Uri Url)> StartGatewayAsync()
+    {
+        var port = PostgresFixture.FreePort();
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.Api.dll"));
+        start.Environment["ConnectionStrings__Gateway"] = env.Postgres.ConnectionString;
+        start.Environment["Gateway__MasterKey"] = GatewayHost.MasterKey;
+        start.Environment["Gateway__SeedFile"] = "";
+        start.Environment["Gateway__DataProtectionKeysDirectory"] = Path.Combine(_dir, "keys");
+        start.Environment["Gateway__Metering__JournalDirectory"] = Path.Combine(_dir, "journal");
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        var process = Process.Start(start)!;
+        _started.Add(process);
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var url = new Uri($"http://127.0.0.1:{port}");
+        using var probe = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = Environment.TickCount64 + 60_000;
+        while (true)
+        {
+            try
+            {
+                if ((await probe.GetAsync("/health/ready")).IsSuccessStatusCode) return (process, url);
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            Assert.False(process.HasExited, "the gateway process exited");
+            Assert.True(Environment.TickCount64 < deadline, "the gateway did not become ready");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task GatewayKilledUnderLoad_NextStartReplaysItsJournal_EveryAnsweredRequestHasExactlyOneRow()
+    {
+        var (first, url) = await StartGatewayAsync();
+        using var admin = new HttpClient { BaseAddress = url };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", GatewayHost.MasterKey);
+        var created = (await (await admin.PostAsJsonAsync("/admin/keys", new JsonObject { ["name"] = "crash" })).Content.ReadFromJsonAsync<JsonObject>())!;
+        var keyId = created["id"]!.GetValue<Guid>();
+        using var client = new HttpClient { BaseAddress = url };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        var answered = new ConcurrentBag<Guid>();
+        var killed = 0;
+
+        var load = Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            for (var i = 0; Volatile.Read(ref killed) == 0; i++)
+            {
+                try
+                {
+                    using var response = await client.PostAsync("/v1/chat/completions", new StringContent(
+                        $$"""{"model":"mock","messages":[{"role":"user","content":"w{{worker}} q{{i}}"}]}""", Encoding.UTF8, "application/json"));
+                    var body = await response.Content.ReadAsStringAsync(); // the whole answer reached the client
+                    if (response.StatusCode == HttpStatusCode.OK && body.EndsWith('}'))
+                        answered.Add(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+                }
+                catch (HttpRequestException)
+                {
+                    // cut by the kill: not answered
+                }
+            }
+        }));
+        await Task.Delay(1500);
+        first.Kill(); // SIGKILL: no shutdown, no final flush
+        Volatile.Write(ref killed, 1);
+        await first.WaitForExitAsync();
+        await load;
+        Assert.NotEmpty(answered);
+
+        var (second, _) = await StartGatewayAsync();
+        var rows = new List<Guid>();
+        var deadline = Environment.TickCount64 + 30_000;
+        while (Environment.TickCount64 < deadline)
+        {
+            await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+            rows = (await db.QueryAsync<Guid>("SELECT request_id FROM usage_events WHERE key_id = @keyId", new { keyId })).AsList();
+            if (answered.All(rows.Contains)) break;
+            await Task.Delay(200);
+        }
+
+        Assert.All(answered, id => Assert.Contains(id, rows));
+        Assert.Equal(rows.Count, rows.Distinct().Count());
+        second.Kill();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _started)
+        {
+            if (!process.HasExited) process.Kill();
+            await process.WaitForExitAsync();
+            process.Dispose();
+        }
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+}
