@@ -54,11 +54,13 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
     public async Task<decimal> EndUserSpentAsync(Guid key, string user, DateOnly day)
     {
         if (_users.TryGetValue((key, user, day), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await using var connection = await db.OpenConnectionAsync(timeout.Token);
-        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
-            "SELECT sum(cost_usd) FROM usage_events WHERE key_id = @key AND end_user = @user AND occurred_at >= @start AND occurred_at < @end",
-            new { key, user, start = calendar.StartOf(day), end = calendar.StartOf(day.AddDays(1)) }, cancellationToken: timeout.Token)) ?? 0;
+        var spent = await ReadOrKnownAsync(known.Spent, async token =>
+        {
+            await using var connection = await db.OpenConnectionAsync(token);
+            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+                "SELECT sum(cost_usd) FROM usage_events WHERE key_id = @key AND end_user = @user AND occurred_at >= @start AND occurred_at < @end",
+                new { key, user, start = calendar.StartOf(day), end = calendar.StartOf(day.AddDays(1)) }, cancellationToken: token)) ?? 0;
+        });
         if (_users.Count > 100_000) _users.Clear(); // a bound on memory; entries are only a 2-second cache
         _users[(key, user, day)] = (spent, time.GetTimestamp());
         return spent;
@@ -72,13 +74,15 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
     {
         var month = day.Year * 100 + day.Month;
         if (_months.TryGetValue((key, month), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await using var connection = await db.OpenConnectionAsync(timeout.Token);
         var first = new DateOnly(day.Year, day.Month, 1);
-        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
-            "SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @key AND day >= @first::date AND day < @next::date",
-            new { key, first = first.ToDateTime(TimeOnly.MinValue), next = first.AddMonths(1).ToDateTime(TimeOnly.MinValue) },
-            cancellationToken: timeout.Token)) ?? 0;
+        var spent = await ReadOrKnownAsync(known.Spent, async token =>
+        {
+            await using var connection = await db.OpenConnectionAsync(token);
+            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+                "SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @key AND day >= @first::date AND day < @next::date",
+                new { key, first = first.ToDateTime(TimeOnly.MinValue), next = first.AddMonths(1).ToDateTime(TimeOnly.MinValue) },
+                cancellationToken: token)) ?? 0;
+        });
         _months[(key, month)] = (spent, time.GetTimestamp());
         return spent;
     }
@@ -102,7 +106,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             {
                 if (time.GetElapsedTime(state.SpentReadAt) > SpendRefresh || state.SpentReadAt == 0)
                 {
-                    state.Granted(await SpentAsync(key.Id, day));
+                    state.Granted(await ReadOrKnownAsync(state.SpentEstimate, token => SpentAsync(key.Id, day, token)));
                     state.SpentReadAt = time.GetTimestamp();
                 }
                 return new BudgetCheck(null, state.SpentEstimate);
@@ -117,7 +121,17 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             // Lease a new slice: a tenth of the cap, never more than the cap allows. Leases with no request in flight
             // are closed at what they were charged first, so their unused rest is not stranded while the cap runs low.
             var idle = state.RetireIdleLeases();
-            var grant = await GrantAsync(key.Id, day, cap, worstCase, Math.Max(cap / 10, worstCase), idle);
+            Grant grant;
+            try
+            {
+                grant = await GrantAsync(key.Id, day, cap, worstCase, Math.Max(cap / 10, worstCase), idle);
+            }
+            catch (Exception ex) when (IsUnavailable(ex))
+            {
+                // The database is away: this instance spends only what it already leased (the cap stays exact).
+                state.Restore(idle);
+                return new BudgetCheck(null, state.SpentEstimate);
+            }
             state.Granted(grant.Spent);
             if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate);
             state.Leases.Add(grant.Lease);
@@ -145,14 +159,32 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
 
     private readonly record struct Grant(Lease? Lease, decimal Spent);
 
-    private async Task<decimal> SpentAsync(Guid key, DateOnly day)
+    private async Task<decimal> SpentAsync(Guid key, DateOnly day, CancellationToken ct)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await using var connection = await db.OpenConnectionAsync(timeout.Token);
+        await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
             "SELECT cost_usd FROM usage_daily WHERE key_id = @key AND day = @day::date",
-            new { key, day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: timeout.Token)) ?? 0;
+            new { key, day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct)) ?? 0;
     }
+
+    /// <summary>
+    /// A spend read for a soft budget, within 2 s; while the database is unreachable, the last spend this instance
+    /// knew (soft budgets go on from what is known, and the request is not held up).
+    /// </summary>
+    internal static async Task<decimal> ReadOrKnownAsync(decimal known, Func<CancellationToken, Task<decimal>> read)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            return Math.Max(known, await read(timeout.Token));
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            return known;
+        }
+    }
+
+    private static bool IsUnavailable(Exception ex) => ex is NpgsqlException or TimeoutException or OperationCanceledException;
 
     // Not cancelled by the client: a lease committed but never tracked here would strand its slice.
     private async Task<Grant> GrantAsync(Guid key, DateOnly day, decimal cap, decimal needed, decimal slice, List<Lease> idle)
@@ -236,6 +268,13 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             // Both are lower bounds of the day's spend (the database may not hold this instance's latest charges yet): keep the larger.
             _spentAtGrant = Math.Max(spent, SpentEstimate);
             _chargedAtGrant = Charged;
+        }
+
+        /// <summary>Puts leases back in use (their closing did not reach the database).</summary>
+        public void Restore(List<Lease> leases)
+        {
+            Retired.RemoveAll(leases.Contains);
+            Leases.AddRange(leases);
         }
 
         /// <summary>Moves the leases with no request in flight to <see cref="Retired"/> (the caller holds <see cref="Gate"/>).</summary>

@@ -54,13 +54,15 @@ public sealed class TagBudgets(NpgsqlDataSource db, TimeProvider time)
     private async Task<decimal> SpentAsync(string tag, DateOnly from, DateOnly to)
     {
         if (_spent.TryGetValue((tag, from, to), out var known) && time.GetElapsedTime(known.ReadAt) < SpendRefresh) return known.Spent;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await using var connection = await db.OpenConnectionAsync(timeout.Token);
-        var spent = await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition("""
-            SELECT sum(d.cost_usd) FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
-            WHERE @tag = ANY (k.tags) AND d.day BETWEEN @from::date AND @to::date
-            """, new { tag, from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) },
-            cancellationToken: timeout.Token)) ?? 0;
+        var spent = await BudgetLedger.ReadOrKnownAsync(known.Spent, async token =>
+        {
+            await using var connection = await db.OpenConnectionAsync(token);
+            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition("""
+                SELECT sum(d.cost_usd) FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+                WHERE @tag = ANY (k.tags) AND d.day BETWEEN @from::date AND @to::date
+                """, new { tag, from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) },
+                cancellationToken: token)) ?? 0;
+        });
         _spent[(tag, from, to)] = (spent, time.GetTimestamp());
         return spent;
     }

@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Gateway.Tests.Metering;
@@ -30,12 +33,13 @@ public sealed class OutageTests : IAsyncLifetime
     private static StringContent Ask(int i) =>
         new($$"""{"model":"mock","messages":[{"role":"user","content":"question {{i}}"}]}""", Encoding.UTF8, "application/json");
 
-    /// <summary>Sends requests from 8 workers until <paramref name="stop"/>; collects every answer's request id.</summary>
-    private static async Task<int> LoadAsync(HttpClient client, ConcurrentBag<Guid> answered, ConcurrentBag<HttpStatusCode> failures, CancellationToken stop)
+    /// <summary>Sends requests from 8 workers (taking turns over the clients) until <paramref name="stop"/>; collects every answer's request id.</summary>
+    private static async Task<int> LoadAsync(HttpClient[] clients, ConcurrentBag<Guid> answered, ConcurrentBag<HttpStatusCode> failures, CancellationToken stop)
     {
         var sent = 0;
         await Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
         {
+            var client = clients[worker % clients.Length];
             while (!stop.IsCancellationRequested)
             {
                 var n = Interlocked.Increment(ref sent);
@@ -52,15 +56,27 @@ public sealed class OutageTests : IAsyncLifetime
     {
         var answered = new ConcurrentBag<Guid>();
         var failures = new ConcurrentBag<HttpStatusCode>();
-        Guid keyId;
+        var key2 = "";
+        Guid keyId, budgetedId;
         var sent = 0;
         var host = NewHost();
         try
         {
             (var key, keyId) = await host.CreateKeyAsync();
+            // Budgets go on from what the instance knows: the slice it leased, the last spend it read.
+            using (var admin = host.Admin())
+            {
+                var created = (await (await admin.PostAsync("/admin/keys", new StringContent(
+                    """{"name":"budgeted","daily_budget_usd":50,"hard_cap_usd":100,"monthly_budget_usd":1000}""", Encoding.UTF8, "application/json")))
+                    .Content.ReadFromJsonAsync<JsonObject>())!;
+                budgetedId = created["id"]!.GetValue<Guid>();
+                key2 = created["key"]!.GetValue<string>();
+            }
+            await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key2).Key is not null);
             using var client = host.Client(key);
+            using var budgeted = host.Client(key2);
             using var stop = new CancellationTokenSource();
-            var load = LoadAsync(client, answered, failures, stop.Token);
+            var load = LoadAsync([client, budgeted], answered, failures, stop.Token);
             await Task.Delay(1000);
             await _postgres.StopServerAsync();
             await Task.Delay(5000); // served from cached keys; records spool to the journal
@@ -84,28 +100,29 @@ public sealed class OutageTests : IAsyncLifetime
             using var client = second.Client(key);
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             var secondAnswered = new ConcurrentBag<Guid>();
-            sent += await LoadAsync(client, secondAnswered, failures, stop.Token);
+            sent += await LoadAsync([client], secondAnswered, failures, stop.Token);
 
             Assert.Empty(failures);
             Assert.Equal(sent, answered.Count + secondAnswered.Count);
             // The restarted instance replays the first one's journal (idempotent on request id).
-            var rows = await RowsAsync(keyId, answered.Count);
+            var rows = await RowsAsync([keyId, budgetedId], answered.Count);
             Assert.Equal(answered.Count, rows.Count);
             Assert.Equal(rows.Count, rows.Distinct().Count());
             Assert.Equal(answered.OrderBy(g => g), rows.OrderBy(g => g));
             await using var db = new NpgsqlConnection(_postgres.ConnectionString);
-            Assert.Equal(answered.Count, await db.ExecuteScalarAsync<long>("SELECT requests FROM usage_daily WHERE key_id = @keyId", new { keyId }));
+            Assert.Equal(answered.Count, await db.ExecuteScalarAsync<long>(
+                "SELECT sum(requests) FROM usage_daily WHERE key_id = ANY(@ids)", new { ids = new[] { keyId, budgetedId } }));
             await GatewayHost.WaitUntilAsync(() => Directory.GetFiles(_journal, "usage-*.jsonl").Length <= 1, 10_000); // replayed files are removed
         }
     }
 
-    private async Task<List<Guid>> RowsAsync(Guid keyId, int expected)
+    private async Task<List<Guid>> RowsAsync(Guid[] keyIds, int expected)
     {
         var deadline = Environment.TickCount64 + 60_000;
         while (true)
         {
             await using var db = new NpgsqlConnection(_postgres.ConnectionString);
-            var rows = (await db.QueryAsync<Guid>("SELECT request_id FROM usage_events WHERE key_id = @keyId", new { keyId })).AsList();
+            var rows = (await db.QueryAsync<Guid>("SELECT request_id FROM usage_events WHERE key_id = ANY(@keyIds)", new { keyIds })).AsList();
             if (rows.Count >= expected || Environment.TickCount64 > deadline) return rows;
             await Task.Delay(200);
         }
