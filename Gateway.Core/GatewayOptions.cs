@@ -39,6 +39,12 @@ public sealed class GatewayOptions
     /// </summary>
     public string BudgetTimeZone { get; set; } = "UTC";
 
+    /// <summary>
+    /// Log each request's prompt and answer text (Information, category <c>Gateway.Bodies</c>) after redacting personal data and
+    /// secrets (<see cref="Logging.Redactor"/>). Off by default: prompts and completions are never logged otherwise.
+    /// </summary>
+    public bool LogBodies { get; set; }
+
     /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
     public string DataProtectionKeysDirectory { get; set; } = "data/keys";
 }

@@ -53,6 +53,7 @@ internal static class ChatCompletionsEndpoints
         }
         var request = parsed.Value!;
         context.Meter.Asked(request);
+        BodyLog.Prompt(context.Http, context.Meter.RequestId, request);
         var tokens = context.Http.RequestServices.GetRequiredService<Gateway.Core.Tokens.TokenCounter>();
         if (!await context.WithinRateLimitsAsync(() => tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0)))
             return;
@@ -199,6 +200,7 @@ internal static class ChatCompletionsEndpoints
                     await output.FlushAsync(ct);
                 }
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
+                BodyLog.Answer(http, meter.RequestId, answered + stream.Text.ToString());
                 context.Finishing();
                 output.Write("data: [DONE]\n\n"u8);
                 await output.FlushAsync(ct);
