@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Fixtures;
+
+namespace Gateway.Tests.Api;
+
+/// <summary>Two API instances on one database (as behind a load balancer) agree on keys and rules within a second.</summary>
+public sealed class TwoInstanceTests(TestEnvironment env)
+{
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static async Task<HttpResponseMessage> UntilAsync(Func<Task<HttpResponseMessage>> send, Func<HttpResponseMessage, bool> done)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var response = await send();
+            if (done(response) || clock.ElapsedMilliseconds > 1000) return response;
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task KeyIssuedOnOne_WorksOnTheOther_RevokedOnTheOther_IsRefusedOnTheFirst_RuleAppliesOnBoth()
+    {
+        var a = env.Gateway;
+        await using var b = new GatewayHost(env.Postgres.ConnectionString);
+        using var adminA = a.Admin();
+        using var adminB = b.Admin();
+        var created = (await (await adminA.PostAsync("/admin/keys", Json("""{"name":"both"}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var key = created["key"]!.GetValue<string>();
+        using var clientA = a.Client(key);
+        using var clientB = b.Client(key);
+        var alias = "shared-" + Guid.NewGuid().ToString("N")[..8];
+        var ask = $$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}""";
+
+        // A rule made through instance B routes the virtual alias on instance A.
+        (await adminB.PutAsync($"/admin/routes/rule-{alias}",
+            Json($$"""{"priority":1,"match":{"models":["{{alias}}"]},"targets":[{"model":"mock-mini"}]}"""))).EnsureSuccessStatusCode();
+        var onA = await UntilAsync(() => clientA.PostAsync("/v1/chat/completions", Json(ask)), r => r.StatusCode == HttpStatusCode.OK);
+        var onB = await UntilAsync(() => clientB.PostAsync("/v1/chat/completions", Json(ask)), r => r.StatusCode == HttpStatusCode.OK);
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (onA.StatusCode, onB.StatusCode));
+        Assert.Equal(("mock-mini-1", "mock-mini-1"), (onA.Headers.GetValues("x-gateway-model").Single(), onB.Headers.GetValues("x-gateway-model").Single()));
+
+        // Revoked through B: A refuses it within a second.
+        (await adminB.PostAsync($"/admin/keys/{created["id"]}/revoke", null)).EnsureSuccessStatusCode();
+        var refused = await UntilAsync(() => clientA.PostAsync("/v1/chat/completions", Json(ask)), r => r.StatusCode == HttpStatusCode.Unauthorized);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await clientB.PostAsync("/v1/chat/completions", Json(ask))).StatusCode);
+    }
+}
