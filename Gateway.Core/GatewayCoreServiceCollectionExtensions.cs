@@ -61,6 +61,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<KeyStore>();
         services.AddSingleton<CatalogStore>();
         services.AddSingleton<Audit.AuditLog>();
+        services.AddSingleton<AdminTokens>();
         services.AddSingleton<Migrator>();
 
         services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)

@@ -10,6 +10,13 @@ public sealed class GatewayOptions
     /// <summary>Bearer token of the admin REST API. Unset: the admin API refuses every call.</summary>
     public string? MasterKey { get; set; }
 
+    /// <summary>
+    /// When set, the admin REST API answers only on connections to this local port (add a listener for it, e.g. a
+    /// loopback-only URL in <c>ASPNETCORE_URLS</c>); on every other port it is a 404.
+    /// </summary>
+    [Range(1, 65535)]
+    public int? AdminPort { get; set; }
+
     /// <summary>Largest accepted request body for /v1 endpoints; larger ones get 413.</summary>
     [Range(1024, 512L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 10 * 1024 * 1024;

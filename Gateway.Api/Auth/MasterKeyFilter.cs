@@ -2,32 +2,61 @@ using System.Security.Cryptography;
 using System.Text;
 using Gateway.Api.Errors;
 using Gateway.Core;
+using Gateway.Core.Admin;
 using Gateway.Core.Errors;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Api.Auth;
 
-/// <summary>The admin API's guard: the bearer token must equal Gateway:MasterKey (compared in constant time).</summary>
+/// <summary>Who is calling the admin API (for the audit log): the master key or a named admin token.</summary>
+internal static class AdminCaller
+{
+    private static readonly AsyncLocal<string?> Current = new();
+
+    public static string Name => Current.Value ?? Gateway.Core.Audit.AuditLog.MasterKeyActor;
+
+    internal static void Set(string? name) => Current.Value = name;
+
+    public static bool IsMasterKey => Current.Value is null;
+}
+
+/// <summary>
+/// The admin API's guard: the bearer token must equal Gateway:MasterKey (compared in constant time) or be a live admin
+/// token (<see cref="AdminTokens"/>). With Gateway:AdminPort set, the admin API answers only on that local port.
+/// </summary>
 internal static class MasterKeyFilter
 {
     private static readonly GatewayError Disabled = new(401,
         "The admin API is disabled: no Gateway:MasterKey is configured.", "invalid_request_error", null, "admin_disabled");
 
     private static readonly GatewayError Wrong = new(401,
-        "Incorrect master key.", "invalid_request_error", null, "invalid_master_key");
+        "Incorrect master key or admin token.", "invalid_request_error", null, "invalid_master_key");
+
+    private static readonly GatewayError NotHere = new(404, "Not found.", "invalid_request_error", null, "not_found");
 
     public static RouteGroupBuilder RequireMasterKey(this RouteGroupBuilder group)
     {
         group.AddEndpointFilter(static async (context, next) =>
         {
             var http = context.HttpContext;
-            var master = http.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value.MasterKey;
+            var options = http.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            // Bound to its own port (e.g. a loopback-only listener): elsewhere the admin API does not exist.
+            if (options.AdminPort is { } port && http.Connection.LocalPort != port) return OpenAIResults.Error(NotHere);
+            var master = options.MasterKey;
             if (string.IsNullOrEmpty(master)) return OpenAIResults.Error(Disabled);
-            var presented = GatewayKeyFilter.BearerToken(http);
+            var presented = GatewayKeyFilter.BearerToken(http).ToString();
             // Hashing both sides makes the comparison constant-time whatever the lengths.
-            var ok = CryptographicOperations.FixedTimeEquals(
-                SHA256.HashData(Encoding.UTF8.GetBytes(presented.ToString())), SHA256.HashData(Encoding.UTF8.GetBytes(master)));
-            return ok ? await next(context) : OpenAIResults.Error(Wrong);
+            if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(master))))
+            {
+                AdminCaller.Set(null);
+                return await next(context);
+            }
+            if (await http.RequestServices.GetRequiredService<AdminTokens>().NameOfAsync(presented, http.RequestAborted) is { } name)
+            {
+                AdminCaller.Set("admin-token:" + name);
+                return await next(context);
+            }
+            return OpenAIResults.Error(Wrong);
         });
         return group;
     }

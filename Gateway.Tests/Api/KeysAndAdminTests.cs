@@ -101,6 +101,44 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task AdminToken_CallsTheAdminApi_IsNamedInTheAudit_CannotMintTokens_AndStopsWhenRevoked()
+    {
+        using var master = Gateway.Admin();
+        var name = "ci-bot-" + Guid.NewGuid().ToString("N")[..6];
+        var created = (await (await master.PostAsync("/admin/tokens", Json($$"""{"name":"{{name}}"}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var token = created["token"]!.GetValue<string>();
+        using var bot = Gateway.Client(token);
+
+        var key = await bot.PostAsync("/admin/keys", Json("""{"name":"made-by-bot"}"""));
+        var mint = await bot.PostAsync("/admin/tokens", Json("""{"name":"escalation"}"""));
+        (await master.PostAsync($"/admin/tokens/{created["id"]}/revoke", null)).EnsureSuccessStatusCode();
+        var afterRevoke = await bot.GetAsync("/admin/keys");
+
+        Assert.StartsWith("gwa-", token, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, key.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, mint.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, afterRevoke.StatusCode);
+        var keyId = (await key.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        Assert.Equal("admin-token:" + name, await db.ExecuteScalarAsync<string>(
+            "SELECT actor FROM audit_log WHERE entity = 'key' AND entity_id = @keyId AND action = 'key.create'", new { keyId }));
+        var stored = await db.ExecuteScalarAsync<string>("SELECT encode(token_hash, 'hex') || prefix FROM admin_tokens WHERE name = @name", new { name });
+        Assert.DoesNotContain(token, stored!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AdminPortSet_AdminApiIsNotFoundOnTheOtherPorts()
+    {
+        await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Gateway:AdminPort"] = PostgresFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        using var admin = host.Admin();
+
+        var response = await admin.GetAsync("/admin/keys");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("not_found", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task RevokingAnUnknownKey_Is404()
     {
         using var admin = Gateway.Admin();

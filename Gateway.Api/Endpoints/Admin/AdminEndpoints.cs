@@ -31,7 +31,7 @@ internal static class AdminEndpoints
             if (KeyRequest(new JsonObject(), body) is not { } request) return BadKeyBody;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             var created = await keys.CreateAsync(request, ct);
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.create", "key", created.Id.ToString(), null, created, ct);
+            await audit.RecordAsync(AdminCaller.Name, "key.create", "key", created.Id.ToString(), null, created, ct);
             return TypedResults.Created($"/admin/keys/{created.Id}", created);
         });
         admin.MapGet("/keys", async (KeyStore keys, CancellationToken ct) => TypedResults.Ok(await keys.ListAsync(ct)));
@@ -44,14 +44,14 @@ internal static class AdminEndpoints
             if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body) is not { } request) return BadKeyBody;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             if (await keys.UpdateAsync(id, request, ct) is not { } updated) return NotFound("key", id.ToString());
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.update", "key", id.ToString(), current, updated, ct);
+            await audit.RecordAsync(AdminCaller.Name, "key.update", "key", id.ToString(), current, updated, ct);
             return TypedResults.Ok(updated);
         });
         admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, AuditLog audit, CancellationToken ct) =>
         {
             var before = await keys.GetAsync(id, ct);
             if (await keys.RevokeAsync(id, ct) is not { } revoked) return NotFound("key", id.ToString());
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.revoke", "key", id.ToString(), before, revoked, ct);
+            await audit.RecordAsync(AdminCaller.Name, "key.revoke", "key", id.ToString(), before, revoked, ct);
             return TypedResults.Ok(revoked);
         });
         // A new secret for the same key (settings and history stay); the old one stops working within a second.
@@ -59,7 +59,7 @@ internal static class AdminEndpoints
         {
             var before = await keys.GetAsync(id, ct);
             if (await keys.RotateAsync(id, ct) is not { } rotated) return NotFound("live key", id.ToString());
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "key.rotate", "key", id.ToString(), before, rotated, ct);
+            await audit.RecordAsync(AdminCaller.Name, "key.rotate", "key", id.ToString(), before, rotated, ct);
             return TypedResults.Ok(rotated);
         });
 
@@ -71,7 +71,7 @@ internal static class AdminEndpoints
             if (await catalog.CreateProviderAsync(request, ct) is not { } created)
                 return OpenAIResults.Error(new GatewayError(409, $"A provider named '{request.Name}' exists; use PUT to change it.",
                     "invalid_request_error", "name", "conflict"));
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "provider.create", "provider", created.Name, null, created, ct);
+            await audit.RecordAsync(AdminCaller.Name, "provider.create", "provider", created.Name, null, created, ct);
             return TypedResults.Created($"/admin/providers/{created.Name}", created);
         });
         admin.MapPut("/providers/{name}", async Task<IResult> (string name, ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules,
@@ -81,7 +81,7 @@ internal static class AdminEndpoints
             if (Invalid(rules, request) is { } bad) return bad;
             var before = (await catalog.ListProvidersAsync(ct)).FirstOrDefault(p => p.Name == name);
             if (await catalog.UpdateProviderAsync(name, request, ct) is not { } updated) return NotFound("provider", name);
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "provider.update", "provider", name, before, updated, ct);
+            await audit.RecordAsync(AdminCaller.Name, "provider.update", "provider", name, before, updated, ct);
             return TypedResults.Ok(updated);
         });
 
@@ -98,14 +98,14 @@ internal static class AdminEndpoints
                 return OpenAIResults.Error(GatewayError.BadRequest("Budgets must be between 0 and 1e9 USD.", "daily_budget_usd", "invalid_value"));
             var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
             var saved = await budgets.UpsertAsync(budget with { Tag = tag }, ct);
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "tag_budget.set", "tag_budget", tag, before, saved, ct);
+            await audit.RecordAsync(AdminCaller.Name, "tag_budget.set", "tag_budget", tag, before, saved, ct);
             return TypedResults.Ok(saved);
         });
         admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
         {
             var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
             if (!await budgets.DeleteAsync(tag, ct)) return NotFound("tag budget", tag);
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "tag_budget.delete", "tag_budget", tag, before, null, ct);
+            await audit.RecordAsync(AdminCaller.Name, "tag_budget.delete", "tag_budget", tag, before, null, ct);
             return TypedResults.NoContent();
         });
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
@@ -116,7 +116,7 @@ internal static class AdminEndpoints
         {
             var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
             if (!await rules.DeleteAsync(name, ct)) return NotFound("routing rule", name);
-            await audit.RecordAsync(AuditLog.MasterKeyActor, "route.delete", "route", name, before, null, ct);
+            await audit.RecordAsync(AdminCaller.Name, "route.delete", "route", name, before, null, ct);
             return TypedResults.NoContent();
         });
         admin.MapPost("/routes/test", (RouteTestRequest test, RouteTester tester) =>
@@ -124,18 +124,42 @@ internal static class AdminEndpoints
             var (result, failure) = tester.Test(System.Text.Encoding.UTF8.GetBytes(test.Request.GetRawText()), test.KeyId, test.Headers);
             return failure is not null ? OpenAIResults.Error(failure) : TypedResults.Ok(result);
         });
+        // Admin tokens: only the master key may issue or revoke them.
+        admin.MapPost("/tokens", async Task<IResult> (AdminTokenRequest request, AdminTokens tokens, AuditLog audit, CancellationToken ct) =>
+        {
+            if (!AdminCaller.IsMasterKey) return OpenAIResults.Error(MasterKeyOnly);
+            if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100)
+                return OpenAIResults.Error(GatewayError.BadRequest("'name' is required (at most 100 characters).", "name", "invalid_value"));
+            if (await tokens.CreateAsync(request.Name.Trim(), ct) is not var (token, view))
+                return OpenAIResults.Error(new GatewayError(409, $"An admin token named '{request.Name}' exists.", "invalid_request_error", "name", "conflict"));
+            await audit.RecordAsync(AdminCaller.Name, "admin_token.create", "admin_token", view.Id.ToString(), null, view, ct);
+            return TypedResults.Created($"/admin/tokens/{view.Id}", new { view.Id, view.Name, view.Prefix, view.CreatedAt, token });
+        });
+        admin.MapGet("/tokens", async (AdminTokens tokens, CancellationToken ct) => TypedResults.Ok(await tokens.ListAsync(ct)));
+        admin.MapPost("/tokens/{id:guid}/revoke", async Task<IResult> (Guid id, AdminTokens tokens, AuditLog audit, CancellationToken ct) =>
+        {
+            if (!AdminCaller.IsMasterKey) return OpenAIResults.Error(MasterKeyOnly);
+            if (await tokens.RevokeAsync(id, ct) is not { } revoked) return NotFound("admin token", id.ToString());
+            await audit.RecordAsync(AdminCaller.Name, "admin_token.revoke", "admin_token", id.ToString(), null, revoked, ct);
+            return TypedResults.Ok(revoked);
+        });
         admin.MapReports();
         return admin;
     }
 
     private sealed record RouteTestRequest(System.Text.Json.JsonElement Request, Guid? KeyId = null, Dictionary<string, string>? Headers = null);
 
+    private static readonly GatewayError MasterKeyOnly = new(403, "Only the master key may manage admin tokens.", "invalid_request_error", null,
+        "master_key_required");
+
+    private sealed record AdminTokenRequest(string? Name);
+
     private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct)
     {
         if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
         var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
         var (saved, created) = await rules.UpsertAsync(name, rule, ct);
-        await audit.RecordAsync(AuditLog.MasterKeyActor, created ? "route.create" : "route.update", "route", name, before, saved, ct);
+        await audit.RecordAsync(AdminCaller.Name, created ? "route.create" : "route.update", "route", name, before, saved, ct);
         return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
 
@@ -145,7 +169,7 @@ internal static class AdminEndpoints
         var before = (await catalog.ListModelsAsync(ct)).FirstOrDefault(m => m.Alias == alias);
         var (model, created) = await catalog.UpsertModelAsync(alias, request, ct);
         if (model is null) return NotFound("provider", request.Provider!);
-        await audit.RecordAsync(AuditLog.MasterKeyActor, created ? "model.create" : "model.update", "model", alias, before, model, ct);
+        await audit.RecordAsync(AdminCaller.Name, created ? "model.create" : "model.update", "model", alias, before, model, ct);
         return created ? TypedResults.Created($"/admin/models/{model.Alias}", model) : TypedResults.Ok(model);
     }
 
