@@ -109,6 +109,52 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
         second.Kill();
     }
 
+    [Fact]
+    public async Task GatewaySigtermedUnderLoad_DrainsAndFlushes_EveryAnsweredRequestHasExactlyOneRow_BeforeItExits()
+    {
+        var (gateway, url) = await StartGatewayAsync();
+        using var admin = new HttpClient { BaseAddress = url };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", GatewayHost.MasterKey);
+        var created = (await (await admin.PostAsJsonAsync("/admin/keys", new JsonObject { ["name"] = "sigterm" })).Content.ReadFromJsonAsync<JsonObject>())!;
+        var keyId = created["id"]!.GetValue<Guid>();
+        using var client = new HttpClient { BaseAddress = url };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        var answered = new ConcurrentBag<Guid>();
+        var refused = 0;
+
+        var load = Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            for (var i = 0; !gateway.HasExited; i++)
+            {
+                try
+                {
+                    // Streams, so some are mid-answer when the signal comes.
+                    using var response = await client.PostAsync("/v1/chat/completions", new StringContent(
+                        $$"""{"model":"mock","stream":true,"messages":[{"role":"user","content":"w{{worker}} q{{i}}"}]}""", Encoding.UTF8, "application/json"));
+                    var body = await response.Content.ReadAsStringAsync();
+                    if (response.StatusCode == HttpStatusCode.OK && body.EndsWith("data: [DONE]\n\n", StringComparison.Ordinal))
+                        answered.Add(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref refused); // the listener is closed: cleanly refused, never half-answered
+                }
+            }
+        }));
+        await Task.Delay(1500);
+        using (var term = Process.Start("kill", ["-TERM", gateway.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
+        await gateway.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        await load;
+
+        Assert.Equal(0, gateway.ExitCode);
+        Assert.NotEmpty(answered);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var rows = (await db.QueryAsync<Guid>("SELECT request_id FROM usage_events WHERE key_id = @keyId", new { keyId })).AsList();
+        Assert.All(answered, id => Assert.Contains(id, rows)); // stored before exit: no restart needed
+        Assert.Equal(rows.Count, rows.Distinct().Count());
+        Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "journal"), "usage-*.jsonl")); // everything written, nothing left to replay
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var process in _started)
