@@ -89,6 +89,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<Caching.ResponseCache>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();
+        services.AddSingleton<Guards.InjectionFilter>();
         services.AddSingleton<ChatGateway>();
 
         services.AddMetrics();

@@ -52,6 +52,19 @@ public sealed class GatewayOptions
     /// </summary>
     public bool LogBodies { get; set; }
 
+    /// <summary>
+    /// The prompt-injection filter's gateway-wide action (off, flag or block). Keys and routing rules may set their own;
+    /// the strictest of the three applies, so this is a floor they can raise but not lower.
+    /// </summary>
+    public Guards.InjectionAction InjectionFilter { get; set; } = Guards.InjectionAction.Off;
+
+    /// <summary>
+    /// Most <c>system</c>/<c>developer</c> messages a request may carry before the filter reports <c>system_override</c>
+    /// (only where the filter is on).
+    /// </summary>
+    [Range(0, 100)]
+    public int InjectionFilterMaxSystemMessages { get; set; } = 1;
+
     /// <summary>Where the Data Protection key ring (which encrypts stored provider secrets) lives.</summary>
     public string DataProtectionKeysDirectory { get; set; } = "data/keys";
 }

@@ -29,6 +29,7 @@ internal static class ChatCompletionsEndpoints
     public const string CacheHeader = "x-gateway-cache";
     public const string DowngradedFromHeader = "x-gateway-downgraded-from";
     public const string BudgetRemainingHeader = "x-gateway-budget-remaining";
+    public const string InjectionHeader = "x-gateway-injection";
 
     public static RouteGroupBuilder MapOpenAI(this IEndpointRouteBuilder app)
     {
@@ -65,6 +66,18 @@ internal static class ChatCompletionsEndpoints
             return;
         }
         var key = context.Http.GatewayKey();
+        // After routing (a rule may set the filter), before the cache and the budget: a blocked request costs nothing.
+        if (gateway.Screen(key, request, decision!) is { } verdict)
+        {
+            context.Meter.InjectionFound(verdict.Categories);
+            if (verdict.Refusal is { } blocked)
+            {
+                context.Meter.Rule(decision!.Rule);
+                await context.FailAsync(blocked);
+                return;
+            }
+            context.Http.Response.Headers[InjectionHeader] = "flagged";
+        }
         byte[]? cacheKey = null;
         var cache = context.Http.RequestServices.GetRequiredService<ResponseCache>();
         if (key.CacheTtlSeconds is not null && ResponseCache.IsCacheable(request))

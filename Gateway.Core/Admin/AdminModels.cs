@@ -19,7 +19,8 @@ public sealed record CreateKeyRequest(
     IReadOnlyList<Keys.BudgetTier>? BudgetTiers = null,
     decimal? MonthlyBudgetUsd = null,
     decimal? EndUserDailyBudgetUsd = null,
-    string? Owner = null);
+    string? Owner = null,
+    string? InjectionFilter = null);
 
 public record KeyView
 {
@@ -37,6 +38,8 @@ public record KeyView
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }
     public int? CacheTtlSeconds { get; init; }
+    /// <summary>The key's prompt-injection filter action (<c>off</c>, <c>flag</c>, <c>block</c>); null: the gateway's default alone.</summary>
+    public string? InjectionFilter { get; init; }
     [JsonIgnore] public string BudgetTiersJson { get; init; } = "[]";
     public IReadOnlyList<Keys.BudgetTier> BudgetTiers => System.Text.Json.JsonSerializer.Deserialize<List<Keys.BudgetTier>>(BudgetTiersJson) ?? [];
     public DateTime? ExpiresAt { get; init; }

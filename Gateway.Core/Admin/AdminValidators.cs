@@ -27,6 +27,8 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);
         RuleFor(r => r.CacheTtlSeconds).InclusiveBetween(1, 30 * 86_400);
+        RuleFor(r => r.InjectionFilter).Must(v => v is null || Guards.InjectionFilter.ParseAction(v) is not null)
+            .WithMessage("'injection_filter' must be off, flag or block.");
         RuleForEach(r => r.BudgetTiers).Must(t => t.AtPercent is > 0 and <= 1000 && !string.IsNullOrWhiteSpace(t.Model))
             .WithMessage("Each budget tier needs 'at_percent' (1 to 1000) and a 'model'.");
         RuleFor(r => r.DailyBudgetUsd).NotNull().When(r => r.BudgetTiers is { Count: > 0 })

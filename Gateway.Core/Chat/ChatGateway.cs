@@ -16,7 +16,8 @@ namespace Gateway.Core.Chat;
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
 public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
-    Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, Budgets.BudgetCalendar calendar, IOptions<GatewayOptions> options)
+    Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, Budgets.BudgetCalendar calendar, IOptions<GatewayOptions> options,
+    Guards.InjectionFilter injection)
 {
     /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
     public const int DefaultWorstCaseOutputTokens = 4096;
@@ -68,7 +69,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
             var chain = catalog.Chain(cheaper);
             var down = await ledger.ReserveAsync(key, day, WorstCase(chain, request, prompt), ct);
             if (down.Reservation is not null || !capped)
-                return Decided(new RouteDecision(chain, decision.Rule, decision.DowngradeModel), down.Reservation, request.Model, down.SpentToday);
+                return Decided(decision with { Chain = chain }, down.Reservation, request.Model, down.SpentToday);
             check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         }
         // Over the daily budget with no downgrade possible, but under the hard cap: served as asked.
@@ -169,6 +170,22 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         if (route is null || !_providers.ContainsKey(route.Provider.Protocol)) return (null, GatewayError.ModelNotFound(alias));
         if (!key.MayUse(alias)) return (null, GatewayError.ModelNotAllowed(alias));
         return (route, null);
+    }
+
+    /// <summary>
+    /// Runs the prompt-injection filter on a routed chat request, at the strictest of <c>Gateway:InjectionFilter</c>, the key's
+    /// <c>injection_filter</c> and the routing rule's. Null when the filter is off for the request (nothing is scanned) or
+    /// found nothing.
+    /// </summary>
+    public Guards.InjectionVerdict? Screen(GatewayKey key, ChatCompletionRequest request, RouteDecision decision)
+    {
+        var action = Stricter(Stricter(options.Value.InjectionFilter, key.InjectionFilter), decision.InjectionFilter);
+        if (action == Guards.InjectionAction.Off) return null;
+        var categories = injection.Scan(request.Messages!);
+        return categories.Count == 0 ? null : new Guards.InjectionVerdict(action, categories);
+
+        static Guards.InjectionAction Stricter(Guards.InjectionAction current, Guards.InjectionAction? other) =>
+            other > current ? other.Value : current;
     }
 
     /// <summary>The models a key may use, for <c>GET /v1/models</c>.</summary>

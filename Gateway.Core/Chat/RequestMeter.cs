@@ -97,6 +97,9 @@ public sealed class RequestMeter
         _record.CostUsd = 0;
     }
 
+    /// <summary>What the prompt-injection filter found in the request (it was flagged or blocked).</summary>
+    public void InjectionFound(IReadOnlyList<string> categories) => _record.InjectionFlags = categories;
+
     /// <summary>The budget day the request's usage row counts on.</summary>
     public DateOnly Day => _record.Day;
 

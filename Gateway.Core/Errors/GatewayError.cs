@@ -52,6 +52,11 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
     public static GatewayError TagQuota(string tag) => new(429,
         $"You exceeded the budget of '{tag}', which this key shares with others.", "insufficient_quota", null, "insufficient_quota");
 
+    /// <summary>The prompt-injection filter blocked the request: names what it found, never the prompt.</summary>
+    public static GatewayError PromptInjection(IReadOnlyList<string> categories) => new(400,
+        $"The gateway's prompt-injection filter refused this request ({string.Join(", ", categories)}). Rephrase it, or ask an admin about "
+        + "this key's 'injection_filter' setting.", "invalid_request_error", "messages", "prompt_injection_detected");
+
     public static GatewayError BodyTooLarge(long limit) => new(413,
         $"The request body is larger than the gateway's limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
 

@@ -20,7 +20,8 @@ public sealed record GatewayKey(
     int? CacheTtlSeconds = null,
     IReadOnlyList<BudgetTier>? BudgetTiers = null,
     decimal? MonthlyBudgetUsd = null,
-    decimal? EndUserDailyBudgetUsd = null)
+    decimal? EndUserDailyBudgetUsd = null,
+    Guards.InjectionAction? InjectionFilter = null)
 {
     /// <summary>Downgrade tiers by share of the daily budget spent, lowest first; <see cref="DowngradeModel"/> is the 100% tier.</summary>
     public IReadOnlyList<BudgetTier> Tiers { get; } = [.. (BudgetTiers ?? [])

@@ -33,6 +33,8 @@ public sealed class UsageRecord
     public Guid? LeaseId { get; set; }
     public string? DowngradedFrom { get; set; }
     public bool CacheHit { get; set; }
+    /// <summary>Categories the prompt-injection filter found (flagged or blocked); null when it was off or found nothing.</summary>
+    public IReadOnlyList<string>? InjectionFlags { get; set; }
 
     /// <summary>The journal file the record was appended to, until it is in PostgreSQL.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

@@ -174,7 +174,8 @@ public sealed partial class UsageWriter(
         COPY usage_stage (request_id, occurred_at, key_id, end_user, asked_model, served_model, provider,
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
             output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
-            error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day) FROM STDIN (FORMAT BINARY)
+            error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day,
+            injection_flags) FROM STDIN (FORMAT BINARY)
         """;
 
     // Only rows actually inserted (not replays of a request id) count towards the daily aggregates. Each upsert
@@ -263,6 +264,8 @@ public sealed partial class UsageWriter(
                 await WriteTextAsync(copy, r.DowngradedFrom, ct);
                 await copy.WriteAsync(r.CacheHit, NpgsqlDbType.Boolean, ct);
                 await copy.WriteAsync(r.Day, NpgsqlDbType.Date, ct);
+                if (r.InjectionFlags is { } flags) await copy.WriteAsync(flags.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text, ct);
+                else await copy.WriteNullAsync(ct);
             }
             await copy.CompleteAsync(ct);
         }

@@ -55,6 +55,11 @@ public sealed record RoutingRule
     /// with no <c>downgrade_model</c> of its own; before <c>Gateway:DefaultDowngradeModel</c>.
     /// </summary>
     public string? DowngradeModel { get; init; }
+    /// <summary>
+    /// The prompt-injection filter for the rule's requests: <c>off</c>, <c>flag</c> or <c>block</c> (null: not set). The strictest of
+    /// this, the key's and <c>Gateway:InjectionFilter</c> applies, so a rule can make the filter stricter, never looser.
+    /// </summary>
+    public string? InjectionFilter { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 

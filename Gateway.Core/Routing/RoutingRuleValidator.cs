@@ -18,6 +18,8 @@ public sealed class RoutingRuleValidator : AbstractValidator<RoutingRule>
         RuleFor(r => r.Fallbacks).Must(f => f.Count < Catalog.ModelCatalog.MaxCandidates)
             .WithMessage($"'fallbacks' holds at most {Catalog.ModelCatalog.MaxCandidates - 1} aliases.");
         RuleFor(r => r.DowngradeModel).NotEmpty().When(r => r.DowngradeModel is not null).WithName("downgrade_model");
+        RuleFor(r => r.InjectionFilter).Must(v => v is null || Guards.InjectionFilter.ParseAction(v) is not null).WithName("injection_filter")
+            .WithMessage("'injection_filter' must be off, flag or block.");
         RuleFor(r => r.Match.PromptRegex).Must(Compiles).When(r => r.Match.PromptRegex is not null)
             .WithName("match.prompt_regex").WithMessage("'match.prompt_regex' is not a valid regular expression.");
         RuleFor(r => r.Match.MinPromptTokens).GreaterThanOrEqualTo(0).WithName("match.min_prompt_tokens");

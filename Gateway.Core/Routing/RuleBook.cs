@@ -14,9 +14,10 @@ namespace Gateway.Core.Routing;
 
 /// <summary>
 /// Where a request goes: its candidate chain, the rule that chose it (null: the alias itself), and that rule's
-/// downgrade target.
+/// downgrade target and prompt-injection filter action.
 /// </summary>
-public sealed record RouteDecision(IReadOnlyList<ModelRoute> Chain, string? Rule, string? DowngradeModel = null)
+public sealed record RouteDecision(IReadOnlyList<ModelRoute> Chain, string? Rule, string? DowngradeModel = null,
+    Guards.InjectionAction? InjectionFilter = null)
 {
     public ModelRoute First => Chain[0];
 }
@@ -75,7 +76,7 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
             // A key limited to some models is only ever served those, whatever a rule says.
             if (!key.MayUse(target.Alias)) continue;
             var chain = catalog.Chain(target, rule.Rule.Fallbacks.Count > 0 ? rule.Rule.Fallbacks : null).Where(c => key.MayUse(c.Alias)).ToList();
-            return new RouteDecision(chain, rule.Rule.Name, rule.Rule.DowngradeModel);
+            return new RouteDecision(chain, rule.Rule.Name, rule.Rule.DowngradeModel, rule.InjectionFilter);
         }
         return null;
     }
@@ -108,9 +109,12 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
                 : null;
             _keywords = rule.Match.PromptKeywords?.Where(k => k.Length > 0).ToArray() ?? [];
             _totalWeight = rule.Targets.Sum(t => t.Weight);
+            InjectionFilter = Guards.InjectionFilter.ParseAction(rule.InjectionFilter);
         }
 
         public RoutingRule Rule { get; }
+
+        public Guards.InjectionAction? InjectionFilter { get; }
 
         public bool Matches(GatewayKey key, ChatCompletionRequest request, Func<string, string?> header, RequestFacts facts)
         {

@@ -7,7 +7,7 @@ namespace Gateway.Core.Routing;
 internal sealed class RuleRow
 {
     public const string Select = """
-        SELECT id, name, priority, enabled, match::text AS match_json, targets::text AS targets_json, fallbacks, downgrade_model, created_at, updated_at
+        SELECT id, name, priority, enabled, match::text AS match_json, targets::text AS targets_json, fallbacks, downgrade_model, injection_filter, created_at, updated_at
         FROM routing_rules
         """;
 
@@ -19,6 +19,7 @@ internal sealed class RuleRow
     public string TargetsJson { get; init; } = "[]";
     public string[] Fallbacks { get; init; } = [];
     public string? DowngradeModel { get; init; }
+    public string? InjectionFilter { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 
@@ -27,7 +28,7 @@ internal sealed class RuleRow
         Id = Id, Name = Name, Priority = Priority, Enabled = Enabled,
         Match = JsonSerializer.Deserialize<RuleMatch>(MatchJson, RoutingRule.Json) ?? new RuleMatch(),
         Targets = JsonSerializer.Deserialize<List<RuleTarget>>(TargetsJson, RoutingRule.Json) ?? [],
-        Fallbacks = Fallbacks, DowngradeModel = DowngradeModel, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
+        Fallbacks = Fallbacks, DowngradeModel = DowngradeModel, InjectionFilter = InjectionFilter, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
     };
 }
 #pragma warning restore CA1812

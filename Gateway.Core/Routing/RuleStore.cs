@@ -20,11 +20,12 @@ public sealed class RuleStore(NpgsqlDataSource db, TimeProvider time)
         var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.ExecuteScalarAsync<bool>(new CommandDefinition("""
-            INSERT INTO routing_rules AS r (id, name, priority, enabled, match, targets, fallbacks, downgrade_model, created_at, updated_at)
-            VALUES (@Id, @name, @Priority, @Enabled, @Match::jsonb, @Targets::jsonb, @Fallbacks, @DowngradeModel, @Now, @Now)
+            INSERT INTO routing_rules AS r (id, name, priority, enabled, match, targets, fallbacks, downgrade_model, injection_filter, created_at,
+                                            updated_at)
+            VALUES (@Id, @name, @Priority, @Enabled, @Match::jsonb, @Targets::jsonb, @Fallbacks, @DowngradeModel, @InjectionFilter, @Now, @Now)
             ON CONFLICT (name) DO UPDATE SET priority = excluded.priority, enabled = excluded.enabled, match = excluded.match,
                 targets = excluded.targets, fallbacks = excluded.fallbacks,
-                downgrade_model = excluded.downgrade_model, updated_at = excluded.updated_at
+                downgrade_model = excluded.downgrade_model, injection_filter = excluded.injection_filter, updated_at = excluded.updated_at
             RETURNING (xmax = 0)
             """, new
         {
@@ -36,6 +37,7 @@ public sealed class RuleStore(NpgsqlDataSource db, TimeProvider time)
             Targets = JsonSerializer.Serialize(rule.Targets, RoutingRule.Json),
             Fallbacks = rule.Fallbacks.ToArray(),
             rule.DowngradeModel,
+            rule.InjectionFilter,
             Now = now.UtcDateTime,
         }, cancellationToken: ct));
         var saved = await connection.QuerySingleAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} WHERE name = @name", new { name }, cancellationToken: ct));

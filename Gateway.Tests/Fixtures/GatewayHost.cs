@@ -62,7 +62,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
 
     /// <summary>Issues a key through the admin API; returns the key and its id.</summary>
     public async Task<(string Key, Guid Id)> CreateKeyAsync(string? name = null, string[]? allowedModels = null, DateTimeOffset? expiresAt = null,
-        int? rpmLimit = null, int? tpmLimit = null)
+        int? rpmLimit = null, int? tpmLimit = null, string? injectionFilter = null)
     {
         using var admin = Admin();
         var response = await admin.PostAsJsonAsync("/admin/keys", new JsonObject
@@ -72,6 +72,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
             ["expires_at"] = expiresAt?.ToString("O"),
             ["rpm_limit"] = rpmLimit,
             ["tpm_limit"] = tpmLimit,
+            ["injection_filter"] = injectionFilter,
         });
         response.EnsureSuccessStatusCode();
         var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;

@@ -92,4 +92,5 @@ public sealed class UsageRow
     public string? DowngradedFrom { get; init; }
     public string? RoutingRule { get; init; }
     public bool Fallback { get; init; }
+    public string[]? InjectionFlags { get; init; }
 }

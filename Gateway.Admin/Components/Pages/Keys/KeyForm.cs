@@ -16,6 +16,8 @@ public sealed class KeyForm
     public int? RpmLimit { get; set; }
     public int? TpmLimit { get; set; }
     public DateTime? ExpiresOn { get; set; }
+    /// <summary>off, flag or block; null leaves the gateway's default alone.</summary>
+    public string? InjectionFilter { get; set; }
 
     public static KeyForm From(KeyView key) => new()
     {
@@ -30,6 +32,7 @@ public sealed class KeyForm
         RpmLimit = key.RpmLimit,
         TpmLimit = key.TpmLimit,
         ExpiresOn = key.ExpiresAt?.Date,
+        InjectionFilter = key.InjectionFilter,
     };
 
     /// <summary>The request this form makes; settings the form does not show are kept from <paramref name="existing"/>.</summary>
@@ -48,7 +51,8 @@ public sealed class KeyForm
         BudgetTiers: existing?.BudgetTiers,
         MonthlyBudgetUsd: MonthlyBudgetUsd,
         EndUserDailyBudgetUsd: existing?.EndUserDailyBudgetUsd,
-        Owner: Owner);
+        Owner: Owner,
+        InjectionFilter: string.IsNullOrWhiteSpace(InjectionFilter) ? null : InjectionFilter);
 
     private static string[] Split(string? list) =>
         list is null ? [] : [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];

@@ -42,6 +42,8 @@ public sealed class RuleForm
     public List<Target> Targets { get; } = [new()];
     public string? Fallbacks { get; set; }
     public string? DowngradeModel { get; set; }
+    /// <summary>off, flag or block; null leaves the filter to the gateway and the key.</summary>
+    public string? InjectionFilter { get; set; }
 
     public static RuleForm From(RoutingRule rule)
     {
@@ -67,6 +69,7 @@ public sealed class RuleForm
             PromptKeywords = Join(m.PromptKeywords),
             Fallbacks = Join(rule.Fallbacks),
             DowngradeModel = rule.DowngradeModel,
+            InjectionFilter = rule.InjectionFilter,
         };
         form.Targets.Clear();
         form.Targets.AddRange(rule.Targets.Select(t => new Target { Model = t.Model, Weight = t.Weight }));
@@ -113,6 +116,7 @@ public sealed class RuleForm
             Targets = [.. Targets.Where(t => !string.IsNullOrWhiteSpace(t.Model)).Select(t => new RuleTarget(t.Model.Trim(), t.Weight))],
             Fallbacks = Split(Fallbacks),
             DowngradeModel = string.IsNullOrWhiteSpace(DowngradeModel) ? null : DowngradeModel.Trim(),
+            InjectionFilter = string.IsNullOrWhiteSpace(InjectionFilter) ? null : InjectionFilter,
         }, problems);
     }
 
