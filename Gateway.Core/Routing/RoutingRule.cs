@@ -29,7 +29,7 @@ public sealed record RuleMatch
     public int? MaxMaxTokens { get; init; }
     public bool? HasTools { get; init; }
     public bool? HasImages { get; init; }
-    /// <summary>A .NET regular expression searched in the prompt text (case-insensitive, 100 ms budget).</summary>
+    /// <summary>A .NET regular expression searched in the prompt text (case-insensitive, matched in linear time).</summary>
     public string? PromptRegex { get; init; }
     /// <summary>Any of these words or phrases in the prompt text (case-insensitive).</summary>
     public IReadOnlyList<string>? PromptKeywords { get; init; }

@@ -32,7 +32,7 @@ public sealed class RoutingRuleValidator : AbstractValidator<RoutingRule>
     {
         try
         {
-            _ = new Regex(pattern!, RuleBook.Options, TimeSpan.FromMilliseconds(100));
+            _ = new Regex(pattern!, RuleBook.Options);
             return true;
         }
         catch (Exception ex) when (ex is ArgumentException or NotSupportedException)

@@ -29,7 +29,6 @@ public sealed record RouteDecision(IReadOnlyList<ModelRoute> Chain, string? Rule
 /// </summary>
 public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, TokenCounter tokens, ILogger<RuleBook> logger)
 {
-    private static readonly TimeSpan RegexBudget = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Linear-time matching (no backtracking blow-up on the hot path); patterns with backreferences or lookarounds are refused.</summary>
     internal const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
@@ -105,7 +104,9 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
         {
             Rule = rule;
             _regex = rule.Match.PromptRegex is { } pattern
-                ? new Regex(pattern, Options, RegexBudget)
+                // No match timeout: NonBacktracking is linear in the input already, and in .NET 10 a timeout makes it
+                // report "no match" on inputs of ~100k characters (dotnet/runtime behaviour reproduced here).
+                ? new Regex(pattern, Options)
                 : null;
             _keywords = rule.Match.PromptKeywords?.Where(k => k.Length > 0).ToArray() ?? [];
             _totalWeight = rule.Targets.Sum(t => t.Weight);
@@ -131,7 +132,7 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
             if (m.MaxMaxTokens is { } maxMax && !(maxTokens <= maxMax)) return false;
             if (m.HasImages is { } images && images != facts.HasImages) return false;
             if (_keywords.Length > 0 && !_keywords.Any(k => facts.Text.Contains(k, StringComparison.OrdinalIgnoreCase))) return false;
-            if (_regex is not null && !SafeMatch(_regex, facts.Text)) return false;
+            if (_regex is not null && !_regex.IsMatch(facts.Text)) return false;
             if (m.MinPromptTokens is { } minTokens && facts.PromptTokens < minTokens) return false;
             if (m.MaxPromptTokens is { } maxTokensPrompt && facts.PromptTokens > maxTokensPrompt) return false;
             return true;
@@ -151,18 +152,6 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
             return Rule.Targets[^1].Model;
         }
 
-        // A pathological pattern must not stall the hot path: past its budget it simply does not match.
-        private static bool SafeMatch(Regex regex, string text)
-        {
-            try
-            {
-                return regex.IsMatch(text);
-            }
-            catch (RegexMatchTimeoutException)
-            {
-                return false;
-            }
-        }
 
         private static string? Metadata(ChatCompletionRequest request, string name) =>
             request.Extra is { } extra && extra.TryGetValue("metadata", out var metadata) && metadata.ValueKind == JsonValueKind.Object

@@ -83,6 +83,26 @@ public sealed class RoutingTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task PromptRegexRule_MatchesAtTheEndOfAVeryLongPrompt()
+    {
+        var virtualAlias = Unique("regex");
+        var rule = Unique("tail");
+        await PutRuleAsync(rule, $$"""
+            {"priority":10,"match":{"models":["{{virtualAlias}}"],"prompt_regex":"needle\\W+in\\W+the\\W+haystack"},"targets":[{"model":"mock-mini"}]}
+            """);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        // ~100k characters before the match: .NET 10's NonBacktracking engine answers "no match" here when given a timeout.
+        var prompt = string.Concat(Enumerable.Repeat("lorem ipsum dolor ", 5555)) + " x needle in the haystack";
+
+        var response = await SendAsync(client, $$"""{"model":"{{virtualAlias}}","messages":[{"role":"user","content":"{{prompt}}"}]}""",
+            r => r.StatusCode == HttpStatusCode.OK);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(rule, Header(response, "x-gateway-rule"));
+    }
+
+    [Fact]
     public async Task KeyTagHeaderAndToolsConditions_AllMustHold()
     {
         var standard = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
