@@ -54,7 +54,9 @@ internal static class ChatCompletionsEndpoints
         var request = parsed.Value!;
         context.Meter.Asked(request);
         var tokens = context.Http.RequestServices.GetRequiredService<Gateway.Core.Tokens.TokenCounter>();
-        if (!await context.WithinRateLimitsAsync(() => tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0)))
+        // In long: a max_tokens near int.MaxValue must not wrap around to a negative cost that passes any limit.
+        if (!await context.WithinRateLimitsAsync(() =>
+                (int)Math.Min(int.MaxValue, (long)tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0))))
             return;
         var headers = context.Http.Request.Headers;
         var (decision, refused) = gateway.Route(context.Http.GatewayKey(), request, name => headers.TryGetValue(name, out var value) ? value.ToString() : null);
