@@ -40,12 +40,12 @@ internal static class ChatCompletionsEndpoints
         return v1;
     }
 
-    private static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, token), ct);
+    private static Task CreateAsync(HttpContext http, ChatGateway gateway, ChatRequestParser parser, IOptions<GatewayOptions> options, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, parser, token), ct);
 
-    private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
+    private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, ChatRequestParser parser, CancellationToken ct)
     {
-        var parsed = ChatRequestParser.Parse(context.Body);
+        var parsed = parser.Parse(context.Body);
         if (parsed.Failure is { } invalid)
         {
             await context.FailAsync(invalid);
