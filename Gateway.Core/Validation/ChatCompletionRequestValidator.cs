@@ -71,7 +71,20 @@ public sealed class ChatCompletionRequestValidator : AbstractValidator<ChatCompl
             .WithMessage("Invalid type for 'tool_choice': expected a string or an object.");
         RuleFor(r => r.ResponseFormat).Must(f => Is(f, JsonValueKind.Object)).WithErrorCode("invalid_type")
             .WithMessage("Invalid type for 'response_format': expected an object.");
+        // Passed through untouched to OpenAI-compatible APIs, but native adapters translate them (Gemini's seed, penalties).
+        RuleFor(r => Extra(r, "seed")).Must(s => s is not { } seed || seed.ValueKind == JsonValueKind.Null
+                || seed.ValueKind == JsonValueKind.Number && seed.TryGetInt64(out _))
+            .WithErrorCode("invalid_type").WithMessage("Invalid type for 'seed': expected an integer.").OverridePropertyName("seed");
+        foreach (var penalty in (string[])["presence_penalty", "frequency_penalty"])
+        {
+            RuleFor(r => Extra(r, penalty)).Must(p => p is not { } value || value.ValueKind == JsonValueKind.Null
+                    || value.ValueKind == JsonValueKind.Number && value.GetDouble() is >= -2 and <= 2)
+                .WithErrorCode("invalid_value").WithMessage($"'{penalty}' must be a number between -2 and 2.").OverridePropertyName(penalty);
+        }
     }
+
+    private static JsonElement? Extra(ChatCompletionRequest request, string name) =>
+        request.Extra is { } extra && extra.TryGetValue(name, out var value) ? value : null;
 
     private static string TooLong(string field, int max, int count) =>
         $"Invalid '{field}': array too long. Expected an array with maximum length {max}, but got an array with length {count} instead.";
