@@ -8,6 +8,7 @@ using Gateway.Core.Metering;
 using OpenTelemetry.Metrics;
 using Gateway.Core.Persistence;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
 if (args is ["healthcheck", ..])
@@ -31,6 +32,9 @@ builder.Services.AddProblemDetails();
 // Bad admin JSON is a 400 in every environment, never an exception.
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+// Header sizes and slow clients (slow-loris): Kestrel enforces them, from Gateway:Server.
+builder.Services.AddOptions<ServerLimitsOptions>().BindConfiguration(ServerLimitsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServerLimitsOptions>>((kestrel, limits) => limits.Value.ApplyTo(kestrel.Limits));
 // SIGTERM: in-flight requests get Gateway:ShutdownDrainSeconds to finish, then the usage writer flushes.
 builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) =>
     host.ShutdownTimeout = TimeSpan.FromSeconds(gateway.Value.ShutdownDrainSeconds));

@@ -56,6 +56,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<ProviderRequestValidator>();
 
         services.AddSingleton<TokenCounter>();
+        services.AddSingleton<Validation.ChatRequestParser>();
+        services.AddSingleton<Validation.EmbeddingRequestParser>();
         services.AddSingleton<KeyCache>();
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<KeyStore>();

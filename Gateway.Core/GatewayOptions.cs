@@ -21,6 +21,26 @@ public sealed class GatewayOptions
     [Range(1024, 512L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 10 * 1024 * 1024;
 
+    /// <summary>Most entries in a chat request's <c>messages</c>; more get 400 <c>array_above_max_length</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxMessages { get; set; } = 2048;
+
+    /// <summary>Most entries in a chat request's <c>tools</c> (OpenAI's own limit is 128).</summary>
+    [Range(1, 100_000)]
+    public int MaxTools { get; set; } = 128;
+
+    /// <summary>Most strings in a chat request's <c>stop</c> (OpenAI allows 4).</summary>
+    [Range(1, 1024)]
+    public int MaxStopSequences { get; set; } = 4;
+
+    /// <summary>Most content parts (text, image…) over all messages of a chat request.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxContentParts { get; set; } = 8192;
+
+    /// <summary>Most inputs in one embeddings request (OpenAI's own limit is 2,048).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxEmbeddingInputs { get; set; } = 2048;
+
     /// <summary>On SIGTERM, how long in-flight requests get to finish before the usage writer's final flush.</summary>
     [Range(1, 3600)]
     public int ShutdownDrainSeconds { get; set; } = 30;

@@ -41,12 +41,12 @@ internal static class ChatCompletionsEndpoints
         return v1;
     }
 
-    private static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, token), ct);
+    private static Task CreateAsync(HttpContext http, ChatGateway gateway, ChatRequestParser parser, IOptions<GatewayOptions> options, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, parser, token), ct);
 
-    private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
+    private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, ChatRequestParser parser, CancellationToken ct)
     {
-        var parsed = ChatRequestParser.Parse(context.Body);
+        var parsed = parser.Parse(context.Body);
         if (parsed.Failure is { } invalid)
         {
             await context.FailAsync(invalid);
@@ -56,7 +56,9 @@ internal static class ChatCompletionsEndpoints
         context.Meter.Asked(request);
         BodyLog.Prompt(context.Http, context.Meter.RequestId, request);
         var tokens = context.Http.RequestServices.GetRequiredService<Gateway.Core.Tokens.TokenCounter>();
-        if (!await context.WithinRateLimitsAsync(() => tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0)))
+        // In long: a max_tokens near int.MaxValue must not wrap around to a negative cost that passes any limit.
+        if (!await context.WithinRateLimitsAsync(() =>
+                (int)Math.Min(int.MaxValue, (long)tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0))))
             return;
         var headers = context.Http.Request.Headers;
         var (decision, refused) = gateway.Route(context.Http.GatewayKey(), request, name => headers.TryGetValue(name, out var value) ? value.ToString() : null);

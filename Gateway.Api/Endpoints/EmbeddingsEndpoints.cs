@@ -10,12 +10,13 @@ namespace Gateway.Api.Endpoints;
 /// <summary><c>POST /v1/embeddings</c>: OpenAI-compatible, Gemini and mock models; metered like chat.</summary>
 internal static class EmbeddingsEndpoints
 {
-    public static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => EmbedAsync(context, gateway, token), ct);
+    public static Task CreateAsync(HttpContext http, ChatGateway gateway, EmbeddingRequestParser parser, IOptions<GatewayOptions> options,
+        CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => EmbedAsync(context, gateway, parser, token), ct);
 
-    private static async Task EmbedAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
+    private static async Task EmbedAsync(MeteredContext context, ChatGateway gateway, EmbeddingRequestParser parser, CancellationToken ct)
     {
-        var (request, invalid) = EmbeddingRequestParser.Parse(context.Body);
+        var (request, invalid) = parser.Parse(context.Body);
         if (invalid is not null)
         {
             await context.FailAsync(invalid);

@@ -132,8 +132,11 @@ internal static class MeteredRequest
         }
         catch (BadHttpRequestException ex)
         {
-            // The client's HTTP itself was broken (bad chunked encoding, body timeout): its fault, not a crash.
-            var error = new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", null, "bad_request");
+            // The client's HTTP itself was broken (bad chunked encoding, a body slower than Gateway:Server's minimum rate):
+            // its fault, not a crash.
+            var error = ex.StatusCode == StatusCodes.Status408RequestTimeout
+                ? new GatewayError(408, "The request body arrived too slowly; the gateway stopped waiting for it.", "invalid_request_error", null, "request_timeout")
+                : new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", null, "bad_request");
             meter.Failed(error);
             if (!http.Response.HasStarted) await OpenAIResults.WriteAsync(http, error);
         }

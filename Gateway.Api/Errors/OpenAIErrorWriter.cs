@@ -21,6 +21,7 @@ internal sealed class OpenAIErrorWriter : IProblemDetailsWriter
             400 => ("invalid_request_error", "bad_request", context.ProblemDetails.Detail ?? "The request is malformed."),
             404 => ("invalid_request_error", "not_found", $"Unknown path: {http.Request.Method} {http.Request.Path}."),
             405 => ("invalid_request_error", "method_not_allowed", $"{http.Request.Method} is not allowed on {http.Request.Path}."),
+            408 => ("invalid_request_error", "request_timeout", "The request arrived too slowly."),
             413 => ("invalid_request_error", "request_too_large", "The request body is too large."),
             415 => ("invalid_request_error", "unsupported_media_type", "Send the body as application/json."),
             _ when status >= 500 => ("server_error", "internal_error", "The gateway hit an internal error. The request id is in the x-gateway-request-id header."),

@@ -11,7 +11,7 @@ namespace Gateway.Core.Routing;
 /// in-memory rules and models, without calling a provider or touching a budget. Shared by the admin API
 /// (<c>POST /admin/routes/test</c>) and the admin app's routing page.
 /// </summary>
-public sealed class RouteTester(KeyCache keys, ChatGateway gateway)
+public sealed class RouteTester(KeyCache keys, ChatGateway gateway, ChatRequestParser parser)
 {
     // Without a key: allowed every model, no tags.
     private static readonly GatewayKey AnyKey = new(Guid.Empty, "route-test", "", new byte[32], FrozenSet<string>.Empty, null, null);
@@ -24,7 +24,7 @@ public sealed class RouteTester(KeyCache keys, ChatGateway gateway)
     {
         var key = keyId is { } id ? keys.Find(id) : AnyKey;
         if (key is null) return (null, new GatewayError(404, $"No key '{keyId}'.", "invalid_request_error", null, "not_found"));
-        var parsed = ChatRequestParser.Parse(request);
+        var parsed = parser.Parse(request);
         if (parsed.Failure is { } invalid) return (null, invalid);
         var (decision, refused) = gateway.Route(key, parsed.Value!, name =>
             headers?.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value);

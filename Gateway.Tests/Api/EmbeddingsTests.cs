@@ -139,6 +139,10 @@ public sealed class EmbeddingsTests(TestEnvironment env)
     [InlineData("""{"model":"mock","input":[]}""", "input")]
     [InlineData("""{"model":"mock","input":[{"a":1}]}""", "input")]
     [InlineData("""{"model":"mock","input":"x","encoding_format":"hex"}""", "encoding_format")]
+    [InlineData("""{"model":"mock","input":[1.5,2]}""", "input")]
+    [InlineData("""{"model":"mock","input":[[-1]]}""", "input")]
+    [InlineData("""{"model":"mock","input":{}}""", "input")]
+    [InlineData("""{"model":"mock","input":"x","dimensions":"8"}""", "dimensions")]
     public async Task Embeddings_BadBody_Is400NamingTheField(string body, string param)
     {
         var (key, _) = await Gateway.CreateKeyAsync();

@@ -40,6 +40,33 @@ public sealed class ErrorTests(TestEnvironment env)
     [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"temperature":7}""", "invalid_value", "temperature")]
     [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"stream":"yes"}""", "invalid_type", "stream")]
     [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}""", "invalid_value", "stream_options")]
+    [InlineData("null", "invalid_type", null)]
+    [InlineData("""{"model":"mock","messages":5}""", "invalid_type", "messages")]
+    [InlineData("""{"model":"mock","messages":[null]}""", "invalid_type", "messages")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":{}}]}""", "invalid_type", "messages[0].content")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":[5]}]}""", "invalid_type", "messages[0].content")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":[{"type":7}]}]}""", "invalid_type", "messages[0].content")]
+    [InlineData("""{"model":"mock","messages":[{"role":"assistant","content":null,"tool_calls":"call"}]}""", "invalid_type", "messages[0].tool_calls")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"max_tokens":"x"}""", "invalid_type", "max_tokens")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"max_tokens":99999999999}""", "invalid_type", "max_tokens")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"max_tokens":-1}""", "invalid_value", "max_tokens")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"temperature":1e400}""", "invalid_value", "temperature")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"n":0}""", "invalid_value", "n")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"stop":5}""", "invalid_type", "stop")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"tools":{}}""", "invalid_type", "tools")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"tool_choice":5}""", "invalid_type", "tool_choice")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"response_format":"json"}""", "invalid_type", "response_format")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"seed":0.5}""", "invalid_type", "seed")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"seed":1e400}""", "invalid_type", "seed")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"seed":"7"}""", "invalid_type", "seed")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"presence_penalty":1e400}""", "invalid_value", "presence_penalty")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"frequency_penalty":"high"}""", "invalid_value", "frequency_penalty")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"\ud800"}]}""", "invalid_json", null)]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}]} x""", "invalid_json", null)]
+    [InlineData("{\"model\":\"mo\u0000ck\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "invalid_json", null)]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi"}],"model":"mock"}""", "invalid_json", "model")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":"hi","role":"system"}]}""", "invalid_json", "messages[0].role")]
+    [InlineData("""{"model":"mock","messages":[{"role":"user","content":[{"type":"text","type":"image"}]}]}""", "invalid_json", "messages[0].content")]
     public async Task ChatCompletion_BadBody_Is400InOpenAIShapeAndStillMetered(string body, string code, string? param)
     {
         var (key, keyId) = await Gateway.CreateKeyAsync();
@@ -65,6 +92,74 @@ public sealed class ErrorTests(TestEnvironment env)
         var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"mock","messages":[{"role":"user","content":"x"}],"extra":{{deep}}}"""));
 
         await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions")]
+    [InlineData("/v1/embeddings")]
+    public async Task Body_NotValidUtf8_Is400InvalidJsonAndMetered(string path)
+    {
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        byte[] body = [.. "{\"model\":\"mock\",\"input\":\"a"u8, 0xC3, 0x28, .. "\",\"messages\":[{\"role\":\"user\",\"content\":\"b"u8, 0xFF,
+            .. "\"}]}"u8];
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+
+        var response = await client.PostAsync(path, content);
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal("invalid_json", error["code"]!.GetValue<string>());
+        Assert.Contains("UTF-8", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((keyId, (short)400), (row.KeyId, row.Status));
+    }
+
+    [Fact]
+    public async Task ChatCompletion_ByteOrderMarkBeforeTheJson_IsIgnored()
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        using var content = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. """{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""u8]);
+        content.Headers.ContentType = new("application/json");
+
+        var response = await client.PostAsync("/v1/chat/completions", content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("text/plain", """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""", HttpStatusCode.OK)]
+    [InlineData(null, """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""", HttpStatusCode.OK)]
+    [InlineData("application/x-www-form-urlencoded", "model=mock&messages=hi", HttpStatusCode.BadRequest)]
+    [InlineData("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nmock\r\n--x--", HttpStatusCode.BadRequest)]
+    public async Task ChatCompletion_AnyContentType_BodyIsReadAsJson(string? contentType, string body, HttpStatusCode status)
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        using var content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        if (contentType is not null) content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        var response = await client.PostAsync("/v1/chat/completions", content);
+
+        if (status == HttpStatusCode.OK) Assert.Equal(status, response.StatusCode);
+        else Assert.Equal("invalid_json", (await AssertErrorAsync(response, status))["code"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("model")]
+    [InlineData("user")]
+    public async Task ChatCompletion_ModelOrUserLongerThan256_Is400StringAboveMaxLength(string field)
+    {
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var body = new JsonObject { ["model"] = "mock", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }) };
+        body[field] = new string('m', 257);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
+
+        var error = await AssertErrorAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal(("string_above_max_length", field), (error["code"]!.GetValue<string>(), error["param"]!.GetValue<string>()));
     }
 
     [Theory]

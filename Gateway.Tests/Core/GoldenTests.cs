@@ -6,6 +6,7 @@ using Gateway.Core.Providers;
 using Gateway.Core.Providers.Anthropic;
 using Gateway.Core.Providers.Gemini;
 using Gateway.Core.Validation;
+using Gateway.Core.Wire;
 
 namespace Gateway.Tests.Core;
 
@@ -36,7 +37,7 @@ public sealed class GoldenTests
 
     private static UpstreamCall Call(string protocol, byte[] openAIRequest)
     {
-        var parsed = ChatRequestParser.Parse(openAIRequest);
+        var parsed = new ChatRequestParser(Microsoft.Extensions.Options.Options.Create(new Gateway.Core.GatewayOptions())).Parse(openAIRequest);
         Assert.Null(parsed.Failure);
         var provider = new ProviderInfo(Guid.Empty, "golden", protocol, new Uri("http://127.0.0.1/"), "secret", null, ProviderSettings.Default);
         var route = new ModelRoute(Guid.Empty, "golden", provider, protocol == "anthropic" ? "claude-golden" : "gemini-golden", 1m, 2m, 0.5m, null, null,
@@ -54,6 +55,24 @@ public sealed class GoldenTests
 
         var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder(protocol), $"{name}.{protocol}-request.json")));
         Assert.True(JsonNode.DeepEquals(expected, actual), actual.ToJsonString());
+    }
+
+    [Theory]
+    [InlineData("anthropic")]
+    [InlineData("gemini")]
+    public void OpenAIRequest_ToolArgumentsNested62Deep_StillSerializesForTheNativeApi(string protocol)
+    {
+        // Arguments are a JSON string, so the request passes the 64-level read limit; native APIs nest them 5-6 levels deeper.
+        var arguments = string.Concat(Enumerable.Repeat("{\\\"a\\\":", 62)) + "1" + new string('}', 62);
+        var call = Call(protocol, Encoding.UTF8.GetBytes($$$"""
+            {"model":"golden","messages":[{"role":"user","content":"hi"},
+             {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{{{arguments}}}"}}]},
+             {"role":"tool","tool_call_id":"call_1","content":"ok"}]}
+            """));
+
+        var body = protocol == "anthropic" ? AnthropicRequestMapper.Map(call).Body : GeminiRequestMapper.Map(call);
+
+        Assert.NotEmpty(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
     }
 
     [Theory]
