@@ -2,6 +2,7 @@ using Gateway.Api.Auth;
 using Gateway.Core;
 using Gateway.Core.Chat;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Validation;
 using Microsoft.Extensions.Options;
 
@@ -10,8 +11,10 @@ namespace Gateway.Api.Endpoints;
 /// <summary><c>POST /v1/embeddings</c>: OpenAI-compatible, Gemini and mock models; metered like chat.</summary>
 internal static class EmbeddingsEndpoints
 {
-    public static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => EmbedAsync(context, gateway, token), ct);
+    public static Task CreateAsync(HttpContext http, ChatGateway gateway, IOptions<GatewayOptions> options, ILogger<MeteredContext> logger,
+        CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, GatewayTelemetry.Embeddings, logger,
+            (context, token) => EmbedAsync(context, gateway, token), ct);
 
     private static async Task EmbedAsync(MeteredContext context, ChatGateway gateway, CancellationToken ct)
     {
