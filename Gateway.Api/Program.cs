@@ -4,8 +4,7 @@ using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Admin;
-using Gateway.Core.Metering;
-using OpenTelemetry.Metrics;
+using Gateway.Api.Telemetry;
 using Gateway.Core.Persistence;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -21,10 +20,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddGatewayCore();
 builder.Services.AddGatewayHealthChecks();
-builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-    .AddMeter(GatewayMetrics.MeterName)
-    .AddAspNetCoreInstrumentation()
-    .AddPrometheusExporter());
+builder.AddGatewayTelemetry();
 builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));
 // Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.
 builder.Services.AddSingleton<IProblemDetailsWriter, OpenAIErrorWriter>();

@@ -11,6 +11,7 @@ using Gateway.Core.Chat;
 using Gateway.Core.Errors;
 using Gateway.Core.Failover;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Validation;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
@@ -41,8 +42,10 @@ internal static class ChatCompletionsEndpoints
         return v1;
     }
 
-    private static Task CreateAsync(HttpContext http, ChatGateway gateway, ChatRequestParser parser, IOptions<GatewayOptions> options, CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => CompleteAsync(context, gateway, parser, token), ct);
+    private static Task CreateAsync(HttpContext http, ChatGateway gateway, ChatRequestParser parser, IOptions<GatewayOptions> options,
+        ILogger<MeteredContext> logger, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, GatewayTelemetry.Chat, logger,
+            (context, token) => CompleteAsync(context, gateway, parser, token), ct);
 
     private static async Task CompleteAsync(MeteredContext context, ChatGateway gateway, ChatRequestParser parser, CancellationToken ct)
     {

@@ -2,6 +2,7 @@ using Gateway.Api.Auth;
 using Gateway.Core;
 using Gateway.Core.Chat;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Validation;
 using Microsoft.Extensions.Options;
 
@@ -11,8 +12,9 @@ namespace Gateway.Api.Endpoints;
 internal static class EmbeddingsEndpoints
 {
     public static Task CreateAsync(HttpContext http, ChatGateway gateway, EmbeddingRequestParser parser, IOptions<GatewayOptions> options,
-        CancellationToken ct) =>
-        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, (context, token) => EmbedAsync(context, gateway, parser, token), ct);
+        ILogger<MeteredContext> logger, CancellationToken ct) =>
+        MeteredRequest.RunAsync(http, http.GatewayKey(), gateway, options, GatewayTelemetry.Embeddings, logger,
+            (context, token) => EmbedAsync(context, gateway, parser, token), ct);
 
     private static async Task EmbedAsync(MeteredContext context, ChatGateway gateway, EmbeddingRequestParser parser, CancellationToken ct)
     {

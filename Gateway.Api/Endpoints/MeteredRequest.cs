@@ -8,6 +8,7 @@ using Gateway.Core.Limits;
 using Gateway.Api.Auth;
 using Gateway.Core.Keys;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Api.Endpoints;
@@ -100,14 +101,19 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
 /// <summary>
 /// The frame every metered /v1 request runs in: a usage record is started before anything else and
 /// published exactly once in <c>finally</c>, whatever happens (bad body, upstream failure, client gone, bug).
+/// The request has its span (under ASP.NET Core's) and a logging scope, so every log line written while it is
+/// handled carries its <c>RequestId</c> and the key's <c>KeyPrefix</c>.
 /// </summary>
 internal static class MeteredRequest
 {
-    public static async Task RunAsync(HttpContext http, GatewayKey key, ChatGateway gateway, IOptions<GatewayOptions> options,
-        Func<MeteredContext, CancellationToken, Task> handle, CancellationToken ct)
+    /// <param name="operation"><see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
+    public static async Task RunAsync(HttpContext http, GatewayKey key, ChatGateway gateway, IOptions<GatewayOptions> options, string operation,
+        ILogger logger, Func<MeteredContext, CancellationToken, Task> handle, CancellationToken ct)
     {
-        var meter = gateway.StartMeter(key);
+        var meter = gateway.StartMeter(key, operation);
         var requestId = meter.RequestId.ToString();
+        using var span = GatewayTelemetry.StartRequest(operation, requestId);
+        using var scope = Log.RequestScope(logger, requestId, key.Prefix);
         // Set when the response starts, so it survives the exception handler clearing headers for a 500.
         http.Response.OnStarting(() =>
         {
@@ -155,6 +161,7 @@ internal static class MeteredRequest
             {
                 try
                 {
+                    meter.Describe(span);
                     await meter.PublishAsync();
                 }
                 finally
@@ -168,4 +175,11 @@ internal static class MeteredRequest
     private static bool IsClientGone(HttpContext http, Exception ex) =>
         http.RequestAborted.IsCancellationRequested && ex is OperationCanceledException or IOException
         || ex is Microsoft.AspNetCore.Connections.ConnectionResetException;
+
+    private static class Log
+    {
+        // The key's prefix is the 11 characters shown in the admin app, never the key itself.
+        public static readonly Func<ILogger, string, string, IDisposable?> RequestScope =
+            LoggerMessage.DefineScope<string, string>("Request {RequestId} with key {KeyPrefix}");
+    }
 }

@@ -6,6 +6,7 @@ using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Providers;
 using Gateway.Core.Routing;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Tokens;
 using System.Text.Json;
 using Gateway.Core.Wire;
@@ -17,7 +18,7 @@ namespace Gateway.Core.Chat;
 public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
     Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, Budgets.BudgetCalendar calendar, IOptions<GatewayOptions> options,
-    Guards.InjectionFilter injection)
+    Guards.InjectionFilter injection, GatewayMetrics metrics)
 {
     /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
     public const int DefaultWorstCaseOutputTokens = 4096;
@@ -82,6 +83,8 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
             // The worst case assumed an output limit; a capped key's request is sent with it.
             if (reservation is not null && request.MaxCompletionTokens is null && request.MaxTokens is null)
                 request.MaxTokens = OutputLimit(chosen.Chain.Max(c => c.MaxOutputTokens ?? DefaultWorstCaseOutputTokens), null);
+            // Routing succeeded, so the asked alias is one the catalog or a rule names: a bounded label.
+            if (from is not null) metrics.Downgraded(from, chosen.First.Alias);
             return new BudgetDecision(chosen, reservation, from, Remaining(key, spent), null);
         }
     }
@@ -109,7 +112,8 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
 
     /// <summary>Starts the usage record of an authenticated request; publish it exactly once.</summary>
-    public RequestMeter StartMeter(GatewayKey key) => new(key, tokens, usage, time, calendar);
+    /// <param name="operation"><see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
+    public RequestMeter StartMeter(GatewayKey key, string operation) => new(key, tokens, usage, time, calendar, operation, metrics);
 
     /// <summary>The model an alias names, if it exists and the key may use it.</summary>
     /// <summary>
@@ -161,7 +165,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
 
     /// <summary>Embeddings over the model's candidate chain (fallbacks whose protocol cannot embed are passed over).</summary>
     public Task<FailoverResult<UpstreamCompletion>> EmbedAsync(Guid requestId, EmbeddingRequest request, ModelRoute first, CancellationToken ct) =>
-        failover.RunAsync(catalog.Chain(first), (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)
+        failover.RunAsync(GatewayTelemetry.Embeddings, catalog.Chain(first), (route, token) => _embedders.TryGetValue(route.Provider.Protocol, out var embedder)
             ? embedder.EmbedAsync(new EmbeddingCall(requestId, request, route), token)
             : Task.FromResult<UpstreamResult<UpstreamCompletion>>(new UpstreamFailure(UpstreamFailureKind.Misconfigured, route.Provider.Name, "it cannot embed")), ct);
 
@@ -197,14 +201,14 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
 
     /// <summary>A non-streaming completion over the model's candidate chain.</summary>
     public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
-        failover.RunAsync(chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
 
     /// <summary>
     /// A stream over the model's candidate chain, each candidate held back until its first token
     /// (within the model's <c>ttft_timeout_ms</c>, else Gateway:Failover:DefaultTtftTimeoutMs).
     /// </summary>
     public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
-        failover.RunAsync(chain, (route, token) => PrimedStream.OpenAsync(
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => PrimedStream.OpenAsync(
             open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
             TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), token), ct);
 

@@ -4,6 +4,7 @@ using Gateway.Core.Errors;
 using Gateway.Core.Keys;
 using Gateway.Core.Metering;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Tokens;
 using Gateway.Core.Wire;
 
@@ -23,14 +24,19 @@ public sealed class RequestMeter
     private readonly TimeProvider _time;
     private readonly long _started;
     private readonly UsageRecord _record;
+    private readonly GatewayMetrics? _metrics;
     private ModelRoute? _route;
+    private string? _firstAlias;
     private Func<int>? _promptTokens;
     private TokenUsage? _reported;
     private (int Prompt, int Completion, int Cached, decimal Cost, bool Estimated) _earlier;
     private bool _published;
 
-    internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time, Budgets.BudgetCalendar calendar)
+    internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time, Budgets.BudgetCalendar calendar,
+        string operation = GatewayTelemetry.Chat, GatewayMetrics? metrics = null)
     {
+        Operation = operation;
+        _metrics = metrics;
         _tokens = tokens;
         _usage = usage;
         _time = time;
@@ -47,6 +53,9 @@ public sealed class RequestMeter
     }
 
     public Guid RequestId => _record.RequestId;
+
+    /// <summary><c>gen_ai.operation.name</c>: <see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</summary>
+    public string Operation { get; }
 
     public void Asked(ChatCompletionRequest request)
     {
@@ -119,6 +128,7 @@ public sealed class RequestMeter
         IReadOnlyList<(ModelRoute Route, TokenUsage Usage)>? billed = null)
     {
         if (last is not null) Routed(last);
+        _firstAlias = first.Alias;
         foreach (var (route, usage) in billed ?? []) ContinuedAfter(route, usage, "");
         _record.Attempts = (short)Math.Max(1, attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down" or "provider_failed")));
         _record.Fallback = served && last is not null && last.Alias != first.Alias;
@@ -200,13 +210,37 @@ public sealed class RequestMeter
         _usage.Checkpoint(_record);
     }
 
-    /// <summary>Queues the record; only the first call counts.</summary>
+    /// <summary>Queues the record and counts the request in the metrics; only the first call counts.</summary>
     public ValueTask PublishAsync()
     {
         if (_published) return ValueTask.CompletedTask;
         _published = true;
         _record.LatencyMs = ElapsedMs();
         Debug.Assert(_record.Status != 0);
+        _metrics?.Requested(_record, Operation, _record.Fallback ? _firstAlias : null, _route?.Alias);
         return _usage.PublishAsync(_record);
+    }
+
+    /// <summary>
+    /// What the request's span says of it once it is answered: how it was routed and served, its usage and status. The
+    /// asked model is named only once routing accepted it (before that it is whatever the client sent).
+    /// </summary>
+    public void Describe(Activity? span)
+    {
+        if (span is not { IsAllDataRequested: true }) return;
+        if (_route is not null) span.SetTag(GatewayTelemetry.RequestModel, _record.AskedModel);
+        if (_record.Provider is { } provider) span.SetTag(GatewayTelemetry.GatewayProvider, provider);
+        if (_record.ServedModel is { } served) span.SetTag(GatewayTelemetry.ResponseModel, served);
+        span.SetTag("http.response.status_code", (int)_record.Status);
+        span.SetTag("gateway.attempts", (int)_record.Attempts);
+        if (_record.Fallback) span.SetTag("gateway.fallback", true);
+        if (_record.DowngradedFrom is { } from) span.SetTag("gateway.downgraded_from", from);
+        if (_record.CacheHit) span.SetTag("gateway.cache_hit", true);
+        if (_record.RoutingRule is { } rule) span.SetTag("gateway.routing_rule", rule);
+        span.SetTag("gen_ai.usage.input_tokens", _record.PromptTokens);
+        span.SetTag("gen_ai.usage.output_tokens", _record.CompletionTokens);
+        if (_record.Status < 400) return;
+        span.SetTag(GatewayTelemetry.ErrorType, _record.ErrorKind ?? _record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        span.SetStatus(ActivityStatusCode.Error);
     }
 }

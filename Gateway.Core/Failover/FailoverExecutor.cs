@@ -1,5 +1,7 @@
 using Gateway.Core.Catalog;
+using Gateway.Core.Metering;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -25,12 +27,14 @@ public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, Ups
 /// Walks a model's candidate chain (the model, then its fallbacks): a provider whose circuit is open or
 /// that is cooling down after a Retry-After is skipped without a call; 429, 5xx, 529, timeouts,
 /// connection failures and broken streams move to the next candidate at once (no retry of the same
-/// provider in one request); a failure caused by the request itself goes back to the caller.
+/// provider in one request); a failure caused by the request itself goes back to the caller. Each call is an
+/// <see cref="UpstreamAttempt"/> (span and GenAI metrics); a stream's goes on with the <see cref="PrimedStream"/>.
 /// </summary>
-public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
+public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, GatewayMetrics metrics)
 {
-    public async Task<FailoverResult<T>> RunAsync<T>(IReadOnlyList<ModelRoute> chain, Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt,
-        CancellationToken ct) where T : class
+    /// <param name="operation"><c>gen_ai.operation.name</c>: <see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
+    public async Task<FailoverResult<T>> RunAsync<T>(string operation, IReadOnlyList<ModelRoute> chain,
+        Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt, CancellationToken ct) where T : class
     {
         var first = chain[0];
         var attempts = new List<AttemptRecord>();
@@ -42,25 +46,21 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
         {
             var provider = route.Provider.Name;
             var modelKey = ProviderHealth.ModelKey(provider, route.UpstreamModel);
-            if (health.IsCoolingDown(provider))
+            // Skipped before the call, so the breakers record nothing; no second call to a provider that just failed as a
+            // whole in this request.
+            var skipped = health.IsCoolingDown(provider) ? "cooling_down"
+                : health.IsOpen(provider) || health.IsOpen(modelKey) ? "circuit_open"
+                : downProviders.Contains(provider) ? "provider_failed"
+                : null;
+            if (skipped is not null)
             {
-                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "cooling_down", 0));
-                continue;
-            }
-            if (health.IsOpen(provider) || health.IsOpen(modelKey))
-            {
-                // Skipped before the call, so the breakers record nothing.
-                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "circuit_open", 0));
-                continue;
-            }
-            if (downProviders.Contains(provider))
-            {
-                // No second call to a provider that just failed as a whole in this request.
-                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "provider_failed", 0));
+                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, skipped, 0));
+                GatewayTelemetry.Skipped(provider, route.UpstreamModel, skipped);
                 continue;
             }
 
             var started = time.GetTimestamp();
+            var call = new UpstreamAttempt(operation, route, typeof(T) == typeof(PrimedStream), metrics, time);
             var context = ResilienceContextPool.Shared.Get(ct);
             Outcome<UpstreamResult<T>> outcome;
             try
@@ -88,16 +88,25 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
 
             if (outcome.Exception is BrokenCircuitException or IsolatedCircuitException)
             {
+                call.Refused("circuit_open");
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "circuit_open", 0));
                 continue;
             }
-            outcome.ThrowIfException(); // the client went away, or a bug
+            if (outcome.Exception is { } thrown)
+            {
+                call.Failed(thrown.GetType().FullName ?? "_OTHER");
+                call.End();
+                outcome.ThrowIfException(); // the client went away, or a bug
+            }
             var result = outcome.Result;
             if (result.Failure is not { } failure)
             {
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "ok", ms));
+                Answered(call, operation, result.Value);
                 return new FailoverResult<T>(result.Value, route, null, attempts, billed);
             }
+            call.Failed(failure.Outcome, failure.Usage);
+            call.End();
             attempts.Add(new AttemptRecord(provider, route.UpstreamModel, failure.Outcome, ms));
             if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts, billed);
             if (failure.RetryAfter is { } wait) health.CoolDown(provider, wait);
@@ -111,6 +120,25 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time)
         return new FailoverResult<T>(null, lastRoute,
             last ?? new UpstreamFailure(UpstreamFailureKind.Overloaded, first.Provider.Name, "no provider can take the request now (circuits open or cooling down)"),
             attempts, billed);
+    }
+
+    // A stream's call goes on until the stream is disposed; its first token is here (PrimedStream opens on it).
+    private static void Answered(UpstreamAttempt call, string operation, object? value)
+    {
+        switch (value)
+        {
+            case PrimedStream stream:
+                call.FirstChunk();
+                stream.Adopt(call);
+                break;
+            case UpstreamCompletion completion:
+                call.Answered(completion, operation == GatewayTelemetry.Chat);
+                call.End();
+                break;
+            default:
+                call.End();
+                break;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Gateway.Core.Providers;
+using Gateway.Core.Telemetry;
 
 namespace Gateway.Core.Failover;
 
@@ -14,6 +15,8 @@ public sealed class PrimedStream : IAsyncDisposable
     private readonly CancellationTokenSource _firstToken;
     private readonly List<StreamChunk> _buffered;
     private readonly bool _ended;
+    private UpstreamAttempt? _attempt;
+    private bool _completed;
 
     private PrimedStream(UpstreamStream inner, IAsyncEnumerator<StreamChunk> rest, CancellationTokenSource firstToken, List<StreamChunk> buffered, bool ended)
     {
@@ -79,16 +82,33 @@ public sealed class PrimedStream : IAsyncDisposable
         }
     }
 
+    /// <summary>Takes over the provider call's telemetry, which ends with the stream (in <see cref="DisposeAsync"/>).</summary>
+    internal void Adopt(UpstreamAttempt attempt) => _attempt = attempt;
+
     /// <summary>The held-back chunks, then the rest of the stream.</summary>
     public async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct = default)
     {
         foreach (var chunk in _buffered) yield return chunk;
+        _completed = _ended;
         if (_ended) yield break;
-        while (await _rest.MoveNextAsync())
+        while (true)
         {
+            bool more;
+            try
+            {
+                more = await _rest.MoveNextAsync();
+            }
+            catch (Exception ex)
+            {
+                _attempt?.Failed(ex is UpstreamStreamException broken ? broken.Failure.Outcome : ex.GetType().FullName ?? "_OTHER",
+                    (ex as UpstreamStreamException)?.Failure.Usage);
+                throw;
+            }
+            if (!more) break;
             ct.ThrowIfCancellationRequested();
             yield return _rest.Current;
         }
+        _completed = true;
     }
 
     public async ValueTask DisposeAsync()
@@ -96,5 +116,12 @@ public sealed class PrimedStream : IAsyncDisposable
         await _rest.DisposeAsync();
         await Inner.DisposeAsync();
         _firstToken.Dispose();
+        if (_attempt is { } attempt)
+        {
+            // Disposed before its end with nothing broken upstream: the relay stopped reading, because the client left.
+            if (!_completed) attempt.Failed("client_disconnected");
+            attempt.Answered(Inner.Usage, Inner.ServedModel);
+            attempt.End();
+        }
     }
 }

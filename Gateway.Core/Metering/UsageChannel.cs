@@ -5,8 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Gateway.Core.Metering;
 
 /// <summary>The hot path's only contact with metering: an in-memory queue the <see cref="UsageWriter"/> drains.</summary>
-public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger, GatewayMetrics? metrics = null,
-    UsageJournal? journal = null)
+public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILogger<UsageChannel> logger, UsageJournal? journal = null)
 {
     private readonly Channel<UsageRecord> _channel = Channel.CreateBounded<UsageRecord>(
         new BoundedChannelOptions(options.Value.ChannelCapacity)
@@ -28,7 +27,6 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
     /// </summary>
     public async ValueTask PublishAsync(UsageRecord record)
     {
-        metrics?.Record(record);
         var spool = Journal;
         if (record.Segment is null) spool?.Append(record);
         if (_channel.Writer.TryWrite(record)) return;

@@ -15,8 +15,8 @@ namespace Gateway.Core.Metering;
 /// On shutdown it runs after the web server stopped, so every in-flight request's record is flushed.
 /// </summary>
 public sealed partial class UsageWriter(
-    UsageChannel channel, NpgsqlDataSource db, IOptions<MeteringOptions> options, TimeProvider time, ILogger<UsageWriter> logger)
-    
+    UsageChannel channel, NpgsqlDataSource db, IOptions<MeteringOptions> options, TimeProvider time, ILogger<UsageWriter> logger,
+    GatewayMetrics metrics)
     : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _abort = new();
@@ -131,7 +131,9 @@ public sealed partial class UsageWriter(
         {
             try
             {
+                var started = time.GetTimestamp();
                 await WriteBatchAsync(batch, ct);
+                metrics.Flushed(batch.Count, time.GetElapsedTime(started).TotalSeconds);
                 return;
             }
             catch (Exception ex) when (IsOutage(ex, ct))

@@ -16,6 +16,7 @@ namespace Gateway.Tests.Api;
 /// must have OpenAI's shape, the host must keep serving, and each request must leave exactly one usage row.
 /// A failure names its seed; set GATEWAY_FUZZ_SEED to replay it.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
 {
     private const int Bodies = 3000;

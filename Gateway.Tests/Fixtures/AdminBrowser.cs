@@ -23,6 +23,7 @@ public sealed class AdminBrowser : IAsyncLifetime
     {
         App = new AdminHost(TestEnvironment.Current.Postgres.ConnectionString);
         _playwright = await Playwright.CreateAsync();
+        Assertions.SetDefaultExpectTimeout(15_000); // Blazor Server answers over a circuit; the suite shares 2 cores
         Browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumPath, Headless = true, Args = ["--no-sandbox"] });
         Directory.CreateDirectory(ScreenshotDir);
     }
@@ -31,7 +32,7 @@ public sealed class AdminBrowser : IAsyncLifetime
     public async Task<IPage> NewPageAsync(AdminHost? app = null)
     {
         var context = await Browser.NewContextAsync(new() { BaseURL = (app ?? App).BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 900 } });
-        context.SetDefaultTimeout(15_000);
+        context.SetDefaultTimeout(30_000); // generous: the machine has 2 cores and the rest of the suite runs alongside
         return await context.NewPageAsync();
     }
 

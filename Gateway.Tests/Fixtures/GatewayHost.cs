@@ -20,14 +20,18 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     private readonly string _connectionString;
     private readonly Dictionary<string, string?> _settings;
     private readonly TimeProvider? _time;
+    private readonly Action<IServiceCollection>? _services;
     private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-dp-" + Guid.NewGuid().ToString("N")[..12]);
 
     /// <param name="time">The clock the gateway reads (the system clock when null).</param>
-    public GatewayHost(string connectionString, Dictionary<string, string?>? settings = null, TimeProvider? time = null)
+    /// <param name="services">Registrations added after the app's own (e.g. a logger provider that captures logs).</param>
+    public GatewayHost(string connectionString, Dictionary<string, string?>? settings = null, TimeProvider? time = null,
+        Action<IServiceCollection>? services = null)
     {
         _connectionString = connectionString;
         _settings = settings ?? [];
         _time = time;
+        _services = services;
         UseKestrel(0);
         StartServer();
     }
@@ -49,6 +53,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         if (_time is not null) builder.ConfigureTestServices(services => services.AddSingleton(_time));
         builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        if (_services is not null) builder.ConfigureTestServices(_services);
     }
 
     public HttpClient Client(string? bearer = null)

@@ -11,6 +11,7 @@ using Npgsql;
 namespace Gateway.Tests.Metering;
 
 /// <summary>The gateway as its own process, killed with SIGKILL under load: the next start replays its journal.</summary>
+[Collection(HeavyTests.Name)]
 public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "gw-crash-" + Guid.NewGuid().ToString("N")[..10]);

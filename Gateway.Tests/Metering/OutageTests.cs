@@ -14,6 +14,7 @@ namespace Gateway.Tests.Metering;
 /// PostgreSQL goes away during a load run and the gateway restarts once: every request is answered, and the usage
 /// table ends with exactly one row per request (its own cluster, so the rest of the run keeps its database).
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class OutageTests : IAsyncLifetime
 {
     private readonly PostgresFixture _postgres = new(ownCluster: true);

@@ -8,6 +8,7 @@ using Gateway.Tests.Fixtures;
 namespace Gateway.Tests.Scripts;
 
 /// <summary>The README's run command, as a newcomer runs it: ./run.sh, curl, Ctrl-C.</summary>
+[Collection(HeavyTests.Name)]
 public sealed class RunScriptTests
 {
     [Fact]

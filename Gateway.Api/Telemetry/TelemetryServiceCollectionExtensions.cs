@@ -1,0 +1,57 @@
+using Gateway.Core.Metering;
+using Gateway.Core.Telemetry;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Gateway.Api.Telemetry;
+
+internal static class TelemetryServiceCollectionExtensions
+{
+    /// <summary>
+    /// Metrics (the <c>LlmGateway</c> meter, ASP.NET Core's and HttpClient's) for the Prometheus scrape at /metrics, always;
+    /// with an OTLP endpoint configured, the same metrics and traces (the <c>LlmGateway</c> source, ASP.NET Core server spans,
+    /// HttpClient spans) are exported too. Without one no tracer listens, so requests build no spans at all.
+    /// </summary>
+    public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<OtlpOptions>().BindConfiguration(OtlpOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        // Read here, not through IOptions: whether to export decides which providers exist.
+        var otlp = builder.Configuration.GetSection(OtlpOptions.SectionName).Get<OtlpOptions>() ?? new OtlpOptions();
+        var export = otlp.Endpoint is not null || !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+
+        var telemetry = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "llm-gateway"))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(GatewayMetrics.MeterName).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddPrometheusExporter();
+                if (export) metrics.AddOtlpExporter(o => Configure(o, otlp, "v1/metrics"));
+            });
+        if (export)
+        {
+            telemetry.WithTracing(tracing => tracing
+                .AddSource(GatewayTelemetry.SourceName)
+                // Scrapes and probes would drown the requests that matter.
+                .AddAspNetCoreInstrumentation(o => o.Filter = http =>
+                    !http.Request.Path.StartsWithSegments("/metrics") && !http.Request.Path.StartsWithSegments("/health"))
+                // Provider keys travel in headers (Authorization, x-api-key, x-goog-api-key), which are not recorded; query
+                // values in url.full are redacted by default.
+                .AddHttpClientInstrumentation()
+                .AddOtlpExporter(o => Configure(o, otlp, "v1/traces")));
+        }
+        return builder;
+    }
+
+    // Gateway:Otlp:Endpoint is a base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is; with neither set here, the SDK's own
+    // OTEL_EXPORTER_OTLP_* reading stands (headers for a collector's credentials come from OTEL_EXPORTER_OTLP_HEADERS either way).
+    private static void Configure(OtlpExporterOptions exporter, OtlpOptions otlp, string signalPath)
+    {
+        if (otlp.Endpoint is not { } endpoint) return;
+        exporter.Protocol = otlp.Protocol == OtlpOptions.HttpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        exporter.Endpoint = exporter.Protocol == OtlpExportProtocol.HttpProtobuf
+            ? new Uri(endpoint.AbsoluteUri.TrimEnd('/') + "/" + signalPath)
+            : endpoint;
+    }
+}
