@@ -26,7 +26,9 @@ internal static class TelemetryServiceCollectionExtensions
             .ConfigureResource(r => r.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "llm-gateway"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(GatewayMetrics.MeterName).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddPrometheusExporter();
+                metrics.AddMeter(GatewayMetrics.MeterName).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation()
+                    // Every scrape reads the instruments now (no 300 ms response cache): a scrape right after a change shows it.
+                    .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (export) metrics.AddOtlpExporter(o => Configure(o, otlp, "v1/metrics"));
             });
         if (export)

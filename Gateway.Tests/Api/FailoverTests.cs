@@ -95,9 +95,13 @@ public sealed class FailoverTests(TestEnvironment env)
         Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0]]!.GetValue<string>());
         Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0] + "/status-502"]!.GetValue<string>());
 
+        bool Open(string line) => line.StartsWith("gateway_provider_circuit_state", StringComparison.Ordinal)
+            && line.Contains($"provider=\"{primary.Split('/')[0]}\"", StringComparison.Ordinal) && line.EndsWith(" 1", StringComparison.Ordinal);
         var metrics = await health.GetStringAsync("/metrics");
-        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("gateway_provider_circuit_state", StringComparison.Ordinal)
-            && line.Contains($"provider=\"{primary.Split('/')[0]}\"", StringComparison.Ordinal) && line.EndsWith(" 1", StringComparison.Ordinal));
+        // Other tests scrape this host at the same time: read again briefly if this scrape raced one.
+        for (var deadline = Environment.TickCount64 + 5000; !metrics.Split('\n').Any(Open) && Environment.TickCount64 < deadline; await Task.Delay(100))
+            metrics = await health.GetStringAsync("/metrics");
+        Assert.Contains(metrics.Split('\n'), Open);
         Assert.Contains("gen_ai_client_token_usage", metrics, StringComparison.Ordinal);
         Assert.DoesNotContain(key, metrics, StringComparison.Ordinal);
     }

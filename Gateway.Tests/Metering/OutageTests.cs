@@ -80,7 +80,7 @@ public sealed class OutageTests : IAsyncLifetime
             var load = LoadAsync([client, budgeted], answered, failures, stop.Token);
             await Task.Delay(1000);
             await _postgres.StopServerAsync();
-            await Task.Delay(5000); // served from cached keys; records spool to the journal
+            await Task.Delay(30_000); // the 30 s: served from cached keys; records spool to the journal
             using (var probe = host.Client())
                 Assert.Contains("Degraded", await probe.GetStringAsync("/health/ready"), StringComparison.Ordinal);
             await stop.CancelAsync();
