@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Gateway.Tests.Api;
@@ -76,32 +77,51 @@ public sealed class FailoverTests(TestEnvironment env)
     [Fact]
     public async Task RepeatedFailures_OpenTheCircuit_ThenThePrimaryIsNotCalled()
     {
-        var (primary, _) = await ChainAsync("status-502");
+        // A host of its own, so its breakers and metrics hold only this test's providers; the provider's secret is an env:
+        // reference, which every host resolves (a literal is encrypted with the creating host's key ring).
+        Environment.SetEnvironmentVariable("GW_CIRCUIT_TEST_SECRET", "sk-fake-upstream-secret");
+        var (provider, backup) = ("circuit-" + Guid.NewGuid().ToString("N")[..8], "backup-" + Guid.NewGuid().ToString("N")[..8]);
+        var (primary, fallback) = (provider + "/status-502", backup + "/gpt-4o-mini");
+        using (var admin = Gateway.Admin())
+        {
+            foreach (var name in (string[])[provider, backup])
+            {
+                (await admin.PostAsync("/admin/providers", Json($$"""
+                    {"name":"{{name}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GW_CIRCUIT_TEST_SECRET"}
+                    """))).EnsureSuccessStatusCode();
+            }
+            (await admin.PostAsync("/admin/models", Json($$"""
+                {"alias":"{{fallback}}","provider":"{{backup}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}
+                """))).EnsureSuccessStatusCode();
+            (await admin.PostAsync("/admin/models", Json($$"""
+                {"alias":"{{primary}}","provider":"{{provider}}","upstream_model":"status-502","input_price_per_mtok":1,"output_price_per_mtok":4,"fallbacks":["{{fallback}}"]}
+                """))).EnsureSuccessStatusCode();
+        }
         var (key, _) = await Gateway.CreateKeyAsync();
-        using var client = Gateway.Client(key);
+        await using var host = new GatewayHost(env.Postgres.ConnectionString);
+        await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(primary) is not null
+            && host.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key).Key is not null);
+        using var client = host.Client(key);
         var marker = Guid.NewGuid().ToString("N");
 
         for (var i = 0; i < 8; i++)
         {
             var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         }
 
         Assert.Equal(5, CallsTo("status-502", marker)); // opens after 5 failures (ratio 0.5, minimum throughput 5)
         Assert.Equal(8, CallsTo("gpt-4o-mini", marker));
-        using var health = Gateway.Client();
+        using var health = host.Client();
         var upstreams = (await health.GetFromJsonAsync<JsonObject>("/health/upstreams"))!;
         Assert.Equal("Degraded", upstreams["status"]!.GetValue<string>());
         Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0]]!.GetValue<string>());
         Assert.Equal("Open", upstreams["checks"]!["upstreams"]!["data"]![primary.Split('/')[0] + "/status-502"]!.GetValue<string>());
 
-        bool Open(string line) => line.StartsWith("gateway_provider_circuit_state", StringComparison.Ordinal)
-            && line.Contains($"provider=\"{primary.Split('/')[0]}\"", StringComparison.Ordinal) && line.EndsWith(" 1", StringComparison.Ordinal);
         var metrics = await health.GetStringAsync("/metrics");
-        // Other tests scrape this host at the same time: read again briefly if this scrape raced one.
-        for (var deadline = Environment.TickCount64 + 5000; !metrics.Split('\n').Any(Open) && Environment.TickCount64 < deadline; await Task.Delay(100))
-            metrics = await health.GetStringAsync("/metrics");
-        Assert.Contains(metrics.Split('\n'), Open);
+        var circuit = metrics.Split('\n').Where(line => line.StartsWith("gateway_provider_circuit_state{", StringComparison.Ordinal)).ToList();
+        Assert.True(circuit.Any(line => line.Contains($"provider=\"{primary.Split('/')[0]}\"", StringComparison.Ordinal)
+            && line.EndsWith(" 1", StringComparison.Ordinal)), string.Join("\n", circuit));
         Assert.Contains("gen_ai_client_token_usage", metrics, StringComparison.Ordinal);
         Assert.DoesNotContain(key, metrics, StringComparison.Ordinal);
     }
