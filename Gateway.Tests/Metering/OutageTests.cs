@@ -76,6 +76,14 @@ public sealed class OutageTests : IAsyncLifetime
             await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key2).Key is not null);
             using var client = host.Client(key);
             using var budgeted = host.Client(key2);
+            // The budgeted key leases its slice of the cap before the outage (a capped key with no slice is refused while
+            // the database is away: it cannot lease one).
+            using (var first = await budgeted.PostAsync("/v1/chat/completions", Ask(0)))
+            {
+                Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+                answered.Add(Guid.Parse(first.Headers.GetValues("x-gateway-request-id").Single()));
+                sent++;
+            }
             using var stop = new CancellationTokenSource();
             var load = LoadAsync([client, budgeted], answered, failures, stop.Token);
             await Task.Delay(1000);
