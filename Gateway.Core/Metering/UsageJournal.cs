@@ -49,6 +49,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private long _sequence;
     private Task _loop = Task.CompletedTask;
     private FileStream? _directoryLock;
+    private int _stopped;
 
     public UsageJournal(IOptions<MeteringOptions> options, IHostEnvironment environment, TimeProvider time, ILogger<UsageJournal> logger)
     {
@@ -255,7 +256,8 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (!Enabled) return;
+        // Once only, and not after Dispose (a host stopped twice, or disposed first).
+        if (!Enabled || Interlocked.Exchange(ref _stopped, 1) == 1) return;
         await _stop.CancelAsync();
         await _loop;
         JournalSegment? last;
@@ -273,6 +275,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
     public void Dispose()
     {
+        Interlocked.Exchange(ref _stopped, 1);
         _stop.Dispose();
         _directoryLock?.Dispose();
         lock (_lock)
