@@ -41,6 +41,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<UsageJournal> _logger;
     private readonly string _directory;
+    private static readonly ReadOnlyMemory<byte> Newline = "\n"u8.ToArray();
     private readonly Lock _lock = new();
     private readonly List<JournalSegment> _segments = [];
     private readonly CancellationTokenSource _stop = new();
@@ -118,11 +119,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         {
             var segment = _current;
             if (segment?.Handle is null) return; // stopped: the record still goes to the queue
-            var bytes = new byte[line.Length + 1];
-            line.CopyTo(bytes, 0);
-            bytes[^1] = (byte)'\n';
-            RandomAccess.Write(segment.Handle, bytes, segment.Length);
-            segment.Length += bytes.Length;
+            // One gather write of the line and its newline: no copy into a second buffer.
+            RandomAccess.Write(segment.Handle, [line, Newline], segment.Length);
+            segment.Length += line.Length + 1;
             segment.Dirty = true;
             if (record.Segment is null)
             {
