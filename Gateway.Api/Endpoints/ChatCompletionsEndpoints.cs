@@ -95,7 +95,7 @@ internal static class ChatCompletionsEndpoints
                 context.Meter.Routed(decision.First);
                 context.Meter.Rule(decision.Rule);
                 context.Meter.CacheHit(cached.Usage, cached.ServedModel);
-                context.Finishing();
+                await context.FinishingAsync();
                 WriteRouteHeaders(context.Http, cached.Provider, cached.ServedModel ?? decision.First.UpstreamModel);
                 if (request.IsStreaming)
                 {
@@ -219,7 +219,7 @@ internal static class ChatCompletionsEndpoints
                 }
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
                 BodyLog.Answer(http, meter.RequestId, answered + stream.Text.ToString());
-                context.Finishing();
+                await context.FinishingAsync();
                 output.Write("data: [DONE]\n\n"u8);
                 await output.FlushAsync(ct);
                 return !spliced && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
@@ -273,7 +273,7 @@ internal static class ChatCompletionsEndpoints
                 {
                     // Nothing reached the client yet: it still gets a real status code.
                     meter.Failed(error, stream.Text.ToString(), stream.Usage);
-                    context.Finishing();
+                    await context.FinishingAsync();
                     http.Response.Headers.CacheControl = default;
                     await OpenAIResults.WriteAsync(http, error);
                     return null;
@@ -282,7 +282,7 @@ internal static class ChatCompletionsEndpoints
                 break;
             }
         }
-        context.Finishing();
+        await context.FinishingAsync();
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
         return null;

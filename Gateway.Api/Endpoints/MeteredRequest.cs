@@ -42,10 +42,10 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     /// The answer is decided and its last bytes are about to go out: settle the budget and journal the usage record, so
     /// neither a crash nor a database outage after this point can lose what the client is being given.
     /// </summary>
-    public void Finishing()
+    public ValueTask FinishingAsync()
     {
         SettleBudget();
-        Meter.Checkpoint();
+        return Meter.CheckpointAsync();
     }
 
     /// <summary>
@@ -75,26 +75,26 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     }
 
     /// <summary>Answers an error in OpenAI's shape and records it.</summary>
-    public Task FailAsync(GatewayError error)
+    public async Task FailAsync(GatewayError error)
     {
         Meter.Failed(error);
-        Finishing();
-        return OpenAIResults.WriteAsync(Http, error);
+        await FinishingAsync();
+        await OpenAIResults.WriteAsync(Http, error);
     }
 
     /// <summary>Answers the failure of a candidate chain (usage its attempts reported was charged by <see cref="Attempted"/>).</summary>
     public Task FailAsync(UpstreamFailure failure) => FailAsync(failure.ToGatewayError());
 
     /// <summary>Writes a complete (non-streamed) answer and records its usage.</summary>
-    public Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
+    public async Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
     {
         Meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text, completion.UsageEstimated);
         BodyLog.Answer(Http, Meter.RequestId, completion.Text);
-        Finishing();
+        await FinishingAsync();
         ChatCompletionsEndpoints.WriteRouteHeaders(Http, provider, completion.ServedModel ?? model);
         Http.Response.ContentType = "application/json";
         Http.Response.ContentLength = completion.Body.Length;
-        return Http.Response.Body.WriteAsync(completion.Body, ct).AsTask();
+        await Http.Response.Body.WriteAsync(completion.Body, ct);
     }
 }
 

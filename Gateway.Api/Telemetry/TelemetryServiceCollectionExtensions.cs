@@ -26,7 +26,8 @@ internal static class TelemetryServiceCollectionExtensions
             .ConfigureResource(r => r.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "llm-gateway"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(GatewayMetrics.MeterName).AddAspNetCoreInstrumentation().AddHttpClientInstrumentation()
+                // System.Runtime: the runtime's own meter (GC heap, working set, thread pool), read only at a scrape.
+                metrics.AddMeter(GatewayMetrics.MeterName, "System.Runtime").AddAspNetCoreInstrumentation().AddHttpClientInstrumentation()
                     // Every scrape reads the instruments now (no 300 ms response cache): a scrape right after a change shows it.
                     .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (export) metrics.AddOtlpExporter(o => Configure(o, otlp, "v1/metrics"));

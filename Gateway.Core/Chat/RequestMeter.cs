@@ -203,11 +203,11 @@ public sealed class RequestMeter
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
 
     /// <summary>Journals the record as it stands (call before the answer's last bytes go out; publishing later queues it).</summary>
-    public void Checkpoint()
+    public ValueTask CheckpointAsync()
     {
-        if (_published) return;
+        if (_published) return ValueTask.CompletedTask;
         _record.LatencyMs = ElapsedMs();
-        _usage.Checkpoint(_record);
+        return _usage.CheckpointAsync(_record);
     }
 
     /// <summary>Queues the record and counts the request in the metrics; only the first call counts.</summary>

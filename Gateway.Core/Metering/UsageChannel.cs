@@ -19,7 +19,7 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
     internal UsageJournal? Journal => journal is { Enabled: true } ? journal : null;
 
     /// <summary>Appends the record as it is now to the local journal (before the response's last bytes go out).</summary>
-    public void Checkpoint(UsageRecord record) => Journal?.Append(record);
+    public ValueTask CheckpointAsync(UsageRecord record) => Journal?.AppendAsync(record) ?? ValueTask.CompletedTask;
 
     /// <summary>
     /// Queues a record (journaled first, unless it was already). When the queue is full (the database is away for long),
@@ -28,7 +28,7 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
     public async ValueTask PublishAsync(UsageRecord record)
     {
         var spool = Journal;
-        if (record.Segment is null) spool?.Append(record);
+        if (record.Segment is null && spool is not null) await spool.AppendAsync(record);
         if (_channel.Writer.TryWrite(record)) return;
         if (spool is not null && record.Segment is not null)
         {

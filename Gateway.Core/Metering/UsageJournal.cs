@@ -43,6 +43,11 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private readonly string _directory;
     private static readonly ReadOnlyMemory<byte> Newline = "\n"u8.ToArray();
     private readonly Lock _lock = new();
+    private readonly Lock _writeLock = new();
+    private List<Queued> _queued = [];
+    private List<Queued> _spare = [];
+    private TaskCompletionSource? _nextWrite;
+    private bool _writing;
     private readonly List<JournalSegment> _segments = [];
     private readonly CancellationTokenSource _stop = new();
     private JournalSegment? _current;
@@ -110,26 +115,93 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         return Task.CompletedTask;
     }
 
-    /// <summary>Appends a record (its state now) to the current file. Cheap: one write to the page cache, no fsync.</summary>
-    public void Append(UsageRecord record)
+    /// <summary>
+    /// Appends a record (its state now) to the current file: one write to the page cache, no fsync. Appends that arrive
+    /// while a write is in progress are written together by the next one (group commit), so under load a write carries
+    /// many records and requests do not queue on the file one syscall at a time. Completes once the record is written.
+    /// </summary>
+    public ValueTask AppendAsync(UsageRecord record)
     {
-        if (!Enabled) return;
+        if (!Enabled) return ValueTask.CompletedTask;
         var line = JsonSerializer.SerializeToUtf8Bytes(record, UsageJournalJson.Default.UsageRecord);
         lock (_lock)
         {
-            var segment = _current;
-            if (segment?.Handle is null) return; // stopped: the record still goes to the queue
-            // One gather write of the line and its newline: no copy into a second buffer.
-            RandomAccess.Write(segment.Handle, [line, Newline], segment.Length);
-            segment.Length += line.Length + 1;
-            segment.Dirty = true;
-            if (record.Segment is null)
+            if (_current?.Handle is null) return ValueTask.CompletedTask; // stopped: the record still goes to the queue
+            _queued.Add(new Queued(record, line));
+            if (_writing) return new ValueTask((_nextWrite ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task);
+            _writing = true;
+        }
+        // This caller writes its own record now, with any that queued meanwhile; later ones are written off its path.
+        if (WriteQueued()) ThreadPool.UnsafeQueueUserWorkItem(static journal => journal.Drain(), this, preferLocal: false);
+        return ValueTask.CompletedTask;
+    }
+
+    private void Drain()
+    {
+        while (WriteQueued()) { }
+    }
+
+    /// <summary>Writes what is queued in one gather write; true when more queued meanwhile (the caller is still the writer).</summary>
+    private bool WriteQueued()
+    {
+        List<Queued> batch;
+        TaskCompletionSource? written;
+        lock (_writeLock) // a new file is opened only between writes, so a write never meets a closed handle
+        {
+            JournalSegment? segment;
+            long offset;
+            lock (_lock)
             {
-                segment.Pending++;
-                record.Segment = segment;
+                (batch, _queued, _spare) = (_queued, _spare, _queued);
+                (written, _nextWrite) = (_nextWrite, null);
+                segment = _current;
+                offset = segment?.Length ?? 0;
+                if (segment?.Handle is not null)
+                {
+                    foreach (var queued in batch)
+                    {
+                        segment.Length += queued.Line.Length + 1;
+                        if (queued.Record.Segment is null)
+                        {
+                            segment.Pending++;
+                            queued.Record.Segment = segment;
+                        }
+                    }
+                    segment.Dirty = true;
+                }
+            }
+            if (segment?.Handle is { } handle)
+            {
+                var buffers = new ReadOnlyMemory<byte>[batch.Count * 2];
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    buffers[2 * i] = batch[i].Line;
+                    buffers[2 * i + 1] = Newline;
+                }
+                try
+                {
+                    RandomAccess.Write(handle, buffers, offset);
+                }
+                catch (IOException ex)
+                {
+                    // A full or failing disk: the records still go to PostgreSQL from the in-memory queue; the file's
+                    // lines are lost, so keep it for replay rather than trusting it.
+                    segment.NeedsReplay = true;
+                    Log.WriteFailed(_logger, ex.Message);
+                }
             }
         }
+        batch.Clear();
+        written?.TrySetResult();
+        lock (_lock)
+        {
+            if (_queued.Count > 0) return true;
+            _writing = false;
+            return false;
+        }
     }
+
+    private readonly record struct Queued(UsageRecord Record, byte[] Line);
 
     /// <summary>The record is in PostgreSQL.</summary>
     public void Written(UsageRecord record)
@@ -215,6 +287,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             }
             JournalSegment? closed = null;
             SafeFileHandle? toSync;
+            lock (_writeLock)
             lock (_lock)
             {
                 toSync = _current is { Dirty: true } current ? current.Handle : null;
@@ -260,6 +333,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         await _stop.CancelAsync();
         await _loop;
         JournalSegment? last;
+        lock (_writeLock)
         lock (_lock)
         {
             last = _current;
@@ -296,6 +370,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
         [LoggerMessage(EventId = 1323, Level = LogLevel.Error, Message = "Usage journal sync failed: {Error}")]
         public static partial void SyncFailed(ILogger logger, string error);
+
+        [LoggerMessage(EventId = 1324, Level = LogLevel.Error, Message = "Usage journal write failed: {Error}")]
+        public static partial void WriteFailed(ILogger logger, string error);
     }
 }
 
