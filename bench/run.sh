@@ -6,6 +6,7 @@
 #   bench/run.sh quick      only the saturated row (0 ms upstream, 32 connections): for trying a change
 #   bench/run.sh serve      start everything, print the URLs and key, and wait (Ctrl-C stops it): for trying by hand
 #   bench/run.sh profile    a CPU trace of the gateway at 32 connections (dotnet-trace), top methods printed
+# Columns: CPU ms and alloc KB are the gateway's CPU time (user+sys, /proc) and managed allocations per request sent.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=1").
 # Everything it writes goes to bench/out/.
@@ -81,6 +82,8 @@ GW_KEY=$(curl -fsS "http://127.0.0.1:$GW_PORT/admin/keys" -H "Authorization: Bea
   -d '{"name":"bench","daily_budget_usd":100000,"hard_cap_usd":1000000}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
 
 rows() { "${PSQL[@]}" -c "SELECT count(*) FROM usage_events"; }
+# Bytes the gateway has allocated since it started (the runtime's own counter, from /metrics).
+allocated() { curl -fsS "http://127.0.0.1:$GW_PORT/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes/ {print $NF}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
 rss_mb() { awk -v f="$1" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/$GW_PID/status"; }
 # wrk prints latencies as 306.00us, 2.40ms or 1.02s.
@@ -98,11 +101,11 @@ declare -A DIRECT
 # wrk_row SCENARIO TARGET CONNS URL MODEL KEY [DELAY_MS] -> table row; direct rows are kept for the added-latency column.
 wrk_row() {
   local scenario=$1 target=$2 conns=$3 url=$4 model=$5 key=$6 file="$OUT/wrk-$1-$2-$3.txt"
-  local threads=$(( conns < 2 ? 1 : 2 )) before ticks0 ticks1
-  before=$(rows); ticks0=$(cpu_ticks)
+  local threads=$(( conns < 2 ? 1 : 2 )) before ticks0 ticks1 alloc0 alloc1
+  before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks)
   BENCH_MODEL=$model GW_KEY=$key BENCH_SENT_FILE="$OUT/sent" wrk -t"$threads" -c"$conns" -d"$DURATION" --latency \
     -s bench/chat.lua "$url/v1/chat/completions" > "$file"
-  ticks1=$(cpu_ticks)
+  ticks1=$(cpu_ticks); alloc1=$(allocated)
   local rps answered sent p50 p90 p99 non2xx
   rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$file")
   answered=$(awk '/requests in/ {print $1}' "$file"); sent=$(cat "$OUT/sent")
@@ -111,43 +114,43 @@ wrk_row() {
   non2xx=$(awk '/Non-2xx/ {print $5}' "$file")
   if [ "$target" = direct ]; then
     DIRECT[$scenario-$conns]="$p50 $p99"
-    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "" "" "" "${non2xx:-0} non-2xx"
+    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "" "" "" "" "${non2xx:-0} non-2xx"
   else
     local stored cpu added
     stored=$(stored_since "$sent" "$before")
     cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
     read -r d50 d99 <<< "${DIRECT[$scenario-$conns]}"
     added=$(printf '+%.2f / +%.2f' "$(echo "$p50 - $d50" | bc)" "$(echo "$p99 - $d99" | bc)")
-    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$(rss_mb VmRSS) ($(rss_mb VmHWM))" \
-      "$stored / $sent$([ "${non2xx:-0}" = 0 ] || echo ", ${non2xx} non-2xx")"
+    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)" \
+      "$(rss_mb VmRSS) ($(rss_mb VmHWM))" "$stored / $sent$([ "${non2xx:-0}" = 0 ] || echo ", ${non2xx} non-2xx")"
   fi
 }
 
 # stream_row TARGET CONNS URL KEY -> table row from bench/LoadGen (times to the first content chunk, then to the end).
 stream_row() {
-  local target=$1 conns=$2 url=$3 key=$4 model=bench-50 before ticks0 ticks1
-  before=$(rows); ticks0=$(cpu_ticks)
+  local target=$1 conns=$2 url=$3 key=$4 model=bench-50 before ticks0 ticks1 alloc0 alloc1
+  before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks)
   read -r sent done failed rps t50 t90 t99 e50 e90 e99 < <(dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
     "$url/v1/chat/completions" "$key" "$model" "$conns" "$SECONDS_PER_ROW")
-  ticks1=$(cpu_ticks)
+  ticks1=$(cpu_ticks); alloc1=$(allocated)
   if [ "$target" = direct ]; then
     DIRECT[stream-$conns]="$t50 $t99"
-    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "" "" "" "$failed failed (end p50 $e50 ms)"
+    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "" "" "" "" "$failed failed (end p50 $e50 ms)"
   else
     local stored cpu added
     stored=$(stored_since "$sent" "$before")
     cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
     read -r d50 d99 <<< "${DIRECT[stream-$conns]}"
     added=$(printf '+%.2f / +%.2f' "$(echo "$t50 - $d50" | bc)" "$(echo "$t99 - $d99" | bc)")
-    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "$added" "$cpu" "$(rss_mb VmRSS) ($(rss_mb VmHWM))" \
-      "$stored / $sent$([ "$failed" = 0 ] || echo ", $failed failed")"
+    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "$added" "$cpu" "$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)" \
+      "$(rss_mb VmRSS) ($(rss_mb VmHWM))" "$stored / $sent$([ "$failed" = 0 ] || echo ", $failed failed")"
   fi
 }
 
-emit() { printf '| %-17s | %-7s | %5s | %7s | %7s | %7s | %7s | %-15s | %6s | %-9s | %s |\n' "$@"; }
+emit() { printf '| %-17s | %-7s | %5s | %7s | %7s | %7s | %7s | %-15s | %6s | %8s | %-13s | %s |\n' "$@"; }
 header() {
-  echo "| scenario          | target  | conns |   req/s | p50 ms  | p90 ms  | p99 ms  | added p50 / p99 | CPU ms | RSS (peak) MB | rows stored / sent |"
-  echo "|-------------------|---------|-------|---------|---------|---------|---------|-----------------|--------|-----------|--------------------|"
+  echo "| scenario          | target  | conns |   req/s | p50 ms  | p90 ms  | p99 ms  | added p50 / p99 | CPU ms | alloc KB | RSS (peak) MB | rows stored / sent |"
+  echo "|-------------------|---------|-------|---------|---------|---------|---------|-----------------|--------|----------|---------------|--------------------|"
 }
 
 # The runtime's own view of its memory, from /metrics (the System.Runtime meter).
