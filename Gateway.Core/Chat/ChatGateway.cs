@@ -104,9 +104,16 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     private static decimal? Remaining(GatewayKey key, decimal spent) => key.DailyBudgetUsd is { } daily ? Math.Max(0, daily - spent) : null;
 
     // In long: max_tokens near int.MaxValue times n must not wrap around to a negative worst case that fits any cap.
-    private static decimal WorstCase(IReadOnlyList<ModelRoute> chain, ChatCompletionRequest request, int promptTokens) =>
-        chain.Max(route => Metering.Pricing.Cost(route, new TokenUsage(promptTokens,
-            (int)Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * Math.Max(1, request.N ?? 1)), 0)));
+    private static decimal WorstCase(IReadOnlyList<ModelRoute> chain, ChatCompletionRequest request, int promptTokens)
+    {
+        var worst = decimal.MinValue;
+        foreach (var route in chain) // every budgeted request: a loop, no delegate
+        {
+            var output = (int)Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * Math.Max(1, request.N ?? 1));
+            worst = Math.Max(worst, Metering.Pricing.Cost(route, new TokenUsage(promptTokens, output, 0)));
+        }
+        return worst;
+    }
 
     private readonly FrozenDictionary<string, IChatProvider> _providers = providers.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);
     private readonly FrozenDictionary<string, IEmbeddingProvider> _embedders = embedders.ToFrozenDictionary(p => p.Protocol, StringComparer.Ordinal);

@@ -37,7 +37,7 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
         Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt, CancellationToken ct) where T : class
     {
         var first = chain[0];
-        var attempts = new List<AttemptRecord>();
+        var attempts = new List<AttemptRecord>(chain.Count);
         var billed = new List<(ModelRoute, TokenUsage)>();
         var downProviders = new HashSet<string>(StringComparer.Ordinal);
         UpstreamFailure? last = null;

@@ -19,7 +19,9 @@ public sealed class ProviderHealth(IOptions<FailoverOptions> options, TimeProvid
     private readonly ConcurrentDictionary<string, DateTimeOffset> _coolDowns = new(StringComparer.Ordinal);
 
     public ResiliencePipeline Pipeline(string provider) =>
-        _breakers.GetOrAdd(provider, _ => new Lazy<(ResiliencePipeline, CircuitBreakerStateProvider)>(Build)).Value.Pipeline;
+        (_breakers.TryGetValue(provider, out var known) ? known // no factory delegate per call on the hot path
+            : _breakers.GetOrAdd(provider, static (_, self) => new Lazy<(ResiliencePipeline, CircuitBreakerStateProvider)>(self.Build), this))
+        .Value.Pipeline;
 
     private (ResiliencePipeline, CircuitBreakerStateProvider) Build()
     {

@@ -37,8 +37,15 @@ public sealed record GatewayKey(
         : Tiers;
 
     /// <summary>The model of the highest of <paramref name="tiers"/> the day's spend has reached, or null.</summary>
-    public string? TierModel(decimal spent, IReadOnlyList<BudgetTier> tiers) =>
-        DailyBudgetUsd is > 0 and var daily ? tiers.LastOrDefault(t => spent * 100 >= daily * t.AtPercent)?.Model : null;
+    public string? TierModel(decimal spent, IReadOnlyList<BudgetTier> tiers)
+    {
+        if (DailyBudgetUsd is not { } daily || daily <= 0) return null;
+        for (var i = tiers.Count - 1; i >= 0; i--) // every request: a loop, no delegate
+        {
+            if (spent * 100 >= daily * tiers[i].AtPercent) return tiers[i].Model;
+        }
+        return null;
+    }
 
     public bool HasBudget => DailyBudgetUsd is not null || HardCapUsd is not null || MonthlyBudgetUsd is not null || EndUserDailyBudgetUsd is not null;
 

@@ -43,13 +43,22 @@ internal static class UpstreamHttp
         }
     }
 
+    // Larger answers go through HttpClient's own buffering, which enforces its size limit.
+    private const long MaxDirectRead = 16 * 1024 * 1024;
+
     /// <summary>Reads a whole (non-streaming) answer.</summary>
     public static async Task<UpstreamResult<byte[]>> ReadAsync(HttpResponseMessage response, string provider,
         CancellationToken deadline, CancellationToken clientAborted)
     {
         try
         {
-            return await response.Content.ReadAsByteArrayAsync(deadline);
+            // With a Content-Length, straight into an array of that size (ReadAsByteArrayAsync buffers, then copies).
+            if (response.Content.Headers.ContentLength is not (> 0 and <= MaxDirectRead and var length))
+                return await response.Content.ReadAsByteArrayAsync(deadline);
+            var body = new byte[length];
+            await using var stream = await response.Content.ReadAsStreamAsync(deadline);
+            await stream.ReadExactlyAsync(body, deadline); // shorter than announced: EndOfStreamException, an IOException
+            return body;
         }
         catch (Exception ex) when (IsTransport(ex, clientAborted))
         {
