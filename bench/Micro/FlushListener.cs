@@ -66,5 +66,16 @@ internal sealed class FlushListener : IDisposable
         get { lock (_lock) return _maxBatchSeconds; }
     }
 
+    /// <summary>Forgets the batches so far (the rows stay counted).</summary>
+    public void ResetBatches()
+    {
+        lock (_lock)
+        {
+            _batches = 0;
+            _batchSeconds = 0;
+            _maxBatchSeconds = 0;
+        }
+    }
+
     public void Dispose() => _listener.Dispose();
 }

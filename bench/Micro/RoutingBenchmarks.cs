@@ -21,7 +21,7 @@ public class RoutingBenchmarks
         _gateway = _fixture.Services.GetRequiredService<ChatGateway>();
     }
 
-    [Benchmark(Description = "routing: 'auto', 19 rules fail, weighted default")]
+    [Benchmark(Description = "routing: auto alias, 19 rules fail, weighted default")]
     public RouteDecision? Auto() => _gateway.Route(_fixture.Key, _fixture.AutoRequest, HotPathFixture.Header).Decision;
 
     [Benchmark(Description = "routing: model alias no rule covers")]

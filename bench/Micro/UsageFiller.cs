@@ -69,11 +69,12 @@ internal static class UsageFiller
             cachedInputs = models.Select(m => m.CachedInputPricePerMTok).ToArray(),
         }, commandTimeout: 0, cancellationToken: ct));
         var filled = Stopwatch.GetElapsedTime(started);
-        // A table in service has been vacuumed and analysed; without this, autovacuum would work through the new rows
-        // during the measurement that follows.
+        // A table in service has been vacuumed, analysed and checkpointed; without this, autovacuum and the checkpointer would
+        // work through the new rows during the measurement that follows.
         await connection.ExecuteAsync(new CommandDefinition("VACUUM (ANALYZE) usage_events", commandTimeout: 0, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("CHECKPOINT", commandTimeout: 0, cancellationToken: ct));
         Console.WriteLine($"usage_events grown from {rows:N0} to {await CountAsync(connection, ct):N0} rows: insert {filled.TotalSeconds:F0} s, " +
-                          $"vacuum and analyse {(Stopwatch.GetElapsedTime(started) - filled).TotalSeconds:F0} s");
+                          $"vacuum, analyse and checkpoint {(Stopwatch.GetElapsedTime(started) - filled).TotalSeconds:F0} s");
     }
 
     public static Task<long> CountAsync(NpgsqlConnection connection, CancellationToken ct) =>
