@@ -1,3 +1,4 @@
+using System.Data;
 using System.Diagnostics;
 using Dapper;
 using Npgsql;
@@ -72,7 +73,7 @@ internal static class UsageFiller
         // A table in service has been vacuumed, analysed and checkpointed; without this, autovacuum and the checkpointer would
         // work through the new rows during the measurement that follows.
         await connection.ExecuteAsync(new CommandDefinition("VACUUM (ANALYZE) usage_events", commandTimeout: 0, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("CHECKPOINT", commandTimeout: 0, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("CHECKPOINT", commandTimeout: 0, commandType: CommandType.Text, cancellationToken: ct));
         Console.WriteLine($"usage_events grown from {rows:N0} to {await CountAsync(connection, ct):N0} rows: insert {filled.TotalSeconds:F0} s, " +
                           $"vacuum, analyse and checkpoint {(Stopwatch.GetElapsedTime(started) - filled).TotalSeconds:F0} s");
     }
