@@ -61,10 +61,13 @@ internal sealed class HotPathFixture
 
     private static async Task<HotPathFixture> CreateAsync()
     {
+        var keyRing = MicroHost.ScratchDirectory("keys");
+        // The services live as long as the process (every benchmark uses them), and so does the key ring's folder.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(keyRing, recursive: true);
         var host = MicroHost.Build(new Dictionary<string, string?>
         {
             ["Gateway:SeedFile"] = Path.Combine(AppContext.BaseDirectory, "hot-path.json"),
-            ["Gateway:DataProtectionKeysDirectory"] = MicroHost.ScratchDirectory("keys"),
+            ["Gateway:DataProtectionKeysDirectory"] = keyRing,
         });
         var services = host.Services;
         var ct = CancellationToken.None;
