@@ -8,6 +8,7 @@
 #   bench/run.sh profile    a CPU trace of the gateway at 32 connections (dotnet-trace), top methods printed
 # Columns: CPU ms and alloc KB are the gateway's CPU time (user+sys, /proc) and managed allocations per request sent.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
+# BENCH_SCENARIOS ("chat0 chat50 stream": which groups of rows the table runs),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=1").
 # Everything it writes goes to bench/out/.
 set -euo pipefail
@@ -19,6 +20,7 @@ DURATION=${BENCH_DURATION:-10s}
 SECONDS_PER_ROW=${DURATION%s}
 CONNS=${BENCH_CONNS:-1 32 128}
 GROW_ROWS=${BENCH_GROW_ROWS:-10000000}
+SCENARIOS=${BENCH_SCENARIOS:-chat0 chat50 stream}
 UP0_PORT=${BENCH_UPSTREAM_PORT:-18091}
 UP50_PORT=$((UP0_PORT + 1))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
@@ -164,11 +166,13 @@ gc_line() {
       heap / 1048576, committed / 1048576, ws / 1048576, allocated / 1048576}'
 }
 
+# Every path the rows take, long enough for tiered compilation to settle: right after start the JIT's background
+# thread is most of the gateway's CPU (seen in the profile), which is start-up, not the cost of a request.
 warm_up() {
   echo "Warming up" >&2
-  BENCH_MODEL=bench GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
-  BENCH_MODEL=bench-50 GW_KEY=$GW_KEY wrk -t2 -c32 -d2s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
-  dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 32 2 > /dev/null
+  BENCH_MODEL=bench GW_KEY=$GW_KEY wrk -t2 -c32 -d10s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
+  BENCH_MODEL=bench-50 GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
+  dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 32 8 > /dev/null
   wrk -t2 -c32 -d2s -s bench/chat.lua "http://127.0.0.1:$UP0_PORT/v1/chat/completions" > /dev/null
 }
 
@@ -181,14 +185,17 @@ table)
   echo
   header
   for c in $CONNS; do
+    [[ " $SCENARIOS " == *" chat0 "* ]] || break
     wrk_row "chat 0 ms" direct "$c" "http://127.0.0.1:$UP0_PORT" bench ""
     wrk_row "chat 0 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
   done
   for c in $CONNS; do
+    [[ " $SCENARIOS " == *" chat50 "* ]] || break
     wrk_row "chat 50 ms" direct "$c" "http://127.0.0.1:$UP50_PORT" bench ""
     wrk_row "chat 50 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench-50 "$GW_KEY"
   done
   for c in 1 32; do
+    [[ " $SCENARIOS " == *" stream "* ]] || break
     stream_row direct "$c" "http://127.0.0.1:$UP50_PORT" ""
     stream_row gateway "$c" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
   done

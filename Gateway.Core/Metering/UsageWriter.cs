@@ -79,6 +79,8 @@ public sealed partial class UsageWriter(
                         open = true;
                     }
                 }
+                if (options.Value.FlushIntervalMilliseconds > 0 && channel.Reader.Count is > 0 and var waiting && waiting < options.Value.BatchSize)
+                    await Task.Delay(TimeSpan.FromMilliseconds(options.Value.FlushIntervalMilliseconds), time, ct);
                 while (batch.Count < options.Value.BatchSize && channel.Reader.TryRead(out var record))
                     batch.Add(record);
                 if (batch.Count > 0)

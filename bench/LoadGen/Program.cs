@@ -1,6 +1,7 @@
 // Closed-loop load for streamed chat completions, which wrk cannot time: CONNS workers each send one streamed request
 // after another for SECONDS, and the time to the first content chunk (TTFT) and to the end of the stream are recorded
-// per request. Prints one line: requests sent, completed, failed, req/s, then TTFT p50/p90/p99 and total p50/p90/p99 in ms.
+// per request. The first second is warm-up (new connections, this process's own JIT): sent and counted, not timed.
+// Prints one line: requests sent, completed, failed, req/s, then TTFT p50/p90/p99 and total p50/p90/p99 in ms.
 //   LoadGen URL KEY MODEL CONNS SECONDS
 using System.Diagnostics;
 using System.Globalization;
@@ -23,7 +24,8 @@ using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServ
 {
     Timeout = TimeSpan.FromSeconds(30),
 };
-var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+var timedFrom = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+var deadline = timedFrom + (long)(seconds * Stopwatch.Frequency);
 long sent = 0, failed = 0;
 var ttft = new List<double>[conns];
 var total = new List<double>[conns];
@@ -62,6 +64,7 @@ async Task Worker(int w)
                 if (first < 0 && buffer.AsSpan(0, read).IndexOf(contentMarker) >= 0) first = Ms(start);
             }
             if (first < 0) { Interlocked.Increment(ref failed); continue; }
+            if (start < timedFrom) continue;
             ttft[w].Add(first);
             total[w].Add(Ms(start));
         }
