@@ -99,6 +99,14 @@ stored_since() {
   sleep 0.5; echo $(( $(rows) - before ))
 }
 
+# The row count once the writer has caught up (two reads a second apart agree): the baseline a run's rows are counted from.
+settled_rows() {
+  local last now
+  last=$(rows)
+  while sleep 1; now=$(rows); [ "$now" != "$last" ]; do last=$now; done
+  echo "$now"
+}
+
 declare -A DIRECT
 # wrk_row SCENARIO TARGET CONNS URL MODEL KEY [DELAY_MS] -> table row; direct rows are kept for the added-latency column.
 wrk_row() {
@@ -211,7 +219,9 @@ table)
       SELECT gen_random_uuid(), date_trunc('day', now()) + (g % 86400000) * interval '1 ms', current_date,
         ('00000000-0000-0000-0000-' || lpad((g % 100)::text, 12, '0'))::uuid, 'bench', 'gpt-4o-mini', 'upstream-0ms',
         19, 9, 0.0000082, 2, 200, false
-      FROM generate_series(1, $((GROW_ROWS - have))) g; ANALYZE usage_events;"
+      FROM generate_series(1, $((GROW_ROWS - have))) g;"
+    # Settled before measuring: vacuum's and the checkpoint's writes would otherwise share the CPU with the row.
+    "${PSQL[@]}" -c "VACUUM ANALYZE usage_events" -c "CHECKPOINT"
     echo "($(( $(date +%s) - start )) s to fill; usage_events now $(rows) rows)"
     echo
     header
@@ -235,10 +245,15 @@ soak)
   soak_seconds=${BENCH_SOAK_SECONDS:-600}
   BENCH_MODEL=bench GW_KEY=$GW_KEY wrk -t2 -c32 -d10s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > "$OUT/soak-saturation.txt"
   saturated=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$OUT/soak-saturation.txt")
-  # Each connection pauses 4 ms between requests; enough connections for half the saturated rate.
-  soak_conns=$(( saturated / 2 * 45 / 10000 )); [ "$soak_conns" -ge 1 ] || soak_conns=1
-  echo "Saturated: $saturated req/s. Soak: $soak_conns connections, 4 ms pause each, ${soak_seconds} s."
-  before=$(rows)
+  # Each connection pauses 4 ms between requests. How many requests a paced connection makes per second depends on
+  # timer granularity and latency, so a 5 s probe with 16 connections measures it; then enough connections for half
+  # the saturated rate.
+  BENCH_MODEL=bench GW_KEY=$GW_KEY BENCH_DELAY_MS=4 wrk -t2 -c16 -d5s -s bench/chat.lua \
+    "http://127.0.0.1:$GW_PORT/v1/chat/completions" > "$OUT/soak-probe.txt"
+  per_conn=$(awk '/Requests\/sec/ {printf "%.0f", $2 / 16}' "$OUT/soak-probe.txt")
+  soak_conns=$(( saturated / 2 / per_conn )); [ "$soak_conns" -ge 1 ] || soak_conns=1
+  echo "Saturated: $saturated req/s. Soak: $soak_conns connections of ~$per_conn req/s each (4 ms pause), ${soak_seconds} s."
+  before=$(settled_rows)
   BENCH_MODEL=bench GW_KEY=$GW_KEY BENCH_DELAY_MS=4 BENCH_SENT_FILE="$OUT/sent" wrk -t2 -c"$soak_conns" -d"${soak_seconds}s" --latency \
     -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > "$OUT/soak-wrk.txt" &
   WRK_PID=$!
