@@ -182,10 +182,11 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 {
                     RandomAccess.Write(handle, buffers, offset);
                 }
-                catch (IOException ex)
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
                 {
                     // A full or failing disk: the records still go to PostgreSQL from the in-memory queue; the file's
-                    // lines are lost, so keep it for replay rather than trusting it.
+                    // lines are lost, so keep it for replay rather than trusting it. Never thrown on: the appenders
+                    // waiting for this write must be released.
                     segment.NeedsReplay = true;
                     Log.WriteFailed(_logger, ex.Message);
                 }

@@ -83,8 +83,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await AdminBrowser.SignInAsync(page, email, password);
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Routing" }).ClickAsync();
-        await page.GetByRole(AriaRole.Button, new() { Name = "Add rule" }).ClickAsync();
-        var dialog = page.GetByRole(AriaRole.Dialog);
+        var dialog = await AdminBrowser.OpenDialogAsync(page, page.GetByRole(AriaRole.Button, new() { Name = "Add rule" }));
         await dialog.GetByLabel("Name", ExactLabel).FillAsync(rule);
         await dialog.GetByLabel("Priority", ExactLabel).FillAsync("1");
         await dialog.GetByLabel("Asked models", ExactLabel).FillAsync(virtualAlias);

@@ -50,6 +50,28 @@ public sealed class AdminBrowser : IAsyncLifetime
     public static Task WaitInteractiveAsync(IPage page) =>
         page.Locator("[data-testid=interactive]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
 
+    /// <summary>
+    /// Clicks a button that opens a dialog, again if no dialog shows: under load a click can land while the page is still
+    /// being rendered after navigation, and Blazor drops it.
+    /// </summary>
+    public static async Task<ILocator> OpenDialogAsync(IPage page, ILocator button)
+    {
+        var dialog = page.GetByRole(AriaRole.Dialog);
+        for (var attempt = 1; ; attempt++)
+        {
+            await button.ClickAsync();
+            try
+            {
+                await dialog.WaitForAsync(new() { Timeout = 5_000 });
+                return dialog;
+            }
+            catch (TimeoutException) when (attempt < 4)
+            {
+                // the click was lost; try again
+            }
+        }
+    }
+
     /// <summary>Closes the notices (snackbars) in the top corner, which would hide the page's buttons in a screenshot.</summary>
     public static async Task DismissNoticesAsync(IPage page)
     {
