@@ -5,11 +5,11 @@
 #   bench/run.sh soak       BENCH_SOAK_SECONDS (600) at about half the saturated rate; RSS and GC heap every 10 s
 #   bench/run.sh quick      only the saturated row (0 ms upstream, 32 connections): for trying a change
 #   bench/run.sh serve      start everything, print the URLs and key, and wait (Ctrl-C stops it): for trying by hand
-#   bench/run.sh profile    a CPU trace of the gateway at 32 connections (dotnet-trace), top methods printed
+#   bench/run.sh profile    15 s of CPU samples of the gateway at 32 connections (perf, with the JIT's symbol map), top symbols printed
 # Columns: CPU ms and alloc KB are the gateway's CPU time (user+sys, /proc) and managed allocations per request sent.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_SCENARIOS ("chat0 chat50 stream": which groups of rows the table runs),
-# BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=1").
+# BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0").
 # Everything it writes goes to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
