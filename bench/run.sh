@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "Building (Release)"
-for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj; do
+for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj bench/Micro/Micro.csproj; do
   dotnet build "$project" -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 done
 
@@ -108,53 +108,54 @@ settled_rows() {
 }
 
 declare -A DIRECT
-# wrk_row SCENARIO TARGET CONNS URL MODEL KEY [DELAY_MS] -> table row; direct rows are kept for the added-latency column.
-wrk_row() {
-  local scenario=$1 target=$2 conns=$3 url=$4 model=$5 key=$6 file="$OUT/wrk-$1-$2-$3.txt"
-  local threads=$(( conns < 2 ? 1 : 2 )) before ticks0 ticks1 alloc0 alloc1
-  before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks)
-  BENCH_MODEL=$model GW_KEY=$key BENCH_SENT_FILE="$OUT/sent" wrk -t"$threads" -c"$conns" -d"$DURATION" --latency \
-    -s bench/chat.lua "$url/v1/chat/completions" > "$file"
-  ticks1=$(cpu_ticks); alloc1=$(allocated)
-  local rps answered sent p50 p90 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$file")
-  answered=$(awk '/requests in/ {print $1}' "$file"); sent=$(cat "$OUT/sent")
-  p50=$(to_ms "$(awk '/^ +50%/ {print $2}' "$file")"); p90=$(to_ms "$(awk '/^ +90%/ {print $2}' "$file")")
-  p99=$(to_ms "$(awk '/^ +99%/ {print $2}' "$file")")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$file")
+# Before and after a row: usage rows, the gateway's CPU ticks and its allocated bytes.
+begin_row() { before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks); }
+end_row() { ticks1=$(cpu_ticks); alloc1=$(allocated); }
+
+# result_row SCENARIO TARGET CONNS REQ/S P50 P90 P99 SENT TROUBLE -> the table row. A direct row is kept for the added-latency
+# column of the gateway row after it; a gateway row adds its CPU, allocations, RSS and rows stored (waiting for the writer).
+result_row() {
+  local scenario=$1 target=$2 conns=$3 rps=$4 p50=$5 p90=$6 p99=$7 sent=$8 trouble=$9
   if [ "$target" = direct ]; then
     DIRECT[$scenario-$conns]="$p50 $p99"
-    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "" "" "" "" "${non2xx:-0} non-2xx"
-  else
-    local stored cpu added
-    stored=$(stored_since "$sent" "$before")
-    cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
-    read -r d50 d99 <<< "${DIRECT[$scenario-$conns]}"
-    added=$(printf '+%.2f / +%.2f' "$(echo "$p50 - $d50" | bc)" "$(echo "$p99 - $d99" | bc)")
-    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)" \
-      "$(rss_mb VmRSS) ($(rss_mb VmHWM))" "$stored / $sent$([ "${non2xx:-0}" = 0 ] || echo ", ${non2xx} non-2xx")"
+    emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "" "" "" "" "$trouble"
+    return
   fi
+  local stored cpu alloc added d50 d99
+  stored=$(stored_since "$sent" "$before")
+  cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
+  alloc=$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)
+  read -r d50 d99 <<< "${DIRECT[$scenario-$conns]}"
+  added=$(printf '+%.2f / +%.2f' "$(echo "$p50 - $d50" | bc)" "$(echo "$p99 - $d99" | bc)")
+  emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$alloc" "$(rss_mb VmRSS) ($(rss_mb VmHWM))" \
+    "$stored / $sent$([ -z "$trouble" ] || echo ", $trouble")"
 }
 
-# stream_row TARGET CONNS URL KEY -> table row from bench/LoadGen (times to the first content chunk, then to the end).
+# wrk_row SCENARIO TARGET CONNS URL MODEL KEY -> table row from wrk.
+wrk_row() {
+  local scenario=$1 target=$2 conns=$3 url=$4 model=$5 key=$6 file="$OUT/wrk-$1-$2-$3.txt"
+  local threads=$(( conns < 2 ? 1 : 2 )) non2xx
+  begin_row
+  BENCH_MODEL=$model GW_KEY=$key BENCH_SENT_FILE="$OUT/sent" wrk -t"$threads" -c"$conns" -d"$DURATION" --latency \
+    -s bench/chat.lua "$url/v1/chat/completions" > "$file"
+  end_row
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$file")
+  result_row "$scenario" "$target" "$conns" "$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$file")" \
+    "$(to_ms "$(awk '/^ +50%/ {print $2}' "$file")")" "$(to_ms "$(awk '/^ +90%/ {print $2}' "$file")")" \
+    "$(to_ms "$(awk '/^ +99%/ {print $2}' "$file")")" "$(cat "$OUT/sent")" \
+    "$([ "$target" = direct ] && echo "${non2xx:-0} non-2xx" || { [ -z "$non2xx" ] || echo "$non2xx non-2xx"; })"
+}
+
+# stream_row TARGET CONNS URL KEY -> table row from bench/LoadGen (times to the first content chunk; the end of the stream
+# is shown for direct rows).
 stream_row() {
-  local target=$1 conns=$2 url=$3 key=$4 model=bench-50 before ticks0 ticks1 alloc0 alloc1
-  before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks)
-  read -r sent done failed rps t50 t90 t99 e50 e90 e99 < <(dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
-    "$url/v1/chat/completions" "$key" "$model" "$conns" "$SECONDS_PER_ROW")
-  ticks1=$(cpu_ticks); alloc1=$(allocated)
-  if [ "$target" = direct ]; then
-    DIRECT[stream-$conns]="$t50 $t99"
-    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "" "" "" "" "$failed failed (end p50 $e50 ms)"
-  else
-    local stored cpu added
-    stored=$(stored_since "$sent" "$before")
-    cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
-    read -r d50 d99 <<< "${DIRECT[stream-$conns]}"
-    added=$(printf '+%.2f / +%.2f' "$(echo "$t50 - $d50" | bc)" "$(echo "$t99 - $d99" | bc)")
-    emit "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "$added" "$cpu" "$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)" \
-      "$(rss_mb VmRSS) ($(rss_mb VmHWM))" "$stored / $sent$([ "$failed" = 0 ] || echo ", $failed failed")"
-  fi
+  local target=$1 conns=$2 url=$3 key=$4 sent failed rps t50 t90 t99 e50
+  begin_row
+  read -r sent _ failed rps t50 t90 t99 e50 _ < <(dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
+    "$url/v1/chat/completions" "$key" bench-50 "$conns" "$SECONDS_PER_ROW")
+  end_row
+  result_row "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "$sent" \
+    "$([ "$target" = direct ] && echo "$failed failed (end p50 $e50 ms)" || { [ "$failed" = 0 ] || echo "$failed failed"; })"
 }
 
 emit() { printf '| %-17s | %-7s | %5s | %7s | %7s | %7s | %7s | %-15s | %6s | %8s | %-13s | %s |\n' "$@"; }
@@ -211,18 +212,10 @@ table)
     have=$(rows)
     echo
     echo "Growing usage_events from $have to $GROW_ROWS rows (today's partition), then the 32-connection row again:"
-    start=$(date +%s)
-    # Filler rows for other keys, so budget reads of the bench key are unaffected; usage_daily is left as it was.
-    "${PSQL[@]}" -c "SELECT ensure_usage_partition(current_date);
-      INSERT INTO usage_events (request_id, occurred_at, day, key_id, asked_model, served_model, provider, prompt_tokens,
-        completion_tokens, cost_usd, latency_ms, status, streamed)
-      SELECT gen_random_uuid(), date_trunc('day', now()) + (g % 86400000) * interval '1 ms', current_date,
-        ('00000000-0000-0000-0000-' || lpad((g % 100)::text, 12, '0'))::uuid, 'bench', 'gpt-4o-mini', 'upstream-0ms',
-        19, 9, 0.0000082, 2, 200, false
-      FROM generate_series(1, $((GROW_ROWS - have))) g;"
-    # Settled before measuring: vacuum's and the checkpoint's writes would otherwise share the CPU with the row.
-    "${PSQL[@]}" -c "VACUUM ANALYZE usage_events" -c "CHECKPOINT"
-    echo "($(( $(date +%s) - start )) s to fill; usage_events now $(rows) rows)"
+    # bench/Micro's filler (made-up keys, so the bench key's budget reads are unaffected), all in today's partition, where
+    # the gateway's rows go; it vacuums and checkpoints after, so their writes do not share the CPU with the row.
+    dotnet bench/Micro/bin/Release/net10.0/Micro.dll grow --rows "$GROW_ROWS" --days 0
+    echo "usage_events now $(rows) rows"
     echo
     header
     wrk_row "chat 0 ms" direct 32 "http://127.0.0.1:$UP0_PORT" bench ""

@@ -2,6 +2,7 @@
 // named by ConnectionStrings__Gateway (bench/micro.sh starts a private one).
 //   Micro.dll [BenchmarkDotNet options, e.g. --filter *Routing*]   key lookup, routing decision, budget check
 //   Micro.dll writer --rows N [--grow M]                            the usage writer, after growing usage_events to M rows
+//   Micro.dll grow --rows M [--days D]                              only grows usage_events to M rows over D days (30; 0: today)
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Diagnosers;
@@ -10,6 +11,9 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Perfolizer.Horology;
 using Micro;
+
+if (args is ["grow", .. var growOptions])
+    return await WriterHarness.GrowAsync(Option(growOptions, "--rows") ?? 10_000_000, (int)(Option(growOptions, "--days", allowZero: true) ?? 30));
 
 if (args is ["writer", .. var options])
 {
@@ -29,11 +33,11 @@ var config = DefaultConfig.Instance
 var summaries = BenchmarkRunner.Run(typeof(KeyLookupBenchmarks).Assembly, config, args);
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
 
-static long? Option(string[] options, string name)
+static long? Option(string[] options, string name, bool allowZero = false)
 {
     var at = Array.IndexOf(options, name);
     if (at < 0) return null;
-    return at + 1 < options.Length && long.TryParse(options[at + 1], out var value) && value > 0
+    return at + 1 < options.Length && long.TryParse(options[at + 1], out var value) && (value > 0 || allowZero && value == 0)
         ? value
-        : throw new ArgumentException($"{name} needs a positive number of rows.");
+        : throw new ArgumentException($"{name} needs a {(allowZero ? "non-negative" : "positive")} number.");
 }

@@ -47,7 +47,7 @@ internal static class WriterHarness
         var ct = CancellationToken.None;
         var db = services.GetRequiredService<NpgsqlDataSource>();
         await services.GetRequiredService<Migrator>().MigrateAsync(ct);
-        if (grow is { } target) await UsageFiller.GrowAsync(db, target, ct);
+        if (grow is { } target) await UsageFiller.GrowAsync(db, target, days: 30, ct);
         var before = await CountAsync(db, ct);
         var options = services.GetRequiredService<IOptions<MeteringOptions>>().Value;
         Console.WriteLine($"usage_events before the run: {before:N0} rows");
@@ -120,6 +120,23 @@ internal static class WriterHarness
         catch (OperationCanceledException)
         {
             // The run is over.
+        }
+    }
+
+    /// <summary>Only grows <c>usage_events</c> (bench/run.sh's growth step): to <paramref name="rows"/>, over <paramref name="days"/> days.</summary>
+    public static async Task<int> GrowAsync(long rows, int days)
+    {
+        var keysDirectory = MicroHost.ScratchDirectory("keys");
+        try
+        {
+            using var host = MicroHost.Build(new Dictionary<string, string?> { ["Gateway:DataProtectionKeysDirectory"] = keysDirectory });
+            await host.Services.GetRequiredService<Migrator>().MigrateAsync(CancellationToken.None);
+            await UsageFiller.GrowAsync(host.Services.GetRequiredService<NpgsqlDataSource>(), rows, days, CancellationToken.None);
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(keysDirectory, recursive: true);
         }
     }
 
