@@ -163,7 +163,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                         segment.Length += queued.Line.Length + 1;
                         if (queued.Record.Segment is null)
                         {
-                            segment.Pending++;
+                            Interlocked.Increment(ref segment.Pending); // Written() decrements without the lock
                             queued.Record.Segment = segment;
                         }
                     }
