@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Gateway.Admin.Data;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
 
 namespace Gateway.Admin.Account;
 
@@ -18,7 +19,7 @@ public sealed class AdminUsers(UserManager<AdminUser> users)
         return added.Succeeded ? (password, null) : (null, string.Join(" ", added.Errors.Select(e => e.Description)));
     }
 
-    public bool Any() => users.Users.Any();
+    public Task<bool> AnyAsync(CancellationToken ct) => users.Users.AnyAsync(ct);
 
     /// <summary>
     /// 18 random bytes in base64url: 24 characters, well past the 12-character minimum. Identity also wants a digit, a

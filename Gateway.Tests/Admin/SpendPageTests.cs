@@ -80,6 +80,57 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         Assert.Equal(cost, raw.Sum(r => decimal.Parse(r[11], CultureInfo.InvariantCulture)));
     }
 
+    /// <summary>
+    /// Each toggle starts a load that cancels the one before; leaving the page cancels the one in flight. Neither may reach the
+    /// circuit as an exception (that ends it: the page freezes, the error bar shows).
+    /// </summary>
+    [Fact]
+    public async Task Grouping_ToggledQuicklyThenLeftMidLoad_LogsNoUnhandledError_AndTheAppStaysInteractive()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using (var client = env.Gateway.Client(key))
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
+                Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""))).StatusCode);
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+        var groupColumn = page.GetByTestId("groups").Locator("thead th").First;
+        ILocator Toggle(string name) => page.GetByRole(AriaRole.Checkbox, new() { Name = name, Exact = true }); // the table's title says "By model" too
+        await Assertions.Expect(groupColumn).ToHaveTextAsync("Model");
+        var logged = browser.App.Logs.Lines.Count;
+        List<string> Logged() => [.. browser.App.Logs.Lines.Skip(logged)];
+
+        try
+        {
+            // Ten clicks as fast as the browser takes them, each while the load of the one before still runs; the last is "By model".
+            for (var i = 0; i < 10; i++) await Toggle(i % 2 == 0 ? "By provider" : "By model").ClickAsync();
+            await Assertions.Expect(groupColumn).ToHaveTextAsync("Model");
+            await Toggle("By provider").ClickAsync();
+            await Assertions.Expect(groupColumn).ToHaveTextAsync("Provider");
+
+            // A reload, and away to another page while it loads.
+            await Toggle("By model").ClickAsync();
+            await page.GetByRole(AriaRole.Link, new() { Name = "Keys", Exact = true }).ClickAsync();
+            await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "API keys" })).ToBeVisibleAsync();
+
+            // Same circuit (in-app navigation), still answering: back to the dashboard, whose toggle still works.
+            await page.GetByRole(AriaRole.Link, new() { Name = "Spend", Exact = true }).ClickAsync();
+            await Toggle("By provider").ClickAsync();
+            await Assertions.Expect(groupColumn).ToHaveTextAsync("Provider");
+            await Assertions.Expect(page.Locator("#blazor-error-ui")).ToBeHiddenAsync();
+        }
+        catch (PlaywrightException failed)
+        {
+            Assert.Fail($"{failed.Message}\nThe admin host logged:\n{string.Join('\n', Logged())}");
+        }
+        var lines = Logged();
+        Assert.DoesNotContain(lines, line => line.StartsWith("Error ", StringComparison.Ordinal) || line.StartsWith("Critical ", StringComparison.Ordinal)
+            || line.Contains("ObjectDisposedException", StringComparison.Ordinal) || line.Contains("Unhandled exception", StringComparison.Ordinal)
+            || line.Contains("terminated", StringComparison.OrdinalIgnoreCase));
+    }
+
     [Fact]
     public async Task SpendExport_WithoutSignIn_RedirectsToTheSignInPage()
     {

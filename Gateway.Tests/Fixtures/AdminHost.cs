@@ -4,6 +4,7 @@ using admin::Gateway.Admin.Account;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Gateway.Tests.Fixtures;
 
@@ -24,6 +25,9 @@ public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Compo
 
     public Uri BaseAddress => ClientOptions.BaseAddress;
 
+    /// <summary>What this host logged (Warning and up, as configured below): tests assert no unhandled exception reached it.</summary>
+    public CapturedLogs Logs { get; } = new();
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("ConnectionStrings:Gateway", _connectionString);
@@ -31,6 +35,7 @@ public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Compo
         builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
     }
 
     /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>

@@ -1,12 +1,13 @@
 using System.Globalization;
 using Gateway.Admin.Components.Pages.Providers.Components;
+using Gateway.Admin.Components.Shared;
 using Gateway.Core.Admin;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
 
 namespace Gateway.Admin.Components.Pages.Providers;
 
-public partial class ProvidersPage
+public sealed partial class ProvidersPage : IDisposable
 {
     [Inject] private CatalogStore Catalog { get; set; } = default!;
     [Inject] private ConnectionTester Connections { get; set; } = default!;
@@ -18,30 +19,36 @@ public partial class ProvidersPage
     private bool _loading = true;
     private readonly Dictionary<string, ConnectionCheck> _checks = [];
     private readonly HashSet<string> _testing = [];
+    private readonly LoadScope _loads = new();
 
-    protected override async Task OnInitializedAsync() => await LoadAsync();
+    protected override Task OnInitializedAsync() => LoadAsync();
 
-    private async Task LoadAsync()
+    private Task LoadAsync() => _loads.LatestAsync(async ct =>
     {
-        _providers = await Catalog.ListProvidersAsync(CancellationToken.None);
-        _models = await Catalog.ListModelsAsync(CancellationToken.None);
+        var providers = await Catalog.ListProvidersAsync(ct);
+        var models = await Catalog.ListModelsAsync(ct);
+        ct.ThrowIfCancellationRequested();
+        _providers = providers;
+        _models = models;
         _loading = false;
-    }
+    });
 
-    private async Task TestAsync(string provider)
+    private Task TestAsync(string provider) => _loads.AlongsideAsync(async ct =>
     {
         _testing.Add(provider);
         _checks.Remove(provider);
         try
         {
             // One real call with its own short timeout (ConnectionTester.Timeout); the page shows the answer, never the secret.
-            _checks[provider] = await Connections.TestAsync(provider, CancellationToken.None);
+            var check = await Connections.TestAsync(provider, ct);
+            ct.ThrowIfCancellationRequested();
+            _checks[provider] = check;
         }
         finally
         {
-            _testing.Remove(provider);
+            if (!ct.IsCancellationRequested) _testing.Remove(provider);
         }
-    }
+    });
 
     private async Task AddProviderAsync()
     {
@@ -93,4 +100,6 @@ public partial class ProvidersPage
     private static string Tokens(int? count) => count?.ToString("N0", CultureInfo.InvariantCulture) ?? "";
 
     private static readonly DialogOptions Wide = new() { MaxWidth = MaxWidth.Medium, FullWidth = true, CloseOnEscapeKey = true };
+
+    public void Dispose() => _loads.Dispose();
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Admin.Components.Pages.Routing.Components;
+using Gateway.Admin.Components.Shared;
 using Gateway.Core.Admin;
 using Gateway.Core.Audit;
 using Gateway.Core.Routing;
@@ -9,7 +10,7 @@ using MudBlazor;
 
 namespace Gateway.Admin.Components.Pages.Routing;
 
-public partial class RoutingPage
+public sealed partial class RoutingPage : IDisposable
 {
     [Inject] private RuleStore Store { get; set; } = default!;
     [Inject] private RuleBook Book { get; set; } = default!;
@@ -25,23 +26,28 @@ public partial class RoutingPage
     private IReadOnlyList<KeyView> _keys = [];
     private bool _loading = true;
     private bool _busy;
+    private readonly LoadScope _loads = new();
 
-    protected override async Task OnInitializedAsync()
-    {
-        _keys = [.. (await KeyStore.ListAsync(CancellationToken.None)).Where(k => k.RevokedAt is null).OrderBy(k => k.Name, StringComparer.Ordinal)];
-        await LoadAsync(reloadBook: false);
-    }
+    protected override Task OnInitializedAsync() => LoadAsync(reloadBook: false, withKeys: true);
 
     /// <summary>
     /// Reads the rules in the order the gateway tries them. After a change this instance's rule book is reloaded at once, so
     /// the tester below shows the change (NOTIFY would bring it within a second anyway).
     /// </summary>
-    private async Task LoadAsync(bool reloadBook = true)
+    private Task LoadAsync(bool reloadBook = true, bool withKeys = false) => _loads.LatestAsync(async ct =>
     {
-        if (reloadBook) await Book.ReloadAsync(CancellationToken.None);
-        _rules = [.. await Store.ListAsync(CancellationToken.None)];
+        if (withKeys)
+        {
+            var keys = await KeyStore.ListAsync(ct);
+            ct.ThrowIfCancellationRequested();
+            _keys = [.. keys.Where(k => k.RevokedAt is null).OrderBy(k => k.Name, StringComparer.Ordinal)];
+        }
+        if (reloadBook) await Book.ReloadAsync(ct);
+        var rules = await Store.ListAsync(ct);
+        ct.ThrowIfCancellationRequested();
+        _rules = [.. rules];
         _loading = false;
-    }
+    });
 
     private int IndexOf(RoutingRule rule) => _rules.FindIndex(r => r.Name == rule.Name);
 
@@ -161,4 +167,6 @@ public partial class RoutingPage
     }
 
     private static readonly DialogOptions Wide = new() { MaxWidth = MaxWidth.Large, FullWidth = true, CloseOnEscapeKey = true };
+
+    public void Dispose() => _loads.Dispose();
 }

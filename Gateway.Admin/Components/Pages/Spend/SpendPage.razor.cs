@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Admin.Components.Shared;
 using Gateway.Admin.Reports;
 using Gateway.Core.Admin;
 using Gateway.Core.Budgets;
@@ -45,8 +46,8 @@ public sealed partial class SpendPage : IDisposable
     private List<ChartSeries<double>> _keySeries = [];
     private string[] _keyLabels = [];
     private LatencyStats? _latency;
-    private bool _busy;
-    private CancellationTokenSource? _loading;
+    private (DateOnly From, DateOnly To)? _optionsRange;
+    private readonly LoadScope _loads = new();
     private MudDataGrid<UsageEvent>? _grid;
 
     private StackedBarChartOptions _dayOptions = new();
@@ -99,48 +100,35 @@ public sealed partial class SpendPage : IDisposable
         var initial = SpendQuery.DefaultFilter(Calendar);
         _range = new DateRange(initial.From.ToDateTime(TimeOnly.MinValue), initial.To.ToDateTime(TimeOnly.MinValue));
         _shown = Filter;
-        await LoadOptionsAsync();
         await ReloadAsync();
     }
 
-    private async Task LoadOptionsAsync()
+    /// <summary>
+    /// Reads the view for the current filters; a newer call cancels an older one still running (and so does leaving the page).
+    /// The filter choices are read again when the range changed since they were read.
+    /// </summary>
+    private Task ReloadAsync() => _loads.LatestAsync(async ct =>
     {
-        var filter = Filter;
-        _options = await Dashboard.FilterOptionsAsync(filter.From, filter.To, CancellationToken.None);
-    }
-
-    /// <summary>Reads the view for the current filters; a newer call cancels an older one still running.</summary>
-    private async Task ReloadAsync()
-    {
-        if (_loading is not null)
-        {
-            await _loading.CancelAsync();
-            _loading.Dispose();
-        }
-        var loading = _loading = new CancellationTokenSource();
         var filter = _shown = Filter;
         var by = _by;
-        _busy = true;
         _latency = null;
-        try
+        if ((filter.From, filter.To) != _optionsRange)
         {
-            var daily = Dashboard.DailyAsync(filter, by, loading.Token);
-            var top = Dashboard.TopKeysAsync(filter, TopKeyCount, loading.Token);
-            await Task.WhenAll(daily, top);
-            Show(filter, await daily, await top);
-            StateHasChanged();
-            if (_grid is not null) await _grid.ReloadServerData();
-            _latency = await Dashboard.LatencyAsync(filter, loading.Token);
+            var options = await Dashboard.FilterOptionsAsync(filter.From, filter.To, ct);
+            ct.ThrowIfCancellationRequested();
+            (_options, _optionsRange) = (options, (filter.From, filter.To));
         }
-        catch (OperationCanceledException) when (loading.IsCancellationRequested)
-        {
-            // A newer filter took over.
-        }
-        finally
-        {
-            if (_loading == loading) _busy = false;
-        }
-    }
+        var daily = Dashboard.DailyAsync(filter, by, ct);
+        var top = Dashboard.TopKeysAsync(filter, TopKeyCount, ct);
+        await Task.WhenAll(daily, top);
+        ct.ThrowIfCancellationRequested();
+        Show(filter, await daily, await top);
+        StateHasChanged();
+        if (_grid is not null) await _grid.ReloadServerData(); // the grid cancels its own previous page load
+        var latency = await Dashboard.LatencyAsync(filter, ct);
+        ct.ThrowIfCancellationRequested();
+        _latency = latency;
+    });
 
     private void Show(SpendFilter filter, IReadOnlyList<DailySpend> daily, IReadOnlyList<KeySpend> top)
     {
@@ -196,7 +184,6 @@ public sealed partial class SpendPage : IDisposable
     {
         if (range.Start is null || range.End is null) return;
         _range = range;
-        await LoadOptionsAsync();
         await ReloadAsync();
     }
 
@@ -274,9 +261,5 @@ public sealed partial class SpendPage : IDisposable
         row.RoutingRule is { } rule ? $"rule {rule}" : null,
     }.Where(n => n is not null));
 
-    public void Dispose()
-    {
-        _loading?.Cancel();
-        _loading?.Dispose();
-    }
+    public void Dispose() => _loads.Dispose();
 }
