@@ -15,7 +15,7 @@ namespace Gateway.Core.Seeding;
 /// of the key and model snapshots. Readiness is true once it finished.
 /// </summary>
 public sealed partial class GatewayStartup(
-    IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
+    IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore, CatalogReferences references,
     KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
     Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, ILogger<GatewayStartup> logger)
     : IHostedService
@@ -61,6 +61,19 @@ public sealed partial class GatewayStartup(
         foreach (var m in seed.Models ?? []) modelRules.ValidateAndThrow(m);
         var routeRules = new Routing.RoutingRuleValidator();
         foreach (var r in seed.Routes ?? []) routeRules.ValidateAndThrow(r);
+        // Names the file refers to must exist in the database or in the file itself (a model may fall back to one defined below it).
+        var seedProviders = (seed.Providers ?? []).Select(p => p.Name!).ToHashSet(StringComparer.Ordinal);
+        var seedModels = (seed.Models ?? []).Select(m => m.Alias!).ToHashSet(StringComparer.Ordinal);
+        foreach (var m in seed.Models ?? [])
+        {
+            if (await references.CheckModelAsync(m.Alias!, m, ct, seedModels, seedProviders) is { } missing)
+                throw new InvalidOperationException($"Seed file {full}: model '{m.Alias}': {missing.Message}");
+        }
+        foreach (var r in seed.Routes ?? [])
+        {
+            if (await references.CheckRuleAsync(r, ct, seedModels) is { } missing)
+                throw new InvalidOperationException($"Seed file {full}: route '{r.Name}': {missing.Message}");
+        }
         await catalogStore.ApplySeedAsync(seed, ct);
         foreach (var route in seed.Routes ?? []) await ruleStore.UpsertAsync(route.Name, route, ct);
         Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);
