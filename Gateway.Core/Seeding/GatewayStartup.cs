@@ -35,6 +35,7 @@ public sealed partial class GatewayStartup(
             // Printed to the console once, on purpose, and never logged: keys are shown only at creation.
             await Console.Out.WriteLineAsync($"Demo key: {created.Key}");
             await Console.Out.FlushAsync(cancellationToken);
+            if (settings.DemoKeyFile is { Length: > 0 } file) await WriteOwnerOnlyAsync(file, created.Key, cancellationToken);
         }
         await keys.ReloadAsync(cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
@@ -42,6 +43,15 @@ public sealed partial class GatewayStartup(
         await tagBudgets.ReloadAsync(cancellationToken);
         IsReady = true;
         Log.Ready(logger, keys.Count, catalog.Models.Count);
+    }
+
+    // Created with mode 600 on Unix before the key is written, like run.sh's data/master-key.
+    private static async Task WriteOwnerOnlyAsync(string path, string text, CancellationToken ct)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using var stream = new FileStream(path, options);
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), ct);
     }
 
     private async Task ApplySeedFileAsync(string path, CancellationToken ct)
