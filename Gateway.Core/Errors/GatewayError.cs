@@ -57,9 +57,13 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
             + $"today; {advice}. Or ask an admin to raise the cap.", "insufficient_quota", null, "insufficient_quota");
     }
 
-    /// <summary>Dollars with the digits that matter: $0.0123, $0.000412, $12.50.</summary>
+    /// <summary>
+    /// Dollars with the digits that matter: $0.01, $0.020009, $12.50. Below a dollar to the millionth, so a worst case just
+    /// over what is left never reads the same as it.
+    /// </summary>
     public static string Usd(decimal amount) =>
-        "$" + (amount >= 0.01m || amount == 0 ? Math.Round(amount, 4) : Math.Round(amount, 6)).ToString(amount >= 1 ? "#,0.00##" : "0.00####", CultureInfo.InvariantCulture);
+        "$" + (amount >= 1 ? Math.Round(amount, 4).ToString("#,0.00##", CultureInfo.InvariantCulture)
+            : Math.Round(amount, 6).ToString("0.00####", CultureInfo.InvariantCulture));
 
     public static readonly GatewayError MonthlyQuota = new(429,
         "You exceeded this key's monthly budget. Ask an admin to raise it, or wait for next month.",

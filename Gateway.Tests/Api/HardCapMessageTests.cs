@@ -46,7 +46,7 @@ public sealed partial class HardCapMessageTests(TestEnvironment env)
         var message = await RefusalAsync(await client.PostAsync("/v1/chat/completions", Json(Ask(10_000))));
 
         // mock: $1 / $2 per million; 10,000 output tokens alone are $0.02.
-        Assert.Matches(@"^This request's worst case is \$0\.02\d* \(\d+ prompt tokens \+ 10,000 output tokens at mock's prices of \$1\.00/\$2\.00 per million\), "
+        Assert.Matches(@"^This request's worst case is \$0\.0200\d\d \(\d+ prompt tokens \+ 10,000 output tokens at mock's prices of \$1\.00/\$2\.00 per million\), "
             + @"and the key has \$0\.01 left of its \$0\.01 hard cap today; a max_tokens of at most [\d,]+ would fit\.", message);
         Assert.DoesNotContain("is reached", message, StringComparison.Ordinal);
         var fits = int.Parse(FitsPattern().Match(message).Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
