@@ -109,14 +109,15 @@ internal static class AdminEndpoints
             return TypedResults.NoContent();
         });
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
-        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
-            UpsertRuleAsync(rule.Name, rule, rules, references, audit, ct));
-        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
-            UpsertRuleAsync(name, rule with { Name = name }, rules, references, audit, ct));
-        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
+            UpsertRuleAsync(rule.Name, rule, rules, book, references, audit, ct));
+        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit,
+            CancellationToken ct) => UpsertRuleAsync(name, rule with { Name = name }, rules, book, references, audit, ct));
+        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, RuleBook book, AuditLog audit, CancellationToken ct) =>
         {
             var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
             if (!await rules.DeleteAsync(name, ct)) return NotFound("routing rule", name);
+            await book.ReloadAsync(ct);
             await audit.RecordAsync(AdminCaller.Name, "route.delete", "route", name, before, null, ct);
             return TypedResults.NoContent();
         });
@@ -155,13 +156,16 @@ internal static class AdminEndpoints
 
     private sealed record AdminTokenRequest(string? Name);
 
-    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, CatalogReferences references, AuditLog audit,
-        CancellationToken ct)
+    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references,
+        AuditLog audit, CancellationToken ct)
     {
         if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
         if (await references.CheckRuleAsync(rule, ct) is { } missing) return Missing(missing);
         var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
         var (saved, created) = await rules.UpsertAsync(name, rule, ct);
+        // This instance applies the change before answering, so a script's next call (the route tester, a request) sees it;
+        // other instances get it through NOTIFY within a second.
+        await book.ReloadAsync(ct);
         await audit.RecordAsync(AdminCaller.Name, created ? "route.create" : "route.update", "route", name, before, saved, ct);
         return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
