@@ -13,6 +13,7 @@ mkdir -p "$DATA"
 DATA=$(cd "$DATA" && pwd)
 
 PG_STARTED=""
+QUIET=""
 COMPOSE_STARTED=""
 API_PID=""
 ADMIN_PID=""
@@ -27,7 +28,7 @@ cleanup() {
     wait "$API_PID" 2>/dev/null || true
   fi
   if [ -n "$PG_STARTED" ]; then
-    echo "Stopping PostgreSQL"
+    if [ -z "${QUIET:-}" ]; then echo "Stopping PostgreSQL"; fi
     scripts/private-postgres.sh stop "$DATA/pg" || true
   fi
   if [ -n "$COMPOSE_STARTED" ]; then
@@ -36,6 +37,33 @@ cleanup() {
   fi
 }
 trap cleanup INT TERM EXIT
+
+# ./run.sh add-user EMAIL ROLE: one more admin app user (Admin or Finance) in this install's database, whether or not
+# ./run.sh is running; prints one line with the generated password.
+if [ "${1:-}" = "add-user" ]; then
+  if [ $# -ne 3 ]; then echo "usage: ./run.sh add-user EMAIL Admin|Finance" >&2; exit 2; fi
+  if [ -z "${ConnectionStrings__Gateway:-}" ]; then
+    if [ ! -f "$DATA/pg/PG_VERSION" ]; then
+      echo "No database in $DATA/pg yet: start ./run.sh once first (or set ConnectionStrings__Gateway)" >&2; exit 1
+    fi
+    if [ -f "$DATA/pg/postmaster.pid" ]; then
+      # Running (./run.sh is up): its port is the pid file's fourth line.
+      ConnectionStrings__Gateway="Host=127.0.0.1;Port=$(sed -n 4p "$DATA/pg/postmaster.pid");Username=postgres;Password=$(cat "$DATA/pg.password");Database=gateway"
+    else
+      ConnectionStrings__Gateway=$(scripts/private-postgres.sh start "$DATA/pg" "$PG_PORT")
+      PG_STARTED=1
+    fi
+    export ConnectionStrings__Gateway
+  fi
+  ADMIN_DLL=Gateway.Admin/bin/Release/net10.0/Gateway.Admin.dll
+  if [ ! -f "$ADMIN_DLL" ] && ! dotnet build Gateway.Admin/Gateway.Admin.csproj -c Release --nologo -v quiet -clp:NoSummary > "$DATA/build.log" 2>&1; then
+    cat "$DATA/build.log" >&2; exit 1
+  fi
+  QUIET=1
+  status=0
+  dotnet "$ADMIN_DLL" add-user "$2" "$3" --contentRoot "$ROOT/Gateway.Admin/bin/Release/net10.0" || status=$?
+  exit "$status"
+fi
 
 if [ -z "${ConnectionStrings__Gateway:-}" ]; then
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -72,6 +100,7 @@ if ! { dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet 
 fi
 
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
+export Gateway__DemoKeyFile=${Gateway__DemoKeyFile:-$DATA/demo-key}
 export Gateway__SeedFile=${Gateway__SeedFile:-$ROOT/gateway.json}
 export Gateway__DataProtectionKeysDirectory=${Gateway__DataProtectionKeysDirectory:-$DATA/keys}
 export Gateway__Metering__JournalDirectory=${Gateway__Metering__JournalDirectory:-$DATA/usage-journal}

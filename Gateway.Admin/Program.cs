@@ -9,6 +9,8 @@ using MudBlazor.Services;
 using Npgsql;
 
 var builder = WebApplication.CreateBuilder(args);
+// The add-user command prints one line: no EF Core SQL or start-up logs around the password.
+if (args is ["add-user", ..]) builder.Logging.ClearProviders();
 // Serve MudBlazor's _content/ files from a build output in any environment (run.sh runs a Release build, not a publish).
 builder.WebHost.UseStaticWebAssets();
 

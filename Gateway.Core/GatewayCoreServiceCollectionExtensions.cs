@@ -62,6 +62,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<KeyStore>();
         services.AddSingleton<CatalogStore>();
+        services.AddSingleton<CatalogReferences>();
         services.AddSingleton<Audit.AuditLog>();
         services.AddSingleton<AdminTokens>();
         services.AddSingleton<Migrator>();

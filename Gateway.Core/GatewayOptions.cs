@@ -54,6 +54,12 @@ public sealed class GatewayOptions
     /// <summary>Issue a key named "demo" at start-up when none exists, and print it once.</summary>
     public bool SeedDemoKey { get; set; }
 
+    /// <summary>
+    /// Where the demo key is also written when it is issued (readable by its owner only), so a script or the README's examples
+    /// can read it (<c>run.sh</c>: <c>data/demo-key</c>). Unset: only printed.
+    /// </summary>
+    public string? DemoKeyFile { get; set; }
+
     /// <summary>Folders whose files may be named by <c>file:</c> secret references (Docker and Kubernetes secrets by default).</summary>
     public string[] SecretFileRoots { get; set; } = ["/run/secrets", "/var/run/secrets"];
 

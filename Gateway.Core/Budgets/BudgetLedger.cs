@@ -29,8 +29,12 @@ public sealed class Reservation
     }
 }
 
-/// <summary>What the ledger says of a request before it is sent: its reservation (null: the hard cap has no room) and the day's spend.</summary>
-public readonly record struct BudgetCheck(Reservation? Reservation, decimal SpentToday);
+/// <summary>
+/// What the ledger says of a request before it is sent: its reservation (null: the hard cap has no room), the day's spend, and,
+/// when a capped key's request was refused, what was left under the cap (neither spent nor reserved by requests in flight) to
+/// say how much smaller a request would fit.
+/// </summary>
+public readonly record struct BudgetCheck(Reservation? Reservation, decimal SpentToday, decimal? Left = null);
 
 /// <summary>
 /// Per-key daily spend, exact across instances without Redis. Each instance leases slices of a key's
@@ -130,10 +134,11 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             {
                 // The database is away: this instance spends only what it already leased (the cap stays exact).
                 state.Restore(idle);
-                return new BudgetCheck(null, state.SpentEstimate);
+                return new BudgetCheck(null, state.SpentEstimate, state.Free);
             }
             state.Granted(grant.Spent);
-            if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate);
+            // Left: what no lease holds, plus what this instance's leases hold but no request reserved.
+            if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate, Math.Max(0, grant.Available) + state.Free);
             state.Leases.Add(grant.Lease);
             return new BudgetCheck(state.TryReserve(worstCase), state.SpentEstimate);
         }
@@ -157,7 +162,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         FROM unnest(@ids::uuid[], @charged::numeric[]) AS v(id, charged) WHERE l.id = v.id
         """;
 
-    private readonly record struct Grant(Lease? Lease, decimal Spent);
+    private readonly record struct Grant(Lease? Lease, decimal Spent, decimal Available);
 
     private async Task<decimal> SpentAsync(Guid key, DateOnly day, CancellationToken ct)
     {
@@ -204,7 +209,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         if (available < needed)
         {
             await tx.CommitAsync(ct);
-            return new Grant(null, spent);
+            return new Grant(null, spent, available);
         }
         var amount = Math.Min(slice, available);
         var id = Guid.CreateVersion7(time.GetUtcNow());
@@ -212,7 +217,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             "INSERT INTO budget_leases (id, key_id, day, amount) VALUES (@id, @key, @day, @amount)",
             new { id, key, day = dayValue, amount }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
-        return new Grant(new Lease(id, amount), spent);
+        return new Grant(new Lease(id, amount), spent, available - amount);
     }
 
     /// <summary>
@@ -260,6 +265,9 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         /// <summary>The day's spend as this instance knows it: what PostgreSQL had stored at the last read plus what this instance charged since.</summary>
         public decimal SpentEstimate => _spentAtGrant + Charged - _chargedAtGrant;
 
+        /// <summary>What this instance's current leases hold that no request has reserved or been charged.</summary>
+        public decimal Free => Leases.Sum(l => l.Free);
+
         /// <summary>Costs settled on this instance's leases.</summary>
         public decimal Charged => Leases.Concat(Retired).Sum(l => l.Charged);
 
@@ -304,6 +312,7 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         public int InFlight { get { lock (_lock) return _inFlight; } }
         private int _inFlight;
         public decimal Charged { get { lock (_lock) return _charged; } }
+        public decimal Free { get { lock (_lock) return Math.Max(0, amount - _charged - _reserved); } }
 
         public bool TryReserve(decimal worstCase)
         {

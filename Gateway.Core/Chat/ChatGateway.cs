@@ -76,7 +76,7 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         // Over the daily budget with no downgrade possible, but under the hard cap: served as asked.
         return check.Reservation is not null || !capped
             ? Decided(decision, check.Reservation, null, check.SpentToday)
-            : new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), GatewayError.InsufficientQuota);
+            : new BudgetDecision(decision, null, null, Remaining(key, check.SpentToday), HardCapRefusal(key, check.Left, decision.Chain, request, prompt));
 
         BudgetDecision Decided(RouteDecision chosen, Budgets.Reservation? reservation, string? from, decimal spent)
         {
@@ -100,6 +100,34 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
 
     private static int OutputLimit(int modelLimit, ChatCompletionRequest? request) =>
         request?.MaxCompletionTokens ?? request?.MaxTokens ?? modelLimit;
+
+    /// <summary>
+    /// Why a capped key's request did not fit: its worst case at the dearest candidate (the one reserved for), what is left
+    /// under the cap, and the largest <c>max_tokens</c> that would fit at every candidate's prices.
+    /// </summary>
+    private static GatewayError HardCapRefusal(GatewayKey key, decimal? left, IReadOnlyList<ModelRoute> chain, ChatCompletionRequest request, int prompt)
+    {
+        var n = Math.Max(1, request.N ?? 1);
+        ModelRoute dearest = chain[0];
+        var (worst, dearestOutput) = (decimal.MinValue, 0L);
+        var fits = long.MaxValue;
+        var room = Math.Max(0, left ?? 0);
+        foreach (var route in chain)
+        {
+            var output = Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * n);
+            var cost = Metering.Pricing.Cost(route, new TokenUsage(prompt, (int)output, 0));
+            if (cost > worst) (worst, dearest, dearestOutput) = (cost, route, output);
+            var promptCost = Metering.Pricing.Cost(route, new TokenUsage(prompt, 0, 0));
+            if (promptCost > room) fits = 0;
+            else if (route.OutputPricePerMTok > 0)
+                fits = Math.Min(fits, (long)decimal.Floor(Math.Min((room - promptCost) * 1_000_000m / (route.OutputPricePerMTok * n), long.MaxValue)));
+        }
+        var outputText = dearestOutput.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " output tokens"
+            + (n > 1 ? $" for {n} choices" : "");
+        var reckoning = $"{prompt.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} prompt tokens + {outputText} at "
+            + $"{dearest.Alias}'s prices of {GatewayError.Usd(dearest.InputPricePerMTok)}/{GatewayError.Usd(dearest.OutputPricePerMTok)} per million";
+        return GatewayError.HardCapRefusal(key.HardCapUsd!.Value, room, worst, reckoning, fits == long.MaxValue ? null : fits);
+    }
 
     private static decimal? Remaining(GatewayKey key, decimal spent) => key.DailyBudgetUsd is { } daily ? Math.Max(0, daily - spent) : null;
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Gateway.Core.Wire;
 
 namespace Gateway.Core.Errors;
@@ -40,6 +41,29 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
     public static readonly GatewayError InsufficientQuota = new(429,
         "You exceeded this key's budget: its hard cap for today is reached. Ask an admin to raise it, or try again tomorrow.",
         "insufficient_quota", null, "insufficient_quota");
+
+    /// <summary>A capped key's request refused: nothing is left under the cap, or the request's worst case is more than what is left.</summary>
+    /// <param name="worstCase">What the request could cost, and how that was reckoned (tokens and prices).</param>
+    /// <param name="fitsMaxTokens">The largest <c>max_tokens</c> that would fit what is left; null or below 1 when none would.</param>
+    public static GatewayError HardCapRefusal(decimal cap, decimal left, decimal worstCase, string reckoning, long? fitsMaxTokens)
+    {
+        if (left <= 0)
+            return new(429, $"You exceeded this key's budget: its hard cap for today ({Usd(cap)}) is reached (spent, or reserved by requests in "
+                + "flight). Ask an admin to raise it, or try again tomorrow.", "insufficient_quota", null, "insufficient_quota");
+        var advice = fitsMaxTokens is >= 1
+            ? $"a max_tokens of at most {fitsMaxTokens.Value.ToString("N0", CultureInfo.InvariantCulture)} would fit"
+            : "even its prompt alone costs more than that: shorten it";
+        return new(429, $"This request's worst case is {Usd(worstCase)} ({reckoning}), and the key has {Usd(left)} left of its {Usd(cap)} hard cap "
+            + $"today; {advice}. Or ask an admin to raise the cap.", "insufficient_quota", null, "insufficient_quota");
+    }
+
+    /// <summary>
+    /// Dollars with the digits that matter: $0.01, $0.020009, $12.50. Below a dollar to the millionth, so a worst case just
+    /// over what is left never reads the same as it.
+    /// </summary>
+    public static string Usd(decimal amount) =>
+        "$" + (amount >= 1 ? Math.Round(amount, 4).ToString("#,0.00##", CultureInfo.InvariantCulture)
+            : Math.Round(amount, 6).ToString("0.00####", CultureInfo.InvariantCulture));
 
     public static readonly GatewayError MonthlyQuota = new(429,
         "You exceeded this key's monthly budget. Ask an admin to raise it, or wait for next month.",

@@ -15,7 +15,7 @@ namespace Gateway.Core.Seeding;
 /// of the key and model snapshots. Readiness is true once it finished.
 /// </summary>
 public sealed partial class GatewayStartup(
-    IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore,
+    IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore, CatalogReferences references,
     KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
     Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, ILogger<GatewayStartup> logger)
     : IHostedService
@@ -35,6 +35,7 @@ public sealed partial class GatewayStartup(
             // Printed to the console once, on purpose, and never logged: keys are shown only at creation.
             await Console.Out.WriteLineAsync($"Demo key: {created.Key}");
             await Console.Out.FlushAsync(cancellationToken);
+            if (settings.DemoKeyFile is { Length: > 0 } file) await WriteOwnerOnlyAsync(file, created.Key, cancellationToken);
         }
         await keys.ReloadAsync(cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
@@ -42,6 +43,15 @@ public sealed partial class GatewayStartup(
         await tagBudgets.ReloadAsync(cancellationToken);
         IsReady = true;
         Log.Ready(logger, keys.Count, catalog.Models.Count);
+    }
+
+    // Created with mode 600 on Unix before the key is written, like run.sh's data/master-key.
+    private static async Task WriteOwnerOnlyAsync(string path, string text, CancellationToken ct)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using var stream = new FileStream(path, options);
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), ct);
     }
 
     private async Task ApplySeedFileAsync(string path, CancellationToken ct)
@@ -61,6 +71,19 @@ public sealed partial class GatewayStartup(
         foreach (var m in seed.Models ?? []) modelRules.ValidateAndThrow(m);
         var routeRules = new Routing.RoutingRuleValidator();
         foreach (var r in seed.Routes ?? []) routeRules.ValidateAndThrow(r);
+        // Names the file refers to must exist in the database or in the file itself (a model may fall back to one defined below it).
+        var seedProviders = (seed.Providers ?? []).Select(p => p.Name!).ToHashSet(StringComparer.Ordinal);
+        var seedModels = (seed.Models ?? []).Select(m => m.Alias!).ToHashSet(StringComparer.Ordinal);
+        foreach (var m in seed.Models ?? [])
+        {
+            if (await references.CheckModelAsync(m.Alias!, m, ct, seedModels, seedProviders) is { } missing)
+                throw new InvalidOperationException($"Seed file {full}: model '{m.Alias}': {missing.Message}");
+        }
+        foreach (var r in seed.Routes ?? [])
+        {
+            if (await references.CheckRuleAsync(r, ct, seedModels) is { } missing)
+                throw new InvalidOperationException($"Seed file {full}: route '{r.Name}': {missing.Message}");
+        }
         await catalogStore.ApplySeedAsync(seed, ct);
         foreach (var route in seed.Routes ?? []) await ruleStore.UpsertAsync(route.Name, route, ct);
         Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);

@@ -29,30 +29,66 @@ internal static class RequestJson
         }
         catch (JsonException ex)
         {
-            return (null, Describe(ex));
+            return (null, Describe(ex, body));
         }
         return value is null
             ? (null, GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type"))
             : (value, null);
     }
 
-    // A reader error (bad syntax, too deep) wraps the reader's own JsonException; a conversion error (wrong type) and a
-    // duplicate key do not. Path is "$.messages[0].role"; the body is never echoed.
-    private static GatewayError Describe(JsonException ex)
+    // A reader error (bad syntax, too deep, cut short) wraps the reader's own JsonException; a conversion error (wrong type)
+    // and a duplicate key do not. Path is "$.messages[0].role"; the body is never echoed.
+    private static GatewayError Describe(JsonException ex, ReadOnlySpan<byte> body)
     {
         var path = ex.Path is { Length: > 2 } p ? p[2..] : null;
-        if (ex.InnerException is JsonException reader)
+        if (ex.InnerException is JsonException)
         {
-            return reader.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
-                ? GatewayError.BadRequest($"The JSON body is nested too deeply: at most {GatewayJsonContext.MaxRequestDepth} levels of objects and arrays.",
-                    null, "invalid_json")
-                : GatewayError.InvalidJson($"line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}");
+            var where = $"line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}";
+            return SyntaxProblem(body) switch
+            {
+                Syntax.TooDeep => GatewayError.BadRequest(
+                    $"The JSON body is nested too deeply: at most {GatewayJsonContext.MaxRequestDepth} levels of objects and arrays.", null, "invalid_json"),
+                Syntax.Truncated => GatewayError.BadRequest(
+                    $"The request body is not valid JSON: it ends before the JSON is complete ({where}).", null, "invalid_json"),
+                _ => GatewayError.InvalidJson(where),
+            };
         }
         if (ex.Message.StartsWith("Duplicate property", StringComparison.Ordinal))
             return GatewayError.BadRequest($"The JSON body has a key twice{(path is null ? "" : $" (in '{path}')")}; each key may appear once.", path, "invalid_json");
         return path is null
             ? GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type")
             : GatewayError.BadRequest($"Invalid type for '{path}'.", path, "invalid_type");
+    }
+
+    private enum Syntax { Other, TooDeep, Truncated }
+
+    /// <summary>
+    /// Why the reader refused <paramref name="body"/>, found by reading it again rather than from the reader's message (whose
+    /// wording is not an API: "Expected depth to be zero…" is a truncated body, not a deep one). The second pass has no depth
+    /// limit, so nesting is counted as it goes, and reads the body as a non-final block, so a body that is only cut short
+    /// runs out of data instead of failing. It runs only for bodies already refused.
+    /// </summary>
+    private static Syntax SyntaxProblem(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body, isFinalBlock: false, new JsonReaderState(new JsonReaderOptions { MaxDepth = int.MaxValue }));
+        try
+        {
+            while (reader.Read())
+            {
+                // Start tokens report the depth outside them: the 65th nested object is at depth 64.
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth >= GatewayJsonContext.MaxRequestDepth)
+                    return Syntax.TooDeep;
+            }
+        }
+        catch (JsonException)
+        {
+            return Syntax.Other;
+        }
+        // Out of data: cut short unless one whole value was read (then the reader's complaint was something else).
+        return reader.CurrentDepth > 0 || reader.TokenType is JsonTokenType.None or JsonTokenType.PropertyName
+               || body[(int)reader.BytesConsumed..].Trim(" \t\r\n"u8).Length > 0
+            ? Syntax.Truncated
+            : Syntax.Other;
     }
 
     // Only bodies with \u escapes pay for this second pass; a syntax error is left to the real parse to report.

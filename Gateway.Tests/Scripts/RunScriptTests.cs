@@ -59,6 +59,13 @@ public sealed class RunScriptTests
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Contains("Hello!", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
+            // Every runnable example of the README, as printed, against this install (ReadmeExamples says how).
+            var examples = await ReadmeExamples.RunAsync(apiPort, data);
+            Assert.Contains("Which model answers?", examples, StringComparison.Ordinal);
+            Assert.Contains("x-gateway-model: mock-mini-1", examples, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("x-gateway-rule: default", examples, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("Created Finance user alice@example.com; password: ", examples, StringComparison.Ordinal);
+
             using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
             await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
 

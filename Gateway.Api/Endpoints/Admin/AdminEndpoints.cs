@@ -86,10 +86,10 @@ internal static class AdminEndpoints
         });
 
         admin.MapGet("/models", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListModelsAsync(ct)));
-        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct) =>
-            UpsertModelAsync(request.Alias ?? "", request, catalog, audit, ct));
-        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct) =>
-            UpsertModelAsync(alias, request with { Alias = alias }, catalog, audit, ct));
+        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
+            UpsertModelAsync(request.Alias ?? "", request, catalog, references, audit, ct));
+        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CatalogReferences references, AuditLog audit,
+            CancellationToken ct) => UpsertModelAsync(alias, request with { Alias = alias }, catalog, references, audit, ct));
         admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
         admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
         {
@@ -109,13 +109,15 @@ internal static class AdminEndpoints
             return TypedResults.NoContent();
         });
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
-        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct) => UpsertRuleAsync(rule.Name, rule, rules, audit, ct));
-        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct) =>
-            UpsertRuleAsync(name, rule with { Name = name }, rules, audit, ct));
-        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
+            UpsertRuleAsync(rule.Name, rule, rules, book, references, audit, ct));
+        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit,
+            CancellationToken ct) => UpsertRuleAsync(name, rule with { Name = name }, rules, book, references, audit, ct));
+        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, RuleBook book, AuditLog audit, CancellationToken ct) =>
         {
             var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
             if (!await rules.DeleteAsync(name, ct)) return NotFound("routing rule", name);
+            await book.ReloadAsync(ct);
             await audit.RecordAsync(AdminCaller.Name, "route.delete", "route", name, before, null, ct);
             return TypedResults.NoContent();
         });
@@ -154,18 +156,25 @@ internal static class AdminEndpoints
 
     private sealed record AdminTokenRequest(string? Name);
 
-    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, AuditLog audit, CancellationToken ct)
+    private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references,
+        AuditLog audit, CancellationToken ct)
     {
         if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
+        if (await references.CheckRuleAsync(rule, ct) is { } missing) return Missing(missing);
         var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
         var (saved, created) = await rules.UpsertAsync(name, rule, ct);
+        // This instance applies the change before answering, so a script's next call (the route tester, a request) sees it;
+        // other instances get it through NOTIFY within a second.
+        await book.ReloadAsync(ct);
         await audit.RecordAsync(AdminCaller.Name, created ? "route.create" : "route.update", "route", name, before, saved, ct);
         return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
 
-    private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, AuditLog audit, CancellationToken ct)
+    private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, CatalogReferences references,
+        AuditLog audit, CancellationToken ct)
     {
         if (Invalid(ModelRules, request) is { } bad) return bad;
+        if (await references.CheckModelAsync(alias, request, ct) is { } missing) return Missing(missing);
         var before = (await catalog.ListModelsAsync(ct)).FirstOrDefault(m => m.Alias == alias);
         var (model, created) = await catalog.UpsertModelAsync(alias, request, ct);
         if (model is null) return NotFound("provider", request.Provider!);
@@ -205,6 +214,10 @@ internal static class AdminEndpoints
         var first = result.Errors[0];
         return OpenAIResults.Error(GatewayError.BadRequest(first.ErrorMessage, ToSnake(first.PropertyName), "invalid_value"));
     }
+
+    // A name in the body that does not exist is the body's fault (400), not a missing resource at the URL (404).
+    private static IResult Missing(MissingReference missing) =>
+        OpenAIResults.Error(GatewayError.BadRequest(missing.Message, missing.Param, "invalid_value"));
 
     private static JsonHttpResult<Gateway.Core.Wire.OpenAIErrorBody> NotFound(string what, string id) =>
         (JsonHttpResult<Gateway.Core.Wire.OpenAIErrorBody>)OpenAIResults.Error(
