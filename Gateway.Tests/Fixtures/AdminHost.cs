@@ -31,6 +31,7 @@ public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Compo
         builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        builder.ConfigureLogging(logging => HostLog.RouteHere(logging, "admin")); // a failing test's output shows it
     }
 
     /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>

@@ -22,6 +22,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     private readonly TimeProvider? _time;
     private readonly Action<IServiceCollection>? _services;
     private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-dp-" + Guid.NewGuid().ToString("N")[..12]);
+    private static int _started;
+    private readonly string _name = "api-" + Interlocked.Increment(ref _started);
 
     /// <param name="time">The clock the gateway reads (the system clock when null).</param>
     /// <param name="services">Registrations added after the app's own (e.g. a logger provider that captures logs).</param>
@@ -33,7 +35,17 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         _time = time;
         _services = services;
         UseKestrel(0);
-        StartServer();
+        var logged = HostLog.Position;
+        try
+        {
+            StartServer();
+        }
+        catch (Exception ex)
+        {
+            // A fixture that fails here fails every test of its class: say why in the exception itself.
+            var (lines, _) = HostLog.Since(logged, 100);
+            throw new InvalidOperationException($"Gateway host {_name} did not start. Its log:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}", ex);
+        }
     }
 
     public Uri BaseAddress => ClientOptions.BaseAddress;
@@ -52,7 +64,11 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         if (_time is not null) builder.ConfigureTestServices(services => services.AddSingleton(_time));
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        builder.ConfigureLogging(logging =>
+        {
+            HostLog.RouteHere(logging, _name); // not the console: a test's output shows it when the test fails
+            logging.AddProvider(Logs);
+        });
         if (_services is not null) builder.ConfigureTestServices(_services);
     }
 
