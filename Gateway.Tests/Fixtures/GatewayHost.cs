@@ -126,15 +126,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         return alias;
     }
 
-    public static async Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 5000)
-    {
-        var deadline = Environment.TickCount64 + timeoutMs;
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline) throw new TimeoutException("Condition not met in time.");
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>Polls until <paramref name="condition"/> holds (e.g. a NOTIFY reached this instance); the default bound is <see cref="Eventually.Bound"/>.</summary>
+    public static Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 30_000) => Eventually.TrueAsync(condition, TimeSpan.FromMilliseconds(timeoutMs));
 
     public override async ValueTask DisposeAsync()
     {
