@@ -41,7 +41,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
 
         using var client = env.Gateway.Client(key);
         HttpResponseMessage answer;
-        var deadline = Environment.TickCount64 + 3000; // the API instance learns of the key by NOTIFY
+        var deadline = Environment.TickCount64 + 30_000; // the API instance learns of the key by NOTIFY (bound for a loaded machine)
         do answer = await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""));
         while (answer.StatusCode == HttpStatusCode.Unauthorized && Environment.TickCount64 < deadline);
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
@@ -53,7 +53,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
     private static async Task<string?> ServedModelAsync(HttpClient client, string alias, string expected)
     {
         string? served = null;
-        var deadline = Environment.TickCount64 + 3000;
+        var deadline = Environment.TickCount64 + 30_000;
         do
         {
             var answer = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
@@ -256,7 +256,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
 
         // Within a second every instance has the new budget: the spend so far is over it, so the next requests go to mock-mini.
         HttpResponseMessage downgraded;
-        var deadline = Environment.TickCount64 + 5000;
+        var deadline = Environment.TickCount64 + 30_000;
         do downgraded = await client.PostAsync("/v1/chat/completions", Json(ask));
         while (!downgraded.Headers.Contains("x-gateway-downgraded-from") && Environment.TickCount64 < deadline);
         Assert.Equal("mock", downgraded.Headers.GetValues("x-gateway-downgraded-from").Single());

@@ -30,7 +30,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
                 Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
                     Json($$"""{"model":"mock","messages":[{"role":"user","content":"{{text}}"}]}"""))).StatusCode);
         }
-        var deadline = Environment.TickCount64 + 10_000;
+        var deadline = Environment.TickCount64 + 30_000;
         while ((await env.UsageRowsForKeyAsync(keyId)).Count < 3 && Environment.TickCount64 < deadline) await Task.Delay(50);
         var usage = await env.UsageRowsForKeyAsync(keyId);
         await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);

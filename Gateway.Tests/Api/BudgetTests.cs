@@ -8,9 +8,35 @@ using Npgsql;
 
 namespace Gateway.Tests.Api;
 
-public sealed class BudgetTests(TestEnvironment env)
+public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clocked) : IClassFixture<BudgetTests.ClockedHost>
 {
     private GatewayHost Gateway => env.Gateway;
+
+    /// <summary>
+    /// A host whose clock the tests move past the 2 s spend re-read of soft budgets, once the spend is stored,
+    /// instead of sleeping 2 s and hoping the usage writer was done by then.
+    /// </summary>
+    public sealed class ClockedHost : IAsyncDisposable
+    {
+        public SkippableClock Clock { get; } = new();
+
+        public GatewayHost Host { get; }
+
+        public ClockedHost() => Host = new GatewayHost(TestEnvironment.Current.Postgres.ConnectionString, time: Clock);
+
+        public ValueTask DisposeAsync() => Host.DisposeAsync();
+    }
+
+    /// <summary>Waits until the key's first <paramref name="requests"/> requests are stored, then moves the clock past the spend re-read.</summary>
+    private async Task StoredThenRereadAsync(Guid keyId, int requests)
+    {
+        await Eventually.TrueAsync(async () =>
+        {
+            await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+            return await db.ExecuteScalarAsync<long>("SELECT coalesce(sum(requests), 0) FROM usage_daily WHERE key_id = @keyId", new { keyId }) >= requests;
+        }, what: $"{requests} stored request(s) of key {keyId}");
+        clocked.Clock.Skip(TimeSpan.FromSeconds(3)); // each instance re-reads a spend at most every 2 s
+    }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
@@ -28,8 +54,7 @@ public sealed class BudgetTests(TestEnvironment env)
 
     private async Task<decimal> SpentAsync(Guid keyId, int rows)
     {
-        var deadline = Environment.TickCount64 + 10_000;
-        while ((await env.UsageRowsForKeyAsync(keyId)).Count < rows && Environment.TickCount64 < deadline) await Task.Delay(50);
+        await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= rows, pause: TimeSpan.FromMilliseconds(50));
         await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
         return await db.ExecuteScalarAsync<decimal>("SELECT coalesce(sum(cost_usd), 0) FROM usage_events WHERE key_id = @keyId", new { keyId });
     }
@@ -65,15 +90,13 @@ public sealed class BudgetTests(TestEnvironment env)
         var (key, keyId) = await KeyAsync(Gateway, $$"""{"name":"thrifty","daily_budget_usd":0.0001,"downgrade_model":"{{cheap}}"}""");
         using var client = Gateway.Client(key);
 
-        // The daily budget is soft: this instance re-reads the day's spend every 2 s.
+        // The daily budget is soft: this instance re-reads the day's spend every 2 s, once the writer stored it.
         var answers = new List<HttpResponseMessage>();
-        var deadline = Environment.TickCount64 + 6000;
-        do
+        await Eventually.UntilAsync(async () =>
         {
             answers.Add(await client.PostAsync("/v1/chat/completions", Json(Short)));
-            await Task.Delay(200);
-        }
-        while (!answers[^1].Headers.Contains("x-gateway-downgraded-from") && Environment.TickCount64 < deadline);
+            return answers[^1];
+        }, a => a.Headers.Contains("x-gateway-downgraded-from"), pause: TimeSpan.FromMilliseconds(200));
 
         Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
         Assert.False(answers[0].Headers.Contains("x-gateway-downgraded-from"));
@@ -89,21 +112,22 @@ public sealed class BudgetTests(TestEnvironment env)
     [Fact]
     public async Task BudgetTiers_DowngradeStepByStep()
     {
-        var cheaper = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
-        var cheapest = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "deepseek-chat", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
+        var host = clocked.Host;
+        var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
+        var cheapest = await host.AddModelAsync(env.Upstream.BaseUrl, "deepseek-chat", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
         // A mock answer costs ~$0.000053 (26% of the budget), a cheaper one ~$0.000016 (8%).
-        var (key, _) = await KeyAsync(Gateway, $$"""
+        var (key, keyId) = await KeyAsync(host, $$"""
             {"name":"tiered","daily_budget_usd":0.0002,
              "budget_tiers":[{"at_percent":20,"model":"{{cheaper}}"},{"at_percent":30,"model":"{{cheapest}}"}]}
             """);
-        using var client = Gateway.Client(key);
+        using var client = host.Client(key);
 
         var models = new List<string>();
         for (var i = 0; i < 3; i++)
         {
             var response = await client.PostAsync("/v1/chat/completions", Json(Short));
             models.Add(response.Headers.GetValues("x-gateway-model").Single());
-            await Task.Delay(2200); // each instance re-reads a key's daily spend every 2 s
+            await StoredThenRereadAsync(keyId, i + 1);
         }
 
         Assert.Equal(["mock-1", "gpt-4o-mini-2024-07-18", "deepseek-chat-2024-07-18"], models);
@@ -112,15 +136,17 @@ public sealed class BudgetTests(TestEnvironment env)
     [Fact]
     public async Task MonthlyBudgetSpent_RefusesOrDowngrades()
     {
-        var cheaper = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
-        var (strict, _) = await KeyAsync(Gateway, """{"name":"monthly","monthly_budget_usd":0.00001}""");
-        var (lenient, _) = await KeyAsync(Gateway, $$"""{"name":"monthly-down","monthly_budget_usd":0.00001,"downgrade_model":"{{cheaper}}"}""");
-        using var strictClient = Gateway.Client(strict);
-        using var lenientClient = Gateway.Client(lenient);
+        var host = clocked.Host;
+        var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
+        var (strict, strictId) = await KeyAsync(host, """{"name":"monthly","monthly_budget_usd":0.00001}""");
+        var (lenient, lenientId) = await KeyAsync(host, $$"""{"name":"monthly-down","monthly_budget_usd":0.00001,"downgrade_model":"{{cheaper}}"}""");
+        using var strictClient = host.Client(strict);
+        using var lenientClient = host.Client(lenient);
 
         var first = await strictClient.PostAsync("/v1/chat/completions", Json(Short));
         await lenientClient.PostAsync("/v1/chat/completions", Json(Short));
-        await Task.Delay(2200); // each instance re-reads a key's monthly spend every 2 s
+        await StoredThenRereadAsync(strictId, 1);
+        await StoredThenRereadAsync(lenientId, 1);
         var refused = await strictClient.PostAsync("/v1/chat/completions", Json(Short));
         var downgraded = await lenientClient.PostAsync("/v1/chat/completions", Json(Short));
 
@@ -132,12 +158,12 @@ public sealed class BudgetTests(TestEnvironment env)
     [Fact]
     public async Task EndUserDailyBudget_LimitsEachUserOnItsOwn()
     {
-        var (key, _) = await KeyAsync(Gateway, """{"name":"per-user","end_user_daily_budget_usd":0.00001}""");
-        using var client = Gateway.Client(key);
+        var (key, keyId) = await KeyAsync(clocked.Host, """{"name":"per-user","end_user_daily_budget_usd":0.00001}""");
+        using var client = clocked.Host.Client(key);
         static string As(string user) => $$"""{"model":"mock","max_tokens":30,"user":"{{user}}","messages":[{"role":"user","content":"hi"}]}""";
 
         var alice1 = await client.PostAsync("/v1/chat/completions", Json(As("alice")));
-        await Task.Delay(2200); // each instance re-reads an end user's spend every 2 s
+        await StoredThenRereadAsync(keyId, 1);
         var alice2 = await client.PostAsync("/v1/chat/completions", Json(As("alice")));
         var bob = await client.PostAsync("/v1/chat/completions", Json(As("bob")));
 
@@ -194,14 +220,8 @@ public sealed class BudgetTests(TestEnvironment env)
 
         var first = await client.PostAsync("/v1/chat/completions", Json(Short));
         // A key without a hard cap has its day's spend re-read every 2 s, once the writer stored the first row.
-        HttpResponseMessage second;
-        var deadline = Environment.TickCount64 + 10_000;
-        do
-        {
-            await Task.Delay(500);
-            second = await client.PostAsync("/v1/chat/completions", Json(Short));
-        }
-        while (!second.Headers.Contains("x-gateway-downgraded-from") && Environment.TickCount64 < deadline);
+        var second = await Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(Short)),
+            r => r.Headers.Contains("x-gateway-downgraded-from"), pause: TimeSpan.FromMilliseconds(500));
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
         Assert.False(first.Headers.Contains("x-gateway-downgraded-from"));
@@ -212,19 +232,20 @@ public sealed class BudgetTests(TestEnvironment env)
     [Fact]
     public async Task TagBudget_IsSharedByEveryKeyWithTheTag_AndLiftedWhenDeleted()
     {
-        var (spender, _) = await KeyAsync(Gateway, """{"name":"team-a-1","tags":["team-shared"]}""");
-        var (teammate, _) = await KeyAsync(Gateway, """{"name":"team-a-2","tags":["team-shared","other"]}""");
-        var (outsider, _) = await KeyAsync(Gateway, """{"name":"team-b","tags":["team-other"]}""");
-        using var admin = Gateway.Admin();
-        var budgets = Gateway.Services.GetService(typeof(Gateway.Core.Budgets.TagBudgets)) as Gateway.Core.Budgets.TagBudgets;
+        var host = clocked.Host;
+        var (spender, spenderId) = await KeyAsync(host, """{"name":"team-a-1","tags":["team-shared"]}""");
+        var (teammate, _) = await KeyAsync(host, """{"name":"team-a-2","tags":["team-shared","other"]}""");
+        var (outsider, _) = await KeyAsync(host, """{"name":"team-b","tags":["team-other"]}""");
+        using var admin = host.Admin();
+        var budgets = host.Services.GetService(typeof(Gateway.Core.Budgets.TagBudgets)) as Gateway.Core.Budgets.TagBudgets;
         Assert.Equal(HttpStatusCode.OK, (await admin.PutAsync("/admin/budgets/tags/team-shared", Json("""{"daily_budget_usd":0.00001}"""))).StatusCode);
         await GatewayHost.WaitUntilAsync(() => budgets!.Covers(["team-shared"]));
-        using var spenderClient = Gateway.Client(spender);
-        using var teammateClient = Gateway.Client(teammate);
-        using var outsiderClient = Gateway.Client(outsider);
+        using var spenderClient = host.Client(spender);
+        using var teammateClient = host.Client(teammate);
+        using var outsiderClient = host.Client(outsider);
 
         var first = await spenderClient.PostAsync("/v1/chat/completions", Json(Short));
-        await Task.Delay(2200); // each instance re-reads a tag's spend every 2 s
+        await StoredThenRereadAsync(spenderId, 1);
         var refused = await teammateClient.PostAsync("/v1/chat/completions", Json(Short));
         var unaffected = await outsiderClient.PostAsync("/v1/chat/completions", Json(Short));
         var listed = await admin.GetFromJsonAsync<JsonArray>("/admin/budgets/tags");
@@ -328,10 +349,8 @@ public sealed class BudgetTests(TestEnvironment env)
         using var client = Gateway.Client(key);
         var ask = $$"""{"model":"{{alias}}","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
 
-        HttpResponseMessage first;
-        var deadline = Environment.TickCount64 + 2000;
-        do first = await client.PostAsync("/v1/chat/completions", Json(ask)); // until the rule reached this instance (NOTIFY)
-        while (first.StatusCode == HttpStatusCode.NotFound && Environment.TickCount64 < deadline);
+        var first = await Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(ask)), // until the rule reached this instance (NOTIFY)
+            r => r.StatusCode != HttpStatusCode.NotFound);
         var second = await client.PostAsync("/v1/chat/completions", Json(ask));
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);

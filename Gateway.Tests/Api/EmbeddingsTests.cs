@@ -33,9 +33,7 @@ public sealed class EmbeddingsTests(TestEnvironment env)
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
         Assert.Equal("insufficient_quota", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
         var keyId = created["id"]!.GetValue<Guid>();
-        var rows = await env.UsageRowsForKeyAsync(keyId);
-        for (var deadline = Environment.TickCount64 + 5000; rows.Count < 4 && Environment.TickCount64 < deadline; await Task.Delay(50))
-            rows = await env.UsageRowsForKeyAsync(keyId);
+        var rows = await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= 4, pause: TimeSpan.FromMilliseconds(50));
         Assert.Equal([200, 200, 429, 429], rows.Select(r => (int)r.Status));
         Assert.Equal(0.000004m, rows.Sum(r => r.CostUsd));
     }

@@ -127,8 +127,8 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
             await Task.Delay(200, ct);
             rows = await env.UsageRowsForKeyAsync(keyId);
         }
-        // A duplicate would arrive late: give the writer another moment.
-        await Task.Delay(500, ct);
+        // A duplicate would arrive late: wait until the writer stored a request made after all of these.
+        await env.UsageWriterCaughtUpAsync(env.Gateway);
         return await env.UsageRowsForKeyAsync(keyId);
     }
 

@@ -238,9 +238,7 @@ public sealed class InputLimitsTests(TestEnvironment env, InputLimitsTests.Tight
 
         Assert.StartsWith("HTTP/1.1 408", answer.Text, StringComparison.Ordinal);
         Assert.Contains("\"code\":\"request_timeout\"", answer.Text, StringComparison.Ordinal);
-        var deadline = Environment.TickCount64 + 10_000;
-        List<UsageRow> rows;
-        while ((rows = await env.UsageRowsForKeyAsync(keyId)).Count == 0 && Environment.TickCount64 < deadline) await Task.Delay(50);
+        var rows = await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count > 0, pause: TimeSpan.FromMilliseconds(50));
         var row = Assert.Single(rows);
         Assert.Equal(((short)408, "request_timeout"), (row.Status, row.ErrorKind));
     }

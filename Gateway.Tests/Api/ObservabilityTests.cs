@@ -76,7 +76,7 @@ public sealed class ObservabilityTests(TestEnvironment env)
         using var scraper = Gateway.Client();
         // The exporter caches a scrape briefly and other tests scrape this host too: read until this test's series are in.
         var metrics = await scraper.GetStringAsync("/metrics");
-        for (var deadline = Environment.TickCount64 + 10_000; Environment.TickCount64 < deadline
+        for (var deadline = Environment.TickCount64 + 30_000; Environment.TickCount64 < deadline
              && (Samples(metrics, "gateway_budget_downgrades_total", $"gateway_model_to=\"{cheap}\"").Count == 0
                  || Samples(metrics, "gateway_fallbacks_total", $"gateway_model_from=\"{primary}\"").Count == 0); await Task.Delay(200))
             metrics = await scraper.GetStringAsync("/metrics");

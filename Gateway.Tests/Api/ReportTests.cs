@@ -32,8 +32,7 @@ public sealed class ReportTests(TestEnvironment env)
         foreach (var user in (string[])["ann", "bo,b"])
             Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
                 Json($$"""{"model":"mock","user":"{{user}}","messages":[{"role":"user","content":"hi"}]}"""))).StatusCode);
-        var deadline = Environment.TickCount64 + 10_000;
-        while ((await env.UsageRowsForKeyAsync(keyId)).Count < 2 && Environment.TickCount64 < deadline) await Task.Delay(50);
+        await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= 2, pause: TimeSpan.FromMilliseconds(50));
         return (keyId, tag);
     }
 

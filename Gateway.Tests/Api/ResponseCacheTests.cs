@@ -28,18 +28,22 @@ public sealed class ResponseCacheTests(TestEnvironment env)
     private static string? Cache(HttpResponseMessage r) => r.Headers.TryGetValues("x-gateway-cache", out var v) ? v.Single() : null;
 
     /// <summary>Repeats a request until it is answered from the cache (the miss is stored after its answer left).</summary>
-    private static async Task<HttpResponseMessage> UntilHitAsync(HttpClient client, string body)
+    /// <summary>
+    /// Waits until the answer from <paramref name="alias"/>'s (unique) provider is in the cache table: it is stored in the
+    /// background after the answer left, and a repeat sent before that would reach the upstream a second time.
+    /// </summary>
+    private async Task StoredAsync(string alias)
     {
-        HttpResponseMessage response;
-        var deadline = Environment.TickCount64 + 3000;
-        do
+        var provider = alias.Split('/')[0];
+        await Eventually.TrueAsync(async () =>
         {
-            await Task.Delay(50);
-            response = await client.PostAsync("/v1/chat/completions", Json(body));
-        }
-        while (Cache(response) != "hit" && Environment.TickCount64 < deadline);
-        return response;
+            await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+            return await db.ExecuteScalarAsync<long>("SELECT count(*) FROM response_cache WHERE provider = @provider", new { provider }) > 0;
+        }, what: $"a cached answer from {provider}");
     }
+
+    private static Task<HttpResponseMessage> UntilHitAsync(HttpClient client, string body) =>
+        Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(body)), r => Cache(r) == "hit", pause: TimeSpan.FromMilliseconds(50));
 
     [Fact]
     public async Task DeterministicRequest_IsAnsweredFromTheCacheTheSecondTime_AtNoCost()
@@ -51,7 +55,8 @@ public sealed class ResponseCacheTests(TestEnvironment env)
         var body = $$"""{"model":"{{alias}}","temperature":0,"messages":[{"role":"user","content":"{{marker}}"}]}""";
 
         var first = await client.PostAsync("/v1/chat/completions", Json(body));
-        var second = await UntilHitAsync(client, body);
+        await StoredAsync(alias);
+        var second = await client.PostAsync("/v1/chat/completions", Json(body));
 
         Assert.Equal(("miss", "hit"), (Cache(first), Cache(second)));
         Assert.Equal(await first.Content.ReadAsStringAsync(), await second.Content.ReadAsStringAsync());
@@ -77,7 +82,10 @@ public sealed class ResponseCacheTests(TestEnvironment env)
         body["messages"] = JsonNode.Parse("""[{"role":"user","content":"same question"}]""");
 
         var first = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
-        await Task.Delay(300);
+        // Had the first answer been stored, it would be by the time a later deterministic one is: wait for that one's hit.
+        var control = $$"""{"model":"mock","temperature":0,"messages":[{"role":"user","content":"{{Guid.NewGuid():N}}"}]}""";
+        await client.PostAsync("/v1/chat/completions", Json(control));
+        Assert.Equal("hit", Cache(await UntilHitAsync(client, control)));
         var second = await client.PostAsync("/v1/chat/completions", Json(body.ToJsonString()));
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
@@ -98,8 +106,10 @@ public sealed class ResponseCacheTests(TestEnvironment env)
         var expiring = $$"""{"model":"mock","temperature":0,"messages":[{"role":"user","content":"{{Guid.NewGuid():N}}"}]}""";
         await client.PostAsync("/v1/chat/completions", Json(expiring));
         Assert.Equal("hit", Cache(await UntilHitAsync(client, expiring)));
-        await Task.Delay(1500);
-        Assert.Equal("miss", Cache(await client.PostAsync("/v1/chat/completions", Json(expiring))));
+        // The entry lives 1 s: hits until then, a miss after (an entry that never expires keeps hitting past the bound).
+        var expired = await Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(expiring)), r => Cache(r) != "hit",
+            pause: TimeSpan.FromMilliseconds(200));
+        Assert.Equal("miss", Cache(expired));
     }
 
     /// <summary>The content, finish reason and usage a client reads from a streamed answer.</summary>
@@ -125,7 +135,8 @@ public sealed class ResponseCacheTests(TestEnvironment env)
 
         var first = await client.PostAsync("/v1/chat/completions", Json(streamed));
         var upstream = ReadStream(await first.Content.ReadAsStringAsync());
-        var second = await UntilHitAsync(client, streamed);
+        await StoredAsync(alias);
+        var second = await client.PostAsync("/v1/chat/completions", Json(streamed));
         var replayed = ReadStream(await second.Content.ReadAsStringAsync());
 
         Assert.Equal(("miss", "hit"), (Cache(first), Cache(second)));

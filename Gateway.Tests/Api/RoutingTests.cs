@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -23,17 +22,9 @@ public sealed class RoutingTests(TestEnvironment env)
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
     }
 
-    /// <summary>Sends until the rule change reached this instance (NOTIFY), at most a second.</summary>
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient client, string body, Func<HttpResponseMessage, bool> done)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            var response = await client.PostAsync("/v1/chat/completions", Json(body));
-            if (done(response) || clock.ElapsedMilliseconds > 1000) return response;
-            await Task.Delay(25);
-        }
-    }
+    /// <summary>Sends until the rule change reached this instance (NOTIFY); returns the last answer either way.</summary>
+    private static Task<HttpResponseMessage> SendAsync(HttpClient client, string body, Func<HttpResponseMessage, bool> done) =>
+        Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(body)), done);
 
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? values.Single() : null;
@@ -228,13 +219,11 @@ public sealed class RoutingTests(TestEnvironment env)
         using var admin = Gateway.Admin();
         var body = $$"""{"request":{"model":"{{virtualAlias}}","messages":[{"role":"user","content":"Translate this"}]} }""";
 
-        JsonObject? result = null;
-        var clock = Stopwatch.StartNew();
-        while (clock.ElapsedMilliseconds < 1000 && result?["rule"] is null)
+        var result = await Eventually.UntilAsync(async () =>
         {
             var response = await admin.PostAsync("/admin/routes/test", Json(body));
-            if (response.IsSuccessStatusCode) result = await response.Content.ReadFromJsonAsync<JsonObject>();
-        }
+            return response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonObject>() : null;
+        }, r => r?["rule"] is not null); // until the rule reached this instance (NOTIFY)
 
         Assert.Equal(rule, result!["rule"]!.GetValue<string>());
         Assert.Equal([target, fallback], result["candidates"]!.AsArray().Select(c => c!["alias"]!.GetValue<string>()));

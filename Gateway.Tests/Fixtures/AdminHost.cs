@@ -35,7 +35,11 @@ public sealed class AdminHost : WebApplicationFactory<admin::Gateway.Admin.Compo
         builder.UseSetting("Gateway:DataProtectionKeysDirectory", _keysDir);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        builder.ConfigureLogging(logging =>
+        {
+            HostLog.RouteHere(logging, "admin"); // not the console: a test's output shows it when the test fails
+            logging.AddProvider(Logs);
+        });
     }
 
     /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>

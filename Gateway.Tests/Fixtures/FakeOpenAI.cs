@@ -27,6 +27,16 @@ public sealed class FakeOpenAI : FakeServer
 
     public static Task<FakeOpenAI> StartAsync() => StartAsync(new FakeOpenAI(), "/v1");
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _held = new();
+
+    /// <summary>Chat requests whose body contains <paramref name="marker"/> wait (recorded) until <see cref="Release"/>.</summary>
+    public void Hold(string marker) => _held[marker] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Release(string marker)
+    {
+        if (_held.TryRemove(marker, out var gate)) gate.TrySetResult();
+    }
+
     protected override void Map(WebApplication app)
     {
         app.MapPost("/v1/chat/completions", HandleAsync);
@@ -81,6 +91,8 @@ public sealed class FakeOpenAI : FakeServer
         var recorded = new RecordedRequest(text, http.Request.Headers.Authorization.ToString());
         Requests.Enqueue(recorded);
         http.RequestAborted.Register(() => recorded.Aborted = true);
+        foreach (var (marker, gate) in _held)
+            if (text.Contains(marker, StringComparison.Ordinal)) await gate.Task.WaitAsync(http.RequestAborted);
         if (await RejectedAsync(http)) return;
 
         var body = JsonNode.Parse(text)!.AsObject();
@@ -169,7 +181,7 @@ public sealed class FakeOpenAI : FakeServer
             http.Abort();
             return;
         }
-        if (model == "late-first-token") await Task.Delay(5000, ct);
+        if (model == "late-first-token") await Task.Delay(30_000, ct); // past the client's timeout: only a first-token deadline helps
         var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray() : ["Hello", " from", " the", " fake", " upstream."];
         for (var i = 0; i < pieces.Length; i++)
         {

@@ -22,6 +22,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     private readonly TimeProvider? _time;
     private readonly Action<IServiceCollection>? _services;
     private readonly string _keysDir = Path.Combine(Path.GetTempPath(), "gw-dp-" + Guid.NewGuid().ToString("N")[..12]);
+    private static int _started;
+    private readonly string _name = "api-" + Interlocked.Increment(ref _started);
 
     /// <param name="time">The clock the gateway reads (the system clock when null).</param>
     /// <param name="services">Registrations added after the app's own (e.g. a logger provider that captures logs).</param>
@@ -33,7 +35,17 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         _time = time;
         _services = services;
         UseKestrel(0);
-        StartServer();
+        var logged = HostLog.Position;
+        try
+        {
+            StartServer();
+        }
+        catch (Exception ex)
+        {
+            // A fixture that fails here fails every test of its class: say why in the exception itself.
+            var (lines, _) = HostLog.Since(logged, 100);
+            throw new InvalidOperationException($"Gateway host {_name} did not start. Its log:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}", ex);
+        }
     }
 
     public Uri BaseAddress => ClientOptions.BaseAddress;
@@ -52,7 +64,11 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         if (_time is not null) builder.ConfigureTestServices(services => services.AddSingleton(_time));
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        builder.ConfigureLogging(logging =>
+        {
+            HostLog.RouteHere(logging, _name); // not the console: a test's output shows it when the test fails
+            logging.AddProvider(Logs);
+        });
         if (_services is not null) builder.ConfigureTestServices(_services);
     }
 
@@ -110,15 +126,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         return alias;
     }
 
-    public static async Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 5000)
-    {
-        var deadline = Environment.TickCount64 + timeoutMs;
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline) throw new TimeoutException("Condition not met in time.");
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>Polls until <paramref name="condition"/> holds (e.g. a NOTIFY reached this instance); the default bound is <see cref="Eventually.Bound"/>.</summary>
+    public static Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 30_000) => Eventually.TrueAsync(condition, TimeSpan.FromMilliseconds(timeoutMs));
 
     public override async ValueTask DisposeAsync()
     {

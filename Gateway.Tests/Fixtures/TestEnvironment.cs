@@ -32,16 +32,26 @@ public sealed class TestEnvironment : IAsyncLifetime
     }
 
     /// <summary>The usage rows of one request, once the background writer stored them.</summary>
-    public async Task<UsageRow> WaitForUsageAsync(Guid requestId, int timeoutMs = 10_000)
+    public async Task<UsageRow> WaitForUsageAsync(Guid requestId)
     {
-        var deadline = Environment.TickCount64 + timeoutMs;
-        while (true)
-        {
-            var rows = await UsageRowsAsync(requestId);
-            if (rows.Count > 0) return Assert.Single(rows);
-            if (Environment.TickCount64 > deadline) throw new TimeoutException($"No usage row for {requestId}.");
-            await Task.Delay(50);
-        }
+        var rows = await Eventually.UntilAsync(() => UsageRowsAsync(requestId), rows => rows.Count > 0, pause: TimeSpan.FromMilliseconds(50));
+        if (rows.Count == 0) throw new TimeoutException($"No usage row for {requestId} within {Eventually.Bound.TotalSeconds:0} s.");
+        return Assert.Single(rows);
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="host"/>'s usage writer has stored everything it was given before now: it sends a
+    /// request of its own and waits for that row (the writer stores records in the order they came). A test that
+    /// checks that something was NOT written (a duplicate row) calls this first instead of sleeping.
+    /// </summary>
+    public async Task UsageWriterCaughtUpAsync(GatewayHost host)
+    {
+        var (key, _) = await host.CreateKeyAsync("writer-marker");
+        using var client = host.Client(key);
+        using var response = await client.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"mock","messages":[{"role":"user","content":"marker"}]}""", System.Text.Encoding.UTF8, "application/json"));
+        response.EnsureSuccessStatusCode();
+        await WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
     }
 
     public async Task<List<UsageRow>> UsageRowsAsync(Guid requestId)

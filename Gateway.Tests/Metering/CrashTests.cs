@@ -87,7 +87,8 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
                 }
             }
         }));
-        await Task.Delay(1500);
+        // Under load: some answers are through (not a guessed time); returns at the bound either way, so the load stops.
+        await Eventually.UntilAsync(() => Task.FromResult(answered.Count), n => n >= 20);
         first.Kill(); // SIGKILL: no shutdown, no final flush
         Volatile.Write(ref killed, 1);
         await first.WaitForExitAsync();
@@ -142,7 +143,7 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
                 }
             }
         }));
-        await Task.Delay(1500);
+        await Eventually.UntilAsync(() => Task.FromResult(answered.Count), n => n >= 20); // under load (returns at the bound either way)
         using (var term = Process.Start("kill", ["-TERM", gateway.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
         await gateway.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
         await load;

@@ -5,6 +5,7 @@ using Dapper;
 using Gateway.Core.Metering;
 using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 
 namespace Gateway.Tests.Metering;
@@ -44,8 +45,8 @@ public sealed class MeteringTests(TestEnvironment env)
         Assert.True(row.UsageEstimated);
         Assert.True(row.PromptTokens > 0 && row.CompletionTokens >= 3, $"{row.PromptTokens}/{row.CompletionTokens}");
         Assert.True(row.CostUsd > 0);
-        await GatewayHost.WaitUntilAsync(() => env.Upstream.Find(marker)!.Aborted, 3000);
-        await Task.Delay(300);
+        await GatewayHost.WaitUntilAsync(() => env.Upstream.Find(marker)!.Aborted);
+        await env.UsageWriterCaughtUpAsync(Gateway); // a second record would have been queued before this one's
         Assert.Single(await env.UsageRowsAsync(requestId));
     }
 
@@ -126,12 +127,16 @@ public sealed class MeteringTests(TestEnvironment env)
     public async Task Shutdown_WhileRequestsAreInFlight_StoresEveryOneOfTheirRecords()
     {
         var host = new GatewayHost(env.Postgres.ConnectionString);
-        var alias = await host.AddModelAsync("mock://local?latency_ms=700", "slow-mock", protocol: "mock");
+        var alias = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", timeoutMs: 120_000); // held as long as it takes
         var (key, keyId) = await host.CreateKeyAsync();
         using var client = host.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+        env.Upstream.Hold(marker); // the upstream answers them only once the host is stopping
+        host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => env.Upstream.Release(marker));
         var inFlight = Enumerable.Range(0, 30).Select(i => client.PostAsync("/v1/chat/completions",
-            Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"n{{i}}"}]}"""))).ToList();
-        await Task.Delay(300); // all 30 are inside the gateway, waiting on the mock
+            Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"{{marker}} n{{i}}"}]}"""))).ToList();
+        await Eventually.TrueAsync(() => env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal)) == 30,
+            what: "30 requests waiting at the upstream");
 
         await host.DisposeAsync(); // SIGTERM-like: drain requests, then flush metering
 
