@@ -49,7 +49,15 @@ public sealed partial class ProviderHealth
     {
         public ResiliencePipeline Pipeline { get; } = pipeline;
         public CircuitBreakerStateProvider State { get; } = state;
-        public DateTimeOffset OpenUntil { get; set; }
+
+        // Read by every request, written by Polly's callbacks: one atomic long, never a torn DateTimeOffset.
+        private long _openUntilTicks;
+
+        public DateTimeOffset OpenUntil
+        {
+            get => new(Interlocked.Read(ref _openUntilTicks), TimeSpan.Zero);
+            set => Interlocked.Exchange(ref _openUntilTicks, value.UtcTicks);
+        }
     }
 
     public ResiliencePipeline Pipeline(string key) => Get(key).Pipeline;
