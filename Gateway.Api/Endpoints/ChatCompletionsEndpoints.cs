@@ -269,6 +269,15 @@ internal static class ChatCompletionsEndpoints
                     : GatewayError.UpstreamError(route.Provider.Name, "the stream could not be translated");
                 if (ex is not UpstreamStreamException)
                     http.RequestServices.GetRequiredService<ILogger<StreamLog>>().LogError(ex, "Stream translation failed");
+                if (ex is UpstreamStreamException { Failure.ShouldFailOver: true } provider)
+                {
+                    // A break no candidate continues is still the provider's failure: the trail says so and its breakers hear of it.
+                    var at = attempts.FindLastIndex(a => a.Provider == route.Provider.Name && a.Model == route.UpstreamModel);
+                    if (at >= 0) attempts[at] = attempts[at] with { Outcome = provider.Failure.Outcome + "_mid_stream" };
+                    meter.Attempted(attempts, decision.First, route, served: false);
+                    var health = http.RequestServices.GetRequiredService<ProviderHealth>();
+                    await health.ReportFailureAsync(route.Provider.Name, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
+                }
                 if (!http.Response.HasStarted)
                 {
                     // Nothing reached the client yet: it still gets a real status code.

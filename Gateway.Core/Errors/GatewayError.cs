@@ -87,6 +87,9 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
     public static GatewayError UpstreamError(string provider, string detail) => new(502,
         $"The provider '{provider}' failed: {detail}", "server_error", null, "upstream_error");
 
+    public static GatewayError UpstreamRateLimited(string provider, string detail) => new(429,
+        $"The provider '{provider}' is rate limiting: {detail}", "rate_limit_error", null, "rate_limit_exceeded");
+
     public static GatewayError UpstreamUnavailable(string provider, string detail) => new(503,
         $"The provider '{provider}' is unavailable: {detail}", "server_error", null, "upstream_unavailable");
 

@@ -24,8 +24,8 @@ public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, Ups
 }
 
 /// <summary>
-/// Walks a model's candidate chain (the model, then its fallbacks): a provider whose circuit is open or
-/// that is cooling down after a Retry-After is skipped without a call; 429, 5xx, 529, timeouts,
+/// Walks a model's candidate chain (the model, then its fallbacks): a candidate whose circuit is open (in its break) or
+/// that is cooling down after a Retry-After is skipped without a call while another can be tried; 429, 5xx, 529, timeouts,
 /// connection failures and broken streams move to the next candidate at once (no retry of the same
 /// provider in one request); a failure caused by the request itself goes back to the caller. Each call is an
 /// <see cref="UpstreamAttempt"/> (span and GenAI metrics); a stream's goes on with the <see cref="PrimedStream"/>.
@@ -42,16 +42,22 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
         var downProviders = new HashSet<string>(StringComparer.Ordinal);
         UpstreamFailure? last = null;
         ModelRoute? lastRoute = null;
-        foreach (var route in chain)
+        DateTimeOffset? nextChance = null; // the earliest end of a skip: a client refused for skips only is told when to come back
+        for (var i = 0; i < chain.Count; i++)
         {
+            var route = chain[i];
             var provider = route.Provider.Name;
             var modelKey = ProviderHealth.ModelKey(provider, route.UpstreamModel);
-            // Skipped before the call, so the breakers record nothing; no second call to a provider that just failed as a
-            // whole in this request.
-            var skipped = health.IsCoolingDown(provider) ? "cooling_down"
-                : health.IsOpen(provider) || health.IsOpen(modelKey) ? "circuit_open"
-                : downProviders.Contains(provider) ? "provider_failed"
-                : null;
+            // Skipped before the call, so the breakers record nothing. A skip only diverts: a candidate cooling down after the
+            // provider named a wait is still called when no other candidate is ready and its wait ends first (the provider
+            // decides, not a stale guess); no second call to a provider that just failed as a whole in this request.
+            var skipped = downProviders.Contains(provider) ? "provider_failed" : null;
+            if (skipped is null && health.Check(provider, modelKey) is { } blocked
+                && (blocked.Reason == "circuit_open" || ReadyOrSoonerAfter(chain, i, blocked.Until, downProviders)))
+            {
+                skipped = blocked.Reason;
+                nextChance = nextChance is { } known && known < blocked.Until ? known : blocked.Until;
+            }
             if (skipped is not null)
             {
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, skipped, 0));
@@ -88,8 +94,11 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
 
             if (outcome.Exception is BrokenCircuitException or IsolatedCircuitException)
             {
+                // Another request's probe is under way (half-open), or the circuit opened meanwhile.
                 call.Refused("circuit_open");
                 attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "circuit_open", 0));
+                var probe = time.GetUtcNow() + ((outcome.Exception as BrokenCircuitException)?.RetryAfter ?? TimeSpan.FromSeconds(1));
+                nextChance = nextChance is { } known && known < probe ? known : probe;
                 continue;
             }
             if (outcome.Exception is { } thrown)
@@ -109,8 +118,9 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             call.End();
             attempts.Add(new AttemptRecord(provider, route.UpstreamModel, failure.Outcome, ms));
             if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts, billed);
-            if (failure.RetryAfter is { } wait) health.CoolDown(provider, wait);
-            if (failure.Kind is UpstreamFailureKind.Connect or UpstreamFailureKind.Overloaded or UpstreamFailureKind.RateLimited
+            health.CoolDown(failure, modelKey);
+            // A 429 limits one model (providers rate-limit per model), so the provider's other models stay candidates.
+            if (failure.Kind is UpstreamFailureKind.Connect or UpstreamFailureKind.Overloaded
                 or UpstreamFailureKind.Timeout or UpstreamFailureKind.AuthRejected)
                 downProviders.Add(provider);
             if (failure.Usage is { } used) billed.Add((route, used));
@@ -118,8 +128,24 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             lastRoute = route;
         }
         return new FailoverResult<T>(null, lastRoute,
-            last ?? new UpstreamFailure(UpstreamFailureKind.Overloaded, first.Provider.Name, "no provider can take the request now (circuits open or cooling down)"),
+            last ?? new UpstreamFailure(UpstreamFailureKind.Overloaded, first.Provider.Name, "no provider can take the request now (circuits open or cooling down)")
+            {
+                RetryAfter = nextChance is { } at && at - time.GetUtcNow() is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.FromSeconds(1),
+            },
             attempts, billed);
+    }
+
+    // Whether a later candidate can be called now, or is cooling down but its wait ends before <paramref name="until"/>.
+    private bool ReadyOrSoonerAfter(IReadOnlyList<ModelRoute> chain, int index, DateTimeOffset until, HashSet<string> downProviders)
+    {
+        for (var j = index + 1; j < chain.Count; j++)
+        {
+            var provider = chain[j].Provider.Name;
+            if (downProviders.Contains(provider)) continue;
+            var check = health.Check(provider, ProviderHealth.ModelKey(provider, chain[j].UpstreamModel));
+            if (check is null || check.Value.Reason == "cooling_down" && check.Value.Until < until) return true;
+        }
+        return false;
     }
 
     // A stream's call goes on until the stream is disposed; its first token is here (PrimedStream opens on it).

@@ -23,6 +23,9 @@ public static partial class Redactor
         return text;
     }
 
+    /// <summary>Only the API-key-like strings of <see cref="Redact"/> (for texts where e-mail addresses and numbers are wanted).</summary>
+    public static string RedactKeys(string text) => string.IsNullOrEmpty(text) ? text : ApiKey().Replace(text, "[REDACTED:key]");
+
     /// <summary>The Luhn checksum over the digits of <paramref name="candidate"/> (separators ignored).</summary>
     internal static bool Luhn(string candidate)
     {

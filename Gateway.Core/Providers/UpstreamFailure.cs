@@ -48,10 +48,16 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
     /// <summary>Whether the next candidate should be tried (the caller's own mistakes are not retried).</summary>
     public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError;
 
+    /// <summary>
+    /// What the client hears when no candidate could answer: a provider's 429 stays a 429 with Retry-After (clients and SDKs
+    /// back off on it; a bare 503 makes them retry blind), an overload or a refusal for skips only is a 503 with Retry-After
+    /// when the wait is known; the provider's own words are kept in the message.
+    /// </summary>
     public GatewayError ToGatewayError() => Kind switch
     {
         UpstreamFailureKind.CallerError when CallerError is not null => CallerError,
-        UpstreamFailureKind.RateLimited or UpstreamFailureKind.Overloaded => GatewayError.UpstreamUnavailable(Provider, Detail),
+        UpstreamFailureKind.RateLimited => GatewayError.UpstreamRateLimited(Provider, Detail) with { RetryAfter = RetryAfter ?? TimeSpan.FromSeconds(1) },
+        UpstreamFailureKind.Overloaded => GatewayError.UpstreamUnavailable(Provider, Detail) with { RetryAfter = RetryAfter },
         UpstreamFailureKind.Timeout => GatewayError.UpstreamTimeout(Provider),
         _ => GatewayError.UpstreamError(Provider, Detail),
     };
@@ -59,8 +65,19 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
     public static UpstreamFailure SecretUnavailable(string provider) =>
         new(UpstreamFailureKind.Misconfigured, provider, "its secret is not available");
 
-    /// <summary>Classifies a non-success HTTP answer; for 4xx the provider's own error message is kept.</summary>
-    public static UpstreamFailure FromStatus(string provider, int status, ReadOnlySpan<byte> body) => status switch
+    /// <summary>
+    /// Classifies a non-success HTTP answer. The provider's own error message is kept: for 4xx as the caller's error, for the
+    /// others after the gateway's short description (e.g. "rate limited (429): Rate limit reached for gpt-4o …").
+    /// </summary>
+    public static UpstreamFailure FromStatus(string provider, int status, byte[] body)
+    {
+        var failure = Classify(provider, status, body);
+        return failure.Kind != UpstreamFailureKind.CallerError && UpstreamHttp.ProviderMessage(body) is { } said
+            ? failure with { Detail = $"{failure.Detail}: {said}" }
+            : failure;
+    }
+
+    private static UpstreamFailure Classify(string provider, int status, byte[] body) => status switch
     {
         429 => new(UpstreamFailureKind.RateLimited, provider, "rate limited (429)", status),
         503 or 529 => new(UpstreamFailureKind.Overloaded, provider, $"overloaded ({status})", status),
@@ -72,13 +89,13 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
         _ => new(UpstreamFailureKind.CallerError, provider, $"status {status}", status, CallerErrorFrom(status, body)),
     };
 
-    private static GatewayError CallerErrorFrom(int status, ReadOnlySpan<byte> body)
+    private static GatewayError CallerErrorFrom(int status, byte[] body)
     {
         // OpenAI-compatible providers answer {"error":{...}}; keep their words, they describe the request.
         var clientStatus = status == 413 ? 413 : 400;
         try
         {
-            using var doc = JsonDocument.Parse(body.ToArray());
+            using var doc = JsonDocument.Parse(body);
             if (doc.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
             {
                 var message = Str(e, "message") ?? $"The provider refused the request ({status}).";

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
 
@@ -32,15 +33,93 @@ internal static class UpstreamHttp
             {
                 errorBody = [];
             }
-            var failure = classify((int)response.StatusCode, errorBody);
-            var retryAfter = response.Headers.RetryAfter switch
-            {
-                { Delta: { } delta } => delta,
-                { Date: { } date } => date - TimeProvider.System.GetUtcNow(),
-                _ => (TimeSpan?)null,
-            };
-            return retryAfter is { } wait && wait > TimeSpan.Zero ? failure with { RetryAfter = wait } : failure;
+            var failure = Scrub(classify((int)response.StatusCode, errorBody), request);
+            return WaitHint(response, errorBody) is { } wait && wait > TimeSpan.Zero ? failure with { RetryAfter = wait } : failure;
         }
+    }
+
+    /// <summary>
+    /// How long the provider asks us to wait: <c>retry-after-ms</c> (OpenAI, Azure), <c>Retry-After</c> (seconds or a date),
+    /// Anthropic's <c>anthropic-ratelimit-*-reset</c> (RFC 3339; the latest of those whose remaining count is 0, see
+    /// https://docs.anthropic.com/en/api/rate-limits#response-headers), or Gemini's <c>google.rpc.RetryInfo</c> in the error's
+    /// <c>details</c> (<c>"retryDelay": "37s"</c>, https://ai.google.dev/gemini-api/docs/rate-limits). Null when it says nothing.
+    /// </summary>
+    internal static TimeSpan? WaitHint(HttpResponseMessage response, byte[] body)
+    {
+        var headers = response.Headers;
+        if (headers.TryGetValues("retry-after-ms", out var ms)
+            && double.TryParse(ms.First(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis) && millis > 0)
+            return TimeSpan.FromMilliseconds(millis);
+        switch (headers.RetryAfter)
+        {
+            case { Delta: { } delta }: return delta;
+            case { Date: { } date }: return date - TimeProvider.System.GetUtcNow();
+        }
+        DateTimeOffset? reset = null;
+        foreach (var limit in (string[])["requests", "tokens", "input-tokens", "output-tokens"])
+        {
+            if (headers.TryGetValues($"anthropic-ratelimit-{limit}-remaining", out var left) && left.First() == "0"
+                && headers.TryGetValues($"anthropic-ratelimit-{limit}-reset", out var at)
+                && DateTimeOffset.TryParse(at.First(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when)
+                && (reset is null || when > reset))
+                reset = when;
+        }
+        if (reset is { } resetAt) return resetAt - TimeProvider.System.GetUtcNow();
+        return GeminiRetryDelay(body);
+    }
+
+    // {"error":{"code":429,…,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}
+    private static TimeSpan? GeminiRetryDelay(byte[] body)
+    {
+        if (body.AsSpan().IndexOf("RetryInfo"u8) < 0) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("error", out var error)
+                || error.ValueKind != JsonValueKind.Object || !error.TryGetProperty("details", out var details) || details.ValueKind != JsonValueKind.Array)
+                return null;
+            foreach (var detail in details.EnumerateArray())
+            {
+                if (detail.ValueKind == JsonValueKind.Object && detail.TryGetProperty("retryDelay", out var delay) && delay.ValueKind == JsonValueKind.String
+                    && delay.GetString() is { Length: > 1 } text && text.EndsWith('s')
+                    && double.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
+                    return TimeSpan.FromSeconds(seconds);
+            }
+        }
+        catch (JsonException)
+        {
+            // not JSON: no hint
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// A provider's error text reaches the client, logs and the usage row: whatever it echoes of the credentials the gateway
+    /// sent (an Authorization, x-api-key or x-goog-api-key value), and anything shaped like a key, is removed from it.
+    /// </summary>
+    private static UpstreamFailure Scrub(UpstreamFailure failure, HttpRequestMessage request)
+    {
+        var detail = Scrub(failure.Detail, request);
+        var caller = failure.CallerError is { } error && Scrub(error.Message, request) is var message && message != error.Message
+            ? error with { Message = message } : failure.CallerError;
+        return ReferenceEquals(detail, failure.Detail) && ReferenceEquals(caller, failure.CallerError)
+            ? failure : failure with { Detail = detail, CallerError = caller };
+    }
+
+    private static string Scrub(string text, HttpRequestMessage request)
+    {
+        var scrubbed = text;
+        foreach (var header in (string[])["Authorization", "x-api-key", "x-goog-api-key"])
+        {
+            if (!request.Headers.TryGetValues(header, out var values)) continue;
+            foreach (var value in values)
+            {
+                var secret = value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? value[7..].Trim() : value.Trim();
+                if (secret.Length >= 4) scrubbed = scrubbed.Replace(secret, "[REDACTED]", StringComparison.Ordinal);
+            }
+        }
+        scrubbed = Logging.Redactor.RedactKeys(scrubbed);
+        return scrubbed == text ? text : scrubbed;
     }
 
     // Larger answers go through HttpClient's own buffering, which enforces its size limit.

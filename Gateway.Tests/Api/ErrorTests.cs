@@ -258,7 +258,7 @@ public sealed class ErrorTests(TestEnvironment env)
     [InlineData("status-502", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-503", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
     [InlineData("status-529", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
-    [InlineData("status-429", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-429", HttpStatusCode.TooManyRequests, "rate_limit_exceeded")]
     [InlineData("status-401", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-402", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-404", HttpStatusCode.BadGateway, "upstream_error")]
@@ -274,9 +274,13 @@ public sealed class ErrorTests(TestEnvironment env)
             var response = await client.PostAsync("/v1/chat/completions",
                 Json($$"""{"model":"{{alias}}","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"hi"}]}"""));
 
+            var retryAfter = response.Headers.RetryAfter?.Delta;
             var error = await AssertErrorAsync(response, status);
             Assert.Equal(code, error["code"]!.GetValue<string>());
             Assert.DoesNotContain("sk-fake-upstream-secret", error.ToJsonString(), StringComparison.Ordinal);
+            if (upstreamModel.StartsWith("status-", StringComparison.Ordinal)) // the provider's own words are kept
+                Assert.Contains($"Fake upstream says {upstreamModel[7..]}.", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            if (status == HttpStatusCode.TooManyRequests) Assert.Equal(TimeSpan.FromSeconds(7), retryAfter); // the provider's Retry-After
             var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
             Assert.Equal(((short)status, code, stream), (row.Status, row.ErrorKind, row.Streamed));
         }

@@ -106,7 +106,13 @@ public sealed class FakeGemini : FakeServer
         {
             var status = int.Parse(model[7..], System.Globalization.CultureInfo.InvariantCulture);
             await ErrorAsync(http, status, status switch { 429 => "RESOURCE_EXHAUSTED", 503 => "UNAVAILABLE", 500 => "INTERNAL", _ => "INVALID_ARGUMENT" },
-                status == 429 ? "You exceeded your current quota, please check your plan and billing details." : $"Fake Gemini says {status}.");
+                status == 429 ? "You exceeded your current quota, please check your plan and billing details." : $"Fake Gemini says {status}.",
+                // Gemini names its wait in google.rpc.RetryInfo (https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes).
+                status == 429 ? """
+                    [{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.5-flash"},"quotaValue":"10"}]},
+                     {"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                     {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]
+                    """ : null);
             return;
         }
 

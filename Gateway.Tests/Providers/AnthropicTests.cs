@@ -317,7 +317,7 @@ public sealed class AnthropicTests(TestEnvironment env)
 
     [Theory]
     [InlineData("status-529", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
-    [InlineData("status-429", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-429", HttpStatusCode.TooManyRequests, "rate_limit_exceeded")]
     [InlineData("status-500", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-401", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("status-400", HttpStatusCode.BadRequest, null)]
@@ -331,6 +331,7 @@ public sealed class AnthropicTests(TestEnvironment env)
         var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
 
         Assert.Equal(status, response.StatusCode);
+        if (status == HttpStatusCode.TooManyRequests) Assert.Equal(TimeSpan.FromSeconds(12), response.Headers.RetryAfter?.Delta);
         var error = (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!;
         Assert.Equal(code, error["code"]?.GetValue<string>());
         if (model == "status-400") Assert.Equal(("Fake Anthropic says 400.", "invalid_request_error"), (error["message"]!.GetValue<string>(), error["type"]!.GetValue<string>()));

@@ -302,7 +302,7 @@ public sealed class GeminiTests(TestEnvironment env)
     }
 
     [Theory]
-    [InlineData("status-429", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
+    [InlineData("status-429", HttpStatusCode.TooManyRequests, "rate_limit_exceeded")]
     [InlineData("status-503", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
     [InlineData("status-500", HttpStatusCode.BadGateway, "upstream_error")]
     [InlineData("gemini-2.5-flash-api-key-invalid", HttpStatusCode.BadGateway, "upstream_error")]
@@ -316,6 +316,7 @@ public sealed class GeminiTests(TestEnvironment env)
         var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
 
         Assert.Equal(status, response.StatusCode);
+        if (status == HttpStatusCode.TooManyRequests) Assert.Equal(TimeSpan.FromSeconds(37), response.Headers.RetryAfter?.Delta); // RetryInfo
         var error = (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!;
         Assert.Equal(code, error["code"]?.GetValue<string>());
         if (status == HttpStatusCode.BadRequest) Assert.Equal("Fake Gemini says 400.", error["message"]!.GetValue<string>());
