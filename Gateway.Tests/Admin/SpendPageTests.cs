@@ -81,6 +81,38 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
     }
 
     [Fact]
+    public async Task DateRangePicker_OpensWhollyInsideTheWindow_WithSevenWeekdayColumns()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.Locator(".mud-picker input").First.ClickAsync();
+        var popup = page.Locator(".mud-popover-open").Filter(new() { Has = page.Locator(".mud-picker-calendar") });
+        await Assertions.Expect(popup).ToHaveCSSAsync("opacity", "1"); // opened (it fades in)
+
+        // Every weekday label of the first month lies inside the pop-up's paper (which clips) and the pop-up inside the window.
+        var labels = popup.Locator(".mud-picker-calendar-header-day").First.Locator(".mud-day-label");
+        Assert.Equal(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], await labels.AllInnerTextsAsync());
+        var paper = (await popup.Locator(".mud-picker-paper").BoundingBoxAsync())!;
+        foreach (var label in await labels.AllAsync())
+            Assert.True(Inside((await label.BoundingBoxAsync())!, paper), $"'{await label.InnerTextAsync()}' is cut off by the pop-up's edge");
+        Assert.True(Inside(paper, new() { X = 0, Y = 0, Width = page.ViewportSize!.Width, Height = page.ViewportSize.Height }),
+            "the pop-up leaves the window");
+        // The title (the chosen range) shows whole: nothing scrolls or overflows in the toolbar.
+        Assert.True(await popup.Locator(".mud-picker-toolbar").EvaluateAsync<bool>("e => e.scrollHeight <= e.clientHeight + 1 && e.scrollWidth <= e.clientWidth + 1"),
+            "the pop-up's title overflows");
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "spend-date-picker");
+    }
+
+    private static bool Inside(LocatorBoundingBoxResult inner, LocatorBoundingBoxResult outer) =>
+        inner.X >= outer.X - 0.5 && inner.Y >= outer.Y - 0.5 && inner.X + inner.Width <= outer.X + outer.Width + 0.5
+        && inner.Y + inner.Height <= outer.Y + outer.Height + 0.5;
+
+    [Fact]
     public async Task SpendExport_WithoutSignIn_RedirectsToTheSignInPage()
     {
         var page = await browser.NewPageAsync();
