@@ -127,7 +127,6 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         Assert.Contains(axis, t => t.StartsWith("$0.0000", StringComparison.Ordinal)); // a cheap day: dollars with the decimals it needs
         await page.Mouse.MoveAsync(0, 0);
         await AdminBrowser.ScreenshotAsync(page, "spend-charts");
-        File.WriteAllText(Path.Combine(AdminBrowser.ScreenshotDir, "charts.html"), await page.Locator(".mud-chart").First.EvaluateAsync<string>("e => e.outerHTML"));
     }
 
     [Fact]
