@@ -14,6 +14,11 @@ public sealed record AuditEntry
     public string Action { get; init; } = "";
     public string Entity { get; init; } = "";
     public string EntityId { get; init; } = "";
+    /// <summary>
+    /// The target's name as the change recorded it (the record's <c>name</c>, after the change or else before it), for
+    /// targets known by an id (keys, admin tokens); still there once the target is deleted. Null when the record has none.
+    /// </summary>
+    public string? Name { get; init; }
     public string? Before { get; init; }
     public string? After { get; init; }
 }
@@ -51,7 +56,9 @@ public sealed class AuditLog(NpgsqlDataSource db, TimeProvider time)
         await using var connection = await db.OpenConnectionAsync(ct);
         var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition($"SELECT count(*) FROM audit_log {Where}", parameters, cancellationToken: ct));
         var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition($"""
-            SELECT id, at, actor, action, entity, entity_id, before::text AS before, after::text AS after FROM audit_log {Where}
+            SELECT id, at, actor, action, entity, entity_id, coalesce(after ->> 'name', before ->> 'name') AS name,
+                   before::text AS before, after::text AS after
+            FROM audit_log {Where}
             ORDER BY at DESC, id DESC OFFSET @offset LIMIT @limit
             """, parameters, cancellationToken: ct));
         return (rows.AsList(), total);

@@ -26,6 +26,10 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await AdminBrowser.SignInAsync(page, email, password);
         await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(email);
         await page.GetByRole(AriaRole.Link, new() { Name = "Keys" }).ClickAsync();
+        // After a navigation the focus is on the page's title, for screen readers, without a focus box around it.
+        var title = page.GetByRole(AriaRole.Heading, new() { Level = 1, Name = "API keys" });
+        await Assertions.Expect(title).ToBeFocusedAsync();
+        Assert.Equal("none", await title.EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
         await page.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
         var name = "browser-" + Guid.NewGuid().ToString("N")[..8];
         await page.GetByLabel("Name").FillAsync(name);
@@ -37,6 +41,16 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await AdminBrowser.ScreenshotAsync(page, "key-issued");
         await page.GetByRole(AriaRole.Button, new() { Name = "Done" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = name, Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId("keys").GetByRole(AriaRole.Columnheader, new() { Name = "Actions", Exact = true })).ToBeVisibleAsync();
+        // Every cell of the key's row shares the row's top and bottom (the action cell once sat 13 px higher), and the name and
+        // the prefix keep to one line.
+        var row = page.GetByTestId("keys").Locator("tbody tr").Filter(new() { HasText = name });
+        var boxes = new List<LocatorBoundingBoxResult>();
+        foreach (var cell in await row.Locator("td").AllAsync()) boxes.Add((await cell.BoundingBoxAsync())!);
+        Assert.All(boxes, b => Assert.Equal((boxes[0].Y, boxes[0].Height), (b.Y, b.Height), (x, y) => Math.Abs(x.Item1 - y.Item1) < 1 && Math.Abs(x.Item2 - y.Item2) < 1));
+        Assert.Equal(1, await AdminBrowser.LinesAsync(row.Locator("td").Nth(0)));
+        Assert.Equal(1, await AdminBrowser.LinesAsync(row.Locator("td").Nth(2)));
+        await page.Mouse.MoveAsync(0, 0);
         await AdminBrowser.ScreenshotAsync(page, "keys");
 
         using var client = env.Gateway.Client(key);
@@ -171,6 +185,13 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = $"env:{variable}", Exact = true })).ToBeVisibleAsync();
 
         await page.GetByRole(AriaRole.Button, new() { Name = $"Add a model to {provider}", Exact = true }).ClickAsync();
+        // Every field's label shows whole (one once read "Cached input price (USD / 1M toke").
+        await Assertions.Expect(dialog.GetByLabel("Cached input price", ExactLabel)).ToBeVisibleAsync();
+        var cut = await dialog.Locator("label.mud-input-label").EvaluateAllAsync<string[]>(
+            "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)");
+        Assert.Empty(cut);
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "model-dialog");
         await dialog.GetByLabel("Alias", ExactLabel).FillAsync(alias);
         await dialog.GetByLabel("Upstream model", ExactLabel).FillAsync("gpt-4o-mini");
         await dialog.GetByLabel("Input price (USD / 1M tokens)", ExactLabel).FillAsync("0.15");
@@ -228,6 +249,89 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
 
         await Assertions.Expect(page.GetByTestId("not-authorized")).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Issue key" })).ToHaveCountAsync(0);
+        await AdminBrowser.ScreenshotAsync(page, "not-authorized");
+        await page.GetByRole(AriaRole.Link, new() { Name = "Back to the app" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1, Name = "Spend" })).ToBeVisibleAsync();
+    }
+
+    [Fact]
+    public async Task DeniedPage_BackToTheApp_IsAButtonLikeLink()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+
+        await page.GotoAsync("/account/denied");
+        var back = page.GetByRole(AriaRole.Link, new() { Name = "Back to the app" });
+        await Assertions.Expect(back).ToBeVisibleAsync();
+        // Not plain text: it has a filled background and no underline.
+        Assert.Equal("rgb(89, 74, 226)", await back.EvaluateAsync<string>("e => getComputedStyle(e).backgroundColor"));
+        await AdminBrowser.ScreenshotAsync(page, "denied");
+        await back.ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1, Name = "Spend" })).ToBeVisibleAsync();
+    }
+
+    [Fact]
+    public async Task Favicon_IsLinkedAndServed_AndPagesLoadWithoutA404()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+        var missing = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        page.Response += (_, response) =>
+        {
+            if (response.Status == 404) missing.Enqueue(response.Url);
+        };
+
+        await AdminBrowser.SignInAsync(page, email, password);
+        foreach (var path in (string[])["/", "/keys", "/audit"])
+        {
+            await page.GotoAsync(path);
+            await AdminBrowser.WaitInteractiveAsync(page);
+        }
+        var href = await page.Locator("link[rel=icon]").GetAttributeAsync("href");
+        Assert.NotNull(href);
+        var icon = await page.APIRequest.GetAsync(href);
+
+        Assert.Equal(200, icon.Status);
+        Assert.StartsWith("image/svg+xml", icon.Headers["content-type"], StringComparison.Ordinal);
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public async Task HostileKeyName_ShowsAsText_InTheKeysTableAndTheAuditLog()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var name = $"<img src=x onerror=alert(1)> {suffix}";
+        var (_, keyId) = await env.Gateway.CreateKeyAsync(name: name);
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+        var alerts = 0;
+        page.Dialog += (_, dialog) =>
+        {
+            Interlocked.Increment(ref alerts);
+            _ = dialog.DismissAsync();
+        };
+        await AdminBrowser.SignInAsync(page, email, password);
+
+        await page.GotoAsync("/keys");
+        await AdminBrowser.WaitInteractiveAsync(page);
+        await page.GetByLabel("Search").FillAsync(suffix);
+        await Assertions.Expect(page.GetByTestId("keys").GetByRole(AriaRole.Cell, new() { Name = name, Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId("keys").Locator("img")).ToHaveCountAsync(0);
+
+        await page.GotoAsync("/audit");
+        await AdminBrowser.WaitInteractiveAsync(page);
+        await page.GetByLabel("Contains").FillAsync(keyId.ToString());
+        await Assertions.Expect(page.GetByText("1-1 of 1")).ToBeVisibleAsync();
+        // "Which" names the key (the id stays beside it and in the tooltip); the name is text, not markup.
+        var target = page.GetByTestId("audit").GetByTestId("audit-target");
+        await Assertions.Expect(target).ToHaveTextAsync(name);
+        await Assertions.Expect(target).ToHaveAttributeAsync("title", keyId.ToString());
+        await Assertions.Expect(page.GetByTestId("audit").GetByTestId("audit-target-id")).ToHaveTextAsync(keyId.ToString()[..8] + "…");
+        await Assertions.Expect(page.GetByTestId("audit").Locator("img")).ToHaveCountAsync(0);
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "audit-hostile-name");
+        Assert.Equal(0, alerts);
     }
 
     [Fact]
@@ -253,6 +357,9 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await AdminBrowser.ScreenshotAsync(page, "key-edit");
         await dialog.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Dialog)).ToHaveCountAsync(0);
+        // Spent (a few millionths of a dollar) and the budget read as different amounts, as they are.
+        await Assertions.Expect(page.GetByTestId("keys").Locator("tbody tr").Filter(new() { HasText = name }).GetByTestId("spend-bar-text"))
+            .ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\$0\.0000\d+ of \$0\.00001$"));
 
         // Within a second every instance has the new budget: the spend so far is over it, so the next requests go to mock-mini.
         HttpResponseMessage downgraded;
@@ -269,6 +376,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         var row = page.GetByRole(AriaRole.Row).Filter(new() { HasText = "key.update" });
         await Assertions.Expect(row).ToHaveCountAsync(1);
         await Assertions.Expect(row).ToContainTextAsync(email);
+        await Assertions.Expect(row.GetByTestId("audit-target")).ToHaveTextAsync(name); // the key's name, not only its id
         await row.GetByRole(AriaRole.Button).First.ClickAsync(); // before → after
         await Assertions.Expect(page.Locator("pre.audit-json").Last).ToContainTextAsync("\"daily_budget_usd\": 0.00001");
         await AdminBrowser.ScreenshotAsync(page, "audit");

@@ -52,6 +52,9 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         await Assertions.Expect(page.GetByTestId("error-rate")).ToHaveTextAsync("0.0%");
         await Assertions.Expect(page.GetByTestId("usage-rows").Locator("tbody tr")).ToHaveCountAsync(3);
         await Assertions.Expect(page.GetByTestId("latency")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+ / \d+ ms$"));
+        // Time, key and provider keep to one line; the model too (with the asked alias on a line of its own).
+        var cells = page.GetByTestId("usage-rows").Locator("tbody tr").First.Locator("td");
+        Assert.Equal(OneLineEach, await LinesAsync(cells, 0, 1, 3, 4));
 
         await Assertions.Expect(page.GetByTestId("groups").Locator("tbody tr").First.Locator("td").First).ToHaveTextAsync("mock-1");
         await page.GetByText("By provider", new() { Exact = true }).ClickAsync();
@@ -63,6 +66,15 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         var usageCsv = await DownloadAsync(page, "Export usage rows");
         await page.Mouse.MoveAsync(0, 0);
         await AdminBrowser.ScreenshotAsync(page, "spend");
+
+        // A narrow window: the rows still keep to one line each, and the grid scrolls sideways instead.
+        await page.SetViewportSizeAsync(900, 900);
+        await Assertions.Expect(cells.Nth(0)).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"));
+        Assert.Equal(OneLineEach, await LinesAsync(cells, 0, 1, 3, 4));
+        Assert.True(await page.GetByTestId("usage-rows").Locator(".mud-table-container").EvaluateAsync<bool>("e => e.scrollWidth > e.clientWidth"),
+            "the usage grid does not scroll sideways on a narrow window");
+        await AdminBrowser.ScreenshotAsync(page, "spend-narrow");
+        await page.SetViewportSizeAsync(1400, 900);
 
         Assert.StartsWith("day,model,requests,errors,fallbacks,prompt_tokens,completion_tokens,cached_tokens,cost_usd\r\n", spendCsv,
             StringComparison.Ordinal);
@@ -130,6 +142,85 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
             || line.Contains("ObjectDisposedException", StringComparison.Ordinal) || line.Contains("Unhandled exception", StringComparison.Ordinal)
             || line.Contains("terminated", StringComparison.OrdinalIgnoreCase));
     }
+
+    [Fact]
+    public async Task Charts_LeaveOutWhatCostNothing_TheTableStillListsItsErrors_AndTheAxisIsInDollars()
+    {
+        var name = "zero-" + Guid.NewGuid().ToString("N")[..8];
+        var missing = "no-such-model-" + Guid.NewGuid().ToString("N")[..8];
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(name);
+        using (var client = env.Gateway.Client(key))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
+                Json("""{"model":"mock","messages":[{"role":"user","content":"hello"}]}"""))).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync("/v1/chat/completions",
+                Json($$"""{"model":"{{missing}}","messages":[{"role":"user","content":"hello"}]}"""))).StatusCode);
+        }
+        var deadline = Environment.TickCount64 + 10_000;
+        while ((await env.UsageRowsForKeyAsync(keyId)).Count < 2 && Environment.TickCount64 < deadline) await Task.Delay(50);
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(name);
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = name }).ClickAsync();
+
+        var groups = page.GetByTestId("groups").Locator("tbody tr");
+        await Assertions.Expect(groups).ToHaveCountAsync(2);
+        await Assertions.Expect(groups.Filter(new() { HasText = missing })).ToContainTextAsync("$0.00");
+        var legend = page.Locator(".mud-chart-legend-item");
+        await Assertions.Expect(legend).ToHaveCountAsync(1);
+        await Assertions.Expect(legend).ToHaveTextAsync("mock-1");
+        await Assertions.Expect(page.GetByText("millionths", new() { Exact = false })).ToHaveCountAsync(0);
+        var axis = await page.Locator(".mud-chart svg text").AllTextContentsAsync();
+        Assert.Contains(axis, t => t.StartsWith("$0.0000", StringComparison.Ordinal)); // a cheap day: dollars with the decimals it needs
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "spend-charts");
+    }
+
+    [Fact]
+    public async Task DateRangePicker_OpensWhollyInsideTheWindow_WithSevenWeekdayColumns()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.Locator(".mud-picker input").First.ClickAsync();
+        var popup = page.Locator(".mud-popover-open").Filter(new() { Has = page.Locator(".mud-picker-calendar") });
+        await Assertions.Expect(popup).ToHaveCSSAsync("opacity", "1"); // opened (it fades in)
+
+        // Every weekday label of the first month lies inside the pop-up's paper (which clips) and the pop-up inside the window.
+        var labels = popup.Locator(".mud-picker-calendar-header-day").First.Locator(".mud-day-label");
+        Assert.Equal(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], await labels.AllInnerTextsAsync());
+        var paper = (await popup.Locator(".mud-picker-paper").BoundingBoxAsync())!;
+        foreach (var label in await labels.AllAsync())
+            Assert.True(Inside((await label.BoundingBoxAsync())!, paper), $"'{await label.InnerTextAsync()}' is cut off by the pop-up's edge");
+        Assert.True(Inside(paper, new() { X = 0, Y = 0, Width = page.ViewportSize!.Width, Height = page.ViewportSize.Height }),
+            "the pop-up leaves the window");
+        // The title (the chosen range) shows whole: nothing scrolls or overflows in the toolbar.
+        Assert.True(await popup.Locator(".mud-picker-toolbar").EvaluateAsync<bool>("e => e.scrollHeight <= e.clientHeight + 1 && e.scrollWidth <= e.clientWidth + 1"),
+            "the pop-up's title overflows");
+        await page.Mouse.MoveAsync(0, 0);
+        await AdminBrowser.ScreenshotAsync(page, "spend-date-picker");
+    }
+
+    // Lines of a usage row's time, key, model (and the asked alias below it) and provider.
+    private static readonly int[] OneLineEach = [1, 1, 2, 1];
+
+    private static async Task<int[]> LinesAsync(ILocator cells, params int[] columns)
+    {
+        var lines = new int[columns.Length];
+        for (var i = 0; i < columns.Length; i++) lines[i] = await AdminBrowser.LinesAsync(cells.Nth(columns[i]));
+        return lines;
+    }
+
+    private static bool Inside(LocatorBoundingBoxResult inner, LocatorBoundingBoxResult outer) =>
+        inner.X >= outer.X - 0.5 && inner.Y >= outer.Y - 0.5 && inner.X + inner.Width <= outer.X + outer.Width + 0.5
+        && inner.Y + inner.Height <= outer.Y + outer.Height + 0.5;
 
     [Fact]
     public async Task SpendExport_WithoutSignIn_RedirectsToTheSignInPage()

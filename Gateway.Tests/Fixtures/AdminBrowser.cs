@@ -90,6 +90,20 @@ public sealed class AdminBrowser : IAsyncLifetime
         await Assertions.Expect(page.Locator(".mud-snackbar")).ToHaveCountAsync(0);
     }
 
+    /// <summary>How many lines the element's text takes as rendered (1: it did not wrap).</summary>
+    public static Task<int> LinesAsync(ILocator element) => element.EvaluateAsync<int>("""
+        e => {
+            const bottoms = new Set();
+            const texts = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+            for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+                const range = document.createRange();
+                range.selectNodeContents(text);
+                for (const r of range.getClientRects()) if (r.width > 0) bottoms.add(Math.round(r.bottom));
+            }
+            return bottoms.size;
+        }
+        """);
+
     public static Task ScreenshotAsync(IPage page, string name) =>
         page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotDir, name + ".png"), FullPage = true });
 

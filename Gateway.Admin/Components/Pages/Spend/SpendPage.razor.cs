@@ -64,28 +64,6 @@ public sealed partial class SpendPage : IDisposable
     internal sealed record GroupRow(string Group, long Requests = 0, long Errors = 0, long Fallbacks = 0, long PromptTokens = 0,
         long CompletionTokens = 0, decimal CostUsd = 0);
 
-    /// <summary>
-    /// The charts' money unit. Their axes step in whole units, so amounts are drawn in the unit that makes the largest one a
-    /// readable number: US dollars, cents, or millionths of a dollar (a cheap model's day can cost less than a cent).
-    /// </summary>
-    internal sealed record ChartUnit(string Name, double PerUsd, int Step)
-    {
-        public static ChartUnit For(double maxUsd)
-        {
-            var (name, perUsd) = maxUsd switch
-            {
-                >= 10 => ("USD", 1d),
-                >= 0.1 => ("US cents", 100d),
-                _ => ("millionths of a USD", 1_000_000d),
-            };
-            // About five grid lines: 1, 2 or 5 times a power of ten.
-            var rough = Math.Max(1, maxUsd * perUsd / 5);
-            var power = Math.Pow(10, Math.Floor(Math.Log10(rough)));
-            var step = (rough / power) switch { <= 1 => 1, <= 2 => 2, <= 5 => 5, _ => 10 } * power;
-            return new ChartUnit(name, perUsd, (int)Math.Max(1, Math.Min(step, int.MaxValue)));
-        }
-    }
-
     private DateTime Today => Calendar.Today.ToDateTime(TimeOnly.MinValue);
 
     private SpendFilter Filter => new(DateOnly.FromDateTime(_range.Start ?? Today), DateOnly.FromDateTime(_range.End ?? Today), _key?.Id, _team,
@@ -143,32 +121,40 @@ public sealed partial class SpendPage : IDisposable
         var days = Enumerable.Range(0, filter.Days).Select(filter.From.AddDays).ToArray();
         var step = Math.Max(1, (int)Math.Ceiling(days.Length / 14.0));
         _dayLabels = [.. days.Select((d, i) => i % step == 0 ? d.ToString("MM-dd", CultureInfo.InvariantCulture) : "")];
-        var stacked = _groups.Take(_groups.Count > MaxStacks ? MaxStacks - 1 : MaxStacks).Select(g => g.Group).ToHashSet(StringComparer.Ordinal);
-        var values = new Dictionary<string, double[]>(StringComparer.Ordinal);
-        foreach (var row in daily)
+        // The charts leave out what cost nothing (failed requests, say, to a model that does not exist): a $0 series or bar
+        // only adds a legend entry. The table above lists every group with its requests and errors.
+        var costly = _groups.Where(g => g.CostUsd > 0).ToList();
+        var stacked = costly.Take(costly.Count > MaxStacks ? MaxStacks - 1 : MaxStacks).Select(g => g.Group).ToHashSet(StringComparer.Ordinal);
+        var values = new Dictionary<string, decimal[]>(StringComparer.Ordinal);
+        foreach (var row in daily.Where(r => r.CostUsd != 0))
         {
             var name = stacked.Contains(row.Group) ? row.Group : Others;
-            if (!values.TryGetValue(name, out var series)) values[name] = series = new double[days.Length];
-            series[row.Day.DayNumber - filter.From.DayNumber] += (double)row.CostUsd;
+            if (!values.TryGetValue(name, out var series)) values[name] = series = new decimal[days.Length];
+            series[row.Day.DayNumber - filter.From.DayNumber] += row.CostUsd;
         }
         var highest = days.Select((_, i) => values.Values.Sum(v => v[i])).DefaultIfEmpty(0).Max();
-        _dayUnit = ChartUnit.For(highest);
-        _dayOptions = new StackedBarChartOptions { YAxisTicks = _dayUnit.Step, ShowLegend = true, ShowZeroValues = false };
-        _daySeries = [.. _groups.Select(g => g.Group).Where(stacked.Contains).Append(Others).Where(values.ContainsKey)
+        _dayUnit = ChartUnit.For((double)highest);
+        _dayOptions = new StackedBarChartOptions
+        {
+            YAxisTicks = _dayUnit.Step, YAxisToStringFunc = _dayUnit.AxisLabel, ShowLegend = true, ShowZeroValues = false,
+        };
+        _daySeries = [.. costly.Select(g => g.Group).Where(stacked.Contains).Append(Others).Where(values.ContainsKey)
+            .Where(name => values[name].Any(v => v != 0))
             .Select(name => Series(name, values[name], _dayUnit))];
 
-        _keyLabels = [.. top.Select(k => k.KeyName.Length > 18 ? k.KeyName[..17] + "…" : k.KeyName)];
-        _keyUnit = ChartUnit.For(top.Count == 0 ? 0 : (double)top[0].CostUsd);
-        _keyOptions = new BarChartOptions { YAxisTicks = _keyUnit.Step, ShowLegend = false };
-        _keySeries = top.Count == 0 ? [] : [Series("Cost", [.. top.Select(k => (double)k.CostUsd)], _keyUnit)];
+        var paid = top.Where(k => k.CostUsd > 0).ToList();
+        _keyLabels = [.. paid.Select(k => k.KeyName.Length > 18 ? k.KeyName[..17] + "…" : k.KeyName)];
+        _keyUnit = ChartUnit.For(paid.Count == 0 ? 0 : (double)paid.Max(k => k.CostUsd));
+        _keyOptions = new BarChartOptions { YAxisTicks = _keyUnit.Step, YAxisToStringFunc = _keyUnit.AxisLabel, ShowLegend = false };
+        _keySeries = paid.Count == 0 ? [] : [Series("Cost", [.. paid.Select(k => k.CostUsd)], _keyUnit)];
     }
 
-    private static ChartSeries<double> Series(string name, double[] usd, ChartUnit unit) => new()
+    private static ChartSeries<double> Series(string name, decimal[] usd, ChartUnit unit) => new()
     {
         Name = name,
-        Data = usd.Select(v => v * unit.PerUsd).ToArray(),
+        Data = usd.Select(unit.Plot).ToArray(),
         TooltipTitleFormat = "{{SERIES_NAME}}, {{X_VALUE}}: {{Y_VALUE}}",
-        TooltipYValueFormat = "0.##",
+        TooltipYValueFormat = unit.TooltipFormat,
     };
 
     private async Task<GridData<UsageEvent>> LoadRowsAsync(GridState<UsageEvent> state, CancellationToken ct)
@@ -243,8 +229,6 @@ public sealed partial class SpendPage : IDisposable
         : "whole request, every request in view";
 
     private string Share(decimal cost) => _summary.CostUsd == 0 ? "—" : Rate(cost, _summary.CostUsd);
-
-    internal static string Usd(decimal value) => "$" + value.ToString("0.00####", CultureInfo.InvariantCulture);
 
     internal static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
