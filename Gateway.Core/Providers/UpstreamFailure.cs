@@ -67,12 +67,14 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
 
     /// <summary>
     /// Classifies a non-success HTTP answer. The provider's own error message is kept: for 4xx as the caller's error, for the
-    /// others after the gateway's short description (e.g. "rate limited (429): Rate limit reached for gpt-4o …").
+    /// others (but a refusal of the gateway's credentials) after the gateway's short description (e.g. "rate limited (429):
+    /// Rate limit reached for gpt-4o …").
     /// </summary>
     public static UpstreamFailure FromStatus(string provider, int status, byte[] body)
     {
         var failure = Classify(provider, status, body);
-        return failure.Kind != UpstreamFailureKind.CallerError && UpstreamHttp.ProviderMessage(body) is { } said
+        // A refusal of the gateway's credentials says nothing the client needs, and providers echo part of the key in it.
+        return failure.Kind is not (UpstreamFailureKind.CallerError or UpstreamFailureKind.AuthRejected) && UpstreamHttp.ProviderMessage(body) is { } said
             ? failure with { Detail = $"{failure.Detail}: {said}" }
             : failure;
     }

@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Net.Sockets;
+using System.Text.RegularExpressions;
 using System.Text.Json;
 
 namespace Gateway.Core.Providers;
 
 /// <summary>The HTTP steps every adapter shares: send, classify a refusal, read, and name a transport failure.</summary>
-internal static class UpstreamHttp
+internal static partial class UpstreamHttp
 {
     /// <summary>Sends and returns the response once its headers are in; a non-2xx answer becomes a failure via <paramref name="classify"/>.</summary>
     public static async Task<UpstreamResult<HttpResponseMessage>> SendAsync(HttpClient client, HttpRequestMessage request, string provider,
@@ -118,9 +119,13 @@ internal static class UpstreamHttp
                 if (secret.Length >= 4) scrubbed = scrubbed.Replace(secret, "[REDACTED]", StringComparison.Ordinal);
             }
         }
-        scrubbed = Logging.Redactor.RedactKeys(scrubbed);
+        scrubbed = MaskedKey().Replace(Logging.Redactor.RedactKeys(scrubbed), "[REDACTED]");
         return scrubbed == text ? text : scrubbed;
     }
+
+    // A key shown masked ("sk-abc*************wxyz"): its visible ends are still part of a secret.
+    [GeneratedRegex(@"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*", RegexOptions.CultureInvariant)]
+    private static partial Regex MaskedKey();
 
     // Larger answers go through HttpClient's own buffering, which enforces its size limit.
     private const long MaxDirectRead = 16 * 1024 * 1024;
