@@ -54,14 +54,15 @@ internal static class HealthEndpoints
                 : HealthCheckResult.Unhealthy("starting"));
     }
 
-    /// <summary>This instance's view of its providers: circuit state per provider; Degraded while any is open or cooling down.</summary>
+    /// <summary>This instance's view of its providers: circuit state per provider; Degraded while any is open (in its break) or cooling down.</summary>
     private sealed class UpstreamsCheck(Gateway.Core.Failover.ProviderHealth health) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             var states = health.States();
             var data = states.ToDictionary(s => s.Key, s => (object)s.Value);
-            var down = states.Where(s => s.Value != "Closed").Select(s => s.Key).ToList();
+            // Half-open: the break is over and the next call probes the provider; not down until that probe fails.
+            var down = states.Where(s => s.Value is not ("Closed" or "HalfOpen")).Select(s => s.Key).ToList();
             return Task.FromResult(down.Count == 0
                 ? HealthCheckResult.Healthy("every provider called so far is available", data)
                 : HealthCheckResult.Degraded($"unavailable: {string.Join(", ", down)}", data: data));

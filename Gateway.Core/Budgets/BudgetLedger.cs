@@ -31,8 +31,8 @@ public sealed class Reservation
 
 /// <summary>
 /// What the ledger says of a request before it is sent: its reservation (null: the hard cap has no room), the day's spend, and,
-/// when a capped key's request was refused, what was left under the cap (neither spent nor reserved by requests in flight) to
-/// say how much smaller a request would fit.
+/// when a capped key's request was refused, the most one request could still reserve under the cap (neither spent nor reserved by
+/// requests in flight) to say how much smaller a request would fit.
 /// </summary>
 public readonly record struct BudgetCheck(Reservation? Reservation, decimal SpentToday, decimal? Left = null);
 
@@ -137,8 +137,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
                 return new BudgetCheck(null, state.SpentEstimate, state.Free);
             }
             state.Granted(grant.Spent);
-            // Left: what no lease holds, plus what this instance's leases hold but no request reserved.
-            if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate, Math.Max(0, grant.Available) + state.Free);
+            // Left for one request: one reservation must fit in a single lease's free part or in a new lease of what no lease holds.
+            if (grant.Lease is null) return new BudgetCheck(null, state.SpentEstimate, Math.Max(Math.Max(0, grant.Available), state.Free));
             state.Leases.Add(grant.Lease);
             return new BudgetCheck(state.TryReserve(worstCase), state.SpentEstimate);
         }
@@ -265,8 +265,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         /// <summary>The day's spend as this instance knows it: what PostgreSQL had stored at the last read plus what this instance charged since.</summary>
         public decimal SpentEstimate => _spentAtGrant + Charged - _chargedAtGrant;
 
-        /// <summary>What this instance's current leases hold that no request has reserved or been charged.</summary>
-        public decimal Free => Leases.Sum(l => l.Free);
+        /// <summary>The most any one of this instance's current leases holds that no request has reserved or been charged.</summary>
+        public decimal Free => Leases.Count == 0 ? 0 : Leases.Max(l => l.Free);
 
         /// <summary>Costs settled on this instance's leases.</summary>
         public decimal Charged => Leases.Concat(Retired).Sum(l => l.Charged);

@@ -234,48 +234,9 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
             .OrderBy(m => m.Alias, StringComparer.Ordinal)
             .Select(m => new ModelEntry(m.Alias, "model", m.CreatedAt.ToUnixTimeSeconds(), m.Provider.Name))]);
 
-    /// <summary>
-    /// A non-streaming completion over the model's candidate chain. With a fallback to go to, each candidate is called
-    /// streaming and its chunks assembled into the answer, so a candidate that sends no first token within its
-    /// <c>ttft_timeout_ms</c>, or breaks mid-answer, fails over as a stream does (the client has received nothing); a model
-    /// alone is called non-streaming and its answer passed on as it came.
-    /// </summary>
-    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct)
-    {
-        if (chain.Count == 1)
-            return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
-        var streamed = Copy(request);
-        streamed.Stream = true;
-        // A provider that reports no usage in streams is called non-streaming: its answer must carry the provider's usage.
-        return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => route.Provider.Settings.SendsStreamUsage
-            ? CompleteByStreamAsync(new UpstreamCall(requestId, streamed, route), token)
-            : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
-    }
-
-    private async Task<UpstreamResult<UpstreamCompletion>> CompleteByStreamAsync(UpstreamCall call, CancellationToken ct)
-    {
-        var route = call.Route;
-        var opened = await PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(call, open), route.Provider.Name,
-            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
-        if (opened.Failure is { } failure) return failure;
-        await using var stream = opened.Value!;
-        var answer = new CompletionAssembler();
-        try
-        {
-            await foreach (var chunk in stream.ReadChunksAsync(ct)) answer.Add(chunk.Json);
-        }
-        catch (UpstreamStreamException ex)
-        {
-            // Usage the provider reported before it broke is charged with the request (as for a non-streamed failure).
-            return ex.Failure with { Usage = ex.Failure.Usage ?? stream.Inner.Usage };
-        }
-        var whole = stream.Inner;
-        return new UpstreamCompletion(answer.ToCompletion(), whole.Usage, whole.ServedModel, whole.Text.ToString());
-    }
-
-    private static ChatCompletionRequest Copy(ChatCompletionRequest request) =>
-        JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest),
-            GatewayJsonContext.Wire.ChatCompletionRequest)!;
+    /// <summary>A non-streaming completion over the model's candidate chain.</summary>
+    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
 
     /// <summary>
     /// A stream over the model's candidate chain, each candidate held back until its first token
@@ -297,7 +258,8 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     /// </summary>
     public ChatCompletionRequest Continuation(ChatCompletionRequest original, string partialAnswer)
     {
-        var copy = Copy(original);
+        var copy = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(original, GatewayJsonContext.Wire.ChatCompletionRequest),
+            GatewayJsonContext.Wire.ChatCompletionRequest)!;
         // The client's output limit covers the whole answer, the part already sent included.
         var sent = tokens.Count(partialAnswer);
         if (copy.MaxCompletionTokens is { } maxCompletion) copy.MaxCompletionTokens = Math.Max(1, maxCompletion - sent);

@@ -53,8 +53,8 @@ public sealed record GatewayError(int Status, string Message, string Type, strin
         var advice = fitsMaxTokens is >= 1
             ? $"a max_tokens of at most {fitsMaxTokens.Value.ToString("N0", CultureInfo.InvariantCulture)} would fit"
             : "even its prompt alone costs more than that: shorten it";
-        return new(429, $"This request's worst case is {Usd(worstCase)} ({reckoning}), and the key has {Usd(left)} left of its {Usd(cap)} hard cap "
-            + $"today; {advice}. Or ask an admin to raise the cap.", "insufficient_quota", null, "insufficient_quota");
+        return new(429, $"This request's worst case is {Usd(worstCase)} ({reckoning}), and the key has room for {Usd(left)} in one request under its "
+            + $"{Usd(cap)} hard cap today; {advice}. Or ask an admin to raise the cap.", "insufficient_quota", null, "insufficient_quota");
     }
 
     /// <summary>

@@ -176,16 +176,20 @@ public sealed partial class ProviderHealth
     /// A provider that named a wait is skipped until then (bounded by MaxRetryAfterSeconds): a 429 cools down only the
     /// model it answered for (<paramref name="modelKey"/>), any other failure the whole provider.
     /// </summary>
-    public void CoolDown(UpstreamFailure failure, string modelKey)
+    /// <returns>The wait as bounded (what the client is told), or null when the provider named none.</returns>
+    public TimeSpan? CoolDown(UpstreamFailure failure, string modelKey)
     {
-        if (failure.RetryAfter is not { } retryAfter) return;
+        if (failure.RetryAfter is not { } retryAfter) return null;
         var key = failure.Kind == UpstreamFailureKind.RateLimited ? modelKey : failure.Provider;
         var bounded = TimeSpan.FromSeconds(Math.Min(retryAfter.TotalSeconds, _options.Value.MaxRetryAfterSeconds));
-        var until = _time.GetUtcNow() + bounded;
-        _coolDowns[key] = until;
+        var now = _time.GetUtcNow();
+        var started = !_coolDowns.TryGetValue(key, out var earlier) || earlier <= now; // a longer wait extends it quietly
+        _coolDowns[key] = now + bounded;
+        if (!started) return bounded;
         var (provider, model) = Split(key);
-        Log.CoolingDown(_log, provider, model, failure.Outcome, until);
+        Log.CoolingDown(_log, provider, model, failure.Outcome, now + bounded);
         _coolDownsStarted.Add(1, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("model", model));
+        return bounded;
     }
 
     /// <summary>

@@ -74,7 +74,7 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
     {
         var failure = Classify(provider, status, body);
         // A refusal of the gateway's credentials says nothing the client needs, and providers echo part of the key in it.
-        return failure.Kind is not (UpstreamFailureKind.CallerError or UpstreamFailureKind.AuthRejected) && UpstreamHttp.ProviderMessage(body) is { } said
+        return failure.Kind is not (UpstreamFailureKind.CallerError or UpstreamFailureKind.AuthRejected) && UpstreamHttp.ProviderMessage(body, int.MaxValue) is { } said
             ? failure with { Detail = $"{failure.Detail}: {said}" }
             : failure;
     }

@@ -49,12 +49,12 @@ internal static partial class UpstreamHttp
     {
         var headers = response.Headers;
         if (headers.TryGetValues("retry-after-ms", out var ms)
-            && double.TryParse(ms.First(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis) && millis > 0)
-            return TimeSpan.FromMilliseconds(millis);
+            && double.TryParse(ms.First(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis))
+            return Seconds(millis / 1000);
         switch (headers.RetryAfter)
         {
-            case { Delta: { } delta }: return delta;
-            case { Date: { } date }: return date - TimeProvider.System.GetUtcNow();
+            case { Delta: { } delta }: return Seconds(delta.TotalSeconds);
+            case { Date: { } date }: return Seconds((date - TimeProvider.System.GetUtcNow()).TotalSeconds);
         }
         DateTimeOffset? reset = null;
         foreach (var limit in (string[])["requests", "tokens", "input-tokens", "output-tokens"])
@@ -65,9 +65,13 @@ internal static partial class UpstreamHttp
                 && (reset is null || when > reset))
                 reset = when;
         }
-        if (reset is { } resetAt) return resetAt - TimeProvider.System.GetUtcNow();
+        if (reset is { } resetAt) return Seconds((resetAt - TimeProvider.System.GetUtcNow()).TotalSeconds);
         return GeminiRetryDelay(body);
     }
+
+    // A provider's number, whatever it says (NaN, infinity, 1e300, negative), as a wait of at most a day; null for none.
+    private static TimeSpan? Seconds(double seconds) =>
+        double.IsFinite(seconds) && seconds > 0 ? TimeSpan.FromSeconds(Math.Min(seconds, 86_400)) : null;
 
     // {"error":{"code":429,…,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}
     private static TimeSpan? GeminiRetryDelay(byte[] body)
@@ -83,8 +87,8 @@ internal static partial class UpstreamHttp
             {
                 if (detail.ValueKind == JsonValueKind.Object && detail.TryGetProperty("retryDelay", out var delay) && delay.ValueKind == JsonValueKind.String
                     && delay.GetString() is { Length: > 1 } text && text.EndsWith('s')
-                    && double.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
-                    return TimeSpan.FromSeconds(seconds);
+                    && double.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
+                    return Seconds(seconds);
             }
         }
         catch (JsonException)
@@ -100,7 +104,8 @@ internal static partial class UpstreamHttp
     /// </summary>
     private static UpstreamFailure Scrub(UpstreamFailure failure, HttpRequestMessage request)
     {
-        var detail = Scrub(failure.Detail, request);
+        // Cut only once scrubbed: a cut through an echoed key would leave a piece too short to recognise.
+        var detail = Scrub(failure.Detail, request) is var clean && clean.Length > MaxDetail ? clean[..MaxDetail] + "…" : clean;
         var caller = failure.CallerError is { } error && Scrub(error.Message, request) is var message && message != error.Message
             ? error with { Message = message } : failure.CallerError;
         return ReferenceEquals(detail, failure.Detail) && ReferenceEquals(caller, failure.CallerError)
@@ -126,6 +131,9 @@ internal static partial class UpstreamHttp
     // A key shown masked ("sk-abc*************wxyz"): its visible ends are still part of a secret.
     [GeneratedRegex(@"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*", RegexOptions.CultureInvariant)]
     private static partial Regex MaskedKey();
+
+    // The longest failure detail kept (the gateway's words and the provider's message).
+    private const int MaxDetail = 600;
 
     // Larger answers go through HttpClient's own buffering, which enforces its size limit.
     private const long MaxDirectRead = 16 * 1024 * 1024;
@@ -197,7 +205,7 @@ internal static partial class UpstreamHttp
     /// The message of a provider's error body: <c>{"error":{"message"}}</c> (OpenAI, Anthropic, Gemini), <c>{"error":"…"}</c>
     /// (Ollama, some proxies) or <c>{"message"}</c>; at most 500 characters. Null when the body says nothing readable.
     /// </summary>
-    public static string? ProviderMessage(byte[] body)
+    public static string? ProviderMessage(byte[] body, int maxLength = 500)
     {
         try
         {
@@ -211,7 +219,7 @@ internal static partial class UpstreamHttp
                 JsonValueKind.Object when error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String => m.GetString(),
                 _ => null,
             };
-            return string.IsNullOrWhiteSpace(message) ? null : message.Length > 500 ? message[..500] + "…" : message;
+            return string.IsNullOrWhiteSpace(message) ? null : message.Length > maxLength ? message[..maxLength] + "…" : message;
         }
         catch (JsonException)
         {

@@ -47,7 +47,7 @@ public sealed partial class HardCapMessageTests(TestEnvironment env)
 
         // mock: $1 / $2 per million; 10,000 output tokens alone are $0.02.
         Assert.Matches(@"^This request's worst case is \$0\.0200\d\d \(\d+ prompt tokens \+ 10,000 output tokens at mock's prices of \$1\.00/\$2\.00 per million\), "
-            + @"and the key has \$0\.01 left of its \$0\.01 hard cap today; a max_tokens of at most [\d,]+ would fit\.", message);
+            + @"and the key has room for \$0\.01 in one request under its \$0\.01 hard cap today; a max_tokens of at most [\d,]+ would fit\.", message);
         Assert.DoesNotContain("is reached", message, StringComparison.Ordinal);
         var fits = int.Parse(FitsPattern().Match(message).Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
         Assert.InRange(fits, 4_900, 4_999);
@@ -74,7 +74,7 @@ public sealed partial class HardCapMessageTests(TestEnvironment env)
 
         var message = await RefusalAsync(await client.PostAsync("/v1/chat/completions", Json(Ask(10))));
 
-        Assert.Contains("the key has $0.000001 left of its $0.000001 hard cap today; even its prompt alone costs more than that", message,
+        Assert.Contains("the key has room for $0.000001 in one request under its $0.000001 hard cap today; even its prompt alone costs more than that", message,
             StringComparison.Ordinal);
     }
 

@@ -151,8 +151,6 @@ public sealed class ObservabilityTests(TestEnvironment env)
         Assert.All(calls, c => Assert.Equal("chat", c.GetTagItem("gen_ai.operation.name")));
         Assert.Equal(("openai", "status-503", "overloaded", ActivityStatusCode.Error), (calls[0].GetTagItem("gen_ai.provider.name"),
             calls[0].GetTagItem("gen_ai.request.model"), calls[0].GetTagItem("error.type"), calls[0].Status));
-        // gen_ai.request.stream is the client's choice: a non-streaming request with a fallback is streamed upstream (its
-        // first-token deadline) and assembled, as url.full below shows.
         Assert.Equal(("gcp.gemini", "gemini-2.5-flash", "gemini-2.5-flash-001", false), (calls[1].GetTagItem("gen_ai.provider.name"),
             calls[1].GetTagItem("gen_ai.request.model"), calls[1].GetTagItem("gen_ai.response.model"), calls[1].GetTagItem("gen_ai.request.stream")));
         Assert.Null(calls[1].GetTagItem("error.type"));
@@ -163,7 +161,7 @@ public sealed class ObservabilityTests(TestEnvironment env)
         // Each call's HTTP span sits under it; Gemini's key travels in a header, never in url.full.
         var http = trace.Where(s => s.Source.Name == "System.Net.Http").ToList();
         Assert.Equal(calls.Select(c => c.SpanId), http.OrderBy(h => h.StartTimeUtc).Select(h => h.ParentSpanId));
-        Assert.Contains(http, h => (h.GetTagItem("url.full") as string)?.Contains(":streamGenerateContent", StringComparison.Ordinal) == true);
+        Assert.Contains(http, h => (h.GetTagItem("url.full") as string)?.Contains(":generateContent", StringComparison.Ordinal) == true);
         var everything = string.Join('\n', trace.SelectMany(s => s.TagObjects.Select(t => $"{s.DisplayName} {t.Key}={Text(t.Value)}")
             .Concat(s.Events.SelectMany(e => e.Tags.Select(t => $"{e.Name} {t.Key}={Text(t.Value)}")))));
         AssertNothingSecret(everything, key, key[..11], FakeGemini.ApiKey, UpstreamSecret, marker);

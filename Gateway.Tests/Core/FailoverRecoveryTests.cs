@@ -203,6 +203,20 @@ public sealed class FailoverRecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task AProvidersHugeWait_IsBoundedForTheCoolDownAndForTheClient()
+    {
+        var upstream = new Upstream();
+        var limited = Route(Alpha, "m1");
+        upstream.Answers[limited.Alias] = () => RateLimited(Alpha, 86_400);
+
+        var result = await RunAsync(upstream, limited);
+
+        Assert.Equal(TimeSpan.FromSeconds(60), result.Failure!.ToGatewayError().RetryAfter); // Gateway:Failover:MaxRetryAfterSeconds
+        _time.Advance(TimeSpan.FromSeconds(61));
+        Assert.Null(_health.Check(Alpha.Name, ProviderHealth.ModelKey(Alpha.Name, "m1")));
+    }
+
+    [Fact]
     public async Task EveryCandidateCoolingDown_CallsTheOneWhoseWaitEndsFirst()
     {
         var upstream = new Upstream();

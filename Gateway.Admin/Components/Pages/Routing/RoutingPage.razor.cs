@@ -24,6 +24,7 @@ public sealed partial class RoutingPage : IDisposable
 
     private List<RoutingRule> _rules = [];
     private IReadOnlyList<KeyView> _keys = [];
+    private bool _keysLoaded;
     private bool _loading = true;
     private bool _busy;
     private readonly LoadScope _loads = new();
@@ -36,11 +37,13 @@ public sealed partial class RoutingPage : IDisposable
     /// </summary>
     private Task LoadAsync(bool reloadBook = true, bool withKeys = false) => _loads.LatestAsync(async ct =>
     {
-        if (withKeys)
+        // Until a load has read them (the first one may be superseded by a reload before it gets there).
+        if (withKeys || !_keysLoaded)
         {
             var keys = await KeyStore.ListAsync(ct);
             ct.ThrowIfCancellationRequested();
             _keys = [.. keys.Where(k => k.RevokedAt is null).OrderBy(k => k.Name, StringComparer.Ordinal)];
+            _keysLoaded = true;
         }
         if (reloadBook) await Book.ReloadAsync(ct);
         var rules = await Store.ListAsync(ct);
