@@ -87,7 +87,7 @@ internal static class ChatCompletionsEndpoints
         var cache = context.Http.RequestServices.GetRequiredService<ResponseCache>();
         if (key.CacheTtlSeconds is not null && ResponseCache.IsCacheable(request))
         {
-            cacheKey = ResponseCache.Key(request, decision!.First);
+            cacheKey = ResponseCache.Key(request, decision!.First, key.Id);
             if (await cache.GetAsync(cacheKey, ct) is { } cached)
             {
                 // Served without calling a provider: no budget reservation, no cost.

@@ -17,8 +17,8 @@ public sealed record CachedAnswer(byte[] Body, string Provider, string? ServedMo
 /// Exact-match cache of deterministic answers, shared by every instance through an UNLOGGED
 /// PostgreSQL table. Only for keys with <c>cache_ttl_seconds</c>, and only for requests with
 /// <c>temperature: 0</c>, one choice and no tools. The key is a SHA-256 of the request (without
-/// <c>user</c> and the stream options: a streamed and a plain request share an answer) and the model that
-/// serves it. Answers are stored as OpenAI <c>chat.completion</c> bodies; a streaming client gets one
+/// <c>user</c> and the stream options: a streamed and a plain request share an answer), the model that
+/// serves it and the asking key: one key's answers are never another's, so a hit tells no tenant what another asked. Answers are stored as OpenAI <c>chat.completion</c> bodies; a streaming client gets one
 /// replayed as chunks. A lookup that fails or takes over a second is a miss; storing happens after the
 /// answer has left.
 /// </summary>
@@ -32,7 +32,8 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         request.Temperature == 0 && (request.N ?? 1) == 1
         && (request.Tools is not { ValueKind: JsonValueKind.Array } tools || tools.GetArrayLength() == 0);
 
-    public static byte[] Key(ChatCompletionRequest request, ModelRoute route)
+    /// <param name="keyId">The asking key: answers are kept per key, so no tenant learns what another asked or was told.</param>
+    public static byte[] Key(ChatCompletionRequest request, ModelRoute route, Guid keyId)
     {
         var (user, stream, streamOptions) = (request.User, request.Stream, request.StreamOptions);
         try
@@ -41,7 +42,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
             (request.User, request.Stream, request.StreamOptions) = (null, null, null);
             var body = JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{keyId:N}\n{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
             hash.AppendData(body);
             return hash.GetHashAndReset();
         }

@@ -98,8 +98,25 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
         return tokens.CountPrompt(request.Messages!) + other / 3;
     }
 
-    private static int OutputLimit(int modelLimit, ChatCompletionRequest? request) =>
-        request?.MaxCompletionTokens ?? request?.MaxTokens ?? modelLimit;
+    /// <summary>
+    /// The most output the request may ask of any upstream: the largest of every output-limit field it carries, since an
+    /// upstream may honour any one of them (an OpenAI-compatible server that reads <c>max_tokens</c> ignores a smaller
+    /// <c>max_completion_tokens</c>, and the <c>max_tokens_field</c> quirk keeps the client's own field), including the
+    /// Responses/Gemini names passed through as unknown fields; the model's limit when it names none.
+    /// </summary>
+    private static int OutputLimit(int modelLimit, ChatCompletionRequest? request)
+    {
+        if (request is null) return modelLimit;
+        int? most = null;
+        foreach (var limit in (int?[])[request.MaxCompletionTokens, request.MaxTokens, Extra(request, "max_output_tokens"), Extra(request, "maxOutputTokens")])
+            if (limit is { } value && (most is null || value > most)) most = value;
+        return most ?? modelLimit;
+    }
+
+    private static int? Extra(ChatCompletionRequest request, string name) =>
+        request.Extra is { } extra && extra.TryGetValue(name, out var value) && value.ValueKind == JsonValueKind.Number
+            ? value.TryGetInt32(out var n) ? n : int.MaxValue // larger than an int: the worst case saturates
+            : null;
 
     /// <summary>
     /// Why a capped key's request did not fit: its worst case at the dearest candidate (the one reserved for), what is left

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Gateway.Tests.Api;
@@ -44,6 +45,46 @@ public sealed class ResponseCacheTests(TestEnvironment env)
 
     private static Task<HttpResponseMessage> UntilHitAsync(HttpClient client, string body) =>
         Eventually.UntilAsync(() => client.PostAsync("/v1/chat/completions", Json(body)), r => Cache(r) == "hit", pause: TimeSpan.FromMilliseconds(50));
+
+    [Fact]
+    public async Task CachedAnswer_IsNeverServedToAnotherKey_OnAnyInstance()
+    {
+        // The provider's secret is an env: reference, which every host resolves (a literal is encrypted with one host's key ring).
+        Environment.SetEnvironmentVariable("GW_CACHE_TEST_SECRET", "sk-fake-upstream-secret");
+        var provider = "cached-" + Guid.NewGuid().ToString("N")[..8];
+        var alias = provider + "/gpt-4o-mini";
+        using (var admin = Gateway.Admin())
+        {
+            (await admin.PostAsync("/admin/providers", Json($$"""
+                {"name":"{{provider}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GW_CACHE_TEST_SECRET"}
+                """))).EnsureSuccessStatusCode();
+            (await admin.PostAsync("/admin/models", Json($$"""
+                {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}
+                """))).EnsureSuccessStatusCode();
+        }
+        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(alias) is not null);
+        var (tenantA, tenantB, tenantC) = (await CachingKeyAsync(300), await CachingKeyAsync(300), await CachingKeyAsync(300));
+        await using var second = new GatewayHost(env.Postgres.ConnectionString);
+        await GatewayHost.WaitUntilAsync(() => second.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(alias) is not null
+            && second.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(tenantB).Key is not null
+            && second.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(tenantA).Key is not null);
+        var marker = Guid.NewGuid().ToString("N");
+        var body = $$"""{"model":"{{alias}}","temperature":0,"messages":[{"role":"user","content":"{{marker}}"}]}""";
+        using var a = Gateway.Client(tenantA);
+        using var bThere = second.Client(tenantB);
+        using var cHere = Gateway.Client(tenantC);
+        using var aThere = second.Client(tenantA);
+
+        Assert.Equal("miss", Cache(await a.PostAsync("/v1/chat/completions", Json(body))));
+        await StoredAsync(alias);
+        var otherKeyThere = await bThere.PostAsync("/v1/chat/completions", Json(body));
+        var otherKeyHere = await cHere.PostAsync("/v1/chat/completions", Json(body));
+        var sameKeyThere = await UntilHitAsync(aThere, body); // the entry is shared between instances, for its own key
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (otherKeyThere.StatusCode, otherKeyHere.StatusCode));
+        Assert.Equal(("miss", "miss", "hit"), (Cache(otherKeyThere), Cache(otherKeyHere), Cache(sameKeyThere)));
+        Assert.Equal(3, env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal))); // A's, B's and C's first
+    }
 
     [Fact]
     public async Task DeterministicRequest_IsAnsweredFromTheCacheTheSecondTime_AtNoCost()
