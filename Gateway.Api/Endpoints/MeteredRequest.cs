@@ -35,7 +35,7 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     {
         if (Reservation is not { } reservation) return;
         Reservation = null;
-        reservation.Settle(Meter.BudgetCost(reservation.Amount));
+        reservation.Settle(Meter.BudgetCost);
     }
 
     /// <summary>

@@ -113,12 +113,12 @@ public sealed class RequestMeter
     public DateOnly Day => _record.Day;
 
     /// <summary>
-    /// What the request's budget reservation settles at: its cost, except when the provider may have
-    /// billed more than is known (the client left, the call crashed or timed out with no usage reported),
-    /// where the reserved worst case stands.
+    /// What the request's budget reservation settles at: exactly the cost its usage row records (an estimate, flagged, when
+    /// the client left or the call broke with no usage reported), so the lease, <c>usage_daily</c> and every report agree.
+    /// Charging the reserved worst case instead locked a capped key for the day after a few aborted streams, at a spend no
+    /// report showed.
     /// </summary>
-    public decimal BudgetCost(decimal reserved) =>
-        _record.UsageEstimated && _record.Status is ClientClosedRequest or >= 500 ? Math.Max(reserved, _record.CostUsd) : _record.CostUsd;
+    public decimal BudgetCost => _record.CostUsd;
 
     /// <summary>
     /// Records the candidates tried. <paramref name="last"/> (the one that served, or the last one called)
