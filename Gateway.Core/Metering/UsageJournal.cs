@@ -89,7 +89,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (!Enabled) return Task.CompletedTask;
-        Directory.CreateDirectory(_directory);
+        // Records name end users: the journal is the gateway's alone (0700 folder, 0600 files).
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_directory);
+        else Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
             // One instance per directory: another one's live files are not "left by an earlier run".
@@ -267,6 +269,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     {
         var path = System.IO.Path.Combine(_directory, $"usage-{_time.GetUtcNow():yyyyMMddHHmmssfff}-{Environment.ProcessId}-{++_sequence:D6}.jsonl");
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         _current = new JournalSegment(path, handle);
         _segments.Add(_current);
         _currentOpenedAt = _time.GetTimestamp();

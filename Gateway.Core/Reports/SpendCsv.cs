@@ -8,8 +8,9 @@ namespace Gateway.Core.Reports;
 
 /// <summary>
 /// The spend reports as CSV, shared by the admin REST API and the admin app: RFC 4180 (comma, CRLF, quoted where
-/// needed), UTF-8 without a BOM, ISO 8601 UTC times, costs as the database's exact decimals, and a cell starting with
-/// = + - @ written with a leading <c>'</c> so a spreadsheet never runs it as a formula. Each writer writes to the
+/// needed, and always when a cell holds a CR or LF), UTF-8 without a BOM, ISO 8601 UTC times, costs as the database's exact
+/// decimals, and a cell starting with = + - @ tab CR or LF written with a leading <c>'</c> so a spreadsheet never runs it as a
+/// formula. Each writer writes to the
 /// response body as rows arrive; the streamed ones never hold the whole file.
 /// </summary>
 public static class SpendCsv
@@ -19,7 +20,12 @@ public static class SpendCsv
     private static readonly CsvConfiguration Csv = new(CultureInfo.InvariantCulture)
     {
         NewLine = "\r\n",
+        // CsvHelper quotes a cell holding its NewLine (CRLF), not a bare CR or LF, which a spreadsheet takes as a row break:
+        // a client's "abc\n=3+3" became a row of its own starting with a formula.
+        ShouldQuote = args => args.Field is { Length: > 0 } field
+            && (field.AsSpan().IndexOfAny("\r\n,\"") >= 0 || char.IsWhiteSpace(field[0]) || char.IsWhiteSpace(field[^1])),
         InjectionOptions = InjectionOptions.Escape,
+        InjectionCharacters = ['=', '@', '+', '-', '\t', '\r', '\n'],
     };
 
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);

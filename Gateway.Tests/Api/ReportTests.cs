@@ -55,6 +55,33 @@ public sealed class ReportTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task UsageCsv_HostileEndUsers_StayInTheirCell_AndNeverStartAFormula()
+    {
+        string[] users = ["abc\n=3+3", "abc\r=3+3", "abc\r\n=3+3", "\n=1+1", "=1+2", "+1", "-1", "@SUM(A1)", "\t=1", "a,b\"c"];
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        foreach (var user in users)
+        {
+            var body = new JsonObject { ["model"] = "mock", ["user"] = user, ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }) };
+            (await client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        }
+        await Eventually.TrueAsync(async () => (await env.UsageRowsForKeyAsync(keyId)).Count == users.Length, what: "every usage row");
+        using var admin = Gateway.Admin();
+
+        var csv = await admin.GetStringAsync($"/admin/reports/usage.csv?key_id={keyId}");
+
+        // Read as a spreadsheet would (RFC 4180): one record per request, each end user in its own cell.
+        using var reader = new CsvHelper.CsvReader(new StringReader(csv), System.Globalization.CultureInfo.InvariantCulture);
+        var cells = new List<string>();
+        await reader.ReadAsync();
+        reader.ReadHeader();
+        while (await reader.ReadAsync()) cells.Add(reader.GetField("end_user")!);
+        Assert.Equal(users.Length, cells.Count);
+        Assert.Equal(users.Order(StringComparer.Ordinal), cells.Select(c => c.StartsWith('\'') ? c[1..] : c).Order(StringComparer.Ordinal));
+        Assert.All(cells, c => Assert.DoesNotContain(c[0], "=+-@\t\r\n"));
+    }
+
+    [Fact]
     public async Task UsageCsv_HasOneRowPerRequest_WithIsoTimesAndEscapedCells()
     {
         var (keyId, _) = await HostileKeyWithSpendAsync();

@@ -178,4 +178,27 @@ public sealed class MeteringTests(TestEnvironment env)
             "SELECT tableoid::regclass::text, occurred_at FROM usage_events WHERE request_id = @requestId", new { requestId });
         Assert.Equal("usage_events_" + row.OccurredAt.ToUniversalTime().ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), row.Partition);
     }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Journal_IsReadableOnlyByTheGateway()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gw-journal-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Gateway:Metering:JournalDirectory"] = dir });
+            var (key, _) = await host.CreateKeyAsync();
+            using var client = host.Client(key);
+            (await client.PostAsync("/v1/chat/completions", Json("""{"model":"mock","user":"end-user-7","messages":[{"role":"user","content":"hi"}]}"""))).EnsureSuccessStatusCode();
+
+            var files = Directory.GetFiles(dir, "usage-*.jsonl");
+            Assert.NotEmpty(files); // the current file stays until it is rotated
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
+            Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
 }
