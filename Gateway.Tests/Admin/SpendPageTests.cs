@@ -144,6 +144,35 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
     }
 
     [Fact]
+    public async Task TopKeysChart_HostileKeyName_IsShownAsText_AndCreatesNoElement()
+    {
+        var marker = "z" + Guid.NewGuid().ToString("N")[..8];
+        var name = $"<img id={marker} src=x onerror=alert(1)>";
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(name);
+        using (var client = env.Gateway.Client(key))
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",
+                Json("""{"model":"mock","messages":[{"role":"user","content":"hello"}]}"""))).StatusCode);
+        await Eventually.TrueAsync(async () => (await env.UsageRowsForKeyAsync(keyId)).Count == 1, what: "the usage row");
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        var dialogs = 0;
+        page.Dialog += (_, dialog) => { dialogs++; _ = dialog.DismissAsync(); };
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(marker);
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = marker }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("requests")).ToHaveTextAsync("1");
+
+        // The chart's label is the name cut to 17 characters: text, not an element.
+        await Assertions.Expect(page.Locator(".mud-chart svg text", new() { HasText = "<img id=" })).Not.ToHaveCountAsync(0);
+        Assert.Equal(0, await page.Locator($"#{marker}").CountAsync());
+        Assert.Equal(0, await page.Locator(".mud-chart img").CountAsync());
+        Assert.Equal(0, dialogs);
+    }
+
+    [Fact]
     public async Task Charts_LeaveOutWhatCostNothing_TheTableStillListsItsErrors_AndTheAxisIsInDollars()
     {
         var name = "zero-" + Guid.NewGuid().ToString("N")[..8];

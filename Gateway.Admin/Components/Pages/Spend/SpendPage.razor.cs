@@ -143,7 +143,8 @@ public sealed partial class SpendPage : IDisposable
             .Select(name => Series(name, values[name], _dayUnit))];
 
         var paid = top.Where(k => k.CostUsd > 0).ToList();
-        _keyLabels = [.. paid.Select(k => k.KeyName.Length > 18 ? k.KeyName[..17] + "…" : k.KeyName)];
+        // MudChart writes its axis labels into the SVG as markup: a key named "<img …>" became a live element. Encoded here.
+        _keyLabels = [.. paid.Select(k => System.Net.WebUtility.HtmlEncode(k.KeyName.Length > 18 ? k.KeyName[..17] + "…" : k.KeyName))];
         _keyUnit = ChartUnit.For(paid.Count == 0 ? 0 : (double)paid.Max(k => k.CostUsd));
         _keyOptions = new BarChartOptions { YAxisTicks = _keyUnit.Step, YAxisToStringFunc = _keyUnit.AxisLabel, ShowLegend = false };
         _keySeries = paid.Count == 0 ? [] : [Series("Cost", [.. paid.Select(k => k.CostUsd)], _keyUnit)];
