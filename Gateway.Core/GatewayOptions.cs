@@ -63,6 +63,15 @@ public sealed class GatewayOptions
     /// <summary>Folders whose files may be named by <c>file:</c> secret references (Docker and Kubernetes secrets by default).</summary>
     public string[] SecretFileRoots { get; set; } = ["/run/secrets", "/var/run/secrets"];
 
+    /// <summary>
+    /// The environment variables an <c>env:</c> secret reference may name (a trailing or leading <c>*</c> matches any text):
+    /// a reference's value is sent to the provider's URL, which an admin token chooses, so not <c>HOME</c> or a cloud token.
+    /// </summary>
+    public string[] SecretEnvironmentPatterns { get; set; } = ["GATEWAY_SECRET_*", "*_API_KEY"];
+
+    /// <summary>Whether a provider's base URL may be a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254).</summary>
+    public bool AllowLinkLocalUpstreams { get; set; }
+
     /// <summary>Model alias a key over its daily budget (or with a full hard cap) falls back to when it names no downgrade of its own.</summary>
     public string? DefaultDowngradeModel { get; set; }
 

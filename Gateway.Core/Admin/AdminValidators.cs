@@ -49,6 +49,8 @@ public sealed class ProviderRequestValidator : AbstractValidator<ProviderRequest
         RuleFor(r => r.BaseUrl).NotEmpty()
             .Must((r, u) => Uri.TryCreate(u, UriKind.Absolute, out var uri) && (uri.Scheme is "http" or "https" || r.Protocol == "mock" && uri.Scheme == "mock"))
             .WithMessage("'base_url' must be an absolute http(s) URL (mock providers: mock://…).");
+        RuleFor(r => r.BaseUrl).Must(u => secrets.ForbiddenBaseUrl(u) is null).When(r => r.BaseUrl is not null)
+            .WithMessage(r => $"'base_url' is not allowed: {secrets.ForbiddenBaseUrl(r.BaseUrl)}.");
         RuleFor(r => r.SecretRef).Must(s => SecretResolver.IsReference(s!) && !s!.StartsWith("enc:", StringComparison.Ordinal))
             .When(r => r.SecretRef is not null)
             .WithMessage("'secret_ref' must be 'env:NAME' or 'file:/path'; send a literal secret as 'secret' to store it encrypted.");

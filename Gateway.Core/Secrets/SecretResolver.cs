@@ -30,9 +30,13 @@ public sealed class SecretResolver(IDataProtectionProvider protection, IOptions<
         if (reference.StartsWith("env:", StringComparison.Ordinal))
         {
             var name = reference[4..];
-            return name.StartsWith("ConnectionStrings", StringComparison.OrdinalIgnoreCase) || name.StartsWith("Gateway", StringComparison.OrdinalIgnoreCase)
-                ? $"environment variable {name} holds the gateway's own configuration"
-                : null;
+            if (name.StartsWith("ConnectionStrings", StringComparison.OrdinalIgnoreCase) || name.StartsWith("Gateway__", StringComparison.OrdinalIgnoreCase)
+                || name.StartsWith("Gateway:", StringComparison.OrdinalIgnoreCase))
+                return $"environment variable {name} holds the gateway's own configuration";
+            var patterns = options.Value.SecretEnvironmentPatterns;
+            return patterns.Any(pattern => Matches(name, pattern))
+                ? null
+                : $"environment variable {name} is not one a provider secret may come from (Gateway:SecretEnvironmentPatterns: {string.Join(", ", patterns)})";
         }
         if (reference.StartsWith("file:", StringComparison.Ordinal))
         {
@@ -45,12 +49,40 @@ public sealed class SecretResolver(IDataProtectionProvider protection, IOptions<
             {
                 return "the file path is not valid";
             }
+            // Kubernetes mounts each pod's own service-account token below /var/run/secrets/kubernetes.io: never a provider key.
+            if (full.Contains("/kubernetes.io/", StringComparison.Ordinal)) return "the file is a Kubernetes service-account credential";
             var roots = options.Value.SecretFileRoots;
             return roots.Any(root => full.StartsWith(Path.GetFullPath(root).TrimEnd('/') + "/", StringComparison.Ordinal))
                 ? null
                 : $"secret files must be below {string.Join(" or ", roots)} (Gateway:SecretFileRoots)";
         }
         return null;
+    }
+
+    private static bool Matches(string name, string pattern) => pattern switch
+    {
+        ['*', .. var suffix] => name.EndsWith(suffix, StringComparison.Ordinal) && name.Length > suffix.Length,
+        [.. var prefix, '*'] => name.StartsWith(prefix, StringComparison.Ordinal) && name.Length > prefix.Length,
+        _ => name == pattern,
+    };
+
+    /// <summary>
+    /// Why a provider's base URL may not be used, or null: credentials in it (never echoed; a secret belongs in
+    /// <c>secret</c>/<c>secret_ref</c>), or a link-local or cloud metadata address unless <c>Gateway:AllowLinkLocalUpstreams</c>.
+    /// A host name is judged as written: one that resolves to such an address is not caught here.
+    /// </summary>
+    public string? ForbiddenBaseUrl(string? url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri)) return null; // the URL rule says what is wrong
+        if (uri.UserInfo.Length > 0) return "it must not contain a user name or password; send the key as 'secret' or 'secret_ref'";
+        if (options.Value.AllowLinkLocalUpstreams) return null;
+        var linkLocal = uri.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6
+            && System.Net.IPAddress.TryParse(uri.DnsSafeHost, out var ip)
+            && (ip.IsIPv6LinkLocal || ip.Equals(System.Net.IPAddress.Parse("fd00:ec2::254"))
+                || ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && ip.GetAddressBytes() is [169, 254, ..]);
+        return linkLocal || uri.Host.Equals("metadata.google.internal", StringComparison.OrdinalIgnoreCase)
+            ? "it is a link-local or cloud metadata address (allow with Gateway:AllowLinkLocalUpstreams)"
+            : null;
     }
 
     /// <summary>What an admin may see of a reference: env/file names, never encrypted payloads.</summary>

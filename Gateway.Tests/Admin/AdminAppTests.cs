@@ -167,7 +167,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
     public async Task Admin_AddsAProviderAndModel_TestsTheConnection_AndTheModelServes()
     {
         var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
-        var variable = "GW_ADMIN_PAGE_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var variable = "GATEWAY_SECRET_ADMIN_PAGE_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         Environment.SetEnvironmentVariable(variable, "sk-admin-page-secret");
         var provider = "upstream-" + Guid.NewGuid().ToString("N")[..8];
         var alias = provider + "/gpt-4o-mini";

@@ -79,13 +79,13 @@ public sealed class FailoverRecoveryHttpTests(TestEnvironment env)
         upstream.Status = 503;
         // A host of its own with a short break, so its breakers hold only this test's provider; the secret is an env:
         // reference, which every host resolves (a literal is encrypted with the creating host's key ring).
-        Environment.SetEnvironmentVariable("GW_RECOVERY_TEST_SECRET", "sk-fake-upstream-secret");
+        Environment.SetEnvironmentVariable("GATEWAY_SECRET_RECOVERY_TEST", "sk-fake-upstream-secret");
         var provider = "recovering-" + Guid.NewGuid().ToString("N")[..8];
         var alias = provider + "/gpt-4o-mini";
         using (var admin = Gateway.Admin())
         {
             (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GW_RECOVERY_TEST_SECRET"}
+                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_RECOVERY_TEST"}
                 """))).EnsureSuccessStatusCode();
             (await admin.PostAsync("/admin/models", Json($$"""
                 {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}

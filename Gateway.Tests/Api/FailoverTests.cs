@@ -79,7 +79,7 @@ public sealed class FailoverTests(TestEnvironment env)
     {
         // A host of its own, so its breakers and metrics hold only this test's providers; the provider's secret is an env:
         // reference, which every host resolves (a literal is encrypted with the creating host's key ring).
-        Environment.SetEnvironmentVariable("GW_CIRCUIT_TEST_SECRET", "sk-fake-upstream-secret");
+        Environment.SetEnvironmentVariable("GATEWAY_SECRET_CIRCUIT_TEST", "sk-fake-upstream-secret");
         var (provider, backup) = ("circuit-" + Guid.NewGuid().ToString("N")[..8], "backup-" + Guid.NewGuid().ToString("N")[..8]);
         var (primary, fallback) = (provider + "/status-502", backup + "/gpt-4o-mini");
         using (var admin = Gateway.Admin())
@@ -87,7 +87,7 @@ public sealed class FailoverTests(TestEnvironment env)
             foreach (var name in (string[])[provider, backup])
             {
                 (await admin.PostAsync("/admin/providers", Json($$"""
-                    {"name":"{{name}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GW_CIRCUIT_TEST_SECRET"}
+                    {"name":"{{name}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_CIRCUIT_TEST"}
                     """))).EnsureSuccessStatusCode();
             }
             (await admin.PostAsync("/admin/models", Json($$"""

@@ -48,7 +48,7 @@ public sealed class HardCapBypassTests(TestEnvironment env)
     public async Task TwoLimitFields_OverTwoInstances_SpendStaysUnderTheCap(string limits)
     {
         await using var upstream = await GreedyUpstream.StartAsync();
-        Environment.SetEnvironmentVariable("GW_BYPASS_TEST_SECRET", "sk-fake-upstream-secret");
+        Environment.SetEnvironmentVariable("GATEWAY_SECRET_BYPASS_TEST", "sk-fake-upstream-secret");
         var provider = "greedy-" + Guid.NewGuid().ToString("N")[..8];
         var alias = provider + "/greedy-1";
         const decimal Cap = 0.01m;
@@ -58,7 +58,7 @@ public sealed class HardCapBypassTests(TestEnvironment env)
         {
             // max_tokens_field "max_tokens": the quirk renames max_completion_tokens only when max_tokens is absent.
             (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GW_BYPASS_TEST_SECRET",
+                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_BYPASS_TEST",
                  "settings":{"max_tokens_field":"max_tokens"} }
                 """))).EnsureSuccessStatusCode();
             (await admin.PostAsync("/admin/models", Json($$"""

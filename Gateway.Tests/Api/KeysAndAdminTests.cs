@@ -180,14 +180,24 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
     [InlineData("/admin/providers", """{"name":"p6","protocol":"openai","base_url":"http://x","secret_ref":"env:Gateway__MasterKey"}""", "secret_ref")]
     [InlineData("/admin/providers", """{"name":"p7","protocol":"openai","base_url":"http://x","secret_ref":"file:/proc/self/environ"}""", "secret_ref")]
     [InlineData("/admin/providers", """{"name":"p8","protocol":"openai","base_url":"http://x","secret_ref":"file:/run/secrets/../../etc/shadow"}""", "secret_ref")]
+    // Host secrets an admin token could otherwise send to a URL of its choosing.
+    [InlineData("/admin/providers", """{"name":"p9","protocol":"openai","base_url":"http://x","secret_ref":"env:HOME"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p10","protocol":"openai","base_url":"http://x","secret_ref":"env:AWS_SECRET_ACCESS_KEY"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p11","protocol":"openai","base_url":"http://x","secret_ref":"file:/var/run/secrets/kubernetes.io/serviceaccount/token"}""", "secret_ref")]
+    [InlineData("/admin/providers", """{"name":"p12","protocol":"openai","base_url":"http://admin:hunter2-pw@example.com/v1"}""", "base_url")]
+    [InlineData("/admin/providers", """{"name":"p13","protocol":"openai","base_url":"http://169.254.169.254/latest/meta-data"}""", "base_url")]
+    [InlineData("/admin/providers", """{"name":"p14","protocol":"openai","base_url":"http://[fd00:ec2::254]/latest"}""", "base_url")]
+    [InlineData("/admin/providers", """{"name":"p15","protocol":"openai","base_url":"http://metadata.google.internal/computeMetadata/v1"}""", "base_url")]
     public async Task AdminApi_InvalidBody_Is400NamingTheField(string path, string body, string param)
     {
         using var admin = Gateway.Admin();
 
         var response = await admin.PostAsync(path, Json(body));
+        var text = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Equal(param, (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["param"]!.GetValue<string>());
+        Assert.Equal(param, System.Text.Json.Nodes.JsonNode.Parse(text)!["error"]!["param"]!.GetValue<string>());
+        Assert.DoesNotContain("hunter2-pw", text, StringComparison.Ordinal); // a password in a URL is never echoed
     }
 
     [Fact]
@@ -227,7 +237,7 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
     [Fact]
     public async Task Provider_EnvSecretReference_IsSentToTheUpstream()
     {
-        var variable = "GW_TEST_SECRET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var variable = "GATEWAY_SECRET_TEST_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         Environment.SetEnvironmentVariable(variable, "sk-from-the-environment");
         var provider = "env-" + Guid.NewGuid().ToString("N")[..8];
         using var admin = Gateway.Admin();

@@ -50,13 +50,13 @@ public sealed class ResponseCacheTests(TestEnvironment env)
     public async Task CachedAnswer_IsNeverServedToAnotherKey_OnAnyInstance()
     {
         // The provider's secret is an env: reference, which every host resolves (a literal is encrypted with one host's key ring).
-        Environment.SetEnvironmentVariable("GW_CACHE_TEST_SECRET", "sk-fake-upstream-secret");
+        Environment.SetEnvironmentVariable("GATEWAY_SECRET_CACHE_TEST", "sk-fake-upstream-secret");
         var provider = "cached-" + Guid.NewGuid().ToString("N")[..8];
         var alias = provider + "/gpt-4o-mini";
         using (var admin = Gateway.Admin())
         {
             (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GW_CACHE_TEST_SECRET"}
+                {"name":"{{provider}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_CACHE_TEST"}
                 """))).EnsureSuccessStatusCode();
             (await admin.PostAsync("/admin/models", Json($$"""
                 {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}

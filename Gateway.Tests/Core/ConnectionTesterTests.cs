@@ -29,7 +29,7 @@ public sealed class ConnectionTesterTests(TestEnvironment env)
     [Fact]
     public async Task TestConnection_OpenAIWithSecretReference_ListsModelsWithTheBearerKey()
     {
-        var variable = "GW_CONN_TEST_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var variable = "GATEWAY_SECRET_CONN_TEST_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         Environment.SetEnvironmentVariable(variable, "sk-from-env-for-test-connection");
         var name = await AddProviderAsync("openai", env.Upstream.BaseUrl, secretRef: $"env:{variable}");
 
@@ -105,7 +105,7 @@ public sealed class ConnectionTesterTests(TestEnvironment env)
     [Fact]
     public async Task TestConnection_SecretReferenceNotSet_SaysSoWithoutCalling()
     {
-        var variable = "GW_CONN_UNSET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var variable = "GATEWAY_SECRET_CONN_UNSET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         var name = await AddProviderAsync("openai", env.Upstream.BaseUrl, secretRef: $"env:{variable}");
 
         var check = await Tester.TestAsync(name, TestContext.Current.CancellationToken);

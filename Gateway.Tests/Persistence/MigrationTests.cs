@@ -73,7 +73,7 @@ public sealed class MigrationTests(TestEnvironment env)
             {
               // comments are allowed, like in appsettings.json
               "providers": [
-                { "name": "upstream", "protocol": "openai", "base_url": "{{env.Upstream.BaseUrl}}", "secret_ref": "env:GW_SEED_TEST_KEY" }
+                { "name": "upstream", "protocol": "openai", "base_url": "{{env.Upstream.BaseUrl}}", "secret_ref": "env:GATEWAY_SECRET_SEED_TEST" }
               ],
               "models": [
                 { "alias": "cheap", "provider": "upstream", "upstream_model": "gpt-4o-mini",
