@@ -7,7 +7,7 @@ namespace Gateway.Api.Endpoints;
 
 /// <summary>
 /// Prompt and answer text in the logs, only with <c>Gateway:LogBodies</c> on, and always redacted first (personal data,
-/// card numbers, national ids, API-key-like strings). Category <c>Gateway.Bodies</c>, so a sink can route or drop it.
+/// card numbers, national ids, API-key-like strings, JSON Web Tokens, password/secret/token values). Category <c>Gateway.Bodies</c>, so a sink can route or drop it.
 /// </summary>
 internal static partial class BodyLog
 {
@@ -25,6 +25,32 @@ internal static partial class BodyLog
         if (Logger(http) is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
         var redacted = Redactor.Redact(text);
         Log.Answer(logger, requestId, redacted);
+    }
+
+    /// <summary>A non-streamed answer: OpenAI-compatible ones pass through unparsed, so their text is read from the body here.</summary>
+    public static void Answer(HttpContext http, Guid requestId, Gateway.Core.Providers.UpstreamCompletion completion)
+    {
+        if (Logger(http) is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
+        var redacted = Redactor.Redact(completion.Text is { Length: > 0 } text ? text : TextOf(completion.Body));
+        Log.Answer(logger, requestId, redacted);
+    }
+
+    // Every choice's message content of a chat.completion; empty when the body is not one.
+    private static string TextOf(ReadOnlyMemory<byte> body)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            if (!doc.RootElement.TryGetProperty("choices", out var choices) || choices.ValueKind != System.Text.Json.JsonValueKind.Array) return "";
+            return string.Join("\n", choices.EnumerateArray()
+                .Select(c => c.TryGetProperty("message", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.Object
+                    && m.TryGetProperty("content", out var content) && content.ValueKind == System.Text.Json.JsonValueKind.String ? content.GetString() : null)
+                .Where(t => t is not null));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return "";
+        }
     }
 
     private static ILogger? Logger(HttpContext http)

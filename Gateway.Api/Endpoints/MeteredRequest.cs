@@ -89,7 +89,7 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
     public async Task WriteAsync(UpstreamCompletion completion, string provider, string model, CancellationToken ct)
     {
         Meter.Succeeded(completion.Usage, completion.ServedModel, completion.Text, completion.UsageEstimated);
-        BodyLog.Answer(Http, Meter.RequestId, completion.Text);
+        BodyLog.Answer(Http, Meter.RequestId, completion);
         await FinishingAsync();
         ChatCompletionsEndpoints.WriteRouteHeaders(Http, provider, completion.ServedModel ?? model);
         Http.Response.ContentType = "application/json";

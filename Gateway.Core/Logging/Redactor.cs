@@ -7,13 +7,16 @@ namespace Gateway.Core.Logging;
 /// Removes personal data and secrets from text before it reaches a log sink: e-mail addresses, phone numbers,
 /// payment card numbers (only digit runs that pass the Luhn check), national ids (US SSN, UK National Insurance
 /// number) and API-key-like strings (OpenAI/Anthropic <c>sk-…</c>, this gateway's <c>gw-…</c>, Google <c>AIza…</c>,
-/// AWS <c>AKIA…</c>, GitHub, Slack, bearer tokens, and any long unbroken token of key characters).
+/// AWS <c>AKIA…</c>, GitHub, Slack, bearer tokens, and any long unbroken token of key characters), JSON Web Tokens, and the
+/// value after a <c>password</c>, <c>secret</c>, <c>token</c> or <c>api_key</c> name (<c>password: hunter2</c>).
 /// </summary>
 public static partial class Redactor
 {
     public static string Redact(string text)
     {
         if (string.IsNullOrEmpty(text)) return text;
+        text = Jwt().Replace(text, "[REDACTED:token]");
+        text = SecretValue().Replace(text, m => m.Groups["name"].Value + m.Groups["sep"].Value + "[REDACTED:secret]");
         text = ApiKey().Replace(text, "[REDACTED:key]");
         text = Email().Replace(text, "[REDACTED:email]");
         text = Ssn().Replace(text, "[REDACTED:national-id]");
@@ -46,6 +49,15 @@ public static partial class Redactor
 
     [GeneratedRegex(@"(?i)\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}|gw-[A-Za-z0-9_\-]{20,}|gwm-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{30,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9\-]{10,})|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{16,}|\b[A-Za-z0-9_\-]{40,}\b", Options)]
     private static partial Regex ApiKey();
+
+    // A JSON Web Token: three base64url parts, the first two starting with a JSON object ("eyJ").
+    [GeneratedRegex(@"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", Options)]
+    private static partial Regex Jwt();
+
+    // "password: hunter2", "secret=…", "api_key is …", "token": "…": the name stays, the value (whatever its length or
+    // characters, up to the next space or quote) goes.
+    [GeneratedRegex(@"(?i)(?<name>\b(?:[A-Za-z0-9]+_)*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_\- ]?key|access[_\- ]?key|private[_\- ]?key)\b""?)(?<sep>\s*[:=]\s*""?|\s+is\s+""?)[^\s""',;]+", Options)]
+    private static partial Regex SecretValue();
 
     [GeneratedRegex(@"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b", Options)]
     private static partial Regex Email();

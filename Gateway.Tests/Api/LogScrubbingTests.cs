@@ -25,6 +25,13 @@ public sealed class LogScrubbingTests(TestEnvironment env)
     [InlineData("key sk-ant-api03-abcdefghijklmnopqrstuv and gw-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "key [REDACTED:key] and [REDACTED:key]")]
     [InlineData("Authorization: Bearer abcdefghijklmnop.qrstuvwx", "Authorization: [REDACTED:key]")]
     [InlineData("meeting on 2026-11-24 at 10:30, room 12", "meeting on 2026-11-24 at 10:30, room 12")]
+    [InlineData("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U here",
+        "jwt [REDACTED:token] here")]
+    [InlineData("my password: hunter2", "my password: [REDACTED:secret]")]
+    [InlineData("the password is Xk9#mP2$vL5@nQ8&wR3*tY6!zB4^cF7 ok", "the password is [REDACTED:secret] ok")]
+    [InlineData("""{"token": "abc123def", "api_key":"zz-1"}""", """{"token": "[REDACTED:secret]", "api_key":"[REDACTED:secret]"}""")]
+    [InlineData("DB_SECRET=s3cr3t!", "DB_SECRET=[REDACTED:secret]")]
+    [InlineData("a token of thanks", "a token of thanks")]
     public void Redactor_RemovesPersonalDataAndSecrets_KeepsOrdinaryText(string text, string expected) =>
         Assert.Equal(expected, Redactor.Redact(text));
 
@@ -55,6 +62,21 @@ public sealed class LogScrubbingTests(TestEnvironment env)
         var leaked = lines.Where(l => RawValues.Any(v => l.Contains(v, StringComparison.Ordinal))).ToList();
         Assert.True(leaked.Count == 0, string.Join("\n", leaked));
         Assert.All(lines, l => Assert.DoesNotContain(key, l, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task BodyLoggingOn_APassedThroughAnswerIsLoggedWithItsText()
+    {
+        await using var host = new GatewayHost(env.Postgres.ConnectionString,
+            new() { ["Gateway:LogBodies"] = "true", ["Logging:LogLevel:Default"] = "Trace" });
+        var alias = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await host.CreateKeyAsync();
+        using var client = host.Client(key);
+
+        (await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""))).EnsureSuccessStatusCode();
+
+        var answer = Assert.Single(host.Logs.Lines, l => l.Contains("answer (redacted)", StringComparison.Ordinal));
+        Assert.Contains(FakeOpenAI.Answer, answer, StringComparison.Ordinal); // it was logged as empty
     }
 
     [Fact]
