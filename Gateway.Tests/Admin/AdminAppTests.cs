@@ -271,6 +271,22 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1, Name = "Spend" })).ToBeVisibleAsync();
     }
 
+    [Theory]
+    [InlineData("/account/login")]
+    [InlineData("/")]
+    [InlineData("/favicon.svg")]
+    public async Task EveryAnswer_CarriesTheSecurityHeaders(string path)
+    {
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = browser.App.BaseAddress };
+
+        var response = await client.GetAsync(path);
+
+        Assert.Equal("nosniff", response.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.Equal("same-origin", response.Headers.GetValues("Referrer-Policy").Single());
+        // Blazor adds its own "frame-ancestors 'self'" to interactive pages; a browser enforces every policy, so 'none' holds.
+        Assert.Contains(response.Headers.GetValues("Content-Security-Policy"), p => p.Contains("frame-ancestors 'none'", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task Favicon_IsLinkedAndServed_AndPagesLoadWithoutA404()
     {
