@@ -77,20 +77,9 @@ public sealed class FailoverRecoveryHttpTests(TestEnvironment env)
     {
         await using var upstream = await SwitchableUpstream.StartAsync();
         upstream.Status = 503;
-        // A host of its own with a short break, so its breakers hold only this test's provider; the secret is an env:
-        // reference, which every host resolves (a literal is encrypted with the creating host's key ring).
-        Environment.SetEnvironmentVariable("GATEWAY_SECRET_RECOVERY_TEST", "sk-fake-upstream-secret");
-        var provider = "recovering-" + Guid.NewGuid().ToString("N")[..8];
-        var alias = provider + "/gpt-4o-mini";
-        using (var admin = Gateway.Admin())
-        {
-            (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_RECOVERY_TEST"}
-                """))).EnsureSuccessStatusCode();
-            (await admin.PostAsync("/admin/models", Json($$"""
-                {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}
-                """))).EnsureSuccessStatusCode();
-        }
+        // A host of its own with a short break, so its breakers hold only this test's provider.
+        var alias = await Gateway.AddModelAsync(upstream.BaseUrl, "gpt-4o-mini", inputPrice: 1m, outputPrice: 4m, everyHost: true);
+        var provider = alias.Split('/')[0];
         var (key, _) = await Gateway.CreateKeyAsync();
         await using var host = new GatewayHost(env.Postgres.ConnectionString, new()
         {

@@ -48,22 +48,14 @@ public sealed class HardCapBypassTests(TestEnvironment env)
     public async Task TwoLimitFields_OverTwoInstances_SpendStaysUnderTheCap(string limits)
     {
         await using var upstream = await GreedyUpstream.StartAsync();
-        Environment.SetEnvironmentVariable("GATEWAY_SECRET_BYPASS_TEST", "sk-fake-upstream-secret");
-        var provider = "greedy-" + Guid.NewGuid().ToString("N")[..8];
-        var alias = provider + "/greedy-1";
+        // max_tokens_field "max_tokens": the quirk renames max_completion_tokens only when max_tokens is absent.
+        var alias = await env.Gateway.AddModelAsync(upstream.BaseUrl, "greedy-1", inputPrice: 1m, outputPrice: 10m,
+            settings: new JsonObject { ["max_tokens_field"] = "max_tokens" }, everyHost: true);
         const decimal Cap = 0.01m;
         Guid keyId;
         string key;
         using (var admin = env.Gateway.Admin())
         {
-            // max_tokens_field "max_tokens": the quirk renames max_completion_tokens only when max_tokens is absent.
-            (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_BYPASS_TEST",
-                 "settings":{"max_tokens_field":"max_tokens"} }
-                """))).EnsureSuccessStatusCode();
-            (await admin.PostAsync("/admin/models", Json($$"""
-                {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"greedy-1","input_price_per_mtok":1,"output_price_per_mtok":10}
-                """))).EnsureSuccessStatusCode();
             var created = await admin.PostAsync("/admin/keys", Json($$"""{"name":"capped-{{Guid.NewGuid():N}}","hard_cap_usd":{{Cap}}}"""));
             created.EnsureSuccessStatusCode();
             var body = JsonNode.Parse(await created.Content.ReadAsStringAsync())!;

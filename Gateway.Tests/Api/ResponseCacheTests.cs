@@ -49,20 +49,7 @@ public sealed class ResponseCacheTests(TestEnvironment env)
     [Fact]
     public async Task CachedAnswer_IsNeverServedToAnotherKey_OnAnyInstance()
     {
-        // The provider's secret is an env: reference, which every host resolves (a literal is encrypted with one host's key ring).
-        Environment.SetEnvironmentVariable("GATEWAY_SECRET_CACHE_TEST", "sk-fake-upstream-secret");
-        var provider = "cached-" + Guid.NewGuid().ToString("N")[..8];
-        var alias = provider + "/gpt-4o-mini";
-        using (var admin = Gateway.Admin())
-        {
-            (await admin.PostAsync("/admin/providers", Json($$"""
-                {"name":"{{provider}}","protocol":"openai","base_url":"{{env.Upstream.BaseUrl}}","secret_ref":"env:GATEWAY_SECRET_CACHE_TEST"}
-                """))).EnsureSuccessStatusCode();
-            (await admin.PostAsync("/admin/models", Json($$"""
-                {"alias":"{{alias}}","provider":"{{provider}}","upstream_model":"gpt-4o-mini","input_price_per_mtok":1,"output_price_per_mtok":4}
-                """))).EnsureSuccessStatusCode();
-        }
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(alias) is not null);
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", everyHost: true);
         var (tenantA, tenantB, tenantC) = (await CachingKeyAsync(300), await CachingKeyAsync(300), await CachingKeyAsync(300));
         await using var second = new GatewayHost(env.Postgres.ConnectionString);
         await GatewayHost.WaitUntilAsync(() => second.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(alias) is not null

@@ -104,17 +104,29 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     }
 
     /// <summary>Adds a provider pointing at <paramref name="baseUrl"/> and a model alias for it, then waits until this host serves it.</summary>
+    /// <param name="everyHost">
+    /// The provider's secret as an <c>env:</c> reference, which every host resolves, for tests with a second instance (a literal
+    /// secret is encrypted with this host's key ring, which other hosts cannot read).
+    /// </param>
     public async Task<string> AddModelAsync(string baseUrl, string upstreamModel, string protocol = "openai",
         decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m, JsonObject? settings = null, int? maxOutputTokens = null,
-        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null, int? timeoutMs = null)
+        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null, int? timeoutMs = null, bool everyHost = false)
     {
         var provider = "fake-" + Guid.NewGuid().ToString("N")[..10];
         var alias = $"{provider}/{upstreamModel}";
-        using var admin = Admin();
-        (await admin.PostAsJsonAsync("/admin/providers", new JsonObject
+        var body = new JsonObject { ["name"] = provider, ["protocol"] = protocol, ["base_url"] = baseUrl, ["settings"] = settings };
+        if (everyHost)
         {
-            ["name"] = provider, ["protocol"] = protocol, ["base_url"] = baseUrl, ["secret"] = secret, ["settings"] = settings,
-        })).EnsureSuccessStatusCode();
+            var variable = "GATEWAY_SECRET_" + provider.ToUpperInvariant().Replace('-', '_');
+            Environment.SetEnvironmentVariable(variable, secret);
+            body["secret_ref"] = "env:" + variable;
+        }
+        else
+        {
+            body["secret"] = secret;
+        }
+        using var admin = Admin();
+        (await admin.PostAsJsonAsync("/admin/providers", body)).EnsureSuccessStatusCode();
         (await admin.PostAsJsonAsync("/admin/models", new JsonObject
         {
             ["alias"] = alias, ["provider"] = provider, ["upstream_model"] = upstreamModel,
