@@ -233,7 +233,7 @@ internal static class ChatCompletionsEndpoints
                 var at = attempts.FindLastIndex(a => a.Provider == route.Provider.Name && a.Model == route.UpstreamModel);
                 if (at >= 0) attempts[at] = attempts[at] with { Outcome = ex.Failure.Outcome + "_mid_stream" };
                 var health = http.RequestServices.GetRequiredService<ProviderHealth>();
-                await health.ReportFailureAsync(route.Provider.Name, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
+                await health.ReportFailureAsync(ex.Failure, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
                 FailoverResult<PrimedStream> next;
                 try
                 {
@@ -276,7 +276,7 @@ internal static class ChatCompletionsEndpoints
                     if (at >= 0) attempts[at] = attempts[at] with { Outcome = provider.Failure.Outcome + "_mid_stream" };
                     meter.Attempted(attempts, decision.First, route, served: false);
                     var health = http.RequestServices.GetRequiredService<ProviderHealth>();
-                    await health.ReportFailureAsync(route.Provider.Name, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
+                    await health.ReportFailureAsync(provider.Failure, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
                 }
                 if (!http.Response.HasStarted)
                 {

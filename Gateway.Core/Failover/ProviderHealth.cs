@@ -152,11 +152,20 @@ public sealed partial class ProviderHealth
     private DateTimeOffset? CoolingUntil(string key, DateTimeOffset now) =>
         _coolDowns.TryGetValue(key, out var until) && until > now ? until : null;
 
-    /// <summary>Counts a failure seen outside a call (a stream that broke after its first token) against both breakers.</summary>
-    public async ValueTask ReportFailureAsync(string provider, string modelKey)
+    /// <summary>
+    /// A failure seen outside a call (a stream that broke after its first token), judged as a call's would be: a 429 (a
+    /// provider's in-stream rate-limit error) counts in no breaker and cools the model down if it named a wait; anything else
+    /// counts against both breakers.
+    /// </summary>
+    public async ValueTask ReportFailureAsync(UpstreamFailure failure, string modelKey)
     {
-        var failed = new UpstreamResult<object>(null, new UpstreamFailure(UpstreamFailureKind.Protocol, provider, "broke mid-stream"));
-        foreach (var key in (string[])[modelKey, provider])
+        if (failure.Kind == UpstreamFailureKind.RateLimited)
+        {
+            CoolDown(failure, modelKey);
+            return;
+        }
+        var failed = new UpstreamResult<object>(null, failure);
+        foreach (var key in (string[])[modelKey, failure.Provider])
         {
             var context = ResilienceContextPool.Shared.Get();
             try

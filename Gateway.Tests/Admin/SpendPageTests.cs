@@ -19,6 +19,20 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
     private static List<string[]> Rows(string csv) =>
         [.. csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(','))];
 
+    /// <summary>A Finance user's page on the spend dashboard, interactive; with <paramref name="key"/>, filtered to that key.</summary>
+    private async Task<IPage> SpendPageAsync(string? key = null)
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/");
+        await AdminBrowser.WaitInteractiveAsync(page);
+        if (key is null) return page;
+        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(key);
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = key }).ClickAsync();
+        return page;
+    }
+
     [Fact]
     public async Task FinanceUser_FiltersToAKey_SeesItsCost_AndExportsCsvsThatMatchTheDatabase()
     {
@@ -36,14 +50,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
         var groups = await db.ExecuteScalarAsync<long>("SELECT count(DISTINCT (day, model)) FROM usage_daily_models WHERE key_id = @keyId", new { keyId });
         var cost = usage.Sum(r => r.CostUsd);
-        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
-        var page = await browser.NewPageAsync();
-
-        await AdminBrowser.SignInAsync(page, email, password);
-        await page.GotoAsync("/");
-        await AdminBrowser.WaitInteractiveAsync(page);
-        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(name);
-        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = name }).ClickAsync();
+        var page = await SpendPageAsync(name);
 
         Assert.Equal(3, usage.Count);
         Assert.True(cost > 0);
@@ -187,14 +194,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         }
         var deadline = Environment.TickCount64 + 10_000;
         while ((await env.UsageRowsForKeyAsync(keyId)).Count < 2 && Environment.TickCount64 < deadline) await Task.Delay(50);
-        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
-        var page = await browser.NewPageAsync();
-        await AdminBrowser.SignInAsync(page, email, password);
-        await page.GotoAsync("/");
-        await AdminBrowser.WaitInteractiveAsync(page);
-
-        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(name);
-        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = name }).ClickAsync();
+        var page = await SpendPageAsync(name);
 
         var groups = page.GetByTestId("groups").Locator("tbody tr");
         await Assertions.Expect(groups).ToHaveCountAsync(2);
@@ -212,11 +212,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
     [Fact]
     public async Task DateRangePicker_OpensWhollyInsideTheWindow_WithSevenWeekdayColumns()
     {
-        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
-        var page = await browser.NewPageAsync();
-        await AdminBrowser.SignInAsync(page, email, password);
-        await page.GotoAsync("/");
-        await AdminBrowser.WaitInteractiveAsync(page);
+        var page = await SpendPageAsync();
 
         await page.Locator(".mud-picker input").First.ClickAsync();
         var popup = page.Locator(".mud-popover-open").Filter(new() { Has = page.Locator(".mud-picker-calendar") });

@@ -17,11 +17,7 @@ public sealed class AbortedStreamBudgetTests(TestEnvironment env)
     {
         // Worst case per request: 4,096 output tokens at $10 per million, about $0.041; the cap holds one at a time.
         var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-stream");
-        using var admin = env.Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json($$"""{"name":"aborts-{{Guid.NewGuid():N}}","hard_cap_usd":0.05}""")))
-            .Content.ReadFromJsonAsync<JsonObject>())!;
-        var (key, keyId) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
-        await GatewayHost.WaitUntilAsync(() => env.Gateway.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key).Key is not null);
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(hardCapUsd: 0.05m);
         // No draining of an abandoned answer (HttpClient would read on for up to 2 s to reuse the connection): leaving closes it.
         using var client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = env.Gateway.BaseAddress };
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);

@@ -52,15 +52,7 @@ public sealed class HardCapBypassTests(TestEnvironment env)
         var alias = await env.Gateway.AddModelAsync(upstream.BaseUrl, "greedy-1", inputPrice: 1m, outputPrice: 10m,
             settings: new JsonObject { ["max_tokens_field"] = "max_tokens" }, everyHost: true);
         const decimal Cap = 0.01m;
-        Guid keyId;
-        string key;
-        using (var admin = env.Gateway.Admin())
-        {
-            var created = await admin.PostAsync("/admin/keys", Json($$"""{"name":"capped-{{Guid.NewGuid():N}}","hard_cap_usd":{{Cap}}}"""));
-            created.EnsureSuccessStatusCode();
-            var body = JsonNode.Parse(await created.Content.ReadAsStringAsync())!;
-            (key, keyId) = (body["key"]!.GetValue<string>(), body["id"]!.GetValue<Guid>());
-        }
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(hardCapUsd: Cap);
         await using var second = new GatewayHost(env.Postgres.ConnectionString);
         foreach (var host in new[] { env.Gateway, second })
             await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Catalog.ModelCatalog>().Find(alias) is not null
@@ -86,11 +78,7 @@ public sealed class HardCapBypassTests(TestEnvironment env)
         const decimal Cap = 0.01m;
         var alias = await env.Gateway.AddModelAsync(upstream.BaseUrl, "greedy-1", inputPrice: 1m, outputPrice: 10m,
             settings: new JsonObject { ["max_tokens_field"] = "max_tokens" });
-        using var admin = env.Gateway.Admin();
-        var created = JsonNode.Parse(await (await admin.PostAsync("/admin/keys", Json($$"""{"name":"capped-{{Guid.NewGuid():N}}","hard_cap_usd":{{Cap}}}""")))
-            .Content.ReadAsStringAsync())!;
-        var (key, keyId) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
-        await GatewayHost.WaitUntilAsync(() => env.Gateway.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key).Key is not null);
+        var (key, keyId) = await env.Gateway.CreateKeyAsync(hardCapUsd: Cap);
         using var client = env.Gateway.Client(key);
         // 200 tokens allowed by max_tokens at $10 per million: $0.002 each, so about five fit under the cap.
         var request = $$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":1,"max_tokens":200}""";

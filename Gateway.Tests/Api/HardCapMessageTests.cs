@@ -21,12 +21,7 @@ public sealed partial class HardCapMessageTests(TestEnvironment env)
 
     private async Task<HttpClient> CappedClientAsync(string cap)
     {
-        using var admin = env.Gateway.Admin();
-        var created = await admin.PostAsync("/admin/keys", Json($$"""{"name":"capped-{{Guid.NewGuid():N}}","hard_cap_usd":{{cap}}}"""));
-        created.EnsureSuccessStatusCode();
-        var key = (await created.Content.ReadFromJsonAsync<JsonObject>())!["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => env.Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
+        var (key, _) = await env.Gateway.CreateKeyAsync(hardCapUsd: decimal.Parse(cap, CultureInfo.InvariantCulture));
         return env.Gateway.Client(key);
     }
 

@@ -217,6 +217,23 @@ public sealed class FailoverRecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task MidStreamBreaks_CountInTheBreakers_ButAnInStreamRateLimitOnlyCoolsTheModelDown()
+    {
+        var modelKey = ProviderHealth.ModelKey(Alpha.Name, "m1");
+        var upstream = new Upstream();
+        var route = Route(Alpha, "m1");
+        Assert.Null((await RunAsync(upstream, route)).Failure); // the breakers exist, closed
+
+        for (var i = 0; i < 5; i++) await _health.ReportFailureAsync(RateLimited(Alpha, 3), modelKey);
+        Assert.Equal(("Closed", "cooling_down"), (_health.States()[Alpha.Name], _health.Check(Alpha.Name, modelKey)?.Reason));
+
+        _time.Advance(TimeSpan.FromSeconds(4));
+        for (var i = 0; i < 2; i++)
+            await _health.ReportFailureAsync(new UpstreamFailure(UpstreamFailureKind.Protocol, Alpha.Name, "the connection failed"), modelKey);
+        Assert.Equal("Open", _health.States()[Alpha.Name]);
+    }
+
+    [Fact]
     public async Task EveryCandidateCoolingDown_CallsTheOneWhoseWaitEndsFirst()
     {
         var upstream = new Upstream();

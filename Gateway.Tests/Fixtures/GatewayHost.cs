@@ -83,7 +83,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
 
     /// <summary>Issues a key through the admin API; returns the key and its id.</summary>
     public async Task<(string Key, Guid Id)> CreateKeyAsync(string? name = null, string[]? allowedModels = null, DateTimeOffset? expiresAt = null,
-        int? rpmLimit = null, int? tpmLimit = null, string? injectionFilter = null)
+        int? rpmLimit = null, int? tpmLimit = null, string? injectionFilter = null, decimal? hardCapUsd = null)
     {
         using var admin = Admin();
         var response = await admin.PostAsJsonAsync("/admin/keys", new JsonObject
@@ -94,6 +94,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
             ["rpm_limit"] = rpmLimit,
             ["tpm_limit"] = tpmLimit,
             ["injection_filter"] = injectionFilter,
+            ["hard_cap_usd"] = hardCapUsd,
         });
         response.EnsureSuccessStatusCode();
         var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
