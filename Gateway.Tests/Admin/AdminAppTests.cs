@@ -154,8 +154,9 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         Assert.Equal("mock-mini-1", await ServedModelAsync(client, virtualAlias, "mock-mini-1"));
         await page.GetByRole(AriaRole.Switch, new() { Name = $"Enabled {second}", Exact = true }).UncheckAsync();
         Assert.Equal("mock-1", await ServedModelAsync(client, virtualAlias, "mock-1"));
-        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete rule {first}", Exact = true }).ClickAsync();
-        await page.GetByRole(AriaRole.Dialog).GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        // The disable re-renders the table; a click landing during that render is dropped, so it is repeated if no dialog shows.
+        var confirm = await AdminBrowser.OpenDialogAsync(page, page.GetByRole(AriaRole.Button, new() { Name = $"Delete rule {first}", Exact = true }));
+        await confirm.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = first, Exact = true })).ToHaveCountAsync(0);
 
         Assert.Equal("HTTP 404", await ServedModelAsync(client, virtualAlias, "HTTP 404")); // no enabled rule left for the virtual alias
