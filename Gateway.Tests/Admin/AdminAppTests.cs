@@ -30,7 +30,7 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         var title = page.GetByRole(AriaRole.Heading, new() { Level = 1, Name = "API keys" });
         await Assertions.Expect(title).ToBeFocusedAsync();
         Assert.Equal("none", await title.EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
-        await page.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+        await AdminBrowser.OpenDialogAsync(page, page.GetByRole(AriaRole.Button, new() { Name = "Issue key" })); // right after navigation
         var name = "browser-" + Guid.NewGuid().ToString("N")[..8];
         await page.GetByLabel("Name").FillAsync(name);
         await page.GetByLabel("Daily budget (USD)").FillAsync("5");
