@@ -168,9 +168,9 @@ internal static class ChatCompletionsEndpoints
 
     /// <summary>
     /// Relays a primed stream. If it breaks after the client has had tokens (text only, no tool calls yet)
-    /// and the chain has candidates left, the answer continues on the next one: it gets the conversation,
-    /// the partial answer and an instruction to go on, and its chunks are spliced in under the same chunk
-    /// id (its own role chunk dropped). Otherwise the stream ends with an OpenAI error event and [DONE].
+    /// and the chain has candidates left, the answer continues on the next one (<see cref="ChatGateway.ContinueStreamAsync"/>:
+    /// natively where its protocol can, else with an instruction), and its chunks are spliced in under the same chunk id (its own
+    /// role chunk dropped, any repetition of the partial answer removed). Otherwise the stream ends with an OpenAI error event and [DONE].
     /// </summary>
     /// <returns>For a <paramref name="cacheable"/> request, its id, creation time and finish reason when the answer came whole from
     /// one candidate; otherwise null.</returns>
@@ -185,9 +185,8 @@ internal static class ChatCompletionsEndpoints
         var output = http.Response.BodyWriter;
         var route = opened.Route!;
         var attempts = opened.Attempts.ToList();
-        var answered = new System.Text.StringBuilder(); // what earlier, broken attempts gave the client
+        ContinuationSplice? splice = null; // set once the answer continues on another candidate
         string? chunkId = null;
-        var spliced = false;
         var toolCallsSent = false;
         (long Created, string? Finish) seen = default;
         while (true)
@@ -201,9 +200,9 @@ internal static class ChatCompletionsEndpoints
                     // The gateway always asks for usage; a client that did not ask does not get the usage chunk.
                     if (chunk.IsUsageOnly && !request.ClientWantsStreamUsage) continue;
                     var json = chunk.Json;
-                    if (spliced)
+                    if (splice is not null)
                     {
-                        if (Spliced(json, chunkId, chunk.IsUsageOnly ? meter.EarlierTokens : null) is not { } rewritten) continue;
+                        if (Spliced(json, chunkId, chunk.IsUsageOnly ? meter.EarlierTokens : null, splice) is not { } rewritten) continue;
                         json = rewritten;
                     }
                     else
@@ -211,18 +210,18 @@ internal static class ChatCompletionsEndpoints
                         chunkId ??= IdOf(json);
                     }
                     toolCallsSent |= chunk.HasToolCall;
-                    if (cacheable && !spliced) seen = Seen(json, seen);
+                    if (cacheable && splice is null) seen = Seen(json, seen);
                     output.Write("data: "u8);
                     output.Write(json.Span);
                     output.Write("\n\n"u8);
                     await output.FlushAsync(ct);
                 }
                 meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
-                BodyLog.Answer(http, meter.RequestId, answered + stream.Text.ToString());
+                BodyLog.Answer(http, meter.RequestId, splice?.ClientText ?? stream.Text.ToString());
                 await context.FinishingAsync();
                 output.Write("data: [DONE]\n\n"u8);
                 await output.FlushAsync(ct);
-                return !spliced && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
+                return splice is null && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
             }
             // Not for a key with a hard cap: its reservation covered one answer, not a second call.
             catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
@@ -235,10 +234,10 @@ internal static class ChatCompletionsEndpoints
                 var health = http.RequestServices.GetRequiredService<ProviderHealth>();
                 await health.ReportFailureAsync(ex.Failure, ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel));
                 FailoverResult<PrimedStream> next;
+                var partial = splice?.ClientText ?? stream.Text.ToString();
                 try
                 {
-                    var partial = answered.ToString() + stream.Text;
-                    next = await gateway.OpenStreamAsync(meter.RequestId, gateway.Continuation(request, partial), remaining, ct);
+                    next = await gateway.ContinueStreamAsync(meter.RequestId, request, partial, remaining, ct);
                 }
                 catch (Exception bug) when (bug is not OperationCanceledException)
                 {
@@ -255,11 +254,10 @@ internal static class ChatCompletionsEndpoints
                 }
                 meter.ContinuedAfter(route, stream.Usage, stream.Text.ToString());
                 meter.Attempted(attempts, decision.First, next.Route, served: true, next.Billed);
-                answered.Append(stream.Text);
                 await context.Primed.DisposeAsync();
                 context.Primed = next.Value!;
                 route = next.Route!;
-                spliced = true;
+                splice = new ContinuationSplice(partial);
             }
             catch (Exception ex) when (ex is UpstreamStreamException || !ct.IsCancellationRequested && ex is not OperationCanceledException and not IOException)
             {
@@ -333,16 +331,22 @@ internal static class ChatCompletionsEndpoints
     }
 
     /// <summary>
-    /// A continuation's chunk as the client must see it: the first attempt's id, and usage counting both
-    /// attempts. Null for the continuation's own opening (role only), which the client already had.
+    /// A continuation's chunk as the client must see it: the first attempt's id, its text as the splice lets it through, and usage
+    /// counting every attempt. Null for a chunk left with nothing to say: the continuation's own opening (role only), which the
+    /// client already had, or text held back as a possible repetition of the partial answer.
     /// </summary>
-    private static ReadOnlyMemory<byte>? Spliced(ReadOnlyMemory<byte> json, string? id, (int Prompt, int Completion)? earlier)
+    private static ReadOnlyMemory<byte>? Spliced(ReadOnlyMemory<byte> json, string? id, (int Prompt, int Completion)? earlier, ContinuationSplice splice)
     {
         var node = JsonNode.Parse(json.Span)!.AsObject();
-        if (node["choices"] is JsonArray { Count: 1 } choices && choices[0] is JsonObject choice && choice["delta"] is JsonObject delta
-            && delta["role"] is not null && string.IsNullOrEmpty(delta["content"]?.GetValue<string>()) && delta["tool_calls"] is null
-            && choice["finish_reason"] is null) // JSON null reads as null
-            return null;
+        if (node["choices"] is JsonArray { Count: 1 } choices && choices[0] is JsonObject choice && choice["delta"] is JsonObject delta)
+        {
+            if (delta["content"] is JsonValue content && content.TryGetValue<string>(out var text))
+                delta["content"] = splice.Next(text);
+            if (string.IsNullOrEmpty(delta["content"]?.GetValue<string>()) && delta["tool_calls"] is null && choice["finish_reason"] is null
+                && node["usage"] is null && delta.All(p => p.Key is "role" or "content" || p.Value is null))
+                return null;
+            delta.Remove("role"); // the client had the role from the first attempt
+        }
         if (id is not null) node["id"] = id;
         if (earlier is { } more && node["usage"] is JsonObject usage)
         {

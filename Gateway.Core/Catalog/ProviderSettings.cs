@@ -39,6 +39,12 @@ public sealed record ProviderSettings
     /// </summary>
     public bool? StreamUsage { get; init; }
 
+    /// <summary>
+    /// OpenAI-compatible: whether the API continues a last assistant message marked <c>"prefix": true</c> (DeepSeek's chat prefix
+    /// completion on its <c>/beta</c> base URL, Mistral). True: a broken stream continues there natively.
+    /// </summary>
+    public bool? PrefixCompletion { get; init; }
+
     [JsonIgnore] public bool SendsStreamUsage => StreamUsage ?? true;
 
     [JsonIgnore] public bool ChangesOpenAIBody => MaxTokensField is not null || DropParams is { Count: > 0 } || StreamUsage == false;

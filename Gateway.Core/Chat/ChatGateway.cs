@@ -10,15 +10,16 @@ using Gateway.Core.Telemetry;
 using Gateway.Core.Tokens;
 using System.Text.Json;
 using Gateway.Core.Wire;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Core.Chat;
 
 /// <summary>The proxy's core: resolves a request to a model and provider, calls it, and meters it.</summary>
-public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
+public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerable<IChatProvider> providers, IEnumerable<IEmbeddingProvider> embedders,
     TokenCounter tokens, UsageChannel usage, TimeProvider time, FailoverExecutor failover, IOptions<FailoverOptions> failoverOptions,
     Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, Budgets.BudgetCalendar calendar, IOptions<GatewayOptions> options,
-    Guards.InjectionFilter injection, GatewayMetrics metrics)
+    Guards.InjectionFilter injection, GatewayMetrics metrics, ILogger<ChatGateway> log)
 {
     /// <summary>Output limit assumed for a worst case when neither the request nor the model sets one.</summary>
     public const int DefaultWorstCaseOutputTokens = 4096;
@@ -260,29 +261,78 @@ public sealed class ChatGateway(ModelCatalog catalog, RuleBook rules, IEnumerabl
     /// (within the model's <c>ttft_timeout_ms</c>, else Gateway:Failover:DefaultTtftTimeoutMs).
     /// </summary>
     public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
-        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => PrimedStream.OpenAsync(
-            open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
-            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), token), ct);
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, request, route, token), ct);
+
+    private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, CancellationToken ct) =>
+        PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
+            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
 
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
 
-    /// <summary>What a continuation asks of the next candidate after a stream broke mid-answer.</summary>
+    /// <summary>What a continuation asks of a candidate that cannot continue the partial answer natively.</summary>
     public const string ContinuePrompt = "Continue exactly where your previous message stopped. Do not repeat any of it and do not comment on the interruption.";
 
+    // Provider/model pairs that refused a prefilled continuation (400) once: asked with the instruction from then on.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _prefillRefused = new(StringComparer.Ordinal);
+
     /// <summary>
-    /// The request that continues a broken stream elsewhere: the conversation, the partial answer as an
-    /// assistant message, and an instruction to go on from its last token.
+    /// Continues a broken stream on the remaining candidates, each asked in the form its protocol continues natively: Anthropic gets
+    /// the partial answer as a prefilled last assistant turn (trailing whitespace trimmed, as the API requires), an
+    /// OpenAI-compatible API whose provider sets <c>prefix_completion</c> gets it as an assistant message with <c>"prefix": true</c>.
+    /// Other protocols, JSON mode, and models that once refused a prefill with a 400 (newer Claude models do) get the partial
+    /// answer followed by <see cref="ContinuePrompt"/>. A refused prefill is retried on the same candidate with the instruction.
+    /// The client's output limit covers the whole answer, the part already sent included.
     /// </summary>
-    public ChatCompletionRequest Continuation(ChatCompletionRequest original, string partialAnswer)
+    public Task<FailoverResult<PrimedStream>> ContinueStreamAsync(Guid requestId, ChatCompletionRequest original, string partialAnswer,
+        IReadOnlyList<ModelRoute> chain, CancellationToken ct)
     {
         var copy = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(original, GatewayJsonContext.Wire.ChatCompletionRequest),
             GatewayJsonContext.Wire.ChatCompletionRequest)!;
-        // The client's output limit covers the whole answer, the part already sent included.
         var sent = tokens.Count(partialAnswer);
         if (copy.MaxCompletionTokens is { } maxCompletion) copy.MaxCompletionTokens = Math.Max(1, maxCompletion - sent);
         if (copy.MaxTokens is { } max) copy.MaxTokens = Math.Max(1, max - sent);
-        copy.Messages!.Add(new ChatMessage { Role = "assistant", Content = JsonSerializer.SerializeToElement(partialAnswer, GatewayJsonContext.Wire.String) });
-        copy.Messages.Add(new ChatMessage { Role = "user", Content = JsonSerializer.SerializeToElement(ContinuePrompt, GatewayJsonContext.Wire.String) });
-        return copy;
+        var instructed = copy.WithMessages([.. copy.Messages!, Message("assistant", partialAnswer), Message("user", ContinuePrompt)]);
+        return failover.RunAsync(GatewayTelemetry.Chat, chain, async (route, token) =>
+        {
+            if (Prefilled(route, copy, partialAnswer) is not { } native) return await OpenPrimedAsync(requestId, instructed, route, token);
+            var opened = await OpenPrimedAsync(requestId, native, route, token);
+            if (opened.Failure is not { Kind: UpstreamFailureKind.CallerError, UpstreamStatus: 400 } refusal) return opened;
+            var retried = await OpenPrimedAsync(requestId, instructed, route, token);
+            // Only a refusal the instruction got past was the prefill's: remembered, so later continuations skip the refused call.
+            if (retried.Failure is not { Kind: UpstreamFailureKind.CallerError }
+                && _prefillRefused.TryAdd(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel), 0))
+                Log.PrefillRefused(log, route.Provider.Name, route.UpstreamModel, refusal.CallerError?.Message ?? refusal.Detail);
+            return retried;
+        }, ct);
     }
+
+    // The continuation as this candidate's protocol continues it natively, or null when it cannot.
+    private ChatCompletionRequest? Prefilled(ModelRoute route, ChatCompletionRequest copy, string partialAnswer)
+    {
+        if (_prefillRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))) return null;
+        switch (route.Provider.Protocol)
+        {
+            // JSON mode is a forced tool for Anthropic: its answer is the tool's input, not text a prefill could start.
+            case "anthropic" when copy.ResponseFormat is null && partialAnswer.TrimEnd() is { Length: > 0 } trimmed:
+                return copy.WithMessages([.. copy.Messages!, Message("assistant", trimmed)]);
+            case "openai" when route.Provider.Settings.PrefixCompletion == true:
+                var prefix = Message("assistant", partialAnswer);
+                prefix.Extra = new() { ["prefix"] = True };
+                return copy.WithMessages([.. copy.Messages!, prefix]);
+            default:
+                return null;
+        }
+    }
+
+    private static readonly JsonElement True = JsonDocument.Parse("true").RootElement.Clone();
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1703, Level = LogLevel.Information,
+            Message = "Provider {Provider} model {Model} refused a prefilled continuation ({Detail}); its continuations use an instruction from now on")]
+        public static partial void PrefillRefused(ILogger logger, string provider, string model, string detail);
+    }
+
+    private static ChatMessage Message(string role, string text) =>
+        new() { Role = role, Content = JsonSerializer.SerializeToElement(text, GatewayJsonContext.Wire.String) };
 }

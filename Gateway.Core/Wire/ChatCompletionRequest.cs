@@ -31,6 +31,14 @@ public sealed class ChatCompletionRequest
 
     [JsonIgnore] public bool IsStreaming => Stream == true;
     [JsonIgnore] public bool ClientWantsStreamUsage => StreamOptions?.IncludeUsage == true;
+
+    /// <summary>A shallow copy with other messages (the fields and unknown fields are shared, not copied).</summary>
+    public ChatCompletionRequest WithMessages(List<ChatMessage> messages)
+    {
+        var copy = (ChatCompletionRequest)MemberwiseClone();
+        copy.Messages = messages;
+        return copy;
+    }
 }
 
 public sealed class StreamOptions

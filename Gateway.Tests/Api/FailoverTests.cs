@@ -179,8 +179,9 @@ public sealed class FailoverTests(TestEnvironment env)
         Assert.DoesNotContain(chunks, c => c["error"] is not null);
         Assert.Single(chunks.Select(c => c["id"]!.GetValue<string>()).Distinct());
         Assert.Single(chunks, c => c["choices"]!.AsArray().FirstOrDefault()?["delta"]?["role"] is not null);
-        // "Hello from" came from the primary before it dropped; the fake fallback then answers in full.
-        Assert.Equal("Hello fromHello from the fake upstream.",
+        // "Hello from" came from the primary before it dropped; the fake fallback then answers in full, and the part the
+        // client already had is not repeated.
+        Assert.Equal("Hello from the fake upstream.",
             string.Concat(chunks.Select(c => c["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"]?.GetValue<string>())));
 
         var continuation = env.Upstream.Requests.Last(r => r.Body.Contains(marker, StringComparison.Ordinal)).Json;

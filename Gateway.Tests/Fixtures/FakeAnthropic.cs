@@ -12,8 +12,9 @@ namespace Gateway.Tests.Fixtures;
 /// merging turns): x-api-key and anthropic-version headers, max_tokens required, user/assistant roles
 /// only (no "system" role), alternating turns starting with user, tool_result blocks first in their
 /// user turn and naming a preceding tool_use; Sonnet 4.5+ refuses temperature with top_p, and version
-/// 2026-10-21 refuses any sampling parameter. Model names script behaviour: *-max, status-NNN,
-/// *-overloaded-midstream, *-long-prompt.
+/// 2026-10-21 refuses any sampling parameter. A last assistant turn is a prefill the answer continues (it may not end in
+/// whitespace), which Sonnet 4.6 and later refuse. Model names script behaviour: *-max, status-NNN, *-overloaded-midstream,
+/// *-long-prompt.
 /// </summary>
 public sealed class FakeAnthropic : FakeServer
 {
@@ -116,6 +117,17 @@ public sealed class FakeAnthropic : FakeServer
         }
 
         var messages = body["messages"]!.AsArray();
+        var prefill = messages[^1]!["role"]!.GetValue<string>() == "assistant" ? TextOf(messages[^1]!["content"]) : null;
+        if (prefill is not null && (model.Contains("sonnet-4-6", StringComparison.Ordinal) || model.Contains("opus-5", StringComparison.Ordinal)))
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "This model does not support assistant message prefill. The conversation must end with a user message.");
+            return;
+        }
+        if (prefill is { Length: > 0 } && char.IsWhiteSpace(prefill[^1]))
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "messages: final assistant content cannot end with trailing whitespace");
+            return;
+        }
         var lastContent = messages[^1]!["content"];
         var answeringTool = lastContent is JsonArray blocks && blocks.Any(b => b!["type"]?.GetValue<string>() == "tool_result");
         var forced = body["tool_choice"]?["type"]?.GetValue<string>() == "tool" ? body["tool_choice"]!["name"]!.GetValue<string>() : null;
@@ -141,7 +153,10 @@ public sealed class FakeAnthropic : FakeServer
         }
         else
         {
-            content = [new JsonObject { ["type"] = "text", ["text"] = maxed ? "It is" : answeringTool ? Answer : "Hello from Claude." }];
+            var said = maxed ? "It is" : answeringTool ? Answer : "Hello from Claude.";
+            // A prefilled answer is continued: the content is what follows the prefill, never the prefill again.
+            if (prefill is not null) said = said.StartsWith(prefill, StringComparison.Ordinal) ? said[prefill.Length..] : " " + said;
+            content = [new JsonObject { ["type"] = "text", ["text"] = said }];
             stopReason = maxed ? "max_tokens" : "end_turn";
         }
 
@@ -218,6 +233,13 @@ public sealed class FakeAnthropic : FakeServer
         });
         await SendAsync("message_stop", new JsonObject { ["type"] = "message_stop" });
     }
+
+    private static string TextOf(JsonNode? content) => content switch
+    {
+        JsonValue value => value.GetValue<string>(),
+        JsonArray blocks => string.Concat(blocks.Where(b => b!["type"]?.GetValue<string>() == "text").Select(b => b!["text"]!.GetValue<string>())),
+        _ => "",
+    };
 
     private static string? Validate(JsonObject body, string version)
     {

@@ -12,7 +12,9 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>no-done</c>; any other name answers normally. <c>GET /v1/models</c> lists models
+/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>; any other name answers normally. A last assistant message
+/// marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the answer is what follows it
+/// (a model named <c>*-prefix-echo</c> repeats the prefix first, as an API that returns the whole message would). <c>GET /v1/models</c> lists models
 /// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
 /// the key <see cref="RejectedKey"/> is refused everywhere as OpenAI refuses a wrong key (401 <c>invalid_api_key</c>).
 /// </summary>
@@ -131,6 +133,14 @@ public sealed class FakeOpenAI : FakeServer
             return;
         }
 
+        var answer = Answer;
+        if (body["messages"]!.AsArray()[^1] is JsonObject last && last["prefix"]?.GetValue<bool>() == true)
+        {
+            var prefix = last["content"]!.GetValue<string>();
+            var rest = Answer.StartsWith(prefix, StringComparison.Ordinal) ? Answer[prefix.Length..] : " " + Answer;
+            answer = model.EndsWith("-prefix-echo", StringComparison.Ordinal) ? prefix + rest : rest;
+        }
+
         const string id = "chatcmpl-fake0001";
         const long created = 1_741_569_952;
         if (!stream)
@@ -145,7 +155,7 @@ public sealed class FakeOpenAI : FakeServer
                   "choices": [
                     {
                       "index": 0,
-                      "message": { "role": "assistant", "content": "{{Answer}}", "refusal": null, "annotations": [] },
+                      "message": { "role": "assistant", "content": {{JsonSerializer.Serialize(answer)}}, "refusal": null, "annotations": [] },
                       "logprobs": null,
                       "finish_reason": "stop"
                     }
@@ -182,7 +192,9 @@ public sealed class FakeOpenAI : FakeServer
             return;
         }
         if (model == "late-first-token") await Task.Delay(30_000, ct); // past the client's timeout: only a first-token deadline helps
-        var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray() : ["Hello", " from", " the", " fake", " upstream."];
+        var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray()
+            : model == "drop-after-space" ? ["Hello", " from", " "]
+            : System.Text.RegularExpressions.Regex.Split(answer, "(?= )").Where(p => p.Length > 0).ToArray();
         for (var i = 0; i < pieces.Length; i++)
         {
             if (model == "slow-stream") await Task.Delay(100, ct);
@@ -194,6 +206,12 @@ public sealed class FakeOpenAI : FakeServer
                 return;
             }
             await SendAsync(Chunk($$"""{"content":{{JsonSerializer.Serialize(pieces[i])}}}""", null));
+            if (model == "drop-after-space" && i == pieces.Length - 1)
+            {
+                await Task.Delay(200, ct);
+                http.Abort();
+                return;
+            }
         }
         await SendAsync(Chunk("{}", "stop"));
         if (model == "no-done") return;
