@@ -131,7 +131,8 @@ internal static class ChatCompletionsEndpoints
 
         if (!request.IsStreaming)
         {
-            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, ct);
+            // Not for a key with a hard cap: its reservation covered one answer, not a broken one and a second call.
+            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, billedFailover: context.Reservation is null, ct);
             context.Attempted(result, route!);
             if (result.Failure is { } failed)
             {

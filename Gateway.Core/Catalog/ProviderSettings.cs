@@ -45,6 +45,12 @@ public sealed record ProviderSettings
     /// </summary>
     public bool? PrefixCompletion { get; init; }
 
+    /// <summary>
+    /// Whether non-streaming requests are called streaming and assembled (default true), which gives them the model's first-token
+    /// deadline. False: they are sent unstreamed and passed back byte for byte, bounded only by <c>timeout_ms</c>.
+    /// </summary>
+    public bool? AssembleStreams { get; init; }
+
     [JsonIgnore] public bool SendsStreamUsage => StreamUsage ?? true;
 
     [JsonIgnore] public bool ChangesOpenAIBody => MaxTokensField is not null || DropParams is { Count: > 0 } || StreamUsage == false;

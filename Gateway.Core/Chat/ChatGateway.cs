@@ -252,9 +252,71 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
             .OrderBy(m => m.Alias, StringComparer.Ordinal)
             .Select(m => new ModelEntry(m.Alias, "model", m.CreatedAt.ToUnixTimeSeconds(), m.Provider.Name))]);
 
-    /// <summary>A non-streaming completion over the model's candidate chain.</summary>
-    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
-        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
+    /// <summary>
+    /// A non-streaming completion over the model's candidate chain. Each candidate is called streaming where it can be
+    /// (<see cref="Assembles"/>) and its chunks assembled into one <c>chat.completion</c>, so the model's first-token deadline
+    /// applies as it does to streams: a candidate that hangs, stalls before its first token or breaks half-way fails over
+    /// while the client has received nothing. Elsewhere the call is one unstreamed request, bounded by <c>timeout_ms</c>.
+    /// </summary>
+    /// <param name="billedFailover">Whether an attempt that broke after the provider billed tokens may be followed by another
+    /// (not for a key whose hard-cap reservation covered one answer).</param>
+    public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain,
+        bool billedFailover, CancellationToken ct) =>
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Assembles(route, request)
+            ? CompleteStreamingAsync(requestId, request, route, billedFailover, token)
+            : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
+
+    // Request fields whose streamed form carries more than the assembler joins (log probabilities, audio, search annotations).
+    private static readonly string[] UnassembledFields = ["logprobs", "top_logprobs", "modalities", "audio", "web_search_options"];
+
+    // Provider/model pairs that refused a streamed call (400) that unstreamed they took: called unstreamed from then on.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _streamRefused = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether a non-streaming request is called streaming and assembled on this candidate: not for the offline mock, a provider
+    /// whose <c>assemble_streams</c> is false, a model that refused a streamed call, more than one choice, or fields whose
+    /// streamed form the assembler does not join.
+    /// </summary>
+    private bool Assembles(ModelRoute route, ChatCompletionRequest request) =>
+        route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && request.N is null or 1
+        && !_streamRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))
+        && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
+
+    private async Task<UpstreamResult<UpstreamCompletion>> CompleteStreamingAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route,
+        bool billedFailover, CancellationToken ct)
+    {
+        var streamed = request.WithMessages(request.Messages!);
+        streamed.Stream = true;
+        streamed.StreamOptions = null;
+        var opened = await OpenPrimedAsync(requestId, streamed, route, ct);
+        if (opened.Failure is { Kind: UpstreamFailureKind.CallerError, UpstreamStatus: 400 } refusal
+            && (refusal.CallerError?.Param == "stream" || StreamWord().IsMatch(refusal.CallerError?.Message ?? "")))
+        {
+            // Some models and APIs take a request only unstreamed (OpenAI: "Unsupported value: 'stream' does not support true with
+            // this model"): asked so at once, and from now on if that was the reason.
+            var plain = await Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), ct);
+            if (plain.Failure is not { Kind: UpstreamFailureKind.CallerError }
+                && _streamRefused.TryAdd(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel), 0))
+                Log.StreamRefused(log, route.Provider.Name, route.UpstreamModel, refusal.CallerError?.Message ?? refusal.Detail);
+            return plain;
+        }
+        if (opened.Failure is { } failure) return failure;
+        await using var primed = opened.Value!;
+        var stream = primed.Inner;
+        var assembler = new CompletionAssembler();
+        try
+        {
+            await foreach (var chunk in primed.ReadChunksAsync(ct)) assembler.Add(chunk.Json);
+        }
+        catch (UpstreamStreamException broken)
+        {
+            // Broken half-way: the provider billed the prompt and what it produced (estimated when it reported nothing).
+            var usage = broken.Failure.Usage ?? stream.Usage
+                ?? new TokenUsage(tokens.CountPrompt(request.Messages!), tokens.Count(stream.Text.ToString()), 0) { Estimated = true };
+            return broken.Failure with { Usage = usage, Final = !billedFailover };
+        }
+        return new UpstreamCompletion(assembler.Build(stream.ServedModel), stream.Usage, stream.ServedModel, stream.Usage is null ? stream.Text.ToString() : "");
+    }
 
     /// <summary>
     /// A stream over the model's candidate chain, each candidate held back until its first token
@@ -324,6 +386,9 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         }
     }
 
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bstream", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex StreamWord();
+
     private static readonly JsonElement True = JsonDocument.Parse("true").RootElement.Clone();
 
     private static partial class Log
@@ -331,6 +396,10 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         [LoggerMessage(EventId = 1703, Level = LogLevel.Information,
             Message = "Provider {Provider} model {Model} refused a prefilled continuation ({Detail}); its continuations use an instruction from now on")]
         public static partial void PrefillRefused(ILogger logger, string provider, string model, string detail);
+
+        [LoggerMessage(EventId = 1704, Level = LogLevel.Information,
+            Message = "Provider {Provider} model {Model} refused a streamed call that it took unstreamed ({Detail}); its non-streaming requests are sent unstreamed from now on")]
+        public static partial void StreamRefused(ILogger logger, string provider, string model, string detail);
     }
 
     private static ChatMessage Message(string role, string text) =>

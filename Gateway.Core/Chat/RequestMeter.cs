@@ -166,7 +166,7 @@ public sealed class RequestMeter
     {
         var usage = reported ?? Estimate(completionText);
         _earlier = (_earlier.Prompt + usage.PromptTokens, _earlier.Completion + usage.CompletionTokens, _earlier.Cached + usage.CachedTokens,
-            _earlier.Cost + Pricing.Cost(brokenRoute, usage), _earlier.Estimated || reported is null);
+            _earlier.Cost + Pricing.Cost(brokenRoute, usage), _earlier.Estimated || reported is not { Estimated: false });
     }
 
     /// <summary>Tokens of attempts a continuation took over from (for the spliced stream's usage chunk).</summary>

@@ -117,13 +117,13 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             call.Failed(failure.Outcome, failure.Usage);
             call.End();
             attempts.Add(new AttemptRecord(provider, route.UpstreamModel, failure.Outcome, ms));
+            if (failure.Usage is { } used) billed.Add((route, used));
             if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts, billed);
             if (health.CoolDown(failure, modelKey) is { } bounded) failure = failure with { RetryAfter = bounded }; // the client hears the bounded wait
             // A 429 limits one model (providers rate-limit per model), so the provider's other models stay candidates.
             if (failure.Kind is UpstreamFailureKind.Connect or UpstreamFailureKind.Overloaded
                 or UpstreamFailureKind.Timeout or UpstreamFailureKind.AuthRejected)
                 downProviders.Add(provider);
-            if (failure.Usage is { } used) billed.Add((route, used));
             last = failure;
             lastRoute = route;
         }

@@ -5,6 +5,9 @@ namespace Gateway.Core.Providers;
 /// <summary>Tokens of one answer, as the provider reported them (or as estimated).</summary>
 public readonly record struct TokenUsage(int PromptTokens, int CompletionTokens, int CachedTokens)
 {
+    /// <summary>Counted by the gateway's tokenizer because the provider reported nothing.</summary>
+    public bool Estimated { get; init; }
+
     /// <summary>
     /// Reads an OpenAI-style <c>usage</c> object: cached tokens from
     /// <c>prompt_tokens_details.cached_tokens</c>, or DeepSeek's <c>prompt_cache_hit_tokens</c>.

@@ -46,10 +46,14 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
         Assert.Equal((1m, 2m, 0.5m), (row.InputPricePerMtok, row.OutputPricePerMtok, row.CachedInputPricePerMtok));
     }
 
-    [Fact]
-    public async Task ChatCompletion_OpenAIUpstream_PassesUnknownFieldsAndAnswersUntouched()
+    /// <param name="assembled">By default a non-streaming request is called streaming and its chunks assembled (for the first-token
+    /// deadline); with <c>assemble_streams: false</c> it is one unstreamed call whose answer is passed back byte for byte.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ChatCompletion_OpenAIUpstream_PassesUnknownFieldsAndKeepsEveryFieldOfTheAnswer(bool assembled)
     {
-        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", settings: assembled ? null : new JsonObject { ["assemble_streams"] = false });
         var (key, _) = await Gateway.CreateKeyAsync();
         using var client = Gateway.Client(key);
         var marker = Guid.NewGuid().ToString("N");
@@ -61,7 +65,16 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var text = await response.Content.ReadAsStringAsync();
-        Assert.Contains("\"system_fingerprint\": \"fp_fake\"", text, StringComparison.Ordinal); // the upstream's bytes, not a re-serialization
+        if (!assembled) Assert.Contains("\"system_fingerprint\": \"fp_fake\"", text, StringComparison.Ordinal); // the upstream's bytes, not a re-serialization
+        var answer = JsonNode.Parse(text)!;
+        Assert.Equal(("chatcmpl-fake0001", "chat.completion", 1_741_569_952L, "gpt-4o-mini-2024-07-18", "fp_fake", "default"),
+            (answer["id"]!.GetValue<string>(), answer["object"]!.GetValue<string>(), answer["created"]!.GetValue<long>(), answer["model"]!.GetValue<string>(),
+             answer["system_fingerprint"]!.GetValue<string>(), answer["service_tier"]!.GetValue<string>()));
+        var choice = answer["choices"]!.AsArray().Single()!;
+        Assert.Equal(("assistant", FakeOpenAI.Answer, "stop"), (choice["message"]!["role"]!.GetValue<string>(),
+            choice["message"]!["content"]!.GetValue<string>(), choice["finish_reason"]!.GetValue<string>()));
+        Assert.True(choice["message"]!.AsObject().ContainsKey("refusal"));
+        Assert.Equal(0, answer["usage"]!["completion_tokens_details"]!["reasoning_tokens"]!.GetValue<int>());
         Assert.Equal("gpt-4o-mini-2024-07-18", response.Headers.GetValues("x-gateway-model").Single());
 
         var sent = env.Upstream.Find(marker)!;
@@ -72,7 +85,8 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
         Assert.Equal(-100, json["logit_bias"]!["50256"]!.GetValue<int>());
         Assert.Equal("search", json["metadata"]!["team"]!.GetValue<string>());
         Assert.Equal(1, json["messages"]![0]!["x_custom"]!.GetValue<int>());
-        Assert.Null(json["stream_options"]);
+        Assert.Equal(assembled, json["stream"]?.GetValue<bool>() == true);
+        Assert.Equal(assembled, json["stream_options"]?["include_usage"]?.GetValue<bool>() == true);
 
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
         Assert.Equal((FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens, FakeOpenAI.CachedTokens), (row.PromptTokens, row.CompletionTokens, row.CachedTokens));

@@ -161,7 +161,7 @@ public sealed class ObservabilityTests(TestEnvironment env)
         // Each call's HTTP span sits under it; Gemini's key travels in a header, never in url.full.
         var http = trace.Where(s => s.Source.Name == "System.Net.Http").ToList();
         Assert.Equal(calls.Select(c => c.SpanId), http.OrderBy(h => h.StartTimeUtc).Select(h => h.ParentSpanId));
-        Assert.Contains(http, h => (h.GetTagItem("url.full") as string)?.Contains(":generateContent", StringComparison.Ordinal) == true);
+        Assert.Contains(http, h => (h.GetTagItem("url.full") as string)?.Contains(":streamGenerateContent", StringComparison.Ordinal) == true);
         var everything = string.Join('\n', trace.SelectMany(s => s.TagObjects.Select(t => $"{s.DisplayName} {t.Key}={Text(t.Value)}")
             .Concat(s.Events.SelectMany(e => e.Tags.Select(t => $"{e.Name} {t.Key}={Text(t.Value)}")))));
         AssertNothingSecret(everything, key, key[..11], FakeGemini.ApiKey, UpstreamSecret, marker);

@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>; any other name answers normally. A last assistant message
+/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did); any other name answers normally. A last assistant message
 /// marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the answer is what follows it
 /// (a model named <c>*-prefix-echo</c> repeats the prefix first, as an API that returns the whole message would). <c>GET /v1/models</c> lists models
 /// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
@@ -118,6 +118,20 @@ public sealed class FakeOpenAI : FakeServer
             await http.Response.WriteAsJsonAsync(new JsonObject
             {
                 ["error"] = new JsonObject { ["message"] = $"Fake upstream says {status}.", ["type"] = type, ["param"] = status == 400 ? "temperature" : null, ["code"] = code },
+            }, ct);
+            return;
+        }
+        if (stream && model.StartsWith("o1", StringComparison.Ordinal))
+        {
+            // As OpenAI refused streams for o1 models.
+            http.Response.StatusCode = 400;
+            await http.Response.WriteAsJsonAsync(new JsonObject
+            {
+                ["error"] = new JsonObject
+                {
+                    ["message"] = "Unsupported value: 'stream' does not support true with this model. Only the default (false) value is supported.",
+                    ["type"] = "invalid_request_error", ["param"] = "stream", ["code"] = "unsupported_value",
+                },
             }, ct);
             return;
         }

@@ -25,10 +25,14 @@ public sealed class AnthropicTests(TestEnvironment env)
     private ChatClient Sdk(string alias, string key) =>
         new(alias, new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "/v1") });
 
-    [Fact]
-    public async Task Text_NonStreaming_SendsTheMessagesFormatAndAnswersInOpenAIs()
+    /// <param name="assembled">Called streaming and assembled (the default, for the first-token deadline), or unstreamed
+    /// (<c>assemble_streams: false</c>): the client's answer, usage and row are the same.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Text_NonStreaming_SendsTheMessagesFormatAndAnswersInOpenAIs(bool assembled)
     {
-        var alias = await AddClaudeAsync("claude-sonnet-4-5");
+        var alias = await AddClaudeAsync("claude-sonnet-4-5", assembled ? null : new JsonObject { ["assemble_streams"] = false });
         var (key, keyId) = await Gateway.CreateKeyAsync();
         using var client = Gateway.Client(key);
         var marker = Guid.NewGuid().ToString("N");
@@ -53,7 +57,7 @@ public sealed class AnthropicTests(TestEnvironment env)
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$"""
             {"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.\n\nAnswer in English.",
              "messages":[{"role":"user","content":[{"type":"text","text":"{{marker}}"},{"type":"text","text":"second"}]}],
-             "temperature":0.5,"stop_sequences":["END"],"metadata":{"user_id":"6d894aa3ee802549d7f340e7c1cf0d1c"} }
+             "temperature":0.5,"stop_sequences":["END"],"metadata":{"user_id":"6d894aa3ee802549d7f340e7c1cf0d1c"}{{(assembled ? ",\"stream\":true" : "")}} }
             """), sent.Json), sent.Body);
 
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));

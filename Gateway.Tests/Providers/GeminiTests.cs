@@ -26,16 +26,21 @@ public sealed class GeminiTests(TestEnvironment env)
          "$defs":{"unit":{"type":"string","enum":["C","F"]}}}
         """;
 
-    private Task<string> AddGeminiAsync(string model) =>
-        Gateway.AddModelAsync(env.Gemini.BaseUrl, model, protocol: "gemini", inputPrice: 1.25m, outputPrice: 10m, cachedPrice: 0.3125m, secret: FakeGemini.ApiKey);
+    private Task<string> AddGeminiAsync(string model, JsonObject? settings = null) =>
+        Gateway.AddModelAsync(env.Gemini.BaseUrl, model, protocol: "gemini", inputPrice: 1.25m, outputPrice: 10m, cachedPrice: 0.3125m, secret: FakeGemini.ApiKey,
+            settings: settings);
 
     private ChatClient Sdk(string alias, string key) =>
         new(alias, new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(Gateway.BaseAddress, "/v1") });
 
-    [Fact]
-    public async Task Text_NonStreaming_SendsGeminisFormatAndAnswersInOpenAIs()
+    /// <param name="assembled">Called streaming and assembled (the default, for the first-token deadline), or unstreamed
+    /// (<c>assemble_streams: false</c>): the client's answer, usage and row are the same.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Text_NonStreaming_SendsGeminisFormatAndAnswersInOpenAIs(bool assembled)
     {
-        var alias = await AddGeminiAsync("gemini-2.5-flash");
+        var alias = await AddGeminiAsync("gemini-2.5-flash", assembled ? null : new JsonObject { ["assemble_streams"] = false });
         var (key, keyId) = await Gateway.CreateKeyAsync();
         using var client = Gateway.Client(key);
         var marker = Guid.NewGuid().ToString("N");
@@ -58,7 +63,7 @@ public sealed class GeminiTests(TestEnvironment env)
             usage["completion_tokens_details"]!["reasoning_tokens"]!.GetValue<int>()));
 
         var sent = env.Gemini.Find(marker)!;
-        Assert.Equal("/v1beta/models/gemini-2.5-flash:generateContent", sent.Path);
+        Assert.Equal(assembled ? "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse" : "/v1beta/models/gemini-2.5-flash:generateContent", sent.Path);
         Assert.Equal(FakeGemini.ApiKey, sent.Authorization);
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$"""
             {"systemInstruction":{"parts":[{"text":"Be brief.\n\nAnswer in English."}]},

@@ -45,7 +45,9 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
 
     public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
         UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, deadline, ct),
-            (response, deadline) => new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
+            (response, deadline) => OpenAIJsonAnswer.IsJson(response)
+                ? new OpenAIJsonAnswer(call.Route.Provider.Name, response, deadline, ct)
+                : new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
 
     private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted) =>
         PostAsync(call.Route.Provider, "chat/completions", () => UpstreamBody(call), deadline, clientAborted);

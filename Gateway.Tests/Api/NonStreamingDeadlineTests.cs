@@ -1,0 +1,163 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Gateway.Tests.Fixtures;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+
+namespace Gateway.Tests.Api;
+
+/// <summary>
+/// A non-streaming request has the model's first-token deadline too: each candidate is called streaming and its chunks assembled,
+/// so a hang before the first token or a break half-way fails over while the client has received nothing.
+/// </summary>
+public sealed class NonStreamingDeadlineTests(TestEnvironment env)
+{
+    private GatewayHost Gateway => env.Gateway;
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
+
+    private async Task<string[]> TrailAsync(Guid requestId)
+    {
+        await env.WaitForUsageAsync(requestId);
+        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var json = await db.ExecuteScalarAsync<string>("SELECT attempt_trail::text FROM usage_events WHERE request_id = @requestId", new { requestId });
+        return json is null ? ["ok"] : [.. JsonNode.Parse(json)!.AsArray().Select(a => a!["outcome"]!.GetValue<string>())];
+    }
+
+    private int Calls(string upstreamModel, string marker) =>
+        env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal) && r.Json["model"]!.GetValue<string>() == upstreamModel);
+
+    [Fact]
+    public async Task PrimarySilentPastItsFirstTokenDeadline_FallbackAnswers_LongBeforeTheWholeCallTimeout()
+    {
+        // The primary would answer after 30 s, well within its two-minute timeout_ms: only the 800 ms first-token deadline moves on.
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "late-first-token", fallbacks: [fallback], ttftTimeoutMs: 800, timeoutMs: 120_000);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(fallback.Split('/')[0], response.Headers.GetValues("x-gateway-provider").Single());
+        Assert.Equal(FakeOpenAI.Answer, JsonNode.Parse(await response.Content.ReadAsStringAsync())!["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Equal(["timeout", "ok"], await TrailAsync(RequestId(response)));
+    }
+
+    [Fact]
+    public async Task BreakHalfWay_FailsOverInvisibly_AndTheRowChargesBothAttempts()
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 1m, outputPrice: 4m, cachedPrice: 0.5m);
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "drop-mid-stream", fallbacks: [fallback]);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(FakeOpenAI.Answer, answer["choices"]![0]!["message"]!["content"]!.GetValue<string>()); // one answer, not the broken one's start
+        Assert.Equal(["protocol_error", "ok"], await TrailAsync(RequestId(response)));
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        // The broken attempt ("Hello from", estimated: it reported nothing) at the primary's prices, then the fallback's reported usage.
+        var counter = new Gateway.Core.Tokens.TokenCounter();
+        var prompt = counter.CountPrompt([new Gateway.Core.Wire.ChatMessage { Role = "user", Content = System.Text.Json.JsonSerializer.SerializeToElement(marker) }]);
+        var partial = counter.Count("Hello from");
+        Assert.Equal(((short)200, (short)2, true, true), (row.Status, row.Attempts, row.Fallback, row.UsageEstimated));
+        Assert.Equal((prompt + FakeOpenAI.PromptTokens, partial + FakeOpenAI.CompletionTokens), (row.PromptTokens, row.CompletionTokens));
+        Assert.Equal((prompt * 2.5m + partial * 10m) / 1_000_000m + (16 * 1m + 5 * 0.5m + 7 * 4m) / 1_000_000m, row.CostUsd);
+    }
+
+    [Fact]
+    public async Task CappedKey_BreakHalfWay_DoesNotBuyASecondAnswer_AndPaysForTheFirst()
+    {
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "drop-mid-stream", fallbacks: [fallback]);
+        var (key, _) = await Gateway.CreateKeyAsync(hardCapUsd: 1m);
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("upstream_error", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!["code"]!.GetValue<string>());
+        Assert.Equal(0, Calls("gpt-4o-mini", marker)); // its reservation covered one answer
+        var row = await env.WaitForUsageAsync(RequestId(response));
+        Assert.True(row.CostUsd > 0, "the provider billed the broken attempt's prompt and partial answer");
+        Assert.True(row.UsageEstimated);
+    }
+
+    [Fact]
+    public async Task ModelThatRefusesToStream_IsAskedUnstreamedAtOnce_AndFromThenOn()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "o1-2024-12-17");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var first = Guid.NewGuid().ToString("N");
+        var second = Guid.NewGuid().ToString("N");
+
+        var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"{{first}}"}]}"""));
+        var two = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"{{second}}"}]}"""));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (one.StatusCode, two.StatusCode));
+        Assert.Equal((2, 1), (Calls("o1-2024-12-17", first), Calls("o1-2024-12-17", second))); // refused stream, then plain; then plain only
+        Assert.Null(env.Upstream.Find(second)!.Json["stream"]);
+    }
+
+    [Fact]
+    public async Task AnUnrelated400_IsNotRetriedUnstreamed()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-400");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        var marker = Guid.NewGuid().ToString("N");
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"{{marker}}"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(1, Calls("status-400", marker));
+    }
+
+    [Fact]
+    public async Task UpstreamThatIgnoresStreamAndAnswersJson_IsServedAsItAnswered()
+    {
+        await using var upstream = await JsonOnlyUpstream.StartAsync();
+        var alias = await Gateway.AddModelAsync(upstream.BaseUrl, "json-only");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var plain = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+        var streamed = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (plain.StatusCode, streamed.StatusCode));
+        var answer = JsonNode.Parse(await plain.Content.ReadAsStringAsync())!;
+        var message = answer["choices"]![0]!["message"]!;
+        Assert.Equal(("Plain JSON.", "get_weather", "{\"city\":\"Paris\"}", "tool_calls", "yes"), (message["content"]!.GetValue<string>(),
+            message["tool_calls"]![0]!["function"]!["name"]!.GetValue<string>(), message["tool_calls"]![0]!["function"]!["arguments"]!.GetValue<string>(),
+            answer["choices"]![0]!["finish_reason"]!.GetValue<string>(), answer["x_vendor"]!.GetValue<string>()));
+        var events = ChatCompletionsTests.SseEvents(await streamed.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Contains("Plain JSON.", events[0], StringComparison.Ordinal);
+        var row = await env.WaitForUsageAsync(RequestId(plain));
+        Assert.Equal((9, 4, false), (row.PromptTokens, row.CompletionTokens, row.UsageEstimated));
+    }
+
+    /// <summary>An OpenAI-compatible server that answers every chat call with one chat.completion, whatever "stream" says.</summary>
+    private sealed class JsonOnlyUpstream : FakeServer
+    {
+        public static Task<JsonOnlyUpstream> StartAsync() => StartAsync(new JsonOnlyUpstream(), "/v1");
+
+        protected override void Map(WebApplication app) => app.MapPost("/v1/chat/completions", () => Results.Text("""
+                {"id":"chatcmpl-json","object":"chat.completion","created":1741569952,"model":"json-only","x_vendor":"yes",
+                 "choices":[{"index":0,"message":{"role":"assistant","content":"Plain JSON.","tool_calls":[{"id":"call_1","type":"function",
+                   "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],
+                 "usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}
+                """, "application/json"));
+    }
+}
