@@ -183,6 +183,9 @@ public sealed class DemoKeyTests(TestEnvironment env) : IDisposable
         var key = Assert.Single(issued, k => k is not null)!;
         Assert.Equal([(key.Id, "demo")], await KeysAsync(db));
         Assert.Equal(key.Id, await MarkedDemoKeyAsync(db));
+        await using var connection = new NpgsqlConnection(db);
+        Assert.Equal([(DemoKeyIssuer.Actor, "key.create", key.Id.ToString())],
+            await connection.QueryAsync<(string, string, string)>("SELECT actor, action, entity_id FROM audit_log"));
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
