@@ -82,13 +82,17 @@ if [ -z "${ConnectionStrings__Gateway:-}" ]; then
   export ConnectionStrings__Gateway
 fi
 
+# The master key is printed once, when it is made; later starts say where it is (a terminal's scrollback, a CI log or a
+# screen share should not collect a copy on every start).
 if [ -z "${Gateway__MasterKey:-}" ]; then
   if [ ! -s "$DATA/master-key" ]; then
     (umask 077; printf 'gwm-%s' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" > "$DATA/master-key")
+    echo "Master key: $(cat "$DATA/master-key") (the admin API's bearer token, printed only now; kept in $DATA/master-key)"
+  else
+    echo "Master key kept in $DATA/master-key (the admin API's bearer token; printed only when it was made)"
   fi
   Gateway__MasterKey=$(cat "$DATA/master-key")
   export Gateway__MasterKey
-  echo "Master key: $Gateway__MasterKey (kept in $DATA/master-key; the admin API's bearer token)"
 fi
 
 echo "Building (Release)"
@@ -99,8 +103,10 @@ if ! { dotnet build Gateway.Api/Gateway.Api.csproj -c Release --nologo -v quiet 
   exit 1
 fi
 
+# The development demo key (mock models only, small daily cap, rate limit, expiry): the API issues it once per database.
 export Gateway__SeedDemoKey=${Gateway__SeedDemoKey:-true}
 export Gateway__DemoKeyFile=${Gateway__DemoKeyFile:-$DATA/demo-key}
+DEMO_KEY_BEFORE=$(cat "$Gateway__DemoKeyFile" 2>/dev/null || true)
 export Gateway__SeedFile=${Gateway__SeedFile:-$ROOT/gateway.json}
 export Gateway__DataProtectionKeysDirectory=${Gateway__DataProtectionKeysDirectory:-$DATA/keys}
 export Gateway__Metering__JournalDirectory=${Gateway__Metering__JournalDirectory:-$DATA/usage-journal}
@@ -110,6 +116,10 @@ API_PID=$!
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$API_PORT/health/ready" >/dev/null 2>&1; then
     echo "Gateway API on http://127.0.0.1:$API_PORT"
+    # Not issued now (the API prints a new one): say where the earlier one is.
+    if [ "${Gateway__SeedDemoKey,,}" = "true" ] && [ -n "$DEMO_KEY_BEFORE" ] && [ "$DEMO_KEY_BEFORE" = "$(cat "$Gateway__DemoKeyFile" 2>/dev/null)" ]; then
+      echo "Demo key kept in $Gateway__DemoKeyFile (issued once per database, printed only then)"
+    fi
     break
   fi
   kill -0 "$API_PID" 2>/dev/null || break

@@ -103,6 +103,7 @@ public static class GatewayCoreServiceCollectionExtensions
 
         // Order matters: start-up work finishes before the listener and writer start; hosted services
         // stop in reverse, after the web server, so the writer flushes every in-flight request's record.
+        services.AddSingleton<DemoKeyIssuer>();
         services.AddSingleton<GatewayStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<GatewayStartup>());
         services.AddHostedService<ChangeListener>();

@@ -51,7 +51,10 @@ public sealed class GatewayOptions
     /// <summary>Declarative providers and models applied at start-up; a missing file is skipped.</summary>
     public string SeedFile { get; set; } = "gateway.json";
 
-    /// <summary>Issue a key named "demo" at start-up when none exists, and print it once.</summary>
+    /// <summary>
+    /// Issue the development demo key at start-up (<see cref="Seeding.DemoKeyIssuer"/>: mock models only, a small daily hard cap,
+    /// a rate limit, an expiry) unless this database ever had one, and print it once. Off by default; <c>run.sh</c> turns it on.
+    /// </summary>
     public bool SeedDemoKey { get; set; }
 
     /// <summary>

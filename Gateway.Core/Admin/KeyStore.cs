@@ -24,12 +24,38 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 
     public async Task<CreatedKey> CreateAsync(CreateKeyRequest request, CancellationToken ct)
     {
-        var (key, prefix, hash) = ApiKeySecret.Create();
-        var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var parameters = Settings(Guid.CreateVersion7(now), request);
-        parameters.AddDynamicParams(new { Prefix = prefix, Hash = hash, CreatedAt = now.UtcDateTime });
-        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, parameters, cancellationToken: ct));
+        return await InsertAsync(connection, null, Guid.CreateVersion7(time.GetUtcNow()), request, ct);
+    }
+
+    /// <summary>
+    /// Issues a key only if no key was ever issued under <paramref name="marker"/> in this database (a row in
+    /// <c>seed_markers</c> holding the key's id, written in the key's own transaction): null if one was, even if that key
+    /// has since been renamed, revoked or deleted. Concurrent callers on any instance issue exactly one key between them.
+    /// </summary>
+    public async Task<CreatedKey?> CreateOnceAsync(string marker, CreateKeyRequest request, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var id = Guid.CreateVersion7(now);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        // A concurrent claim of the same marker waits here for the first one's commit, then claims nothing.
+        var claimed = await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO seed_markers (name, ref_id, created_at) VALUES (@marker, @id, @now) ON CONFLICT (name) DO NOTHING
+            """, new { marker, id, now = now.UtcDateTime }, transaction, cancellationToken: ct));
+        if (claimed == 0) return null;
+        var created = await InsertAsync(connection, transaction, id, request, ct);
+        await transaction.CommitAsync(ct);
+        return created;
+    }
+
+    private async Task<CreatedKey> InsertAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid id, CreateKeyRequest request,
+        CancellationToken ct)
+    {
+        var (key, prefix, hash) = ApiKeySecret.Create();
+        var parameters = Settings(id, request);
+        parameters.AddDynamicParams(new { Prefix = prefix, Hash = hash, CreatedAt = time.GetUtcNow().UtcDateTime });
+        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, parameters, transaction, cancellationToken: ct));
         return new CreatedKey(key, view);
     }
 
@@ -143,11 +169,4 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
         ExpiresAt = request.ExpiresAt?.UtcDateTime,
     });
-
-    public async Task<bool> ExistsAsync(string name, CancellationToken ct)
-    {
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = @name)", new { name }, cancellationToken: ct));
-    }
 }

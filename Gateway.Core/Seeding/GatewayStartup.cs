@@ -16,12 +16,10 @@ namespace Gateway.Core.Seeding;
 /// </summary>
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore, CatalogReferences references,
-    KeyStore keyStore, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
+    DemoKeyIssuer demoKey, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
     Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, ILogger<GatewayStartup> logger)
     : IHostedService
 {
-    public const string DemoKeyName = "demo";
-
     public bool IsReady { get; private set; }
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -29,11 +27,11 @@ public sealed partial class GatewayStartup(
         var settings = options.Value;
         if (settings.MigrateOnStart) await migrator.MigrateAsync(cancellationToken);
         await ApplySeedFileAsync(settings.SeedFile, cancellationToken);
-        if (settings.SeedDemoKey && !await keyStore.ExistsAsync(DemoKeyName, cancellationToken))
+        if (settings.SeedDemoKey && await demoKey.IssueOnceAsync(cancellationToken) is { } created)
         {
-            var created = await keyStore.CreateAsync(new CreateKeyRequest(DemoKeyName), cancellationToken);
             // Printed to the console once, on purpose, and never logged: keys are shown only at creation.
             await Console.Out.WriteLineAsync($"Demo key: {created.Key}");
+            await Console.Out.WriteLineAsync($"  (development only: {DemoKeyIssuer.Describe(created)})");
             await Console.Out.FlushAsync(cancellationToken);
             if (settings.DemoKeyFile is { Length: > 0 } file) await WriteOwnerOnlyAsync(file, created.Key, cancellationToken);
         }
