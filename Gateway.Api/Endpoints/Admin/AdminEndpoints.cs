@@ -93,9 +93,13 @@ internal static class AdminEndpoints
         admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
         admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
         {
-            if (string.IsNullOrWhiteSpace(tag) || budget.DailyBudgetUsd is < 0 || budget.MonthlyBudgetUsd is < 0
-                || budget.DailyBudgetUsd > 1_000_000_000m || budget.MonthlyBudgetUsd > 1_000_000_000m)
-                return OpenAIResults.Error(GatewayError.BadRequest("Budgets must be between 0 and 1e9 USD.", "daily_budget_usd", "invalid_value"));
+            if (string.IsNullOrWhiteSpace(tag))
+                return OpenAIResults.Error(GatewayError.BadRequest("The tag must not be empty.", "tag", "invalid_value"));
+            foreach (var (field, amount) in (ReadOnlySpan<(string, decimal?)>)[("daily_budget_usd", budget.DailyBudgetUsd), ("monthly_budget_usd", budget.MonthlyBudgetUsd)])
+            {
+                if (MoneyAmount.Problem(field, amount, 1_000_000_000m) is { } problem)
+                    return OpenAIResults.Error(GatewayError.BadRequest(problem, field, "invalid_value"));
+            }
             var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
             var saved = await budgets.UpsertAsync(budget with { Tag = tag }, ct);
             await audit.RecordAsync(AdminCaller.Name, "tag_budget.set", "tag_budget", tag, before, saved, ct);
