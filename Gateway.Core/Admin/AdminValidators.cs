@@ -8,7 +8,7 @@ internal static class Limits
     /// <summary>Largest money amount accepted (numeric(18,6) holds less than 10^12).</summary>
     public const decimal MaxUsd = 1_000_000_000m;
 
-    /// <summary>Largest price per million tokens accepted.</summary>
+    /// <summary>Largest price per million tokens accepted (a cache write's default is up to twice the input price).</summary>
     public const decimal MaxPricePerMTok = 100_000m;
 
     public static bool Printable(string? text) => text is null || !text.Any(char.IsControl);
@@ -103,6 +103,8 @@ public sealed class ModelRequestValidator : AbstractValidator<ModelRequest>
         RuleFor(r => r.InputPricePerMtok).Money("input_price_per_mtok", Limits.MaxPricePerMTok);
         RuleFor(r => r.OutputPricePerMtok).Money("output_price_per_mtok", Limits.MaxPricePerMTok);
         RuleFor(r => r.CachedInputPricePerMtok).Money("cached_input_price_per_mtok", Limits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWritePricePerMtok).Money("cache_write_price_per_mtok", 2 * Limits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWrite1hPricePerMtok).Money("cache_write_1h_price_per_mtok", 2 * Limits.MaxPricePerMTok);
         RuleFor(r => r.ContextWindow).GreaterThan(0);
         RuleFor(r => r.MaxOutputTokens).GreaterThan(0);
         RuleFor(r => r.TtftTimeoutMs).InclusiveBetween(100, 600_000);

@@ -37,6 +37,8 @@ public sealed class MoneyAmountTests(TestEnvironment env)
         { "POST", "/admin/models", """{"provider":"mock","upstream_model":"mock-1","input_price_per_mtok":0.0000001}""", "input_price_per_mtok" },
         { "POST", "/admin/models", """{"provider":"mock","upstream_model":"mock-1","output_price_per_mtok":1.0000001}""", "output_price_per_mtok" },
         { "POST", "/admin/models", """{"provider":"mock","upstream_model":"mock-1","cached_input_price_per_mtok":0.1234567}""", "cached_input_price_per_mtok" },
+        { "POST", "/admin/models", """{"provider":"mock","upstream_model":"mock-1","cache_write_price_per_mtok":3.7500001}""", "cache_write_price_per_mtok" },
+        { "POST", "/admin/models", """{"provider":"mock","upstream_model":"mock-1","cache_write_1h_price_per_mtok":6.0000001}""", "cache_write_1h_price_per_mtok" },
         { "PUT", "/admin/budgets/tags/", """{"daily_budget_usd":0.0000001}""", "daily_budget_usd" },
         { "PUT", "/admin/budgets/tags/", """{"monthly_budget_usd":0.0000001}""", "monthly_budget_usd" },
     };

@@ -216,8 +216,13 @@ internal static class AdminEndpoints
         var result = validator.Validate(request);
         if (result.IsValid) return null;
         var first = result.Errors[0];
-        return OpenAIResults.Error(GatewayError.BadRequest(first.ErrorMessage, ToSnake(first.PropertyName), "invalid_value"));
+        return OpenAIResults.Error(GatewayError.BadRequest(first.ErrorMessage, Param<T>(first.PropertyName), "invalid_value"));
     }
+
+    // The field as the body names it: its JSON name where it has its own (cache_write_1h_price_per_mtok), else its snake_case.
+    private static string Param<T>(string propertyName) =>
+        typeof(T).GetProperty(propertyName)?.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), false)
+            is [System.Text.Json.Serialization.JsonPropertyNameAttribute named, ..] ? named.Name : ToSnake(propertyName);
 
     // A name in the body that does not exist is the body's fault (400), not a missing resource at the URL (404).
     private static IResult Missing(MissingReference missing) =>
