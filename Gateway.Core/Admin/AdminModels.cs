@@ -96,7 +96,9 @@ public sealed record ModelRequest(
     int? MaxOutputTokens = null,
     IReadOnlyList<string>? Fallbacks = null,
     int? TtftTimeoutMs = null,
-    int? TimeoutMs = null);
+    int? TimeoutMs = null,
+    decimal? CacheWritePricePerMtok = null,
+    [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMtok = null);
 
 public sealed record ModelView
 {
@@ -107,6 +109,8 @@ public sealed record ModelView
     public decimal InputPricePerMtok { get; init; }
     public decimal OutputPricePerMtok { get; init; }
     public decimal CachedInputPricePerMtok { get; init; }
+    public decimal CacheWritePricePerMtok { get; init; }
+    [JsonPropertyName("cache_write_1h_price_per_mtok")] public decimal CacheWrite1hPricePerMtok { get; init; }
     public int? ContextWindow { get; init; }
     public int? MaxOutputTokens { get; init; }
     public string[] Fallbacks { get; init; } = [];

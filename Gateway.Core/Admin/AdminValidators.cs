@@ -8,7 +8,36 @@ internal static class Limits
     /// <summary>Largest money amount accepted (numeric(18,6) holds less than 10^12).</summary>
     public const decimal MaxUsd = 1_000_000_000m;
 
+    /// <summary>Largest price per million tokens accepted (a cache write's default is up to twice the input price).</summary>
+    public const decimal MaxPricePerMTok = 100_000m;
+
     public static bool Printable(string? text) => text is null || !text.Any(char.IsControl);
+
+    /// <summary>A money field: <see cref="MoneyAmount.Problem"/> names <paramref name="field"/> as the JSON has it.</summary>
+    public static IRuleBuilderOptions<T, decimal?> Money<T>(this IRuleBuilder<T, decimal?> rule, string field, decimal max) =>
+        rule.Must(v => MoneyAmount.Problem(field, v, max) is null).WithMessage((_, v) => MoneyAmount.Problem(field, v, max));
+}
+
+/// <summary>
+/// Money amounts (budgets, caps, prices) are stored as <c>numeric(18, 6)</c>: exactly, to the millionth. An amount with more
+/// decimals is refused rather than rounded without a word (a budget of 0.0000001 would have become 0.000000).
+/// </summary>
+public static class MoneyAmount
+{
+    /// <summary>Decimals stored.</summary>
+    public const int Decimals = 6;
+
+    /// <summary>Why <paramref name="value"/> cannot be stored as <paramref name="field"/>, or null when it can (or is not set).</summary>
+    public static string? Problem(string field, decimal? value, decimal max) => value switch
+    {
+        null => null,
+        { } v when v < 0 || v > max => $"'{field}' must be between 0 and {max.ToString(System.Globalization.CultureInfo.InvariantCulture)}.",
+        { } v when decimal.Round(v, Decimals) != v =>
+            $"'{field}' has more than {Decimals} decimals, the most that is stored: {v.ToString(System.Globalization.CultureInfo.InvariantCulture)} "
+            + $"would be stored as {decimal.Round(v, Decimals, MidpointRounding.AwayFromZero).ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture)}. "
+            + "Send an amount with at most 6 decimals.",
+        _ => null,
+    };
 }
 
 public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyRequest>
@@ -19,10 +48,10 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleForEach(r => r.AllowedModels).NotEmpty().Must(Limits.Printable);
         RuleFor(r => r.Owner).MaximumLength(200).Must(Limits.Printable);
         RuleForEach(r => r.Tags).NotEmpty().MaximumLength(100).Must(Limits.Printable);
-        RuleFor(r => r.DailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
-        RuleFor(r => r.HardCapUsd).InclusiveBetween(0, Limits.MaxUsd);
-        RuleFor(r => r.MonthlyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
-        RuleFor(r => r.EndUserDailyBudgetUsd).InclusiveBetween(0, Limits.MaxUsd);
+        RuleFor(r => r.DailyBudgetUsd).Money("daily_budget_usd", Limits.MaxUsd);
+        RuleFor(r => r.HardCapUsd).Money("hard_cap_usd", Limits.MaxUsd);
+        RuleFor(r => r.MonthlyBudgetUsd).Money("monthly_budget_usd", Limits.MaxUsd);
+        RuleFor(r => r.EndUserDailyBudgetUsd).Money("end_user_daily_budget_usd", Limits.MaxUsd);
         RuleFor(r => r.DowngradeModel).MaximumLength(200).Must(Limits.Printable);
         RuleFor(r => r.RpmLimit).GreaterThan(0);
         RuleFor(r => r.TpmLimit).GreaterThan(0);
@@ -71,9 +100,11 @@ public sealed class ModelRequestValidator : AbstractValidator<ModelRequest>
         RuleFor(r => r.Alias).NotEmpty().MaximumLength(200).Must(Limits.Printable).WithMessage("'alias' must not contain control characters.");
         RuleFor(r => r.Provider).NotEmpty();
         RuleFor(r => r.UpstreamModel).NotEmpty().MaximumLength(200).Must(Limits.Printable).WithMessage("'upstream_model' must not contain control characters.");
-        RuleFor(r => r.InputPricePerMtok).InclusiveBetween(0, 100_000);
-        RuleFor(r => r.OutputPricePerMtok).InclusiveBetween(0, 100_000);
-        RuleFor(r => r.CachedInputPricePerMtok).InclusiveBetween(0, 100_000);
+        RuleFor(r => r.InputPricePerMtok).Money("input_price_per_mtok", Limits.MaxPricePerMTok);
+        RuleFor(r => r.OutputPricePerMtok).Money("output_price_per_mtok", Limits.MaxPricePerMTok);
+        RuleFor(r => r.CachedInputPricePerMtok).Money("cached_input_price_per_mtok", Limits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWritePricePerMtok).Money("cache_write_price_per_mtok", 2 * Limits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWrite1hPricePerMtok).Money("cache_write_1h_price_per_mtok", 2 * Limits.MaxPricePerMTok);
         RuleFor(r => r.ContextWindow).GreaterThan(0);
         RuleFor(r => r.MaxOutputTokens).GreaterThan(0);
         RuleFor(r => r.TtftTimeoutMs).InclusiveBetween(100, 600_000);

@@ -82,7 +82,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
 
     private const string ModelSelect = """
         SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
+               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
         FROM models m JOIN providers p ON p.id = m.provider_id
         """;
 
@@ -100,15 +100,18 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
         await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
-                                     cached_input_price_per_mtok, context_window, max_output_tokens, fallbacks, ttft_timeout_ms, timeout_ms, enabled, created_at, updated_at)
+                                     cached_input_price_per_mtok, cache_write_price_per_mtok, cache_write_1h_price_per_mtok,
+                                     context_window, max_output_tokens, fallbacks, ttft_timeout_ms, timeout_ms, enabled, created_at, updated_at)
             SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMtok, 0), coalesce(@OutputPricePerMtok, 0),
-                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @ContextWindow, @MaxOutputTokens, @Fallbacks, @TtftTimeoutMs, @TimeoutMs,
+                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @CacheWritePrice, @CacheWrite1hPrice,
+                   @ContextWindow, @MaxOutputTokens, @Fallbacks, @TtftTimeoutMs, @TimeoutMs,
                    coalesce(@Enabled, true), @Now, @Now
             FROM providers p WHERE p.name = @Provider
             ON CONFLICT (alias) DO UPDATE SET
                 provider_id = excluded.provider_id, upstream_model = excluded.upstream_model,
                 input_price_per_mtok = excluded.input_price_per_mtok, output_price_per_mtok = excluded.output_price_per_mtok,
-                cached_input_price_per_mtok = excluded.cached_input_price_per_mtok, context_window = excluded.context_window,
+                cached_input_price_per_mtok = excluded.cached_input_price_per_mtok, cache_write_price_per_mtok = excluded.cache_write_price_per_mtok,
+                cache_write_1h_price_per_mtok = excluded.cache_write_1h_price_per_mtok, context_window = excluded.context_window,
                 max_output_tokens = excluded.max_output_tokens, fallbacks = excluded.fallbacks, ttft_timeout_ms = excluded.ttft_timeout_ms, timeout_ms = excluded.timeout_ms,
                 enabled = excluded.enabled, updated_at = excluded.updated_at
             RETURNING (xmax = 0)
@@ -121,6 +124,9 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             request.InputPricePerMtok,
             request.OutputPricePerMtok,
             request.CachedInputPricePerMtok,
+            // Unset: what the provider is likely to bill, never less (Metering.Pricing), so spend is not under-counted.
+            CacheWritePrice = request.CacheWritePricePerMtok ?? Metering.Pricing.DefaultCacheWritePrice(request.InputPricePerMtok ?? 0),
+            CacheWrite1hPrice = request.CacheWrite1hPricePerMtok ?? Metering.Pricing.DefaultCacheWrite1hPrice(request.InputPricePerMtok ?? 0),
             request.ContextWindow,
             request.MaxOutputTokens,
             Fallbacks = (request.Fallbacks ?? []).ToArray(),

@@ -115,6 +115,9 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
                 }
                 return new BudgetCheck(null, state.SpentEstimate);
             }
+            // A cap of 0 allows no spending at all: every request is refused, a free model's too (an admin's way to stop a key
+            // spending without revoking it), and no lease is taken.
+            if (cap <= 0) return new BudgetCheck(null, state.SpentEstimate, 0);
             if (state.Cap != cap)
             {
                 // An admin changed the cap: slices leased under the old one serve no new request.

@@ -10,7 +10,10 @@ namespace Gateway.Core.Catalog;
 public sealed record ProviderInfo(Guid Id, string Name, string Protocol, Uri BaseUrl, string? Secret, string? SecretProblem,
     ProviderSettings Settings);
 
-/// <summary>An alias served by one provider's model, with its prices in USD per million tokens.</summary>
+/// <summary>
+/// An alias served by one provider's model, with its prices in USD per million tokens: input, output, input read from the
+/// provider's prompt cache, input written to it (5-minute entries, or a provider that does not say) and written to 1-hour entries.
+/// </summary>
 public sealed record ModelRoute(
     Guid Id,
     string Alias,
@@ -19,6 +22,8 @@ public sealed record ModelRoute(
     decimal InputPricePerMTok,
     decimal OutputPricePerMTok,
     decimal CachedInputPricePerMTok,
+    decimal CacheWritePricePerMTok,
+    decimal CacheWrite1hPricePerMTok,
     int? ContextWindow,
     int? MaxOutputTokens,
     DateTimeOffset CreatedAt,
@@ -57,7 +62,7 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
 
     private const string LoadSql = """
         SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms,
+               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms,
                p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref,
                p.settings::text AS settings_json
         FROM models m JOIN providers p ON p.id = m.provider_id
@@ -79,7 +84,7 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 providers[r.ProviderId] = provider;
             }
             models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
-                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
+                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.CacheWritePricePerMtok, r.CacheWrite1hPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
                 r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
@@ -110,6 +115,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         public decimal InputPricePerMtok { get; init; }
         public decimal OutputPricePerMtok { get; init; }
         public decimal CachedInputPricePerMtok { get; init; }
+        public decimal CacheWritePricePerMtok { get; init; }
+        public decimal CacheWrite1hPricePerMtok { get; init; }
         public int? ContextWindow { get; init; }
         public int? MaxOutputTokens { get; init; }
         public DateTime CreatedAt { get; init; }

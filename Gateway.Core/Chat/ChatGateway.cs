@@ -30,7 +30,8 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
 
     /// <summary>
     /// Applies the key's budget before the request is sent: its worst-case cost (estimated prompt plus the
-    /// output limit, times <c>n</c>, at the dearest candidate's prices) is reserved against the hard cap.
+    /// output limit, times <c>n</c>, at the dearest candidate's prices, the prompt at the dearest price a prompt token can be
+    /// billed at there: a cache write costs more than plain input) is reserved against the hard cap.
     /// At or over the daily budget, or when the cap has no room for it, the request goes to the key's
     /// downgrade model if that fits; otherwise it is refused with 429 insufficient_quota. For a key with a
     /// cap, a request without an output limit is sent with the one its worst case assumed, so the bound holds.
@@ -133,17 +134,19 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         foreach (var route in chain)
         {
             var output = Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * n);
-            var cost = Metering.Pricing.Cost(route, new TokenUsage(prompt, (int)output, 0));
+            var cost = Metering.Pricing.WorstCase(route, prompt, output);
             if (cost > worst) (worst, dearest, dearestOutput) = (cost, route, output);
-            var promptCost = Metering.Pricing.Cost(route, new TokenUsage(prompt, 0, 0));
+            var promptCost = Metering.Pricing.WorstCase(route, prompt, 0);
             if (promptCost > room) fits = 0;
             else if (route.OutputPricePerMTok > 0)
                 fits = Math.Min(fits, (long)decimal.Floor(Math.Min((room - promptCost) * 1_000_000m / (route.OutputPricePerMTok * n), long.MaxValue)));
         }
         var outputText = dearestOutput.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " output tokens"
             + (n > 1 ? $" for {n} choices" : "");
+        var input = Metering.Pricing.DearestInputPrice(dearest);
         var reckoning = $"{prompt.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} prompt tokens + {outputText} at "
-            + $"{dearest.Alias}'s prices of {GatewayError.Usd(dearest.InputPricePerMTok)}/{GatewayError.Usd(dearest.OutputPricePerMTok)} per million";
+            + $"{dearest.Alias}'s prices of {GatewayError.Usd(input)}/{GatewayError.Usd(dearest.OutputPricePerMTok)} per million"
+            + (input > dearest.InputPricePerMTok ? ", the prompt priced as a cache write, the dearest way it can be billed" : "");
         return GatewayError.HardCapRefusal(key.HardCapUsd!.Value, room, worst, reckoning, fits == long.MaxValue ? null : fits);
     }
 
@@ -155,8 +158,8 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         var worst = decimal.MinValue;
         foreach (var route in chain) // every budgeted request: a loop, no delegate
         {
-            var output = (int)Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * Math.Max(1, request.N ?? 1));
-            worst = Math.Max(worst, Metering.Pricing.Cost(route, new TokenUsage(promptTokens, output, 0)));
+            var output = Math.Min(int.MaxValue, (long)OutputLimit(route.MaxOutputTokens ?? DefaultWorstCaseOutputTokens, request) * Math.Max(1, request.N ?? 1));
+            worst = Math.Max(worst, Metering.Pricing.WorstCase(route, promptTokens, output));
         }
         return worst;
     }

@@ -29,7 +29,7 @@ public sealed class RequestMeter
     private string? _firstAlias;
     private Func<int>? _promptTokens;
     private TokenUsage? _reported;
-    private (int Prompt, int Completion, int Cached, decimal Cost, bool Estimated) _earlier;
+    private (TokenUsage Tokens, decimal Cost, bool Estimated) _earlier;
     private bool _published;
 
     internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time, Budgets.BudgetCalendar calendar,
@@ -81,6 +81,8 @@ public sealed class RequestMeter
         _record.InputPricePerMTok = route.InputPricePerMTok;
         _record.OutputPricePerMTok = route.OutputPricePerMTok;
         _record.CachedInputPricePerMTok = route.CachedInputPricePerMTok;
+        _record.CacheWritePricePerMTok = route.CacheWritePricePerMTok;
+        _record.CacheWrite1hPricePerMTok = route.CacheWrite1hPricePerMTok;
     }
 
     public void FirstToken() => _record.TtftMs ??= ElapsedMs();
@@ -165,12 +167,11 @@ public sealed class RequestMeter
     public void ContinuedAfter(ModelRoute brokenRoute, TokenUsage? reported, string completionText)
     {
         var usage = reported ?? Estimate(completionText);
-        _earlier = (_earlier.Prompt + usage.PromptTokens, _earlier.Completion + usage.CompletionTokens, _earlier.Cached + usage.CachedTokens,
-            _earlier.Cost + Pricing.Cost(brokenRoute, usage), _earlier.Estimated || reported is not { Estimated: false });
+        _earlier = (_earlier.Tokens.Plus(usage), _earlier.Cost + Pricing.Cost(brokenRoute, usage), _earlier.Estimated || reported is not { Estimated: false });
     }
 
     /// <summary>Tokens of attempts a continuation took over from (for the spliced stream's usage chunk).</summary>
-    public (int Prompt, int Completion) EarlierTokens => (_earlier.Prompt, _earlier.Completion);
+    public (int Prompt, int Completion) EarlierTokens => (_earlier.Tokens.PromptTokens, _earlier.Tokens.CompletionTokens);
 
     public void ClientDisconnected(string completionText, TokenUsage? reported = null)
     {
@@ -191,9 +192,12 @@ public sealed class RequestMeter
         _reported ??= reported;
         var usage = reported ?? Estimate(completionText);
         _record.UsageEstimated = reported is null || _earlier.Estimated;
-        _record.PromptTokens = _earlier.Prompt + usage.PromptTokens;
-        _record.CompletionTokens = _earlier.Completion + usage.CompletionTokens;
-        _record.CachedTokens = _earlier.Cached + usage.CachedTokens;
+        var tokens = _earlier.Tokens.Plus(usage);
+        _record.PromptTokens = tokens.PromptTokens;
+        _record.CompletionTokens = tokens.CompletionTokens;
+        _record.CachedTokens = tokens.CachedTokens;
+        _record.CacheWriteTokens = tokens.CacheWriteTokens;
+        _record.CacheWrite1hTokens = tokens.CacheWrite1hTokens;
         _record.CostUsd = _earlier.Cost + (_route is null ? 0 : Pricing.Cost(_route, usage));
     }
 

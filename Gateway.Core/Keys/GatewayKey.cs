@@ -36,10 +36,13 @@ public sealed record GatewayKey(
         ? [.. Tiers.Append(new BudgetTier(100, downgrade)).OrderBy(t => t.AtPercent)]
         : Tiers;
 
-    /// <summary>The model of the highest of <paramref name="tiers"/> the day's spend has reached, or null.</summary>
+    /// <summary>
+    /// The model of the highest of <paramref name="tiers"/> the day's spend has reached, or null. A daily budget of 0 is spent
+    /// before the first request: every tier is reached.
+    /// </summary>
     public string? TierModel(decimal spent, IReadOnlyList<BudgetTier> tiers)
     {
-        if (DailyBudgetUsd is not { } daily || daily <= 0) return null;
+        if (DailyBudgetUsd is not { } daily) return null;
         for (var i = tiers.Count - 1; i >= 0; i--) // every request: a loop, no delegate
         {
             if (spent * 100 >= daily * tiers[i].AtPercent) return tiers[i].Model;

@@ -14,11 +14,18 @@ public sealed class UsageRecord
     public string? Provider { get; set; }
     public int PromptTokens { get; set; }
     public int CompletionTokens { get; set; }
+    /// <summary>Prompt tokens read from the provider's prompt cache.</summary>
     public int CachedTokens { get; set; }
+    /// <summary>Prompt tokens written to the provider's prompt cache (Anthropic's 5-minute entries, or a provider that does not say how long).</summary>
+    public int CacheWriteTokens { get; set; }
+    /// <summary>Prompt tokens written to Anthropic's 1-hour cache entries.</summary>
+    public int CacheWrite1hTokens { get; set; }
     public bool UsageEstimated { get; set; }
     public decimal? InputPricePerMTok { get; set; }
     public decimal? OutputPricePerMTok { get; set; }
     public decimal? CachedInputPricePerMTok { get; set; }
+    public decimal? CacheWritePricePerMTok { get; set; }
+    public decimal? CacheWrite1hPricePerMTok { get; set; }
     public decimal CostUsd { get; set; }
     public int LatencyMs { get; set; }
     public int? TtftMs { get; set; }

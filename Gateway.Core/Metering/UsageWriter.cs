@@ -179,7 +179,8 @@ public sealed partial class UsageWriter(
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
             output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
             error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day,
-            injection_flags) FROM STDIN (FORMAT BINARY)
+            injection_flags, cache_write_tokens, cache_write_1h_tokens, cache_write_price_per_mtok, cache_write_1h_price_per_mtok)
+            FROM STDIN (FORMAT BINARY)
         """;
 
     // Only rows actually inserted (not replays of a request id) count towards the daily aggregates. Each upsert
@@ -188,7 +189,8 @@ public sealed partial class UsageWriter(
         WITH inserted AS (
             INSERT INTO usage_events SELECT * FROM usage_stage
             ON CONFLICT DO NOTHING
-            RETURNING key_id, day, provider, served_model, asked_model, status, fallback, prompt_tokens, completion_tokens, cached_tokens, cost_usd, lease_id),
+            RETURNING key_id, day, provider, served_model, asked_model, status, fallback, prompt_tokens, completion_tokens, cached_tokens,
+                      cache_write_tokens, cache_write_1h_tokens, cost_usd, lease_id),
         -- A settled cost leaves its lease's outstanding part as it enters usage_daily: budgets stay exact.
         leases AS (
             UPDATE budget_leases AS l SET consumed = l.consumed + s.cost
@@ -197,9 +199,10 @@ public sealed partial class UsageWriter(
         -- Grouped as the model and provider reports and the FOCUS export show them.
         models AS (
             INSERT INTO usage_daily_models AS m (day, key_id, provider, model, requests, errors, fallbacks, prompt_tokens, completion_tokens, cached_tokens,
-                                                 cost_usd)
+                                                 cache_write_tokens, cache_write_1h_tokens, cost_usd)
             SELECT day, key_id, coalesce(provider, '(none)'), coalesce(served_model, asked_model, '(none)'), count(*), count(*) FILTER (WHERE status >= 400),
-                   count(*) FILTER (WHERE fallback), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+                   count(*) FILTER (WHERE fallback), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cache_write_tokens),
+                   sum(cache_write_1h_tokens), sum(cost_usd)
             FROM inserted
             GROUP BY 1, 2, 3, 4
             ORDER BY 1, 2, 3, 4
@@ -210,10 +213,13 @@ public sealed partial class UsageWriter(
                 prompt_tokens = m.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = m.completion_tokens + excluded.completion_tokens,
                 cached_tokens = m.cached_tokens + excluded.cached_tokens,
+                cache_write_tokens = m.cache_write_tokens + excluded.cache_write_tokens,
+                cache_write_1h_tokens = m.cache_write_1h_tokens + excluded.cache_write_1h_tokens,
                 cost_usd = m.cost_usd + excluded.cost_usd)
-        INSERT INTO usage_daily AS d (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+        INSERT INTO usage_daily AS d (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens,
+                                      cache_write_1h_tokens, cost_usd)
         SELECT key_id, day, count(*), count(*) FILTER (WHERE status >= 400),
-               sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+               sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens), sum(cost_usd)
         FROM inserted
         GROUP BY 1, 2
         ORDER BY 1, 2
@@ -223,6 +229,8 @@ public sealed partial class UsageWriter(
             prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
             completion_tokens = d.completion_tokens + excluded.completion_tokens,
             cached_tokens = d.cached_tokens + excluded.cached_tokens,
+            cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+            cache_write_1h_tokens = d.cache_write_1h_tokens + excluded.cache_write_1h_tokens,
             cost_usd = d.cost_usd + excluded.cost_usd
         """;
 
@@ -270,6 +278,10 @@ public sealed partial class UsageWriter(
                 await copy.WriteAsync(r.Day, NpgsqlDbType.Date, ct);
                 if (r.InjectionFlags is { } flags) await copy.WriteAsync(flags.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text, ct);
                 else await copy.WriteNullAsync(ct);
+                await copy.WriteAsync(r.CacheWriteTokens, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(r.CacheWrite1hTokens, NpgsqlDbType.Integer, ct);
+                await WriteNumericAsync(copy, r.CacheWritePricePerMTok, ct);
+                await WriteNumericAsync(copy, r.CacheWrite1hPricePerMTok, ct);
             }
             await copy.CompleteAsync(ct);
         }

@@ -49,14 +49,15 @@ public static class SpendCsv
     public static Task WriteUsageAsync(Stream body, IAsyncEnumerable<UsageRow> rows) => WriteAsync(body, async csv =>
     {
         Header(csv, "request_id", "occurred_at", "key_id", "key_name", "end_user", "asked_model", "served_model",
-            "provider", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "status", "cache_hit", "downgraded_from");
+            "provider", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_usd", "latency_ms",
+            "status", "cache_hit", "downgraded_from");
         await csv.NextRecordAsync();
         await foreach (var row in rows)
         {
             foreach (var text in (string?[])[row.RequestId.ToString(), row.OccurredAt, row.KeyId.ToString(), row.KeyName, row.EndUser,
                 row.AskedModel, row.ServedModel, row.Provider])
                 csv.WriteField(text ?? "");
-            Numbers(csv, row.PromptTokens, row.CompletionTokens, row.CachedTokens);
+            Numbers(csv, row.PromptTokens, row.CompletionTokens, row.CachedTokens, row.CacheWriteTokens, row.CacheWrite1hTokens);
             csv.WriteField(Cost(row.CostUsd));
             Numbers(csv, row.LatencyMs, row.Status);
             csv.WriteField(row.CacheHit ? "true" : "false");
@@ -83,14 +84,17 @@ public static class SpendCsv
         }
     });
 
-    /// <summary>FinOps FOCUS (1.0 columns): one Usage charge per day, key (the sub-account), provider and model.</summary>
+    /// <summary>
+    /// FinOps FOCUS (1.0 columns): one Usage charge per day, key (the sub-account), provider and model; after them, custom
+    /// <c>x_</c> columns (FOCUS's prefix for them): requests, and the prompt tokens read from and written to the providers' caches.
+    /// </summary>
     private static readonly string[] FocusColumns =
     [
         "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory",
         "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit",
         "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost", "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName",
         "PublisherName", "RegionId", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName", "SkuId", "SubAccountId",
-        "SubAccountName", "Tags", "x_Requests",
+        "SubAccountName", "Tags", "x_Requests", "x_CacheReadTokens", "x_CacheWriteTokens", "x_CacheWrite1hTokens",
     ];
 
     /// <summary>FOCUS usage charges (<see cref="SpendReports.FocusAsync"/>); periods are the budget days' UTC instants.</summary>
@@ -112,6 +116,7 @@ public static class SpendCsv
                 c.Provider, "", c.Model, c.Model, "Model", "AI and Machine Learning", c.Model, c.Model, c.KeyId.ToString(),
                 c.KeyName, tags, c.Requests.ToString(CultureInfo.InvariantCulture)])
                 csv.WriteField(field);
+            Numbers(csv, c.CachedTokens, c.CacheWriteTokens, c.CacheWrite1hTokens);
             await csv.NextRecordAsync();
         }
     });

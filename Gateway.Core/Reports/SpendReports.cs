@@ -12,7 +12,8 @@ public sealed record SpendRow(string Group, Guid? KeyId, long Requests, long Err
 /// <summary>One metered request, as finance exports it. Times are ISO 8601 UTC.</summary>
 public sealed record UsageRow(
     Guid RequestId, string OccurredAt, Guid KeyId, string KeyName, string? EndUser, string? AskedModel, string? ServedModel, string? Provider,
-    int PromptTokens, int CompletionTokens, int CachedTokens, decimal CostUsd, int LatencyMs, short Status, bool CacheHit, string? DowngradedFrom);
+    int PromptTokens, int CompletionTokens, int CachedTokens, int CacheWriteTokens, int CacheWrite1hTokens, decimal CostUsd, int LatencyMs, short Status,
+    bool CacheHit, string? DowngradedFrom);
 
 /// <summary>One FOCUS usage charge: a day's use of one model at one provider through one key.</summary>
 public sealed class FocusCharge
@@ -25,6 +26,12 @@ public sealed class FocusCharge
     public string Model { get; init; } = "";
     public long Requests { get; init; }
     public long Tokens { get; init; }
+    /// <summary>Prompt tokens read from the providers' prompt caches.</summary>
+    public long CachedTokens { get; init; }
+    /// <summary>Prompt tokens written to the providers' prompt caches (5-minute entries, or no lifetime said).</summary>
+    public long CacheWriteTokens { get; init; }
+    /// <summary>Prompt tokens written to 1-hour cache entries (Anthropic).</summary>
+    public long CacheWrite1hTokens { get; init; }
     public decimal CostUsd { get; init; }
 }
 
@@ -84,7 +91,7 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
     private const string UsageSql = $"""
         SELECT e.request_id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at, e.key_id,
                k.name AS key_name, e.end_user, e.asked_model, e.served_model, e.provider, e.prompt_tokens, e.completion_tokens,
-               e.cached_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
+               e.cached_tokens, e.cache_write_tokens, e.cache_write_1h_tokens, e.cost_usd, e.latency_ms, e.status, e.cache_hit, e.downgraded_from
         FROM usage_events e JOIN api_keys k ON k.id = e.key_id
         WHERE {SpendFilter.UsageWhere}
         ORDER BY e.occurred_at, e.request_id
@@ -107,7 +114,8 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = connection.QueryUnbufferedAsync<FocusCharge>("""
             SELECT d.day, d.key_id, k.name AS key_name, k.tags AS key_tags, d.provider, d.model,
-                   d.requests, d.prompt_tokens + d.completion_tokens AS tokens, d.cost_usd
+                   d.requests, d.prompt_tokens + d.completion_tokens AS tokens, d.cached_tokens, d.cache_write_tokens, d.cache_write_1h_tokens,
+                   d.cost_usd
             FROM usage_daily_models d JOIN api_keys k ON k.id = d.key_id
             WHERE d.day BETWEEN @from::date AND @to::date
             ORDER BY d.day, k.name, d.key_id, d.provider, d.model

@@ -446,6 +446,25 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
         await Assertions.Expect(page.GetByTestId("new-key")).ToHaveCountAsync(0);
     }
 
+    [Fact]
+    public async Task IssueKeyForm_BudgetWithMoreDecimalsThanStored_ShowsTheRuleUnderTheField_AndIssuesNothing()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/keys");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        var dialog = await AdminBrowser.OpenDialogAsync(page, page.GetByRole(AriaRole.Button, new() { Name = "Issue key" }));
+        await dialog.GetByLabel("Name", new() { Exact = true }).FillAsync("precise-" + Guid.NewGuid().ToString("N")[..8]);
+        await dialog.GetByLabel("Daily budget (USD)").FillAsync("0.0000001");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Issue key" }).ClickAsync();
+
+        // Not rounded to $0 without a word: the amount has more decimals than are stored.
+        await Assertions.Expect(dialog.GetByText("'daily_budget_usd' has more than 6 decimals", new() { Exact = false })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId("new-key")).ToHaveCountAsync(0);
+    }
+
     [Theory]
     [InlineData("/providers", "Providers & models", "Add provider")]
     [InlineData("/routing", "Routing", "Add rule")]

@@ -96,7 +96,8 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         var raw = Rows(usageCsv);
         Assert.Equal(usage.Select(r => r.RequestId.ToString()).Order(StringComparer.Ordinal), raw.Select(r => r[0]).Order(StringComparer.Ordinal));
         Assert.All(raw, r => Assert.Equal((keyId.ToString(), name), (r[2], r[3])));
-        Assert.Equal(cost, raw.Sum(r => decimal.Parse(r[11], CultureInfo.InvariantCulture)));
+        var costColumn = Array.IndexOf(usageCsv[..usageCsv.IndexOf('\r', StringComparison.Ordinal)].Split(','), "cost_usd");
+        Assert.Equal(cost, raw.Sum(r => decimal.Parse(r[costColumn], CultureInfo.InvariantCulture)));
     }
 
     /// <summary>

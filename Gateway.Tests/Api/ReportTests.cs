@@ -89,7 +89,8 @@ public sealed class ReportTests(TestEnvironment env)
         var expected = (await db.QueryAsync<string>("""
             SELECT concat_ws(',', request_id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), key_id,
                 '"''=HYPERLINK(""http://x"",""y"")"', CASE WHEN end_user LIKE '%,%' THEN '"' || end_user || '"' ELSE end_user END,
-                asked_model, served_model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd::text, latency_ms, status,
+                asked_model, served_model, provider, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens,
+                cost_usd::text, latency_ms, status,
                 cache_hit::text, coalesce(downgraded_from, ''))
             FROM usage_events WHERE key_id = @keyId ORDER BY occurred_at, request_id
             """, new { keyId })).ToList();
@@ -99,7 +100,7 @@ public sealed class ReportTests(TestEnvironment env)
 
         Assert.Equal(2, expected.Count);
         Assert.Equal("request_id,occurred_at,key_id,key_name,end_user,asked_model,served_model,provider,prompt_tokens,completion_tokens,"
-            + "cached_tokens,cost_usd,latency_ms,status,cache_hit,downgraded_from\r\n" + string.Concat(expected.Select(line => line + "\r\n")), csv);
+            + "cached_tokens,cache_write_tokens,cache_write_1h_tokens,cost_usd,latency_ms,status,cache_hit,downgraded_from\r\n" + string.Concat(expected.Select(line => line + "\r\n")), csv);
     }
 
     [Fact]
@@ -161,7 +162,7 @@ public sealed class ReportTests(TestEnvironment env)
         Assert.StartsWith($"{cost},mock,mock,USD,", row, StringComparison.Ordinal);
         Assert.Contains($",Usage-Based,{day.AddDays(1):yyyy-MM-dd}T00:00:00Z,{day:yyyy-MM-dd}T00:00:00Z,{tokens},Tokens,{cost},{cost},mock,{cost},Standard,", row,
             StringComparison.Ordinal);
-        Assert.EndsWith($",{keyId},\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\"{{\"\"gateway/{tag}\"\":\"\"true\"\"}}\",2", row, StringComparison.Ordinal);
+        Assert.EndsWith($",{keyId},\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\"{{\"\"gateway/{tag}\"\":\"\"true\"\"}}\",2,0,0,0", row, StringComparison.Ordinal);
     }
 
     [Fact]

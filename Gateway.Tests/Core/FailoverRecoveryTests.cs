@@ -53,7 +53,7 @@ public sealed class FailoverRecoveryTests : IDisposable
         new(Guid.NewGuid(), name, "openai", new Uri("http://127.0.0.1:9/v1/"), "sk-test", null, ProviderSettings.Default);
 
     private static ModelRoute Route(ProviderInfo provider, string model) =>
-        new(Guid.NewGuid(), $"{provider.Name}/{model}", provider, model, 1m, 1m, 1m, null, null, DateTimeOffset.UnixEpoch);
+        new(Guid.NewGuid(), $"{provider.Name}/{model}", provider, model, 1m, 1m, 1m, 1.25m, 2m, null, null, DateTimeOffset.UnixEpoch);
 
     /// <summary>A scripted upstream: each candidate answers what <see cref="Answers"/> says for it, and every call is counted.</summary>
     private sealed class Upstream

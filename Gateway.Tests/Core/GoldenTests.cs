@@ -40,7 +40,7 @@ public sealed class GoldenTests
         var parsed = new ChatRequestParser(Microsoft.Extensions.Options.Options.Create(new Gateway.Core.GatewayOptions())).Parse(openAIRequest);
         Assert.Null(parsed.Failure);
         var provider = new ProviderInfo(Guid.Empty, "golden", protocol, new Uri("http://127.0.0.1/"), "secret", null, ProviderSettings.Default);
-        var route = new ModelRoute(Guid.Empty, "golden", provider, protocol == "anthropic" ? "claude-golden" : "gemini-golden", 1m, 2m, 0.5m, null, null,
+        var route = new ModelRoute(Guid.Empty, "golden", provider, protocol == "anthropic" ? "claude-golden" : "gemini-golden", 1m, 2m, 0.5m, 1.25m, 2m, null, null,
             DateTimeOffset.UnixEpoch);
         return new UpstreamCall(RequestId, parsed.Value!, route);
     }

@@ -18,7 +18,7 @@ public sealed class RequestMeterTests
     private static readonly GatewayKey Key = new(Guid.NewGuid(), "k", "gw-", new byte[32], FrozenSet<string>.Empty, null, null);
     private static readonly ModelRoute Route = new(Guid.NewGuid(), "m",
         new ProviderInfo(Guid.NewGuid(), "p", "openai", new Uri("http://127.0.0.1/"), null, null, ProviderSettings.Default),
-        "up", 2m, 10m, 1m, null, null, TimeProvider.System.GetUtcNow());
+        "up", 2m, 10m, 1m, 2.5m, 4m, null, null, TimeProvider.System.GetUtcNow());
 
     private static (RequestMeter Meter, UsageChannel Channel) NewMeter()
     {

@@ -13,8 +13,12 @@ namespace Gateway.Tests.Fixtures;
 /// only (no "system" role), alternating turns starting with user, tool_result blocks first in their
 /// user turn and naming a preceding tool_use; Sonnet 4.5+ refuses temperature with top_p, and version
 /// 2026-10-21 refuses any sampling parameter. A last assistant turn is a prefill the answer continues (it may not end in
-/// whitespace), which Sonnet 4.6 and later refuse. Model names script behaviour: *-max, status-NNN, *-overloaded-midstream,
-/// *-long-prompt.
+/// whitespace), which Sonnet 4.6 and later refuse. Model names script behaviour: *-max, status-NNN,
+/// *-overloaded-midstream, *-long-prompt, and the prompt cache (usage as documented in
+/// https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#tracking-cache-performance: input_tokens excludes cache
+/// reads and writes, <c>cache_creation</c> splits writes by entry lifetime, message_start carries it all and message_delta's
+/// cumulative usage has no split): *-cache-writes reads 5,000 tokens and writes 1,000 to 5-minute and 2,000 to 1-hour entries;
+/// *-cache-1h-all writes the whole prompt (one token per word of its text) to 1-hour entries.
 /// </summary>
 public sealed class FakeAnthropic : FakeServer
 {
@@ -134,6 +138,9 @@ public sealed class FakeAnthropic : FakeServer
         var offersTools = body["tools"] is JsonArray { Count: > 0 } && body["tool_choice"]?["type"]?.GetValue<string>() != "none";
         var stream = body["stream"]?.GetValue<bool>() == true;
         var maxed = model.EndsWith("-max", StringComparison.Ordinal);
+        var cache = model.EndsWith("-cache-writes", StringComparison.Ordinal) ? new Cache(40, 1000, 2000, 5000)
+            : model.EndsWith("-cache-1h-all", StringComparison.Ordinal) ? new Cache(0, 0, Words(body), 0)
+            : Cache.Default;
 
         List<JsonObject> content;
         string stopReason;
@@ -167,7 +174,7 @@ public sealed class FakeAnthropic : FakeServer
             {
                 ["id"] = "msg_013Zva2CMHLNnXjNJJKqJ2EF", ["type"] = "message", ["role"] = "assistant", ["model"] = model + "-20250929",
                 ["content"] = new JsonArray([.. content]), ["stop_reason"] = stopReason, ["stop_sequence"] = null,
-                ["usage"] = new JsonObject { ["input_tokens"] = 20, ["cache_creation_input_tokens"] = 5, ["cache_read_input_tokens"] = 10, ["output_tokens"] = 12, ["service_tier"] = "standard" },
+                ["usage"] = Usage(cache, 12, split: true),
             }.ToJsonString());
             return;
         }
@@ -185,7 +192,7 @@ public sealed class FakeAnthropic : FakeServer
             {
                 ["id"] = "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", ["type"] = "message", ["role"] = "assistant", ["content"] = new JsonArray(),
                 ["model"] = model + "-20250929", ["stop_reason"] = null, ["stop_sequence"] = null,
-                ["usage"] = new JsonObject { ["input_tokens"] = 20, ["cache_creation_input_tokens"] = 5, ["cache_read_input_tokens"] = 10, ["output_tokens"] = 1 },
+                ["usage"] = Usage(cache, 1, split: true),
             },
         });
         await SendAsync("ping", new JsonObject { ["type"] = "ping" });
@@ -229,7 +236,9 @@ public sealed class FakeAnthropic : FakeServer
         }
         await SendAsync("message_delta", new JsonObject
         {
-            ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = stopReason, ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = 12 },
+            ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = stopReason, ["stop_sequence"] = null },
+            // Older API versions sent only output_tokens here; the current one repeats every count, cumulative, without the split.
+            ["usage"] = cache == Cache.Default ? new JsonObject { ["output_tokens"] = 12 } : Usage(cache, 12, split: false),
         });
         await SendAsync("message_stop", new JsonObject { ["type"] = "message_stop" });
     }
@@ -240,6 +249,38 @@ public sealed class FakeAnthropic : FakeServer
         JsonArray blocks => string.Concat(blocks.Where(b => b!["type"]?.GetValue<string>() == "text").Select(b => b!["text"]!.GetValue<string>())),
         _ => "",
     };
+
+    /// <summary>Prompt tokens by how they are billed: plain input, written to 5-minute or 1-hour cache entries, read from the cache.</summary>
+    private readonly record struct Cache(int Input, int Write5m, int Write1h, int Read)
+    {
+        public static readonly Cache Default = new(20, 5, 0, 10);
+    }
+
+    private static JsonObject Usage(Cache cache, int output, bool split)
+    {
+        var usage = new JsonObject
+        {
+            ["input_tokens"] = cache.Input, ["cache_creation_input_tokens"] = cache.Write5m + cache.Write1h, ["cache_read_input_tokens"] = cache.Read,
+        };
+        if (split) usage["cache_creation"] = new JsonObject { ["ephemeral_5m_input_tokens"] = cache.Write5m, ["ephemeral_1h_input_tokens"] = cache.Write1h };
+        usage["output_tokens"] = output;
+        if (split) usage["service_tier"] = "standard";
+        return usage;
+    }
+
+    // The words of the prompt's text (system and every text block), a stand-in for its tokens that never exceeds the tokenizer's count.
+    private static int Words(JsonObject body)
+    {
+        var texts = new List<string>();
+        if (body["system"] is JsonValue system) texts.Add(system.GetValue<string>());
+        foreach (var message in body["messages"]!.AsArray())
+        {
+            if (message!["content"] is JsonValue text) texts.Add(text.GetValue<string>());
+            else if (message["content"] is JsonArray blocks)
+                texts.AddRange(blocks.Where(b => b!["type"]?.GetValue<string>() == "text").Select(b => b!["text"]!.GetValue<string>()));
+        }
+        return texts.Sum(t => t.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
 
     private static string? Validate(JsonObject body, string version)
     {

@@ -12,9 +12,12 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did); any other name answers normally. A last assistant message
-/// marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the answer is what follows it
-/// (a model named <c>*-prefix-echo</c> repeats the prefix first, as an API that returns the whole message would). <c>GET /v1/models</c> lists models
+/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
+/// whose usage also reports <see cref="CacheWriteTokens"/> prompt tokens written to the cache as OpenAI-compatible APIs that bill
+/// writes do (<c>prompt_tokens_details.cache_write_tokens</c>, https://openrouter.ai/docs/prompt-caching); any other name answers
+/// normally. A last assistant message marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the
+/// answer is what follows it (a model named <c>*-prefix-echo</c> repeats the prefix first, as an API that returns the whole
+/// message would). <c>GET /v1/models</c> lists models
 /// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
 /// the key <see cref="RejectedKey"/> is refused everywhere as OpenAI refuses a wrong key (401 <c>invalid_api_key</c>).
 /// </summary>
@@ -26,6 +29,7 @@ public sealed class FakeOpenAI : FakeServer
     public const int PromptTokens = 21;
     public const int CompletionTokens = 7;
     public const int CachedTokens = 5;
+    public const int CacheWriteTokens = 8;
 
     public static Task<FakeOpenAI> StartAsync() => StartAsync(new FakeOpenAI(), "/v1");
 
@@ -101,6 +105,7 @@ public sealed class FakeOpenAI : FakeServer
         var model = body["model"]!.GetValue<string>();
         var stream = body["stream"]?.GetValue<bool>() == true;
         var includeUsage = body["stream_options"]?["include_usage"]?.GetValue<bool>() == true;
+        var written = model.EndsWith("-cache-write", StringComparison.Ordinal) ? $",\"cache_write_tokens\":{CacheWriteTokens}" : "";
         var ct = http.RequestAborted;
 
         if (model.StartsWith("status-", StringComparison.Ordinal))
@@ -178,7 +183,7 @@ public sealed class FakeOpenAI : FakeServer
                     "prompt_tokens": {{PromptTokens}},
                     "completion_tokens": {{CompletionTokens}},
                     "total_tokens": {{PromptTokens + CompletionTokens}},
-                    "prompt_tokens_details": { "cached_tokens": {{CachedTokens}}, "audio_tokens": 0 },
+                    "prompt_tokens_details": { "cached_tokens": {{CachedTokens}}, "audio_tokens": 0{{written}} },
                     "completion_tokens_details": { "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0 }
                   },
                   "service_tier": "default",
@@ -231,7 +236,7 @@ public sealed class FakeOpenAI : FakeServer
         if (model == "no-done") return;
         if (includeUsage)
         {
-            var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{CompletionTokens}},"total_tokens":{{PromptTokens + CompletionTokens}},"prompt_tokens_details":{"cached_tokens":{{CachedTokens}},"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}""" + "}";
+            var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{CompletionTokens}},"total_tokens":{{PromptTokens + CompletionTokens}},"prompt_tokens_details":{"cached_tokens":{{CachedTokens}},"audio_tokens":0{{written}}},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}""" + "}";
             await SendAsync($$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[],"usage":""" + usage + "}");
         }
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);

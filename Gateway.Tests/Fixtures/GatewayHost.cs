@@ -111,7 +111,8 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
     /// </param>
     public async Task<string> AddModelAsync(string baseUrl, string upstreamModel, string protocol = "openai",
         decimal inputPrice = 2.5m, decimal outputPrice = 10m, decimal cachedPrice = 1.25m, JsonObject? settings = null, int? maxOutputTokens = null,
-        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null, int? timeoutMs = null, bool everyHost = false)
+        string secret = "sk-fake-upstream-secret", string[]? fallbacks = null, int? ttftTimeoutMs = null, int? timeoutMs = null, bool everyHost = false,
+        decimal? cacheWritePrice = null, decimal? cacheWrite1hPrice = null)
     {
         var provider = "fake-" + Guid.NewGuid().ToString("N")[..10];
         var alias = $"{provider}/{upstreamModel}";
@@ -132,6 +133,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         {
             ["alias"] = alias, ["provider"] = provider, ["upstream_model"] = upstreamModel,
             ["input_price_per_mtok"] = inputPrice, ["output_price_per_mtok"] = outputPrice, ["cached_input_price_per_mtok"] = cachedPrice,
+            ["cache_write_price_per_mtok"] = cacheWritePrice, ["cache_write_1h_price_per_mtok"] = cacheWrite1hPrice,
             ["max_output_tokens"] = maxOutputTokens, ["ttft_timeout_ms"] = ttftTimeoutMs, ["timeout_ms"] = timeoutMs,
             ["fallbacks"] = fallbacks is null ? null : new JsonArray([.. fallbacks.Select(f => JsonValue.Create(f))]),
         })).EnsureSuccessStatusCode();

@@ -88,10 +88,14 @@ public sealed class UsageRow
     public int PromptTokens { get; init; }
     public int CompletionTokens { get; init; }
     public int CachedTokens { get; init; }
+    public int CacheWriteTokens { get; init; }
+    public int CacheWrite1hTokens { get; init; }
     public bool UsageEstimated { get; init; }
     public decimal? InputPricePerMtok { get; init; }
     public decimal? OutputPricePerMtok { get; init; }
     public decimal? CachedInputPricePerMtok { get; init; }
+    public decimal? CacheWritePricePerMtok { get; init; }
+    public decimal? CacheWrite1hPricePerMtok { get; init; }
     public decimal CostUsd { get; init; }
     public int LatencyMs { get; init; }
     public int? TtftMs { get; init; }

@@ -62,7 +62,8 @@ public sealed class AnthropicTests(TestEnvironment env)
 
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
         Assert.Equal((keyId, 35, 12, 10, false), (row.KeyId, row.PromptTokens, row.CompletionTokens, row.CachedTokens, row.UsageEstimated));
-        Assert.Equal((25 * 3m + 10 * 0.3m + 12 * 15m) / 1_000_000m, row.CostUsd);
+        // The 5 written to the cache (a 5-minute entry) at the default write price, 1.25 × the input price.
+        Assert.Equal((20 * 3m + 5 * 3.75m + 10 * 0.3m + 12 * 15m) / 1_000_000m, row.CostUsd);
     }
 
     [Theory]

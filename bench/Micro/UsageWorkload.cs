@@ -118,5 +118,5 @@ internal sealed class UsageWorkload
     }
 
     private static ModelRoute Model(string alias, int provider, string upstream, decimal input, decimal output, decimal cached) =>
-        new(Guid.Empty, alias, Providers[provider], upstream, input, output, cached, null, null, DateTimeOffset.UnixEpoch);
+        new(Guid.Empty, alias, Providers[provider], upstream, input, output, cached, input * 1.25m, input * 2, null, null, DateTimeOffset.UnixEpoch);
 }

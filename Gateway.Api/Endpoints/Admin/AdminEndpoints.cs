@@ -93,9 +93,13 @@ internal static class AdminEndpoints
         admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
         admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
         {
-            if (string.IsNullOrWhiteSpace(tag) || budget.DailyBudgetUsd is < 0 || budget.MonthlyBudgetUsd is < 0
-                || budget.DailyBudgetUsd > 1_000_000_000m || budget.MonthlyBudgetUsd > 1_000_000_000m)
-                return OpenAIResults.Error(GatewayError.BadRequest("Budgets must be between 0 and 1e9 USD.", "daily_budget_usd", "invalid_value"));
+            if (string.IsNullOrWhiteSpace(tag))
+                return OpenAIResults.Error(GatewayError.BadRequest("The tag must not be empty.", "tag", "invalid_value"));
+            foreach (var (field, amount) in (ReadOnlySpan<(string, decimal?)>)[("daily_budget_usd", budget.DailyBudgetUsd), ("monthly_budget_usd", budget.MonthlyBudgetUsd)])
+            {
+                if (MoneyAmount.Problem(field, amount, 1_000_000_000m) is { } problem)
+                    return OpenAIResults.Error(GatewayError.BadRequest(problem, field, "invalid_value"));
+            }
             var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
             var saved = await budgets.UpsertAsync(budget with { Tag = tag }, ct);
             await audit.RecordAsync(AdminCaller.Name, "tag_budget.set", "tag_budget", tag, before, saved, ct);
@@ -212,8 +216,13 @@ internal static class AdminEndpoints
         var result = validator.Validate(request);
         if (result.IsValid) return null;
         var first = result.Errors[0];
-        return OpenAIResults.Error(GatewayError.BadRequest(first.ErrorMessage, ToSnake(first.PropertyName), "invalid_value"));
+        return OpenAIResults.Error(GatewayError.BadRequest(first.ErrorMessage, Param<T>(first.PropertyName), "invalid_value"));
     }
+
+    // The field as the body names it: its JSON name where it has its own (cache_write_1h_price_per_mtok), else its snake_case.
+    private static string Param<T>(string propertyName) =>
+        typeof(T).GetProperty(propertyName)?.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), false)
+            is [System.Text.Json.Serialization.JsonPropertyNameAttribute named, ..] ? named.Name : ToSnake(propertyName);
 
     // A name in the body that does not exist is the body's fault (400), not a missing resource at the URL (404).
     private static IResult Missing(MissingReference missing) =>

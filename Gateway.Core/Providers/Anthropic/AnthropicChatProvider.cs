@@ -114,8 +114,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
                     break;
             }
         }
-        var counts = AnthropicResponseMapper.Counts(root.GetProperty("usage"));
-        var (usage, wireUsage) = AnthropicResponseMapper.Usage(counts.Input, counts.CacheCreation, counts.CacheRead, counts.Output);
+        var (usage, wireUsage) = AnthropicResponseMapper.Usage(AnthropicResponseMapper.Counts(root.GetProperty("usage")));
         var served = OpenAIRequestView.Str(root, "model") ?? call.Route.UpstreamModel;
         var content = text.ToString();
         var completion = new ChatCompletion(CompletionId(call), "chat.completion", created, served,

@@ -16,7 +16,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
     private readonly Dictionary<int, int> _toolIndexByBlock = [];
     private readonly HashSet<int> _jsonBlocks = [];
     private string? _stopReason;
-    private (int Input, int CacheCreation, int CacheRead, int Output) _counts;
+    private AnthropicCounts _counts;
 
     protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
     {
@@ -64,17 +64,20 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
                         _stopReason = stop;
                     if (root.TryGetProperty("usage", out var usage))
                     {
-                        // Cumulative: later values replace earlier ones; absent fields keep what message_start said.
+                        // Cumulative: later values replace earlier ones; absent fields keep what message_start said. The split of
+                        // cache writes by lifetime (cache_creation) comes with message_start; message_delta's usage has none.
                         var c = AnthropicResponseMapper.Counts(usage);
-                        _counts = (usage.TryGetProperty("input_tokens", out _) ? c.Input : _counts.Input,
-                            usage.TryGetProperty("cache_creation_input_tokens", out _) ? c.CacheCreation : _counts.CacheCreation,
+                        _counts = new AnthropicCounts(usage.TryGetProperty("input_tokens", out _) ? c.Input : _counts.Input,
+                            usage.TryGetProperty("cache_creation_input_tokens", out _) || usage.TryGetProperty("cache_creation", out _)
+                                ? c.CacheCreation : _counts.CacheCreation,
+                            usage.TryGetProperty("cache_creation", out _) ? c.CacheCreation1h : _counts.CacheCreation1h,
                             usage.TryGetProperty("cache_read_input_tokens", out _) ? c.CacheRead : _counts.CacheRead,
                             c.Output);
                     }
                     return [];
                 case "message_stop":
                     Done = true;
-                    var (tokens, wire) = AnthropicResponseMapper.Usage(_counts.Input, _counts.CacheCreation, _counts.CacheRead, _counts.Output);
+                    var (tokens, wire) = AnthropicResponseMapper.Usage(_counts);
                     Usage = tokens;
                     var finish = _jsonBlocks.Count > 0 && _stopReason == "tool_use" ? "stop" : AnthropicResponseMapper.FinishReason(_stopReason);
                     // (a JSON-mode answer cut by max_tokens keeps "length")

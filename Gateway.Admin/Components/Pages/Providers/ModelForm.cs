@@ -11,6 +11,8 @@ public sealed class ModelForm
     public decimal? InputPricePerMtok { get; set; }
     public decimal? OutputPricePerMtok { get; set; }
     public decimal? CachedInputPricePerMtok { get; set; }
+    public decimal? CacheWritePricePerMtok { get; set; }
+    public decimal? CacheWrite1hPricePerMtok { get; set; }
     public int? ContextWindow { get; set; }
     public int? MaxOutputTokens { get; set; }
     /// <summary>Comma-separated aliases tried next, in order.</summary>
@@ -27,6 +29,8 @@ public sealed class ModelForm
         InputPricePerMtok = model.InputPricePerMtok,
         OutputPricePerMtok = model.OutputPricePerMtok,
         CachedInputPricePerMtok = model.CachedInputPricePerMtok,
+        CacheWritePricePerMtok = model.CacheWritePricePerMtok,
+        CacheWrite1hPricePerMtok = model.CacheWrite1hPricePerMtok,
         ContextWindow = model.ContextWindow,
         MaxOutputTokens = model.MaxOutputTokens,
         Fallbacks = string.Join(", ", model.Fallbacks),
@@ -47,5 +51,7 @@ public sealed class ModelForm
         MaxOutputTokens: MaxOutputTokens,
         Fallbacks: Fallbacks is null ? [] : [.. Fallbacks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)],
         TtftTimeoutMs: TtftTimeoutMs,
-        TimeoutMs: TimeoutMs);
+        TimeoutMs: TimeoutMs,
+        CacheWritePricePerMtok: CacheWritePricePerMtok,
+        CacheWrite1hPricePerMtok: CacheWrite1hPricePerMtok);
 }
