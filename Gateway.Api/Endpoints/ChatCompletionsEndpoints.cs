@@ -128,6 +128,7 @@ internal static class ChatCompletionsEndpoints
         context.Meter.Routed(route);
         context.Meter.Rule(decision.Rule);
         if (decision.Rule is { } rule) context.Http.Response.Headers[RuleHeader] = rule;
+        await context.Meter.InFlightAsync(); // from here on a provider may bill: a kill -9 still leaves this request's row
 
         if (!request.IsStreaming)
         {

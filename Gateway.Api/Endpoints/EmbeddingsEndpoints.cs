@@ -43,6 +43,7 @@ internal static class EmbeddingsEndpoints
             return;
         }
         context.Meter.Budgeted(budget.Reservation?.LeaseId, null);
+        await context.Meter.InFlightAsync();
         var result = await gateway.EmbedAsync(context.Meter.RequestId, request!, route!, ct);
         context.Attempted(result, route!);
         if (result.Failure is { } failed) await context.FailAsync(failed);

@@ -202,9 +202,39 @@ public sealed class RequestMeter
     }
 
     private TokenUsage Estimate(string completionText) =>
-        new(_promptTokens?.Invoke() ?? 0, _tokens.Count(completionText), 0);
+        new(PromptEstimate(), completionText.Length == 0 ? 0 : _tokens.Count(completionText), 0);
+
+    private int? _promptCount;
+
+    private int PromptEstimate() => _promptCount ??= _promptTokens?.Invoke() ?? 0;
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
+
+    /// <summary>What an in-flight request's row says if the process died before the request ended.</summary>
+    public const string InterruptedKind = "interrupted";
+
+    /// <summary>
+    /// Journals what the request leaves if the process dies before it ends (<c>kill -9</c>, a crash, a request outliving shutdown):
+    /// status 500 <see cref="InterruptedKind"/>, the prompt estimated (the provider was about to be asked) and flagged, at the
+    /// routed model's prices. Call before the upstream call, so a stream whose request id the client has seen always has a row.
+    /// The line is spent once the final record is in PostgreSQL; only the next start replays it, if no final record exists.
+    /// </summary>
+    public ValueTask InFlightAsync()
+    {
+        if (_published || !_usage.Journaled) return ValueTask.CompletedTask;
+        var line = _record.Copy();
+        line.InFlight = true;
+        line.Status = 500;
+        line.ErrorKind = InterruptedKind;
+        var usage = Estimate("");
+        line.PromptTokens = _earlier.Tokens.PromptTokens + usage.PromptTokens;
+        line.CompletionTokens = _earlier.Tokens.CompletionTokens;
+        line.UsageEstimated = true;
+        line.CostUsd = _earlier.Cost + (_route is null ? 0 : Pricing.Cost(_route, usage));
+        line.LatencyMs = ElapsedMs();
+        _record.InFlightLine = line;
+        return _usage.CheckpointAsync(line);
+    }
 
     /// <summary>Journals the record as it stands (call before the answer's last bytes go out; publishing later queues it).</summary>
     public ValueTask CheckpointAsync()

@@ -18,6 +18,9 @@ public sealed partial class UsageChannel(IOptions<MeteringOptions> options, ILog
 
     internal UsageJournal? Journal => journal is { Enabled: true } ? journal : null;
 
+    /// <summary>Whether records are journaled locally before they are queued.</summary>
+    public bool Journaled => Journal is not null;
+
     /// <summary>Appends the record as it is now to the local journal (before the response's last bytes go out).</summary>
     public ValueTask CheckpointAsync(UsageRecord record) => Journal?.AppendAsync(record) ?? ValueTask.CompletedTask;
 

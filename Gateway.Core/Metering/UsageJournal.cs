@@ -24,6 +24,8 @@ public sealed class JournalSegment
     internal volatile bool Closed;
     /// <summary>Some record of it is not held in memory any more (the queue was full, or it was left by an earlier process): replay the file.</summary>
     internal volatile bool NeedsReplay;
+    /// <summary>Left by an earlier process: its in-flight lines are requests that process never finished.</summary>
+    internal bool LeftByEarlierRun;
     internal bool Dirty;
 }
 
@@ -33,7 +35,8 @@ public sealed class JournalSegment
 /// hold loses none either. Files are fsync'd in groups (<see cref="MeteringOptions.JournalFsyncMilliseconds"/>),
 /// which bounds what a power cut can lose. A file is removed once every record in it is in PostgreSQL; files
 /// left by an earlier process, and files with records the in-memory queue had no room for, are replayed by the
-/// usage writer (idempotent on request id).
+/// usage writer (idempotent on request id). Each request also journals an in-flight line before its upstream call, so a request
+/// the process never finished (killed mid-stream) still leaves its row at the next start.
 /// </summary>
 public sealed partial class UsageJournal : IHostedService, IDisposable
 {
@@ -107,7 +110,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             // Left by an earlier process (a crash, a kill, an outage it did not outlive): replay them all.
             foreach (var file in Directory.GetFiles(_directory, "usage-*.jsonl").Order(StringComparer.Ordinal))
             {
-                var left = new JournalSegment(file, null) { Closed = true, NeedsReplay = true, Length = new FileInfo(file).Length };
+                var left = new JournalSegment(file, null) { Closed = true, NeedsReplay = true, LeftByEarlierRun = true, Length = new FileInfo(file).Length };
                 _segments.Add(left);
                 Log.Found(_logger, file, left.Length);
             }
@@ -206,9 +209,14 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
     private readonly record struct Queued(UsageRecord Record, byte[] Line);
 
-    /// <summary>The record is in PostgreSQL.</summary>
+    /// <summary>The record is in PostgreSQL (and with it its in-flight line is spent).</summary>
     public void Written(UsageRecord record)
     {
+        if (record.InFlightLine is { } line)
+        {
+            record.InFlightLine = null;
+            Written(line);
+        }
         if (record.Segment is not { } segment) return;
         record.Segment = null;
         if (Interlocked.Decrement(ref segment.Pending) == 0 && segment.Closed && !segment.NeedsReplay) Remove(segment);

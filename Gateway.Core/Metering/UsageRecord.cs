@@ -43,6 +43,25 @@ public sealed class UsageRecord
     /// <summary>Categories the prompt-injection filter found (flagged or blocked); null when it was off or found nothing.</summary>
     public IReadOnlyList<string>? InjectionFlags { get; set; }
 
+    /// <summary>
+    /// A journal line only (never stored as such): what the request leaves if the process dies before it ends. Replayed by the
+    /// next start for a request whose final record never made it, as an interrupted row.
+    /// </summary>
+    public bool InFlight { get; set; }
+
+    /// <summary>The request's in-flight line, journaled before its upstream call; released once this record is in PostgreSQL.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    internal UsageRecord? InFlightLine { get; set; }
+
+    /// <summary>A copy of the record as it stands, not journaled yet.</summary>
+    internal UsageRecord Copy()
+    {
+        var copy = (UsageRecord)MemberwiseClone();
+        copy.Segment = null;
+        copy.InFlightLine = null;
+        return copy;
+    }
+
     /// <summary>The journal file the record was appended to, until it is in PostgreSQL.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     internal JournalSegment? Segment { get; set; }

@@ -99,15 +99,27 @@ public sealed partial class UsageWriter(
         }
     }
 
-    /// <summary>Writes journal files that may hold records PostgreSQL lacks (idempotent on request id), then removes them.</summary>
+    /// <summary>
+    /// Writes journal files that may hold records PostgreSQL lacks (idempotent on request id), then removes them. An in-flight
+    /// line becomes an interrupted row only when an earlier process left it and no file holds that request's final record (a
+    /// final record already in PostgreSQL wins too: same request id and time); this process's own are requests still running.
+    /// </summary>
     private async Task ReplayAsync(UsageJournal journal, CancellationToken ct)
     {
-        foreach (var segment in journal.ToReplay())
+        var segments = journal.ToReplay();
+        if (segments.Count == 0) return;
+        var finished = new HashSet<Guid>();
+        foreach (var segment in segments)
+            if (segment.LeftByEarlierRun)
+                foreach (var record in journal.Read(segment))
+                    if (!record.InFlight) finished.Add(record.RequestId);
+        foreach (var segment in segments)
         {
             var replayed = 0;
             var batch = new List<UsageRecord>(options.Value.BatchSize);
             foreach (var record in journal.Read(segment))
             {
+                if (record.InFlight && (!segment.LeftByEarlierRun || finished.Contains(record.RequestId))) continue;
                 batch.Add(record);
                 if (batch.Count < options.Value.BatchSize) continue;
                 await WriteWithRetryAsync(batch, ct);

@@ -112,6 +112,82 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
     }
 
     [Fact]
+    public async Task GatewayKilledWithStreamsAndCallsInFlight_NextStartLeavesExactlyOneRowPerRequest()
+    {
+        var (first, url) = await StartGatewayAsync();
+        using var admin = new HttpClient { BaseAddress = url };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", GatewayHost.MasterKey);
+        var created = (await (await admin.PostAsJsonAsync("/admin/keys", new JsonObject { ["name"] = "in-flight" })).Content.ReadFromJsonAsync<JsonObject>())!;
+        var keyId = created["id"]!.GetValue<Guid>();
+        // Streams that began and never end, and non-streamed calls never answered: all in flight at the kill.
+        var provider = "inflight-" + Guid.NewGuid().ToString("N")[..8];
+        (await admin.PostAsJsonAsync("/admin/providers", new JsonObject
+        {
+            ["name"] = provider, ["protocol"] = "openai", ["base_url"] = env.Upstream.BaseUrl, ["secret"] = "sk-fake-upstream-secret",
+        })).EnsureSuccessStatusCode();
+        foreach (var model in new[] { "stall-after-first", "hang" })
+            (await admin.PostAsJsonAsync("/admin/models", new JsonObject
+            {
+                ["alias"] = $"{provider}/{model}", ["provider"] = provider, ["upstream_model"] = model, ["input_price_per_mtok"] = 1, ["output_price_per_mtok"] = 4,
+                ["ttft_timeout_ms"] = 600_000,
+            })).EnsureSuccessStatusCode();
+        using var client = new HttpClient { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        var marker = Guid.NewGuid().ToString("N");
+
+        var seen = new List<Guid>(); // request ids the streaming clients saw, with the first words of their answers
+        var open = new List<HttpResponseMessage>();
+        for (var i = 0; i < 20; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+            {
+                Content = new StringContent($$"""{"model":"{{provider}}/stall-after-first","stream":true,"messages":[{"role":"user","content":"{{marker}} s{{i}}"}]}""",
+                    Encoding.UTF8, "application/json"),
+            };
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            open.Add(response);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            while (await reader.ReadLineAsync() is { } line && !line.Contains("Hello", StringComparison.Ordinal)) { }
+            seen.Add(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        }
+        var calls = Enumerable.Range(0, 20).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                using var response = await client.PostAsync("/v1/chat/completions", new StringContent(
+                    $$"""{"model":"{{provider}}/hang","messages":[{"role":"user","content":"{{marker}} c{{i}}"}]}""", Encoding.UTF8, "application/json"));
+            }
+            catch (HttpRequestException)
+            {
+                // cut by the kill
+            }
+        })).ToList();
+        await Eventually.TrueAsync(() => env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal)) == 40,
+            what: "all 40 requests at the upstream");
+
+        first.Kill(); // SIGKILL: no request ends, nothing is flushed
+        await first.WaitForExitAsync();
+        await Task.WhenAll(calls);
+        foreach (var response in open) response.Dispose();
+        await StartGatewayAsync();
+
+        var rows = await Eventually.UntilAsync(async () =>
+        {
+            await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+            return (await db.QueryAsync<(Guid Id, short Status, string? Kind, bool Streamed, bool Estimated, int Prompt, decimal Cost)>(
+                "SELECT request_id, status, error_kind, streamed, usage_estimated, prompt_tokens, cost_usd FROM usage_events WHERE key_id = @keyId",
+                new { keyId })).AsList();
+        }, found => found.Count >= 40);
+        Assert.Equal(40, rows.Count); // one per request, none twice
+        Assert.Equal(40, rows.Select(r => r.Id).Distinct().Count());
+        Assert.All(seen, id => Assert.Contains(rows, r => r.Id == id && r.Streamed));
+        Assert.All(rows, r => Assert.Equal(((short)500, "interrupted", true), (r.Status, r.Kind, r.Estimated)));
+        Assert.All(rows, r => Assert.True(r.Prompt > 0 && r.Cost > 0, "the prompt the provider was sent is charged"));
+        Assert.Equal(20, rows.Count(r => !r.Streamed));
+    }
+
+    [Fact]
     public async Task GatewaySigtermedUnderLoad_DrainsAndFlushes_EveryAnsweredRequestHasExactlyOneRow_BeforeItExits()
     {
         var (gateway, url) = await StartGatewayAsync();
