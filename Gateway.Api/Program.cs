@@ -1,4 +1,5 @@
 using Gateway.Api;
+using Gateway.Api.Auth;
 using Gateway.Api.Endpoints;
 using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
@@ -58,8 +59,9 @@ if (TrustedProxies.ReplaceWith(app.Services.GetRequiredService<IOptions<GatewayO
     app.UseForwardedHeaders(forwarded);
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseManagementPort();
 app.MapHealth();
-app.MapPrometheusScrapingEndpoint("/metrics");
+app.MapPrometheusScrapingEndpoint("/metrics").ManagementOnly();
 app.MapOpenAI();
 app.MapAdmin();
 

@@ -17,6 +17,14 @@ public sealed class GatewayOptions
     [Range(1, 65535)]
     public int? AdminPort { get; set; }
 
+    /// <summary>
+    /// When set, <c>/metrics</c> and <c>/health/upstreams</c> answer only on connections to this local port (it may be the
+    /// <see cref="AdminPort"/>); elsewhere they are a 404. Unset: every port serves them. <c>/health/live</c> and
+    /// <c>/health/ready</c> stay on every port, for load balancers and orchestrators.
+    /// </summary>
+    [Range(1, 65535)]
+    public int? ManagementPort { get; set; }
+
     /// <summary>Failed admin API authentications one client address may make within <see cref="AdminAuthFailureWindowSeconds"/>; then 429.</summary>
     [Range(1, 1_000_000)]
     public int AdminAuthFailuresPerAddress { get; set; } = 10;
