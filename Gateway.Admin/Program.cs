@@ -3,6 +3,8 @@ using Gateway.Admin.Components;
 using Gateway.Admin.Data;
 using Gateway.Admin.Reports;
 using Gateway.Core;
+using Gateway.Core.Limits;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
@@ -38,7 +40,6 @@ builder.Services.AddIdentityCore<AdminUser>(o =>
         o.Password.RequiredLength = 12;
         o.Password.RequireNonAlphanumeric = false;
         o.Lockout.AllowedForNewUsers = true;
-        o.Lockout.MaxFailedAccessAttempts = 5;
         o.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(15);
     })
     .AddRoles<IdentityRole>()
@@ -57,6 +58,15 @@ builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAu
         cookie.ExpireTimeSpan = TimeSpan.FromHours(8);
         cookie.SlidingExpiration = true;
     });
+// An account locks after Admin:SignInFailuresPerAccount failures in a row; an address is refused after fewer (AdminSignIn).
+builder.Services.AddOptions<IdentityOptions>().Configure<Microsoft.Extensions.Options.IOptions<AdminOptions>>((identity, admin) =>
+    identity.Lockout.MaxFailedAccessAttempts = admin.Value.SignInFailuresPerAccount);
+builder.Services.AddSingleton(sp =>
+{
+    var admin = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AdminOptions>>().Value;
+    return new FailedAuthThrottle(admin.SignInFailuresPerAddress, TimeSpan.FromMinutes(admin.SignInFailureWindowMinutes));
+});
+builder.Services.AddScoped<AdminSignIn>();
 builder.Services.AddScoped<AdminUsers>();
 builder.Services.AddHostedService<AdminSeeder>();
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
@@ -73,6 +83,11 @@ if (args is ["add-user", var email, var role, ..])
     return error is null ? 0 : 1;
 }
 
+// The client's address is the connection's, unless it came through a proxy of Gateway:TrustedProxies (X-Forwarded-For).
+var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor };
+if (TrustedProxies.ReplaceWith(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value.TrustedProxies,
+        forwarded.KnownProxies, forwarded.KnownIPNetworks))
+    app.UseForwardedHeaders(forwarded);
 // Headers every answer carries, sign-in redirects included (so before authentication, which is then placed explicitly):
 // no MIME sniffing, no referrer to other sites, never framed (clickjacking), no <base> or plugin from elsewhere. A
 // script-src policy is left out: Blazor writes its import map inline, with per-build contents.

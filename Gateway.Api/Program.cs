@@ -1,11 +1,14 @@
 using Gateway.Api;
+using Gateway.Api.Auth;
 using Gateway.Api.Endpoints;
 using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Admin;
 using Gateway.Api.Telemetry;
+using Gateway.Core.Limits;
 using Gateway.Core.Persistence;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -31,6 +34,12 @@ builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 // Header sizes and slow clients (slow-loris): Kestrel enforces them, from Gateway:Server.
 builder.Services.AddOptions<ServerLimitsOptions>().BindConfiguration(ServerLimitsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServerLimitsOptions>>((kestrel, limits) => limits.Value.ApplyTo(kestrel.Limits));
+// Failed admin API authentications per client address (Gateway:AdminAuthFailuresPerAddress within the window), in memory.
+builder.Services.AddSingleton(sp =>
+{
+    var gateway = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+    return new FailedAuthThrottle(gateway.AdminAuthFailuresPerAddress, TimeSpan.FromSeconds(gateway.AdminAuthFailureWindowSeconds));
+});
 // SIGTERM: in-flight requests get Gateway:ShutdownDrainSeconds to finish, then the usage writer flushes.
 builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) =>
     host.ShutdownTimeout = TimeSpan.FromSeconds(gateway.Value.ShutdownDrainSeconds));
@@ -44,10 +53,15 @@ if (args is ["migrate", ..])
     return 0;
 }
 
+// The client's address is the connection's, unless it came through a proxy of Gateway:TrustedProxies (X-Forwarded-For).
+var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor };
+if (TrustedProxies.ReplaceWith(app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.TrustedProxies, forwarded.KnownProxies, forwarded.KnownIPNetworks))
+    app.UseForwardedHeaders(forwarded);
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseManagementPort();
 app.MapHealth();
-app.MapPrometheusScrapingEndpoint("/metrics");
+app.MapPrometheusScrapingEndpoint("/metrics").ManagementOnly();
 app.MapOpenAI();
 app.MapAdmin();
 

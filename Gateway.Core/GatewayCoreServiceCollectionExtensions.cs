@@ -35,6 +35,7 @@ public static class GatewayCoreServiceCollectionExtensions
 
         services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations()
             .Validate(o => TimeZoneInfo.TryFindSystemTimeZoneById(o.BudgetTimeZone, out _), "Gateway:BudgetTimeZone is not a known time zone id.")
+            .Validate(o => Limits.TrustedProxies.TryParse(o.TrustedProxies, out _), "Gateway:TrustedProxies holds an entry that is neither an IP address nor a CIDR network.")
             .ValidateOnStart();
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

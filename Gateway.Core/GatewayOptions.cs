@@ -17,6 +17,28 @@ public sealed class GatewayOptions
     [Range(1, 65535)]
     public int? AdminPort { get; set; }
 
+    /// <summary>
+    /// When set, <c>/metrics</c> and <c>/health/upstreams</c> answer only on connections to this local port (it may be the
+    /// <see cref="AdminPort"/>); elsewhere they are a 404. Unset: every port serves them. <c>/health/live</c> and
+    /// <c>/health/ready</c> stay on every port, for load balancers and orchestrators.
+    /// </summary>
+    [Range(1, 65535)]
+    public int? ManagementPort { get; set; }
+
+    /// <summary>Failed admin API authentications one client address may make within <see cref="AdminAuthFailureWindowSeconds"/>; then 429.</summary>
+    [Range(1, 1_000_000)]
+    public int AdminAuthFailuresPerAddress { get; set; } = 10;
+
+    /// <summary>The sliding window <see cref="AdminAuthFailuresPerAddress"/> counts in.</summary>
+    [Range(1, 86_400)]
+    public int AdminAuthFailureWindowSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// Proxies (addresses or CIDR networks) whose <c>X-Forwarded-For</c> is believed: the client address then is the one
+    /// they name (the nearest hop only). Empty (the default): the header is ignored and the connection's address counts.
+    /// </summary>
+    public string[] TrustedProxies { get; set; } = [];
+
     /// <summary>Largest accepted request body for /v1 endpoints; larger ones get 413.</summary>
     [Range(1024, 512L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 10 * 1024 * 1024;

@@ -14,6 +14,22 @@ public sealed class AdminOptions
     /// <summary>Sign-in cookies only over HTTPS, plus HSTS. Off for plain-HTTP loopback use (run.sh); turn it on behind TLS.</summary>
     public bool RequireHttps { get; set; }
 
+    /// <summary>
+    /// Failed sign-ins one client address may make within <see cref="SignInFailureWindowMinutes"/>; then the form refuses that
+    /// address (429) without checking a password. Below <see cref="SignInFailuresPerAccount"/>, so one address cannot lock an
+    /// account out before it is refused.
+    /// </summary>
+    [Range(1, 1000)]
+    public int SignInFailuresPerAddress { get; set; } = 5;
+
+    /// <summary>The sliding window <see cref="SignInFailuresPerAddress"/> counts in.</summary>
+    [Range(1, 1440)]
+    public int SignInFailureWindowMinutes { get; set; } = 15;
+
+    /// <summary>Failed sign-ins in a row (from any address) that lock an account for 15 minutes (Identity's lock-out).</summary>
+    [Range(1, 1000)]
+    public int SignInFailuresPerAccount { get; set; } = 20;
+
     /// <summary>Optional OpenID Connect sign-in (section <c>Admin:Oidc</c>); off unless <see cref="OidcOptions.Authority"/> is set.</summary>
     public OidcOptions Oidc { get; set; } = new();
 }

@@ -4,6 +4,7 @@ using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Admin;
 using Gateway.Core.Errors;
+using Gateway.Core.Limits;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Api.Auth;
@@ -22,7 +23,9 @@ internal static class AdminCaller
 
 /// <summary>
 /// The admin API's guard: the bearer token must equal Gateway:MasterKey (compared in constant time) or be a live admin
-/// token (<see cref="AdminTokens"/>). With Gateway:AdminPort set, the admin API answers only on that local port.
+/// token (<see cref="AdminTokens"/>, in memory). With Gateway:AdminPort set, the admin API answers only on that local port.
+/// A client address that failed Gateway:AdminAuthFailuresPerAddress times within the window gets 429 (with Retry-After)
+/// before its token is looked at, so guessing is slow and a flood of made-up tokens costs no more than a lookup each.
 /// </summary>
 internal static class MasterKeyFilter
 {
@@ -34,6 +37,15 @@ internal static class MasterKeyFilter
 
     private static readonly GatewayError NotHere = new(404, "Not found.", "invalid_request_error", null, "not_found");
 
+    private static async Task<IResult> RefuseAsync(HttpContext http, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        await OpenAIResults.WriteAsync(http, new GatewayError(429,
+            $"Too many failed authentications from this address. Try again in {seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)} s.",
+            "rate_limit_error", null, "too_many_failed_authentications") { RetryAfter = retryAfter });
+        return Results.Empty;
+    }
+
     public static RouteGroupBuilder RequireMasterKey(this RouteGroupBuilder group)
     {
         group.AddEndpointFilter(static async (context, next) =>
@@ -44,6 +56,9 @@ internal static class MasterKeyFilter
             if (options.AdminPort is { } port && http.Connection.LocalPort != port) return OpenAIResults.Error(NotHere);
             var master = options.MasterKey;
             if (string.IsNullOrEmpty(master)) return OpenAIResults.Error(Disabled);
+            var throttle = http.RequestServices.GetRequiredService<FailedAuthThrottle>();
+            var address = http.Connection.RemoteIpAddress;
+            if (throttle.IsRefused(address, out var retryAfter)) return await RefuseAsync(http, retryAfter);
             var presented = GatewayKeyFilter.BearerToken(http).ToString();
             // Hashing both sides makes the comparison constant-time whatever the lengths.
             if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(master))))
@@ -51,12 +66,13 @@ internal static class MasterKeyFilter
                 AdminCaller.Set(null);
                 return await next(context);
             }
-            if (await http.RequestServices.GetRequiredService<AdminTokens>().NameOfAsync(presented, http.RequestAborted) is { } name)
+            if (http.RequestServices.GetRequiredService<AdminTokens>().NameOf(presented) is { } name)
             {
                 AdminCaller.Set("admin-token:" + name);
                 return await next(context);
             }
-            return OpenAIResults.Error(Wrong);
+            // Concurrent guesses may all pass the check above; the one that is one too many is answered 429 as well.
+            return throttle.RecordFailure(address, out retryAfter) ? OpenAIResults.Error(Wrong) : await RefuseAsync(http, retryAfter);
         });
         return group;
     }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gateway.Api.Auth;
 using Gateway.Core.Seeding;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -6,7 +7,10 @@ using Npgsql;
 
 namespace Gateway.Api.Endpoints;
 
-/// <summary><c>/health/live</c> (the process answers) and <c>/health/ready</c> (migrated, caches loaded, database reachable).</summary>
+/// <summary>
+/// <c>/health/live</c> (the process answers) and <c>/health/ready</c> (migrated, caches loaded, database reachable) on every
+/// port; <c>/health/upstreams</c> (this instance's view of its providers) only on the management port when one is set.
+/// </summary>
 internal static class HealthEndpoints
 {
     private const string Ready = "ready";
@@ -26,7 +30,8 @@ internal static class HealthEndpoints
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Ready), ResponseWriter = WriteAsync });
-        app.MapHealthChecks("/health/upstreams", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Upstreams), ResponseWriter = WriteAsync });
+        app.MapHealthChecks("/health/upstreams", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Upstreams), ResponseWriter = WriteAsync })
+            .ManagementOnly();
         return app;
     }
 

@@ -1,6 +1,7 @@
+using System.Collections.Frozen;
 using System.Security.Cryptography;
-using System.Text;
 using Dapper;
+using Gateway.Core.Keys;
 using Npgsql;
 
 namespace Gateway.Core.Admin;
@@ -17,12 +18,24 @@ public sealed record AdminTokenView
 
 /// <summary>
 /// Named bearer tokens for the admin REST API besides the master key: <c>gwa-</c> + 32 random bytes (base64url),
-/// stored as a SHA-256 hash. Checked against the database on each admin call (the admin API is not a hot path), so a
-/// revocation applies to the next call on every instance.
+/// stored as a SHA-256 hash. Checked against an in-memory snapshot of the live tokens, like gateway keys (reloaded by the
+/// <see cref="Persistence.ChangeListener"/> on NOTIFY, and at once on the instance that made the change), so a made-up
+/// token costs no database round trip: a flood of them cannot exhaust the connection pool.
 /// </summary>
 public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
 {
     public const string Scheme = "gwa-";
+
+    private FrozenDictionary<UInt128, (byte[] Hash, string Name)> _live = FrozenDictionary<UInt128, (byte[] Hash, string Name)>.Empty;
+
+    /// <summary>Loads the live (unrevoked) tokens' hashes and names.</summary>
+    public async Task ReloadAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<(string Name, byte[] TokenHash)>(new CommandDefinition(
+            "SELECT name, token_hash FROM admin_tokens WHERE revoked_at IS NULL", cancellationToken: ct));
+        Interlocked.Exchange(ref _live, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.TokenHash), r => (r.TokenHash, r.Name)));
+    }
 
     public async Task<(string Token, AdminTokenView View)?> CreateAsync(string name, CancellationToken ct)
     {
@@ -33,8 +46,10 @@ public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
             INSERT INTO admin_tokens (id, name, prefix, token_hash, created_at) VALUES (@id, @name, @prefix, @hash, @now)
             ON CONFLICT (name) DO NOTHING
             RETURNING id, name, prefix, created_at, revoked_at
-            """, new { id = Guid.CreateVersion7(now), name, prefix = token[..12], hash = Hash(token), now = now.UtcDateTime }, cancellationToken: ct));
-        return view is null ? null : (token, view);
+            """, new { id = Guid.CreateVersion7(now), name, prefix = token[..12], hash = ApiKeySecret.Hash(token), now = now.UtcDateTime }, cancellationToken: ct));
+        if (view is null) return null;
+        await ReloadAsync(ct); // this instance at once; the others on NOTIFY
+        return (token, view);
     }
 
     public async Task<IReadOnlyList<AdminTokenView>> ListAsync(CancellationToken ct)
@@ -46,20 +61,23 @@ public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
 
     public async Task<AdminTokenView?> RevokeAsync(Guid id, CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition("""
-            UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id RETURNING id, name, prefix, created_at, revoked_at
-            """, new { id, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+        AdminTokenView? revoked;
+        await using (var connection = await db.OpenConnectionAsync(ct))
+        {
+            revoked = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition("""
+                UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id RETURNING id, name, prefix, created_at, revoked_at
+                """, new { id, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+        }
+        if (revoked is not null) await ReloadAsync(ct); // refused here from the next call; elsewhere on NOTIFY
+        return revoked;
     }
 
-    /// <summary>The name of the live token <paramref name="presented"/> is, or null.</summary>
-    public async Task<string?> NameOfAsync(string presented, CancellationToken ct)
+    /// <summary>The name of the live token <paramref name="presented"/> is, or null. In memory only.</summary>
+    public string? NameOf(ReadOnlySpan<char> presented)
     {
-        if (!presented.StartsWith(Scheme, StringComparison.Ordinal) || presented.Length > 100) return null;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
-            "SELECT name FROM admin_tokens WHERE token_hash = @hash AND revoked_at IS NULL", new { hash = Hash(presented) }, cancellationToken: ct));
+        Span<byte> hash = stackalloc byte[32];
+        if (!presented.StartsWith(Scheme, StringComparison.Ordinal) || !ApiKeySecret.TryHash(presented, hash)) return null;
+        return _live.TryGetValue(ApiKeySecret.Slot(hash), out var token) && CryptographicOperations.FixedTimeEquals(token.Hash, hash)
+            ? token.Name : null;
     }
-
-    private static byte[] Hash(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 }

@@ -7,12 +7,12 @@ using Npgsql;
 namespace Gateway.Core.Persistence;
 
 /// <summary>
-/// LISTENs on <c>gateway_changes</c> (sent by triggers on the key, provider and model tables) and
+/// LISTENs on <c>gateway_changes</c> (sent by triggers on the key, admin token, provider and model tables…) and
 /// reloads the matching in-memory snapshot, so every instance learns of an admin's change within a
 /// second. After a lost connection it reloads everything, since notifications may have been missed.
 /// </summary>
 public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, ModelCatalog catalog, Routing.RuleBook rules,
-    Budgets.TagBudgets tagBudgets, TimeProvider time,
+    Budgets.TagBudgets tagBudgets, Admin.AdminTokens adminTokens, TimeProvider time,
     ILogger<ChangeListener> logger) : BackgroundService
 {
     public const string Channel = "gateway_changes";
@@ -37,6 +37,7 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
                 await catalog.ReloadAsync(stoppingToken);
                 await rules.ReloadAsync(stoppingToken);
                 await tagBudgets.ReloadAsync(stoppingToken);
+                await adminTokens.ReloadAsync(stoppingToken);
                 delay = TimeSpan.FromMilliseconds(200);
 
                 while (!stoppingToken.IsCancellationRequested)
@@ -58,6 +59,7 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
                     if (pending.Remove("providers") | pending.Remove("models")) await catalog.ReloadAsync(stoppingToken);
                     if (pending.Remove("routing_rules")) await rules.ReloadAsync(stoppingToken);
                     if (pending.Remove("tag_budgets")) await tagBudgets.ReloadAsync(stoppingToken);
+                    if (pending.Remove("admin_tokens")) await adminTokens.ReloadAsync(stoppingToken);
                     pending.Clear();
                 }
             }

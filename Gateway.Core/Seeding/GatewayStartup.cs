@@ -12,12 +12,12 @@ namespace Gateway.Core.Seeding;
 
 /// <summary>
 /// Runs before the web server listens: migrations, the seed file, the demo key, and the first load
-/// of the key and model snapshots. Readiness is true once it finished.
+/// of the key, model and admin token snapshots. Readiness is true once it finished.
 /// </summary>
 public sealed partial class GatewayStartup(
     IOptions<GatewayOptions> options, IHostEnvironment environment, Migrator migrator, CatalogStore catalogStore, CatalogReferences references,
     DemoKeyIssuer demoKey, KeyCache keys, ModelCatalog catalog, ProviderRequestValidator providerRules, Routing.RuleStore ruleStore,
-    Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, ILogger<GatewayStartup> logger)
+    Routing.RuleBook rules, Budgets.BudgetLedger ledger, Budgets.TagBudgets tagBudgets, AdminTokens adminTokens, ILogger<GatewayStartup> logger)
     : IHostedService
 {
     public bool IsReady { get; private set; }
@@ -39,6 +39,7 @@ public sealed partial class GatewayStartup(
         await catalog.ReloadAsync(cancellationToken);
         await rules.ReloadAsync(cancellationToken);
         await tagBudgets.ReloadAsync(cancellationToken);
+        await adminTokens.ReloadAsync(cancellationToken);
         IsReady = true;
         Log.Ready(logger, keys.Count, catalog.Models.Count);
     }

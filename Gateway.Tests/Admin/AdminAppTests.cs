@@ -216,29 +216,6 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
     }
 
     [Fact]
-    public async Task WrongPassword_FiveTimes_LocksTheAccountOut()
-    {
-        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
-        var page = await browser.NewPageAsync();
-
-        for (var i = 0; i < 5; i++)
-        {
-            await page.GotoAsync("/account/login");
-            await page.FillAsync("#email", email);
-            await page.FillAsync("#password", "not-the-password-" + i);
-            await page.ClickAsync("#sign-in");
-            await Assertions.Expect(page.GetByTestId("login-error")).ToBeVisibleAsync();
-        }
-        await page.GotoAsync("/account/login");
-        await page.FillAsync("#email", email);
-        await page.FillAsync("#password", password);
-        await page.ClickAsync("#sign-in");
-
-        await Assertions.Expect(page.GetByTestId("login-error")).ToContainTextAsync("locked");
-        await AdminBrowser.ScreenshotAsync(page, "locked-out");
-    }
-
-    [Fact]
     public async Task FinanceUser_CannotOpenTheKeysPage()
     {
         var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Finance);
