@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Gateway.Admin.Account;
 using Gateway.Admin.Components;
 using Gateway.Admin.Data;
@@ -5,6 +6,8 @@ using Gateway.Admin.Reports;
 using Gateway.Core;
 using Gateway.Core.Limits;
 using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.Components.Authorization;
+using Microsoft.AspNetCore.Components.Server.Circuits;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
@@ -28,6 +31,10 @@ builder.Services.AddDbContextFactory<AdminDbContext>((sp, o) => o
     .UseSnakeCaseNamingConvention()
     .UseQueryTrackingBehavior(QueryTrackingBehavior.NoTracking));
 builder.Services.AddCascadingAuthenticationState();
+// Open tabs are checked against their user too (a circuit makes no HTTP request for the cookie's check to run on).
+builder.Services.AddScoped<AdminSession>();
+builder.Services.AddScoped<AuthenticationStateProvider>(sp => sp.GetRequiredService<AdminSession>());
+builder.Services.AddScoped<CircuitHandler, RevalidateOnOpen>();
 var authentication = builder.Services.AddAuthentication(IdentityConstants.ApplicationScheme);
 authentication.AddIdentityCookies();
 var oidc = builder.Configuration.GetSection($"{AdminOptions.SectionName}:Oidc").Get<OidcOptions>() ?? new();
@@ -57,6 +64,10 @@ builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAu
         cookie.Cookie.SecurePolicy = admin.Value.RequireHttps ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         cookie.ExpireTimeSpan = TimeSpan.FromHours(8);
         cookie.SlidingExpiration = true;
+        // Password and single sign-on sign-ins (and the refresh after one's own password change) note the time for the Users page.
+        cookie.Events.OnSignedIn = context => context.Principal?.FindFirstValue(ClaimTypes.NameIdentifier) is { } id
+            ? context.HttpContext.RequestServices.GetRequiredService<AdminUsers>().RecordSignInAsync(id, context.HttpContext.RequestAborted)
+            : Task.CompletedTask;
     });
 // An account locks after Admin:SignInFailuresPerAccount failures in a row; an address is refused after fewer (AdminSignIn).
 builder.Services.AddOptions<IdentityOptions>().Configure<Microsoft.Extensions.Options.IOptions<AdminOptions>>((identity, admin) =>
@@ -67,7 +78,11 @@ builder.Services.AddSingleton(sp =>
     return new FailedAuthThrottle(admin.SignInFailuresPerAddress, TimeSpan.FromMinutes(admin.SignInFailureWindowMinutes));
 });
 builder.Services.AddScoped<AdminSignIn>();
-builder.Services.AddScoped<AdminUsers>();
+// A sign-in cookie is checked against its user (removed, disabled, other role or password: signed out) this long after it was
+// issued or last checked; Identity's default is 30 minutes.
+builder.Services.AddOptions<SecurityStampValidatorOptions>()
+    .Configure<Microsoft.Extensions.Options.IOptions<AdminOptions>>((stamp, admin) => stamp.ValidationInterval = admin.Value.SecurityStampInterval);
+builder.Services.AddSingleton<AdminUsers>();
 builder.Services.AddHostedService<AdminSeeder>();
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 
@@ -77,7 +92,10 @@ if (args is ["add-user", var email, var role, ..])
 {
     // `Gateway.Admin add-user <email> <Admin|Finance>`: creates a user and prints its password once.
     await using var scope = app.Services.CreateAsyncScope();
-    var (password, error) = await scope.ServiceProvider.GetRequiredService<AdminUsers>().CreateAsync(email, role);
+    // Maybe before this version's first start: its schema first, as start-up would (unless migrations are a deploy step).
+    if (scope.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value.MigrateOnStart)
+        await scope.ServiceProvider.GetRequiredService<Gateway.Core.Persistence.Migrator>().MigrateAsync(CancellationToken.None);
+    var (password, error) = await scope.ServiceProvider.GetRequiredService<AdminUsers>().CreateAsync(AdminUsers.CommandLineActor, email, role, CancellationToken.None);
     await (error is null ? Console.Out.WriteLineAsync($"Created {role} user {email}; password: {password}")
         : Console.Error.WriteLineAsync(error));
     return error is null ? 0 : 1;

@@ -30,6 +30,16 @@ public sealed class AdminOptions
     [Range(1, 1000)]
     public int SignInFailuresPerAccount { get; set; } = 20;
 
+    /// <summary>
+    /// How often a signed-in session is checked against its user (1–60 seconds): a sign-in cookie when this long has passed
+    /// since it was issued or last checked, an open tab when it opens and then this often. A user removed, disabled, given
+    /// another role or another password since signing in (Identity's security stamp changed) is signed out at that check.
+    /// </summary>
+    [Range(1, 60)]
+    public int SecurityStampIntervalSeconds { get; set; } = 30;
+
+    public TimeSpan SecurityStampInterval => TimeSpan.FromSeconds(SecurityStampIntervalSeconds);
+
     /// <summary>Optional OpenID Connect sign-in (section <c>Admin:Oidc</c>); off unless <see cref="OidcOptions.Authority"/> is set.</summary>
     public OidcOptions Oidc { get; set; } = new();
 }

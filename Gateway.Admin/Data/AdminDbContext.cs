@@ -1,11 +1,16 @@
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
 
 namespace Gateway.Admin.Data;
 
 /// <summary>An admin app user (ASP.NET Core Identity).</summary>
-public sealed class AdminUser : IdentityUser;
+public sealed class AdminUser : IdentityUser
+{
+    /// <summary>When the user last signed in (password or single sign-on); null if never. Set by <c>AdminUsers.RecordSignInAsync</c> only.</summary>
+    public DateTimeOffset? LastSignInAt { get; set; }
+}
 
 /// <summary>The app's roles: <see cref="Admin"/> may change everything, <see cref="Finance"/> reads spend and exports it.</summary>
 public static class AdminRoles
@@ -25,6 +30,9 @@ public sealed class AdminDbContext(DbContextOptions<AdminDbContext> options) : I
     {
         base.OnModelCreating(builder);
         builder.Entity<AdminUser>().ToTable("admin_users");
+        // Identity saves every column of a user it changes: a user loaded before a sign-in and saved after it would write the
+        // older sign-in time back. Only the sign-in's own UPDATE writes it.
+        builder.Entity<AdminUser>().Property(u => u.LastSignInAt).Metadata.SetAfterSaveBehavior(PropertySaveBehavior.Ignore);
         builder.Entity<IdentityRole>().ToTable("admin_roles");
         builder.Entity<IdentityUserRole<string>>().ToTable("admin_user_roles");
         builder.Entity<IdentityUserClaim<string>>().ToTable("admin_user_claims");

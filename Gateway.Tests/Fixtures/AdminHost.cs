@@ -4,6 +4,7 @@ using System.Net;
 using System.Text.RegularExpressions;
 using admin::Gateway.Admin.Account;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -69,14 +70,27 @@ public sealed partial class AdminHost : WebApplicationFactory<admin::Gateway.Adm
     [GeneratedRegex("""<input type="hidden" name="(?<name>[^"]+)" value="(?<value>[^"]*)""")]
     private static partial Regex HiddenInput();
 
+    /// <summary>The audit log's actor of the changes tests make through <see cref="Users"/>.</summary>
+    public const string TestActor = "test";
+
+    /// <summary>The app's own user service (what the Users page calls).</summary>
+    public AdminUsers Users => Services.GetRequiredService<AdminUsers>();
+
     /// <summary>Creates a user through the app's own service; returns its e-mail and generated password.</summary>
     public async Task<(string Email, string Password)> CreateUserAsync(string role)
     {
         var email = $"{role.ToLowerInvariant()}-{Guid.NewGuid():N}"[..20] + "@example.com";
-        await using var scope = Services.CreateAsyncScope();
-        var (password, error) = await scope.ServiceProvider.GetRequiredService<AdminUsers>().CreateAsync(email, role);
+        var (password, error) = await Users.CreateAsync(TestActor, email, role, CancellationToken.None);
         Assert.Null(error);
         return (email, password!);
+    }
+
+    /// <summary>The id of the user with this e-mail.</summary>
+    public async Task<string> UserIdAsync(string email)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var user = await scope.ServiceProvider.GetRequiredService<UserManager<admin::Gateway.Admin.Data.AdminUser>>().FindByEmailAsync(email);
+        return Assert.IsType<admin::Gateway.Admin.Data.AdminUser>(user).Id;
     }
 
     public override async ValueTask DisposeAsync()

@@ -1,9 +1,10 @@
+using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Keys.Components;
+using Gateway.Admin.Components.Shared;
 using Gateway.Core.Admin;
 using Gateway.Core.Audit;
 using Gateway.Core.Budgets;
 using Microsoft.AspNetCore.Components;
-using Microsoft.AspNetCore.Components.Authorization;
 using MudBlazor;
 
 namespace Gateway.Admin.Components.Pages.Keys;
@@ -17,9 +18,7 @@ public partial class KeysPage
     [Inject] private TimeProvider Time { get; set; } = default!;
     [Inject] private IDialogService Dialogs { get; set; } = default!;
     [Inject] private ISnackbar Snackbar { get; set; } = default!;
-
-    [CascadingParameter]
-    private Task<AuthenticationState> AuthState { get; set; } = default!;
+    [Inject] private AdminSession Session { get; set; } = default!;
 
     private MudDataGrid<KeyListRow> _grid = default!;
     private string? _search;
@@ -74,8 +73,9 @@ public partial class KeysPage
     {
         if (await Dialogs.ShowMessageBoxAsync("Rotate key", $"Give '{key.Name}' a new secret? The current one stops working within a second.",
                 yesText: "Rotate", cancelText: "Cancel") != true) return;
+        if (await Session.ActorAsync() is not { } actor) return;
         if (await Keys.RotateAsync(key.Id, CancellationToken.None) is not { } rotated) return;
-        await Audit.RecordAsync(await ActorAsync(), "key.rotate", "key", key.Id.ToString(), key, rotated, CancellationToken.None);
+        await Audit.RecordAsync(actor, "key.rotate", "key", key.Id.ToString(), key, rotated, CancellationToken.None);
         await ShowKeyAsync(rotated);
         await _grid.ReloadServerData();
     }
@@ -84,20 +84,26 @@ public partial class KeysPage
     {
         if (await Dialogs.ShowMessageBoxAsync("Revoke key", $"Revoke '{key.Name}'? Every request with it is refused within a second. This cannot be undone.",
                 yesText: "Revoke", cancelText: "Cancel") != true) return;
+        if (await Session.ActorAsync() is not { } actor) return;
         if (await Keys.RevokeAsync(key.Id, CancellationToken.None) is { } revoked)
-            await Audit.RecordAsync(await ActorAsync(), "key.revoke", "key", key.Id.ToString(), key, revoked, CancellationToken.None);
+            await Audit.RecordAsync(actor, "key.revoke", "key", key.Id.ToString(), key, revoked, CancellationToken.None);
         Snackbar.Add($"Revoked {key.Name}", Severity.Info);
         await _grid.ReloadServerData();
     }
 
     private async Task ShowKeyAsync(CreatedKey key)
     {
-        var parameters = new DialogParameters<KeyShownDialog> { { d => d.Key, key.Key }, { d => d.Name, key.Name } };
-        var dialog = await Dialogs.ShowAsync<KeyShownDialog>("Your new key", parameters, Wide);
+        var parameters = new DialogParameters<ShownOnceDialog>
+        {
+            { d => d.Value, key.Key },
+            { d => d.What, "key" },
+            { d => d.Label, $"Key for {key.Name}" },
+            { d => d.Notice, "Copy the key now: it is shown only this once. The gateway keeps only its hash." },
+            { d => d.TestId, "new-key" },
+        };
+        var dialog = await Dialogs.ShowAsync<ShownOnceDialog>("Your new key", parameters, Wide);
         await dialog.Result;
     }
-
-    private async Task<string> ActorAsync() => (await AuthState).User.Identity?.Name ?? "admin app";
 
     private static readonly DialogOptions Wide = new() { MaxWidth = MaxWidth.Medium, FullWidth = true, CloseOnEscapeKey = true };
 }

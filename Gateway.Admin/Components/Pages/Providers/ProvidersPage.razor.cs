@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Providers.Components;
 using Gateway.Admin.Components.Shared;
 using Gateway.Core.Admin;
@@ -13,6 +14,7 @@ public sealed partial class ProvidersPage : IDisposable
     [Inject] private ConnectionTester Connections { get; set; } = default!;
     [Inject] private IDialogService Dialogs { get; set; } = default!;
     [Inject] private ISnackbar Snackbar { get; set; } = default!;
+    [Inject] private AdminSession Session { get; set; } = default!;
 
     private IReadOnlyList<ProviderView> _providers = [];
     private IReadOnlyList<ModelView> _models = [];
@@ -35,6 +37,8 @@ public sealed partial class ProvidersPage : IDisposable
 
     private Task TestAsync(string provider) => _loads.AlongsideAsync(async ct =>
     {
+        // A real call with the provider's secret: only for a user still current (not removed or disabled since the tab opened).
+        if (await Session.ActorAsync() is null) return;
         _testing.Add(provider);
         _checks.Remove(provider);
         try

@@ -1,11 +1,11 @@
 using System.Globalization;
+using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Routing.Components;
 using Gateway.Admin.Components.Shared;
 using Gateway.Core.Admin;
 using Gateway.Core.Audit;
 using Gateway.Core.Routing;
 using Microsoft.AspNetCore.Components;
-using Microsoft.AspNetCore.Components.Authorization;
 using MudBlazor;
 
 namespace Gateway.Admin.Components.Pages.Routing;
@@ -18,9 +18,7 @@ public sealed partial class RoutingPage : IDisposable
     [Inject] private AuditLog Audit { get; set; } = default!;
     [Inject] private IDialogService Dialogs { get; set; } = default!;
     [Inject] private ISnackbar Snackbar { get; set; } = default!;
-
-    [CascadingParameter]
-    private Task<AuthenticationState> AuthState { get; set; } = default!;
+    [Inject] private AdminSession Session { get; set; } = default!;
 
     private List<RoutingRule> _rules = [];
     private IReadOnlyList<KeyView> _keys = [];
@@ -85,6 +83,7 @@ public sealed partial class RoutingPage : IDisposable
         _busy = true;
         try
         {
+            if (await Session.ActorAsync() is not { } actor) return;
             var order = _rules.ToList();
             (order[index], order[other]) = (order[other], order[index]);
             var priorities = _rules.Select(r => r.Priority).ToList();
@@ -92,7 +91,7 @@ public sealed partial class RoutingPage : IDisposable
             var wanted = swapOnly ? priorities : [.. Enumerable.Range(1, order.Count).Select(i => i * 10)];
             foreach (var (rule, priority) in order.Zip(wanted))
             {
-                if (rule.Priority != priority) await UpdateAsync(rule, rule with { Priority = priority });
+                if (rule.Priority != priority) await UpdateAsync(actor, rule, rule with { Priority = priority });
             }
             await LoadAsync();
         }
@@ -108,7 +107,8 @@ public sealed partial class RoutingPage : IDisposable
         _busy = true;
         try
         {
-            await UpdateAsync(rule, rule with { Enabled = enabled });
+            if (await Session.ActorAsync() is not { } actor) return;
+            await UpdateAsync(actor, rule, rule with { Enabled = enabled });
             Snackbar.Add($"{rule.Name} {(enabled ? "enabled" : "disabled")}.", Severity.Info);
             await LoadAsync();
         }
@@ -122,19 +122,18 @@ public sealed partial class RoutingPage : IDisposable
     {
         if (await Dialogs.ShowMessageBoxAsync("Delete rule", $"Delete '{rule.Name}'? Requests it matched go to the next matching rule, or their own alias.",
                 yesText: "Delete", cancelText: "Cancel") != true) return;
+        if (await Session.ActorAsync() is not { } actor) return;
         if (await Store.DeleteAsync(rule.Name, CancellationToken.None))
-            await Audit.RecordAsync(await ActorAsync(), "route.delete", "route", rule.Name, rule, null, CancellationToken.None);
+            await Audit.RecordAsync(actor, "route.delete", "route", rule.Name, rule, null, CancellationToken.None);
         Snackbar.Add($"Deleted {rule.Name}.", Severity.Info);
         await LoadAsync();
     }
 
-    private async Task UpdateAsync(RoutingRule before, RoutingRule after)
+    private async Task UpdateAsync(string actor, RoutingRule before, RoutingRule after)
     {
         var (saved, _) = await Store.UpsertAsync(after.Name, after, CancellationToken.None);
-        await Audit.RecordAsync(await ActorAsync(), "route.update", "route", after.Name, before, saved, CancellationToken.None);
+        await Audit.RecordAsync(actor, "route.update", "route", after.Name, before, saved, CancellationToken.None);
     }
-
-    private async Task<string> ActorAsync() => (await AuthState).User.Identity?.Name ?? "admin app";
 
     /// <summary>The conditions in a line, as the README's table names them.</summary>
     private static string Describe(RuleMatch m)
