@@ -11,8 +11,9 @@ namespace Gateway.Core.Chat;
 /// (<c>content</c>, <c>refusal</c>, <c>reasoning_content</c>, any other) are joined, tool calls are joined by index (their
 /// arguments concatenated; a call with an id of its own at an index another call holds is a new call, as Ollama and some vLLM
 /// builds number every call of a parallel batch 0), other delta and choice fields keep their last non-null value, and
-/// top-level fields the gateway does not know (<c>system_fingerprint</c>, <c>service_tier</c>, …) keep their first. Text is built
-/// in one buffer per field, so a long answer costs linear time.
+/// top-level fields the gateway does not know (<c>system_fingerprint</c>, <c>service_tier</c>, …) keep their first; OpenAI's
+/// per-chunk padding (<c>obfuscation</c>) is no part of an answer. Text is built in one buffer per field, so a long answer
+/// costs linear time.
 /// </summary>
 public sealed class CompletionAssembler
 {
@@ -56,7 +57,7 @@ public sealed class CompletionAssembler
                     foreach (var item in choices)
                         if (item is JsonObject choice) AddChoice(choice);
                     break;
-                case "choices" or "object":
+                case "choices" or "object" or "obfuscation": // padding of each chunk against side channels
                     break;
                 case "usage":
                     if (value is not null) _usage = value.DeepClone();

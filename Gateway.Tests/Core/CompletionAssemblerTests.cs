@@ -87,4 +87,17 @@ public sealed class CompletionAssemblerTests
         Assert.Equal([("call_a", "add", "{\"a\":2}"), ("call_b", "get_weather", "{\"city\":\"Tokyo\"}")],
             calls.Select(c => (c!["id"]!.GetValue<string>(), c["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
     }
+
+    [Fact]
+    public void StreamOnlyPadding_IsNotPartOfTheAnswer()
+    {
+        // OpenAI pads every chunk with a random "obfuscation" string (stream_options.include_obfuscation, on by default); a
+        // chat.completion never has one.
+        var answer = Assemble(
+            """{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"obfuscation":"ZGF"}""",
+            """{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"obfuscation":"lRK2aBv"}""");
+
+        Assert.False(answer.AsObject().ContainsKey("obfuscation"));
+        Assert.Equal("Hi", answer["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+    }
 }
