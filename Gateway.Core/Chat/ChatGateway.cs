@@ -274,11 +274,13 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
 
     /// <summary>
     /// Whether a non-streaming request is called streaming and assembled on this candidate: not for the offline mock, a provider
-    /// whose <c>assemble_streams</c> is false, a model that refused a streamed call, more than one choice, or fields whose
-    /// streamed form the assembler does not join.
+    /// whose <c>assemble_streams</c> is false, an API whose streams carry no usage (<c>stream_usage: false</c>: unstreamed it
+    /// reports its usage, which an assembled answer would trade for an estimate), a model that refused a streamed call, more
+    /// than one choice, or fields whose streamed form the assembler does not join.
     /// </summary>
     private bool Assembles(ModelRoute route, ChatCompletionRequest request) =>
-        route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && request.N is null or 1
+        route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && route.Provider.Settings.SendsStreamUsage
+        && request.N is null or 1
         && !_streamRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))
         && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
 
