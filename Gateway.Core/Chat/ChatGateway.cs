@@ -355,6 +355,10 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         var sent = tokens.Count(partialAnswer);
         if (copy.MaxCompletionTokens is { } maxCompletion) copy.MaxCompletionTokens = Math.Max(1, maxCompletion - sent);
         if (copy.MaxTokens is { } max) copy.MaxTokens = Math.Max(1, max - sent);
+        // A partial answer of whitespace only said nothing: the question is asked again (Anthropic refuses a turn of whitespace only,
+        // as a prefill or before an instruction), and the splice drops the whitespace if the answer starts with it again.
+        if (string.IsNullOrWhiteSpace(partialAnswer))
+            return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, copy, route, token), ct);
         var instructed = copy.WithMessages([.. copy.Messages!, Message("assistant", partialAnswer), Message("user", ContinuePrompt)]);
         return failover.RunAsync(GatewayTelemetry.Chat, chain, async (route, token) =>
         {

@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did); any other name answers normally. A last assistant message
+/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>drop-after-newlines</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did); any other name answers normally. A last assistant message
 /// marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the answer is what follows it
 /// (a model named <c>*-prefix-echo</c> repeats the prefix first, as an API that returns the whole message would). <c>GET /v1/models</c> lists models
 /// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
@@ -208,6 +208,7 @@ public sealed class FakeOpenAI : FakeServer
         if (model == "late-first-token") await Task.Delay(30_000, ct); // past the client's timeout: only a first-token deadline helps
         var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray()
             : model == "drop-after-space" ? ["Hello", " from", " "]
+            : model == "drop-after-newlines" ? ["\n\n"]
             : System.Text.RegularExpressions.Regex.Split(answer, "(?= )").Where(p => p.Length > 0).ToArray();
         for (var i = 0; i < pieces.Length; i++)
         {
@@ -220,7 +221,7 @@ public sealed class FakeOpenAI : FakeServer
                 return;
             }
             await SendAsync(Chunk($$"""{"content":{{JsonSerializer.Serialize(pieces[i])}}}""", null));
-            if (model == "drop-after-space" && i == pieces.Length - 1)
+            if (model is "drop-after-space" or "drop-after-newlines" && i == pieces.Length - 1)
             {
                 await Task.Delay(200, ct);
                 http.Abort();
