@@ -133,7 +133,8 @@ internal static class ChatCompletionsEndpoints
         if (!request.IsStreaming)
         {
             // Not for a key with a hard cap: its reservation covered one answer, not a broken one and a second call.
-            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, billedFailover: context.Reservation is null, ct);
+            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, billedFailover: context.Reservation is null, ct,
+                (candidate, stream) => context.Assembling = stream is null ? null : (candidate, stream));
             context.Attempted(result, route!);
             if (result.Failure is { } failed)
             {

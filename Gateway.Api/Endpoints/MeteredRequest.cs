@@ -24,6 +24,9 @@ internal sealed class MeteredContext(HttpContext http, RequestMeter meter, byte[
 
     public UpstreamStream? Stream => Primed?.Inner;
 
+    /// <summary>The candidate whose stream is being assembled into a non-streaming answer, while it is read.</summary>
+    public (ModelRoute Route, UpstreamStream Stream)? Assembling { get; set; }
+
     /// <summary>The budget reservation to settle with the request's real cost once it is metered.</summary>
     public Gateway.Core.Budgets.Reservation? Reservation { get; set; }
 
@@ -134,7 +137,16 @@ internal static class MeteredRequest
         }
         catch (Exception ex) when (IsClientGone(http, ex))
         {
-            meter.ClientDisconnected(context?.Stream?.Text.ToString() ?? "", context?.Stream?.Usage);
+            // Charged what the provider had produced: of the stream relayed, or of the one being assembled (at that candidate's prices).
+            if (context?.Stream is null && context?.Assembling is var (route, assembling))
+            {
+                meter.Routed(route);
+                meter.ClientDisconnected(assembling.Text.ToString(), assembling.Usage);
+            }
+            else
+            {
+                meter.ClientDisconnected(context?.Stream?.Text.ToString() ?? "", context?.Stream?.Usage);
+            }
         }
         catch (BadHttpRequestException ex)
         {

@@ -263,10 +263,12 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
     /// </summary>
     /// <param name="billedFailover">Whether an attempt that broke after the provider billed tokens may be followed by another
     /// (not for a key whose hard-cap reservation covered one answer).</param>
+    /// <param name="reading">Told of each candidate whose stream is being assembled, and of none once its attempt has ended, so
+    /// that a client who leaves meanwhile is charged what that candidate had produced.</param>
     public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain,
-        bool billedFailover, CancellationToken ct) =>
+        bool billedFailover, CancellationToken ct, Action<ModelRoute, UpstreamStream?>? reading = null) =>
         failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Assembles(route, request)
-            ? CompleteStreamingAsync(requestId, request, route, billedFailover, token)
+            ? CompleteStreamingAsync(requestId, request, route, billedFailover, reading, token)
             : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
 
     // Request fields whose streamed form carries more than the assembler joins (log probabilities, audio, search annotations).
@@ -277,16 +279,18 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
 
     /// <summary>
     /// Whether a non-streaming request is called streaming and assembled on this candidate: not for the offline mock, a provider
-    /// whose <c>assemble_streams</c> is false, a model that refused a streamed call, more than one choice, or fields whose
-    /// streamed form the assembler does not join.
+    /// whose <c>assemble_streams</c> is false, an API whose streams carry no usage (<c>stream_usage: false</c>: unstreamed it
+    /// reports its usage, which an assembled answer would trade for an estimate), a model that refused a streamed call, more
+    /// than one choice, or fields whose streamed form the assembler does not join.
     /// </summary>
     private bool Assembles(ModelRoute route, ChatCompletionRequest request) =>
-        route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && request.N is null or 1
+        route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && route.Provider.Settings.SendsStreamUsage
+        && request.N is null or 1
         && !_streamRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))
         && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
 
     private async Task<UpstreamResult<UpstreamCompletion>> CompleteStreamingAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route,
-        bool billedFailover, CancellationToken ct)
+        bool billedFailover, Action<ModelRoute, UpstreamStream?>? reading, CancellationToken ct)
     {
         var streamed = request.WithMessages(request.Messages!);
         streamed.Stream = true;
@@ -307,17 +311,20 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         await using var primed = opened.Value!;
         var stream = primed.Inner;
         var assembler = new CompletionAssembler();
+        reading?.Invoke(route, stream); // left set if the client goes (an exception): what was read is what it is charged
         try
         {
             await foreach (var chunk in primed.ReadChunksAsync(ct)) assembler.Add(chunk.Json);
         }
         catch (UpstreamStreamException broken)
         {
+            reading?.Invoke(route, null);
             // Broken half-way: the provider billed the prompt and what it produced (estimated when it reported nothing).
             var usage = broken.Failure.Usage ?? stream.Usage
                 ?? new TokenUsage(tokens.CountPrompt(request.Messages!), tokens.Count(stream.Text.ToString()), 0) { Estimated = true };
             return broken.Failure with { Usage = usage, Final = !billedFailover };
         }
+        reading?.Invoke(route, null);
         return new UpstreamCompletion(assembler.Build(stream.ServedModel), stream.Usage, stream.ServedModel, stream.Usage is null ? stream.Text.ToString() : "");
     }
 
@@ -356,6 +363,10 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         var sent = tokens.Count(partialAnswer);
         if (copy.MaxCompletionTokens is { } maxCompletion) copy.MaxCompletionTokens = Math.Max(1, maxCompletion - sent);
         if (copy.MaxTokens is { } max) copy.MaxTokens = Math.Max(1, max - sent);
+        // A partial answer of whitespace only said nothing: the question is asked again (Anthropic refuses a turn of whitespace only,
+        // as a prefill or before an instruction), and the splice drops the whitespace if the answer starts with it again.
+        if (string.IsNullOrWhiteSpace(partialAnswer))
+            return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, copy, route, token), ct);
         var instructed = copy.WithMessages([.. copy.Messages!, Message("assistant", partialAnswer), Message("user", ContinuePrompt)]);
         return failover.RunAsync(GatewayTelemetry.Chat, chain, async (route, token) =>
         {

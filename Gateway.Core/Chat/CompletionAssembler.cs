@@ -9,9 +9,11 @@ namespace Gateway.Core.Chat;
 /// Builds one <c>chat.completion</c> from the <c>chat.completion.chunk</c>s of a stream, for a non-streaming request that was
 /// called streaming (so that it has a first-token deadline). Nothing the provider said is lost: string fields of a delta
 /// (<c>content</c>, <c>refusal</c>, <c>reasoning_content</c>, any other) are joined, tool calls are joined by index (their
-/// arguments concatenated), other delta and choice fields keep their last non-null value, and top-level fields the gateway does
-/// not know (<c>system_fingerprint</c>, <c>service_tier</c>, …) keep their first. Text is built in one buffer per field, so a
-/// long answer costs linear time.
+/// arguments concatenated; a call with an id of its own at an index another call holds is a new call, as Ollama and some vLLM
+/// builds number every call of a parallel batch 0), other delta and choice fields keep their last non-null value, and
+/// top-level fields the gateway does not know (<c>system_fingerprint</c>, <c>service_tier</c>, …) keep their first; OpenAI's
+/// per-chunk padding (<c>obfuscation</c>) is no part of an answer. Text is built in one buffer per field, so a long answer
+/// costs linear time.
 /// </summary>
 public sealed class CompletionAssembler
 {
@@ -24,7 +26,8 @@ public sealed class CompletionAssembler
         public readonly Dictionary<string, StringBuilder> Text = new(StringComparer.Ordinal);
         public readonly Dictionary<string, JsonNode?> Other = new(StringComparer.Ordinal);
         public readonly List<string> Order = [];
-        public readonly SortedDictionary<int, ToolCall> Tools = [];
+        public readonly List<ToolCall> Tools = []; // in the order they began
+        public readonly Dictionary<int, ToolCall> ToolAt = []; // the call an index continues
         public readonly Dictionary<string, JsonNode?> Fields = new(StringComparer.Ordinal);
 
         public void Seen(string name)
@@ -33,8 +36,9 @@ public sealed class CompletionAssembler
         }
     }
 
-    private sealed class ToolCall
+    private sealed class ToolCall(int index)
     {
+        public readonly int Index = index;
         public string? Id;
         public string Type = "function";
         public string? Name;
@@ -53,7 +57,7 @@ public sealed class CompletionAssembler
                     foreach (var item in choices)
                         if (item is JsonObject choice) AddChoice(choice);
                     break;
-                case "choices" or "object":
+                case "choices" or "object" or "obfuscation": // padding of each chunk against side channels
                     break;
                 case "usage":
                     if (value is not null) _usage = value.DeepClone();
@@ -110,8 +114,13 @@ public sealed class CompletionAssembler
         {
             if (item is not JsonObject call) continue;
             var index = call["index"] is JsonValue i && i.TryGetValue<int>(out var n) ? n : state.Tools.Count;
-            if (!state.Tools.TryGetValue(index, out var tool)) state.Tools[index] = tool = new ToolCall();
-            if (call["id"] is JsonValue id && id.TryGetValue<string>(out var idText) && idText.Length > 0) tool.Id ??= idText;
+            var id = call["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var idText) && idText.Length > 0 ? idText : null;
+            if (!state.ToolAt.TryGetValue(index, out var tool) || id is not null && tool.Id is not null && id != tool.Id)
+            {
+                state.Tools.Add(tool = new ToolCall(index));
+                state.ToolAt[index] = tool;
+            }
+            tool.Id ??= id;
             if (call["type"] is JsonValue type && type.TryGetValue<string>(out var typeText)) tool.Type = typeText;
             if (call["function"] is JsonObject function)
             {
@@ -153,7 +162,7 @@ public sealed class CompletionAssembler
             if (name == "tool_calls")
             {
                 if (state.Tools.Count > 0)
-                    message["tool_calls"] = new JsonArray([.. state.Tools.Values.Select(t => (JsonNode)new JsonObject
+                    message["tool_calls"] = new JsonArray([.. state.Tools.OrderBy(t => t.Index).Select(t => (JsonNode)new JsonObject
                     {
                         ["id"] = t.Id, ["type"] = t.Type,
                         ["function"] = new JsonObject { ["name"] = t.Name, ["arguments"] = t.Arguments.ToString() },

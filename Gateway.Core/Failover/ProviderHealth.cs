@@ -82,11 +82,12 @@ public sealed partial class ProviderHealth
                 StateProvider = state,
                 // A client's abort says nothing about the provider, except that a half-open probe did not
                 // prove it healthy; a model's open circuit (inner breaker) is not a provider failure. A 429 is not ill health
-                // but a limit with its own signal: it sets a cool-down of the model when the provider names a wait.
+                // but a limit with its own signal: it sets a cool-down of the model when the provider names a wait. A failure
+                // that ends the chain for the key's sake (Final: a capped key's answer broke half-way) is still the provider's.
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception switch
                 {
-                    null => args.Outcome.Result is IUpstreamResult { Failure: { ShouldFailOver: true } failure }
-                            && failure.Kind != UpstreamFailureKind.RateLimited,
+                    null => args.Outcome.Result is IUpstreamResult
+                        { Failure.Kind: not (UpstreamFailureKind.CallerError or UpstreamFailureKind.RateLimited) },
                     OperationCanceledException => state.CircuitState == CircuitState.HalfOpen,
                     BrokenCircuitException => false,
                     _ => true,

@@ -94,6 +94,32 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task ClientLeavesWhileTheAnswerIsAssembled_TheRowChargesWhatTheProviderHadProduced()
+    {
+        // The fallback streams "tick " every 100 ms; the gateway has read some of it when the client goes.
+        var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-stream", inputPrice: 1m, outputPrice: 4m);
+        var primary = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-500", fallbacks: [fallback]);
+        var (key, keyId) = await Gateway.CreateKeyAsync();
+        using var client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = Gateway.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        var marker = Guid.NewGuid().ToString("N");
+        using var leave = new CancellationTokenSource();
+
+        var call = client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"{{marker}}"}]}"""), leave.Token);
+        await Eventually.TrueAsync(() => Calls("slow-stream", marker) == 1, what: "the fallback called");
+        await Task.Delay(1000, TestContext.Current.CancellationToken); // at least one tick read (the answer takes 5 s)
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+
+        await Eventually.TrueAsync(async () => (await env.UsageRowsForKeyAsync(keyId)).Count == 1, what: "one usage row");
+        var row = (await env.UsageRowsForKeyAsync(keyId)).Single();
+        Assert.Equal((short)499, row.Status);
+        Assert.True(row.CompletionTokens > 0, "the provider billed the ticks it had produced");
+        Assert.True(row.UsageEstimated);
+        Assert.Equal((1m, 4m), (row.InputPricePerMtok!.Value, row.OutputPricePerMtok!.Value)); // at the prices of the candidate that was answering
+    }
+
+    [Fact]
     public async Task ModelThatRefusesToStream_IsAskedUnstreamedAtOnce_AndFromThenOn()
     {
         var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "o1-2024-12-17");

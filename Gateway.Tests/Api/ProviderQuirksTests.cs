@@ -62,6 +62,23 @@ public sealed class ProviderQuirksTests(TestEnvironment env)
         Assert.True(row.PromptTokens > 0 && row.CompletionTokens > 0 && row.CostUsd > 0);
     }
 
+    [Fact]
+    public async Task Quirks_NoStreamUsage_ANonStreamingRequestKeepsTheProvidersOwnUsage()
+    {
+        // Such an API reports usage only unstreamed: assembling its stream would trade its real numbers for an estimate.
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", settings: Quirks);
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var usage = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["usage"];
+        Assert.Equal((FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens), (usage?["prompt_tokens"]?.GetValue<int>(), usage?["completion_tokens"]?.GetValue<int>()));
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens, false), (row.PromptTokens, row.CompletionTokens, row.UsageEstimated));
+    }
+
     [Theory]
     [InlineData("""{"max_tokens_field":"max_output"}""")]
     [InlineData("""{"drop_params":["messages"]}""")]

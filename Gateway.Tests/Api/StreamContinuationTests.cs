@@ -67,6 +67,20 @@ public sealed class StreamContinuationTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task PartialAnswerOfOnlyWhitespace_IsContinuedAsIfNothingWasSaid()
+    {
+        // Anthropic refuses a turn whose text is only whitespace, as a prefill or before an instruction.
+        var fallback = await Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
+        var primary = await PrimaryAsync(fallback, "drop-after-newlines"); // sends "\n\n" then drops
+        var marker = Guid.NewGuid().ToString("N");
+
+        var text = await StreamTextAsync(primary, marker);
+
+        Assert.Equal("\n\nHello from Claude.", text);
+        Assert.Equal("user", Last(Assert.Single(AnthropicCalls(marker))).Role); // the question again, nothing of the partial answer
+    }
+
+    [Fact]
     public async Task ModelThatRefusesPrefill_IsContinuedWithAnInstruction_AndIsNotAskedToPrefillAgain()
     {
         var fallback = await Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-sonnet-4-6", protocol: "anthropic", secret: FakeAnthropic.ApiKey);

@@ -72,4 +72,32 @@ public sealed class CompletionAssemblerTests
 
         Assert.Equal(string.Concat(Enumerable.Range(0, 20_000).Select(i => (i % 10).ToString(System.Globalization.CultureInfo.InvariantCulture))), content);
     }
+
+    [Fact]
+    public void ParallelToolCallsThatShareAnIndex_StayApart()
+    {
+        // Ollama and some vLLM builds stream every call of a parallel batch with "index": 0; each call has its own id.
+        var answer = Assemble(
+            """{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"add","arguments":"{\"a\":"}}]}}]}""",
+            """{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"2}"}}]}}]}""",
+            """{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_b","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Tokyo\"}"}}]}}]}""",
+            """{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}""");
+
+        var calls = answer["choices"]![0]!["message"]!["tool_calls"]!.AsArray();
+        Assert.Equal([("call_a", "add", "{\"a\":2}"), ("call_b", "get_weather", "{\"city\":\"Tokyo\"}")],
+            calls.Select(c => (c!["id"]!.GetValue<string>(), c["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
+    }
+
+    [Fact]
+    public void StreamOnlyPadding_IsNotPartOfTheAnswer()
+    {
+        // OpenAI pads every chunk with a random "obfuscation" string (stream_options.include_obfuscation, on by default); a
+        // chat.completion never has one.
+        var answer = Assemble(
+            """{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"obfuscation":"ZGF"}""",
+            """{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"obfuscation":"lRK2aBv"}""");
+
+        Assert.False(answer.AsObject().ContainsKey("obfuscation"));
+        Assert.Equal("Hi", answer["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+    }
 }

@@ -35,7 +35,21 @@ public sealed class ContinuationSpliceTests
 
     [Fact]
     public void AfterTrailingWhitespace_TheContinuationsLeadingWhitespaceIsDropped() =>
-        Assert.Equal("Claude.", Splice("Hello from ", " ", " Claude."));
+        Assert.Equal("Claude.", Splice("Hello from ", " ", "Claude."));
+
+    [Fact]
+    public void TrailingWhitespaceSaidAgainAcrossPieces_IsDroppedOnce() =>
+        Assert.Equal("Next.", Splice("End.\n\n", "\n", "\nNext."));
+
+    [Fact]
+    public void AContinuationAfterANewline_KeepsItsIndentation() =>
+        // DeepSeek continues the untrimmed prefix: its leading spaces are the code's indentation, not a repetition.
+        Assert.Equal("    return 1", Splice("def f():\n", "    return 1"));
+
+    [Fact]
+    public void AContinuationOfATrimmedPrefill_KeepsItsIndentation() =>
+        // Anthropic continued "def f():" (trailing newline trimmed): it says the newline again, then the indentation.
+        Assert.Equal("    return 1", Splice("def f():\n", "\n", "    return 1"));
 
     [Fact]
     public void ARepetitionWithoutTheTrailingSpace_DoesNotDoubleIt() =>

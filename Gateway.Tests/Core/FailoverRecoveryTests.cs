@@ -234,6 +234,19 @@ public sealed class FailoverRecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task ABreakThatEndsTheChain_StillCountsInTheBreakers()
+    {
+        // A capped key's answer that broke half-way is final (no second billed call), but the provider still broke.
+        var upstream = new Upstream();
+        var route = Route(Alpha, "m1");
+        upstream.Answers[route.Alias] = () => new UpstreamFailure(UpstreamFailureKind.Protocol, Alpha.Name, "the stream broke before it finished") { Final = true };
+
+        for (var i = 0; i < 2; i++) await RunAsync(upstream, route);
+
+        Assert.Equal("Open", _health.States()[Alpha.Name]);
+    }
+
+    [Fact]
     public async Task EveryCandidateCoolingDown_CallsTheOneWhoseWaitEndsFirst()
     {
         var upstream = new Upstream();

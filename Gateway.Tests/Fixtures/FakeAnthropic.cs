@@ -11,7 +11,7 @@ namespace Gateway.Tests.Fixtures;
 /// and the SDK's recorded streams, validating as the API does (strictly, as it did before it began
 /// merging turns): x-api-key and anthropic-version headers, max_tokens required, user/assistant roles
 /// only (no "system" role), alternating turns starting with user, tool_result blocks first in their
-/// user turn and naming a preceding tool_use; Sonnet 4.5+ refuses temperature with top_p, and version
+/// user turn and naming a preceding tool_use, no turn whose text is only whitespace; Sonnet 4.5+ refuses temperature with top_p, and version
 /// 2026-10-21 refuses any sampling parameter. A last assistant turn is a prefill the answer continues (it may not end in
 /// whitespace), which Sonnet 4.6 and later refuse. Model names script behaviour: *-max, status-NNN,
 /// *-overloaded-midstream, *-long-prompt, and the prompt cache (usage as documented in
@@ -299,6 +299,8 @@ public sealed class FakeAnthropic : FakeServer
             previous = role;
             if (messages[m]!["content"] is JsonArray blocks)
             {
+                if (blocks.All(b => b!["type"]?.GetValue<string>() == "text" && string.IsNullOrWhiteSpace(b["text"]?.GetValue<string>())))
+                    return "messages: text content blocks must contain non-whitespace text";
                 var sawOther = false;
                 foreach (var block in blocks)
                 {

@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>stall-after-first</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
+/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>drop-after-newlines</c>, <c>stall-after-first</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
 /// whose usage also reports <see cref="CacheWriteTokens"/> prompt tokens written to the cache as OpenAI-compatible APIs that bill
 /// writes do (<c>prompt_tokens_details.cache_write_tokens</c>, https://openrouter.ai/docs/prompt-caching); any other name answers
 /// normally. A last assistant message marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the
@@ -213,6 +213,7 @@ public sealed class FakeOpenAI : FakeServer
         if (model == "late-first-token") await Task.Delay(30_000, ct); // past the client's timeout: only a first-token deadline helps
         var pieces = model == "slow-stream" ? Enumerable.Repeat("tick ", 50).ToArray()
             : model == "drop-after-space" ? ["Hello", " from", " "]
+            : model == "drop-after-newlines" ? ["\n\n"]
             : System.Text.RegularExpressions.Regex.Split(answer, "(?= )").Where(p => p.Length > 0).ToArray();
         for (var i = 0; i < pieces.Length; i++)
         {
@@ -226,7 +227,7 @@ public sealed class FakeOpenAI : FakeServer
             }
             await SendAsync(Chunk($$"""{"content":{{JsonSerializer.Serialize(pieces[i])}}}""", null));
             if (model == "stall-after-first") await Task.Delay(Timeout.Infinite, ct); // an answer begun and never finished
-            if (model == "drop-after-space" && i == pieces.Length - 1)
+            if (model is "drop-after-space" or "drop-after-newlines" && i == pieces.Length - 1)
             {
                 await Task.Delay(200, ct);
                 http.Abort();

@@ -307,6 +307,22 @@ public sealed class GeminiTests(TestEnvironment env)
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task MalformedFunctionCall_IsChargedWhatGeminiReported_AssembledOrNot(bool assembled)
+    {
+        var alias = await AddGeminiAsync("gemini-2.5-flash-malformed", assembled ? null : new JsonObject { ["assemble_streams"] = false });
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((30, 15, false), (row.PromptTokens, row.CompletionTokens, row.UsageEstimated)); // candidates + thoughts, as billed
+    }
+
+    [Theory]
     [InlineData("status-429", HttpStatusCode.TooManyRequests, "rate_limit_exceeded")]
     [InlineData("status-503", HttpStatusCode.ServiceUnavailable, "upstream_unavailable")]
     [InlineData("status-500", HttpStatusCode.BadGateway, "upstream_error")]

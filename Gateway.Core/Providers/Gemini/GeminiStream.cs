@@ -98,8 +98,10 @@ internal sealed class GeminiStream(UpstreamCall call, ChunkWriter chunks, HttpRe
         var output = new List<StreamChunk>();
         if (!_started) output.Add(chunks.Role());
         FlushCalls(output);
+        // An unusable call ended the stream as it finished, so its usage is whole: Gemini billed it (as unstreamed).
         var finish = _blocked && _finishReason is null ? "content_filter" : GeminiResponseMapper.FinishReason(_finishReason, _toolCalls > 0)
-            ?? throw Broken($"the model produced an unusable function call ({_finishReason})");
+            ?? throw new UpstreamStreamException(new UpstreamFailure(UpstreamFailureKind.Protocol, Provider,
+                $"the model produced an unusable function call ({_finishReason})", Usage: _usage?.Usage));
         output.Add(chunks.Finish(finish));
         if (_usage is { } usage)
         {
