@@ -295,14 +295,17 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         var streamed = request.WithMessages(request.Messages!);
         streamed.Stream = true;
         streamed.StreamOptions = null;
-        var opened = await OpenPrimedAsync(requestId, streamed, route, ct);
+        // A model's own ttft_timeout_ms applies as to streams; without one, the longer non-streaming default: reasoning models that
+        // think silently were given the whole timeout_ms before, and a client that did not stream did not ask for a fast first token.
+        var opened = await OpenPrimedAsync(requestId, streamed, route,
+            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultNonStreamingTtftTimeoutMs), ct);
         if (opened.Failure is { Kind: UpstreamFailureKind.CallerError, UpstreamStatus: 400 } refusal
             && (refusal.CallerError?.Param == "stream" || StreamWord().IsMatch(refusal.CallerError?.Message ?? "")))
         {
             // Some models and APIs take a request only unstreamed (OpenAI: "Unsupported value: 'stream' does not support true with
             // this model"): asked so at once, and from now on if that was the reason.
             var plain = await Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), ct);
-            if (plain.Failure is not { Kind: UpstreamFailureKind.CallerError }
+            if (plain.Failure is null // only an answer proves the stream was the refusal's reason
                 && _streamRefused.TryAdd(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel), 0))
                 Log.StreamRefused(log, route.Provider.Name, route.UpstreamModel, refusal.CallerError?.Message ?? refusal.Detail);
             return plain;
@@ -336,8 +339,12 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, request, route, token), ct);
 
     private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, CancellationToken ct) =>
+        OpenPrimedAsync(requestId, request, route, TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
+
+    private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, TimeSpan firstToken,
+        CancellationToken ct) =>
         PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
-            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
+            firstToken, ct);
 
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
 
@@ -389,7 +396,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         switch (route.Provider.Protocol)
         {
             // JSON mode is a forced tool for Anthropic: its answer is the tool's input, not text a prefill could start.
-            case "anthropic" when copy.ResponseFormat is null && partialAnswer.TrimEnd() is { Length: > 0 } trimmed:
+            case "anthropic" when IsPlainText(copy.ResponseFormat) && partialAnswer.TrimEnd() is { Length: > 0 } trimmed:
                 return copy.WithMessages([.. copy.Messages!, Message("assistant", trimmed)]);
             case "openai" when route.Provider.Settings.PrefixCompletion == true:
                 var prefix = Message("assistant", partialAnswer);
@@ -415,6 +422,10 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
             Message = "Provider {Provider} model {Model} refused a streamed call that it took unstreamed ({Detail}); its non-streaming requests are sent unstreamed from now on")]
         public static partial void StreamRefused(ILogger logger, string provider, string model, string detail);
     }
+
+    // No response_format, or {"type":"text"}: the answer is text a prefill can start.
+    private static bool IsPlainText(JsonElement? format) =>
+        format is not { ValueKind: JsonValueKind.Object } f || f.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text";
 
     private static ChatMessage Message(string role, string text) =>
         new() { Role = role, Content = JsonSerializer.SerializeToElement(text, GatewayJsonContext.Wire.String) };

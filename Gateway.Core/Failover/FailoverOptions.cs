@@ -26,6 +26,13 @@ public sealed class FailoverOptions
     [Range(100, 600_000)]
     public int DefaultTtftTimeoutMs { get; set; } = 10_000;
 
+    /// <summary>
+    /// Time to first token for non-streaming requests (called streaming and assembled) when the model row sets none: longer than
+    /// the streams' default, as reasoning models may think silently for a while and the client did not ask for a fast first token.
+    /// </summary>
+    [Range(100, 3_600_000)]
+    public int DefaultNonStreamingTtftTimeoutMs { get; set; } = 120_000;
+
     /// <summary>Longest cool-down a provider's Retry-After may impose.</summary>
     [Range(1, 86_400)]
     public int MaxRetryAfterSeconds { get; set; } = 300;

@@ -50,6 +50,26 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task ModelWithoutItsOwnDeadline_GetsTheNonStreamingDefault_NotTheStreamsOne()
+    {
+        // Streams' default long, the non-streaming one short: a non-streamed call to a model that sets none follows the latter.
+        await using var host = new GatewayHost(env.Postgres.ConnectionString, new()
+        {
+            ["Gateway:Upstream:TimeoutSeconds"] = "600", ["Gateway:Failover:DefaultTtftTimeoutMs"] = "600000",
+            ["Gateway:Failover:DefaultNonStreamingTtftTimeoutMs"] = "500",
+        });
+        var fallback = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var primary = await host.AddModelAsync(env.Upstream.BaseUrl, "late-first-token", fallbacks: [fallback]);
+        var (key, _) = await host.CreateKeyAsync();
+        using var client = host.Client(key);
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["timeout", "ok"], await TrailAsync(RequestId(response)));
+    }
+
+    [Fact]
     public async Task BreakHalfWay_FailsOverInvisibly_AndTheRowChargesBothAttempts()
     {
         var fallback = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 1m, outputPrice: 4m, cachedPrice: 0.5m);
