@@ -132,8 +132,8 @@ internal static class ChatCompletionsEndpoints
 
         if (!request.IsStreaming)
         {
-            // Not for a key with a hard cap: its reservation covered one answer, not a broken one and a second call.
-            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, billedFailover: context.Reservation is null, ct,
+            // A capped key's reservation covered one answer: a call after a billed one needs a top-up first.
+            var result = await gateway.CompleteAsync(context.Meter.RequestId, request, decision.Chain, ChatGateway.TopUp(context.Reservation), ct,
                 (candidate, stream) => context.Assembling = stream is null ? null : (candidate, stream));
             context.Attempted(result, route!);
             if (result.Failure is { } failed)
@@ -147,7 +147,7 @@ internal static class ChatCompletionsEndpoints
             return;
         }
 
-        var opened = await gateway.OpenStreamAsync(context.Meter.RequestId, request, decision.Chain, ct);
+        var opened = await gateway.OpenStreamAsync(context.Meter.RequestId, request, decision.Chain, ChatGateway.TopUp(context.Reservation), ct);
         context.Attempted(opened, route!);
         if (opened.Failure is { } notOpened)
         {
@@ -226,10 +226,12 @@ internal static class ChatCompletionsEndpoints
                 await output.FlushAsync(ct);
                 return splice is null && chunkId is not null && seen.Finish is { } finish ? new StreamedAnswer(chunkId, seen.Created, finish) : null;
             }
-            // Not for a key with a hard cap: its reservation covered one answer, not a second call.
+            // A capped key's reservation covered one answer: a continuation needs a top-up for the broken attempt and the partial
+            // answer sent again as prompt; without room the stream ends with the error.
             catch (UpstreamStreamException ex) when (http.Response.HasStarted && !toolCallsSent && ex.Failure.ShouldFailOver
-                                                     && context.Reservation is null
-                                                     && Remaining(decision.Chain, route) is { Count: > 0 } remaining)
+                                                     && Remaining(decision.Chain, route) is { Count: > 0 } remaining
+                                                     && (context.Reservation is not { } reservation || reservation.TryTopUp(gateway.ContinuationCost(
+                                                         route, stream.Usage, request, splice?.ClientText ?? stream.Text.ToString(), remaining))))
             {
                 // The broken candidate's "ok" (it did open) becomes what happened to it; its breakers hear of it.
                 var at = attempts.FindLastIndex(a => a.Provider == route.Provider.Name && a.Model == route.UpstreamModel);
@@ -240,7 +242,7 @@ internal static class ChatCompletionsEndpoints
                 var partial = splice?.ClientText ?? stream.Text.ToString();
                 try
                 {
-                    next = await gateway.ContinueStreamAsync(meter.RequestId, request, partial, remaining, ct);
+                    next = await gateway.ContinueStreamAsync(meter.RequestId, request, partial, remaining, ChatGateway.TopUp(context.Reservation), ct);
                 }
                 catch (Exception bug) when (bug is not OperationCanceledException)
                 {

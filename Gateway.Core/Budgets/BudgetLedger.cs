@@ -19,7 +19,19 @@ public sealed class Reservation
 
     public Guid LeaseId => _lease.Id;
 
-    public decimal Amount { get; }
+    public decimal Amount { get; private set; }
+
+    /// <summary>
+    /// Adds <paramref name="extra"/> to the reservation, from the same lease (a usage row settles against one lease), before a
+    /// further attempt after one the provider billed. False when the lease has no room: the request must not call again.
+    /// </summary>
+    public bool TryTopUp(decimal extra)
+    {
+        if (extra <= 0) return true;
+        if (Volatile.Read(ref _settled) == 1 || !_lease.TryExtend(extra)) return false;
+        Amount += extra;
+        return true;
+    }
 
     /// <summary>Charges <paramref name="cost"/> to the lease and frees the rest of the reservation.</summary>
     public void Settle(decimal cost)
@@ -324,6 +336,17 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
                 if (amount - _charged - _reserved < worstCase) return false;
                 _reserved += worstCase;
                 _inFlight++;
+                return true;
+            }
+        }
+
+        /// <summary>Reserves <paramref name="extra"/> more for a request already in flight on this lease.</summary>
+        public bool TryExtend(decimal extra)
+        {
+            lock (_lock)
+            {
+                if (amount - _charged - _reserved < extra) return false;
+                _reserved += extra;
                 return true;
             }
         }

@@ -261,15 +261,36 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
     /// applies as it does to streams: a candidate that hangs, stalls before its first token or breaks half-way fails over
     /// while the client has received nothing. Elsewhere the call is one unstreamed request, bounded by <c>timeout_ms</c>.
     /// </summary>
-    /// <param name="billedFailover">Whether an attempt that broke after the provider billed tokens may be followed by another
-    /// (not for a key whose hard-cap reservation covered one answer).</param>
+    /// <param name="mayCallAgain">Asked before another candidate is called after an attempt the provider billed (see
+    /// <see cref="FailoverExecutor.RunAsync{T}"/>): a capped key's reservation is topped up by that attempt's cost first.</param>
     /// <param name="reading">Told of each candidate whose stream is being assembled, and of none once its attempt has ended, so
     /// that a client who leaves meanwhile is charged what that candidate had produced.</param>
     public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain,
-        bool billedFailover, CancellationToken ct, Action<ModelRoute, UpstreamStream?>? reading = null) =>
+        Func<ModelRoute, TokenUsage, bool>? mayCallAgain, CancellationToken ct, Action<ModelRoute, UpstreamStream?>? reading = null) =>
         failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Assembles(route, request)
-            ? CompleteStreamingAsync(requestId, request, route, billedFailover, reading, token)
-            : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct);
+            ? CompleteStreamingAsync(requestId, request, route, reading, token)
+            : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct, mayCallAgain);
+
+    /// <summary>
+    /// For a capped key: before another call after one the provider billed, the reservation is topped up by what that call cost,
+    /// so the request's total stays within what it reserved (never past the cap); null (any number of calls) without a reservation.
+    /// </summary>
+    public static Func<ModelRoute, TokenUsage, bool>? TopUp(Budgets.Reservation? reservation) =>
+        reservation is null ? null : (route, usage) => reservation.TryTopUp(Metering.Pricing.Cost(route, usage));
+
+    /// <summary>
+    /// What a broken stream's continuation costs beyond the one answer its request reserved: the broken attempt (reported, else
+    /// estimated from what it produced) and the partial answer sent again as prompt, priced at twice the dearest remaining input
+    /// price (the dearest rate a prompt token is billed at: a 1-hour cache write), with room for the instruction.
+    /// </summary>
+    public decimal ContinuationCost(ModelRoute broken, TokenUsage? reported, ChatCompletionRequest request, string partialAnswer,
+        IReadOnlyList<ModelRoute> remaining)
+    {
+        var sent = tokens.Count(partialAnswer);
+        var used = reported ?? new TokenUsage(tokens.CountPrompt(request.Messages!), sent, 0);
+        var resent = remaining.Count == 0 ? 0 : remaining.Max(c => Metering.Pricing.Cost(c, new TokenUsage(sent + 64, 0, 0)));
+        return Metering.Pricing.Cost(broken, used) + 2 * resent;
+    }
 
     // Request fields whose streamed form carries more than the assembler joins (log probabilities, audio, search annotations).
     private static readonly string[] UnassembledFields = ["logprobs", "top_logprobs", "modalities", "audio", "web_search_options"];
@@ -290,7 +311,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
 
     private async Task<UpstreamResult<UpstreamCompletion>> CompleteStreamingAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route,
-        bool billedFailover, Action<ModelRoute, UpstreamStream?>? reading, CancellationToken ct)
+        Action<ModelRoute, UpstreamStream?>? reading, CancellationToken ct)
     {
         var streamed = request.WithMessages(request.Messages!);
         streamed.Stream = true;
@@ -325,7 +346,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
             // Broken half-way: the provider billed the prompt and what it produced (estimated when it reported nothing).
             var usage = broken.Failure.Usage ?? stream.Usage
                 ?? new TokenUsage(tokens.CountPrompt(request.Messages!), tokens.Count(stream.Text.ToString()), 0) { Estimated = true };
-            return broken.Failure with { Usage = usage, Final = !billedFailover };
+            return broken.Failure with { Usage = usage };
         }
         reading?.Invoke(route, null);
         return new UpstreamCompletion(assembler.Build(stream.ServedModel), stream.Usage, stream.ServedModel, stream.Usage is null ? stream.Text.ToString() : "");
@@ -335,8 +356,9 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
     /// A stream over the model's candidate chain, each candidate held back until its first token
     /// (within the model's <c>ttft_timeout_ms</c>, else Gateway:Failover:DefaultTtftTimeoutMs).
     /// </summary>
-    public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain, CancellationToken ct) =>
-        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, request, route, token), ct);
+    public Task<FailoverResult<PrimedStream>> OpenStreamAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain,
+        Func<ModelRoute, TokenUsage, bool>? mayCallAgain, CancellationToken ct) =>
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, request, route, token), ct, mayCallAgain);
 
     private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, CancellationToken ct) =>
         OpenPrimedAsync(requestId, request, route, TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
@@ -363,7 +385,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
     /// The client's output limit covers the whole answer, the part already sent included.
     /// </summary>
     public Task<FailoverResult<PrimedStream>> ContinueStreamAsync(Guid requestId, ChatCompletionRequest original, string partialAnswer,
-        IReadOnlyList<ModelRoute> chain, CancellationToken ct)
+        IReadOnlyList<ModelRoute> chain, Func<ModelRoute, TokenUsage, bool>? mayCallAgain, CancellationToken ct)
     {
         var copy = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(original, GatewayJsonContext.Wire.ChatCompletionRequest),
             GatewayJsonContext.Wire.ChatCompletionRequest)!;
@@ -373,7 +395,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
         // A partial answer of whitespace only said nothing: the question is asked again (Anthropic refuses a turn of whitespace only,
         // as a prefill or before an instruction), and the splice drops the whitespace if the answer starts with it again.
         if (string.IsNullOrWhiteSpace(partialAnswer))
-            return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, copy, route, token), ct);
+            return failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => OpenPrimedAsync(requestId, copy, route, token), ct, mayCallAgain);
         var instructed = copy.WithMessages([.. copy.Messages!, Message("assistant", partialAnswer), Message("user", ContinuePrompt)]);
         return failover.RunAsync(GatewayTelemetry.Chat, chain, async (route, token) =>
         {
@@ -386,7 +408,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
                 && _prefillRefused.TryAdd(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel), 0))
                 Log.PrefillRefused(log, route.Provider.Name, route.UpstreamModel, refusal.CallerError?.Message ?? refusal.Detail);
             return retried;
-        }, ct);
+        }, ct, mayCallAgain);
     }
 
     // The continuation as this candidate's protocol continues it natively, or null when it cannot.

@@ -33,8 +33,11 @@ public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, Ups
 public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, GatewayMetrics metrics)
 {
     /// <param name="operation"><c>gen_ai.operation.name</c>: <see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
+    /// <param name="mayCallAgain">Asked before a further candidate is called after an attempt the provider billed (its route and
+    /// usage): false ends the walk with that attempt's failure (a capped key whose reservation cannot be topped up).</param>
     public async Task<FailoverResult<T>> RunAsync<T>(string operation, IReadOnlyList<ModelRoute> chain,
-        Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt, CancellationToken ct) where T : class
+        Func<ModelRoute, CancellationToken, Task<UpstreamResult<T>>> attempt, CancellationToken ct,
+        Func<ModelRoute, TokenUsage, bool>? mayCallAgain = null) where T : class
     {
         var first = chain[0];
         var attempts = new List<AttemptRecord>(chain.Count);
@@ -120,6 +123,9 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             if (failure.Usage is { } used) billed.Add((route, used));
             if (!failure.ShouldFailOver) return new FailoverResult<T>(null, route, failure, attempts, billed);
             if (health.CoolDown(failure, modelKey) is { } bounded) failure = failure with { RetryAfter = bounded }; // the client hears the bounded wait
+            // The provider billed this attempt: another call costs more than the request reserved, so it needs room for that first.
+            if (failure.Usage is { } spent && i < chain.Count - 1 && mayCallAgain is not null && !mayCallAgain(route, spent))
+                return new FailoverResult<T>(null, route, failure, attempts, billed);
             // A 429 limits one model (providers rate-limit per model), so the provider's other models stay candidates.
             if (failure.Kind is UpstreamFailureKind.Connect or UpstreamFailureKind.Overloaded
                 or UpstreamFailureKind.Timeout or UpstreamFailureKind.AuthRejected)
