@@ -83,7 +83,7 @@ public sealed partial class ProviderHealth
                 // A client's abort says nothing about the provider, except that a half-open probe did not
                 // prove it healthy; a model's open circuit (inner breaker) is not a provider failure. A 429 is not ill health
                 // but a limit with its own signal: it sets a cool-down of the model when the provider names a wait. A failure
-                // that ends the chain for the key's sake (Final: a capped key's answer broke half-way) is still the provider's.
+                // that ends the chain for the key's sake (a capped key with no room for another billed call) is still the provider's.
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception switch
                 {
                     null => args.Outcome.Result is IUpstreamResult

@@ -45,11 +45,8 @@ public sealed record UpstreamFailure(UpstreamFailureKind Kind, string Provider, 
         _ => "protocol_error",
     };
 
-    /// <summary>No further candidate may be tried (e.g. the provider billed a partial answer that the key's reservation covered alone).</summary>
-    public bool Final { get; init; }
-
     /// <summary>Whether the next candidate should be tried (the caller's own mistakes are not retried).</summary>
-    public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError && !Final;
+    public bool ShouldFailOver => Kind is not UpstreamFailureKind.CallerError;
 
     /// <summary>
     /// What the client hears when no candidate could answer: a provider's 429 stays a 429 with Retry-After (clients and SDKs

@@ -234,15 +234,26 @@ public sealed class FailoverRecoveryTests : IDisposable
     }
 
     [Fact]
-    public async Task ABreakThatEndsTheChain_StillCountsInTheBreakers()
+    public async Task ABilledBreakThatEndsTheChain_StillCountsInTheBreakers_AndNoFurtherCandidateIsCalled()
     {
-        // A capped key's answer that broke half-way is final (no second billed call), but the provider still broke.
+        // A capped key's answer broke half-way and its reservation has no room for another call: the chain ends there, but the
+        // provider still broke.
         var upstream = new Upstream();
-        var route = Route(Alpha, "m1");
-        upstream.Answers[route.Alias] = () => new UpstreamFailure(UpstreamFailureKind.Protocol, Alpha.Name, "the stream broke before it finished") { Final = true };
+        var (route, next) = (Route(Alpha, "m1"), Route(Beta, "m1"));
+        upstream.Answers[route.Alias] = () => new UpstreamFailure(UpstreamFailureKind.Protocol, Alpha.Name, "the stream broke before it finished")
+        {
+            Usage = new TokenUsage(10, 5, 0),
+        };
+        var asked = 0;
 
-        for (var i = 0; i < 2; i++) await RunAsync(upstream, route);
+        for (var i = 0; i < 2; i++)
+        {
+            var result = await _failover.RunAsync(GatewayTelemetry.Chat, [route, next], upstream.CallAsync, CancellationToken.None,
+                (_, _) => Interlocked.Increment(ref asked) < 0);
+            Assert.Equal((route, 1), (result.Route, result.Calls));
+        }
 
+        Assert.Equal(2, asked);
         Assert.Equal("Open", _health.States()[Alpha.Name]);
     }
 
