@@ -187,6 +187,108 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
         Assert.Equal(20, rows.Count(r => !r.Streamed));
     }
 
+    /// <summary>
+    /// Issue 15's money test: one capped key used through two instances at once (this process's host and a gateway process) with
+    /// streamed and non-streamed requests, both output-limit fields, a huge max_tokens, n = 2, client aborts, failovers after
+    /// billed partial answers (calls and streams), and a kill -9 of the process with streams open; then its restart.
+    /// </summary>
+    [Fact]
+    public async Task TwoInstancesMixedMoneyLoad_WithAKill_SpendWithinTheCap_OneRowPerSeenRequest_AndTheBooksAgree()
+    {
+        const decimal cap = 0.05m;
+        var gateway = env.Gateway;
+        // Models every instance can serve (their secret in the environment, which the process inherits).
+        var fallback = await gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 1m, outputPrice: 10m, cachedPrice: 0.5m, everyHost: true);
+        var breaking = await gateway.AddModelAsync(env.Upstream.BaseUrl, "drop-mid-stream", inputPrice: 1m, outputPrice: 10m, cachedPrice: 0.5m,
+            fallbacks: [fallback], everyHost: true);
+        var slow = await gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-stream", inputPrice: 1m, outputPrice: 10m, cachedPrice: 0.5m, everyHost: true);
+        var stalling = await gateway.AddModelAsync(env.Upstream.BaseUrl, "stall-after-first", inputPrice: 1m, outputPrice: 10m, cachedPrice: 0.5m,
+            everyHost: true);
+        var (key, keyId) = await gateway.CreateKeyAsync(hardCapUsd: cap);
+        var (process, url) = await StartGatewayAsync();
+
+        var seen = new ConcurrentBag<Guid>(); // every request id a client saw in a response's headers
+        var stop = new CancellationTokenSource();
+        async Task WorkAsync(Uri baseAddress, int worker)
+        {
+            using var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+            client.DefaultRequestHeaders.Authorization = new("Bearer", key);
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                var (model, stream, extra) = ((worker + i) % 6) switch
+                {
+                    0 => (breaking, false, "\"max_tokens\":40,\"max_completion_tokens\":5"),
+                    1 => (breaking, true, "\"max_completion_tokens\":40"),
+                    2 => (fallback, false, "\"max_tokens\":100000"),
+                    3 => (slow, true, "\"max_tokens\":300"),
+                    4 => (fallback, false, "\"n\":2,\"max_tokens\":30"),
+                    _ => (fallback, true, "\"max_tokens\":30,\"stream_options\":{\"include_usage\":true}"),
+                };
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+                {
+                    Content = new StringContent($$"""{"model":"{{model}}","stream":{{(stream ? "true" : "false")}},{{extra}},"messages":[{"role":"user","content":"m{{worker}} {{i}}"}]}""",
+                        Encoding.UTF8, "application/json"),
+                };
+                try
+                {
+                    using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                    if (response.Headers.TryGetValues("x-gateway-request-id", out var ids)) seen.Add(Guid.Parse(ids.Single()));
+                    await using var body = await response.Content.ReadAsStreamAsync();
+                    using var reader = new StreamReader(body);
+                    var lines = 0;
+                    while (await reader.ReadLineAsync() is not null)
+                        if (model == slow && ++lines == 4) break; // the client walks away mid-stream
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
+                {
+                    // the process was killed under it
+                }
+            }
+        }
+        var load = Enumerable.Range(0, 4).Select(w => WorkAsync(url, w)).Concat(Enumerable.Range(4, 4).Select(w => WorkAsync(gateway.BaseAddress, w))).ToList();
+        await Eventually.UntilAsync(() => Task.FromResult(seen.Count), n => n >= 60); // under load on both (returns at the bound either way)
+
+        // Streams open mid-answer on the process when it dies.
+        using var open = new HttpClient { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+        open.DefaultRequestHeaders.Authorization = new("Bearer", key);
+        var cut = new List<HttpResponseMessage>();
+        for (var i = 0; i < 3; i++)
+        {
+            var response = await open.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+            {
+                Content = new StringContent($$"""{"model":"{{stalling}}","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"cut {{i}}"}]}""",
+                    Encoding.UTF8, "application/json"),
+            }, HttpCompletionOption.ResponseHeadersRead);
+            cut.Add(response);
+            if (response.Headers.TryGetValues("x-gateway-request-id", out var ids)) seen.Add(Guid.Parse(ids.Single()));
+        }
+        process.Kill(); // SIGKILL
+        await process.WaitForExitAsync();
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+        foreach (var response in cut) response.Dispose();
+        await StartGatewayAsync(); // replays the dead process's journal
+
+        var expected = seen.Distinct().ToHashSet();
+        var rows = await Eventually.UntilAsync(async () =>
+        {
+            await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
+            return (await db.QueryAsync<(Guid Id, decimal Cost, Guid? Lease)>(
+                "SELECT request_id, cost_usd, lease_id FROM usage_events WHERE key_id = @keyId", new { keyId })).AsList();
+        }, found => expected.All(id => found.Any(r => r.Id == id)));
+        await using var check = new NpgsqlConnection(env.Postgres.ConnectionString);
+        var daily = await check.ExecuteScalarAsync<decimal>("SELECT coalesce(sum(cost_usd), 0) FROM usage_daily WHERE key_id = @keyId", new { keyId });
+        var consumed = await check.ExecuteScalarAsync<decimal>("SELECT coalesce(sum(consumed), 0) FROM budget_leases WHERE key_id = @keyId", new { keyId });
+
+        Assert.All(expected, id => Assert.Single(rows, r => r.Id == id)); // every request id a client saw: exactly one row
+        Assert.Equal(rows.Count, rows.Select(r => r.Id).Distinct().Count());
+        var spent = rows.Sum(r => r.Cost);
+        Assert.True(spent is > 0 and <= cap, $"spent {spent} on a {cap} cap");
+        Assert.Equal(spent, daily); // usage_daily is the sum of the rows
+        Assert.Equal(rows.Where(r => r.Lease is not null).Sum(r => r.Cost), consumed); // the leases settled to the spend
+        Assert.Equal(0m, rows.Where(r => r.Lease is null).Sum(r => r.Cost));
+    }
+
     [Fact]
     public async Task GatewaySigtermedUnderLoad_DrainsAndFlushes_EveryAnsweredRequestHasExactlyOneRow_BeforeItExits()
     {
