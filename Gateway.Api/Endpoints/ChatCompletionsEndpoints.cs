@@ -87,8 +87,8 @@ internal static class ChatCompletionsEndpoints
         var cache = context.Http.RequestServices.GetRequiredService<ResponseCache>();
         if (key.CacheTtlSeconds is not null && ResponseCache.IsCacheable(request))
         {
-            cacheKey = ResponseCache.Key(request, decision!.First, key.Id);
-            if (await cache.GetAsync(cacheKey, ct) is { } cached)
+            cacheKey = ResponseCache.Key(request, decision!.First, key);
+            if (await cache.GetAsync(cacheKey, key, ct) is { } cached)
             {
                 // Served without calling a provider: no budget reservation, no cost.
                 context.Http.Response.Headers[CacheHeader] = "hit";
@@ -122,7 +122,13 @@ internal static class ChatCompletionsEndpoints
             return;
         }
         decision = budget.Decision;
-        if (budget.DowngradedFrom is { } original) context.Http.Response.Headers[DowngradedFromHeader] = original;
+        if (budget.DowngradedFrom is { } original)
+        {
+            context.Http.Response.Headers[DowngradedFromHeader] = original;
+            // The cheaper model's answer is this key's budget talking, not the asked model's answer: stored under the asked
+            // model it would be served to every key sharing the entry, within budget or not (and allowed that model or not).
+            cacheKey = null;
+        }
         context.Meter.Budgeted(budget.Reservation?.LeaseId, budget.DowngradedFrom);
         var route = decision.First;
         context.Meter.Routed(route);

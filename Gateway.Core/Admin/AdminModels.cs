@@ -20,7 +20,8 @@ public sealed record CreateKeyRequest(
     decimal? MonthlyBudgetUsd = null,
     decimal? EndUserDailyBudgetUsd = null,
     string? Owner = null,
-    string? InjectionFilter = null);
+    string? InjectionFilter = null,
+    string? CacheScope = null);
 
 public record KeyView
 {
@@ -38,6 +39,9 @@ public record KeyView
     public int? RpmLimit { get; init; }
     public int? TpmLimit { get; init; }
     public int? CacheTtlSeconds { get; init; }
+    /// <summary>Who shares the key's cached answers: <c>key</c> (only itself, the default), <c>tags</c> (keys with the same tag set
+    /// that chose <c>tags</c>) or <c>global</c> (every key that chose <c>global</c>).</summary>
+    public string CacheScope { get; init; } = "key";
     /// <summary>The key's prompt-injection filter action (<c>off</c>, <c>flag</c>, <c>block</c>); null: the gateway's default alone.</summary>
     public string? InjectionFilter { get; init; }
     [JsonIgnore] public string BudgetTiersJson { get; init; } = "[]";

@@ -58,6 +58,12 @@ public sealed class CreateKeyRequestValidator : AbstractValidator<CreateKeyReque
         RuleFor(r => r.CacheTtlSeconds).InclusiveBetween(1, 30 * 86_400);
         RuleFor(r => r.InjectionFilter).Must(v => v is null || Guards.InjectionFilter.ParseAction(v) is not null)
             .WithMessage("'injection_filter' must be off, flag or block.");
+        RuleFor(r => r.CacheScope).Must(v => v is null || Caching.ResponseCache.ParseScope(v) is not null)
+            .WithMessage("'cache_scope' must be key, tags or global.");
+        // Without tags, 'tags' would share with every other tagless 'tags' key: a global cache nobody chose.
+        RuleFor(r => r.CacheScope).Must((r, _) => r.Tags?.Any(t => !string.IsNullOrWhiteSpace(t)) == true).When(r => r.CacheScope == "tags")
+            .WithMessage("'cache_scope' tags shares cached answers with the keys that have exactly this key's tags, and it has none: "
+                + "give it tags, or choose key or global.");
         RuleForEach(r => r.BudgetTiers).Must(t => t.AtPercent is > 0 and <= 1000 && !string.IsNullOrWhiteSpace(t.Model))
             .WithMessage("Each budget tier needs 'at_percent' (1 to 1000) and a 'model'.");
         RuleFor(r => r.DailyBudgetUsd).NotNull().When(r => r.BudgetTiers is { Count: > 0 })

@@ -9,15 +9,15 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
 {
     private const string Columns = """
         id, name, owner, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
-        cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, injection_filter, expires_at, revoked_at, created_at
+        cache_ttl_seconds, cache_scope, budget_tiers::text AS budget_tiers_json, injection_filter, expires_at, revoked_at, created_at
         """;
 
     private const string InsertSql = $"""
         INSERT INTO api_keys (id, name, owner, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
-                              rpm_limit, tpm_limit, cache_ttl_seconds, budget_tiers, monthly_budget_usd, end_user_daily_budget_usd, injection_filter,
+                              rpm_limit, tpm_limit, cache_ttl_seconds, cache_scope, budget_tiers, monthly_budget_usd, end_user_daily_budget_usd, injection_filter,
                               expires_at, created_at)
         VALUES (@Id, @Name, @Owner, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
-                @RpmLimit, @TpmLimit, @CacheTtlSeconds, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @InjectionFilter,
+                @RpmLimit, @TpmLimit, @CacheTtlSeconds, @CacheScope, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @InjectionFilter,
                 @ExpiresAt, @CreatedAt)
         RETURNING {Columns}
         """;
@@ -143,7 +143,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
             UPDATE api_keys SET name = @Name, owner = @Owner, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
                 hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
-                cache_ttl_seconds = @CacheTtlSeconds, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
+                cache_ttl_seconds = @CacheTtlSeconds, cache_scope = @CacheScope, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, injection_filter = @InjectionFilter, expires_at = @ExpiresAt
             WHERE id = @Id RETURNING {Columns}
             """, Settings(id, request), cancellationToken: ct));
@@ -163,6 +163,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         request.RpmLimit,
         request.TpmLimit,
         request.CacheTtlSeconds,
+        CacheScope = request.CacheScope ?? "key",
         request.MonthlyBudgetUsd,
         request.EndUserDailyBudgetUsd,
         request.InjectionFilter,

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
 using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
 using Gateway.Core.Providers;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Logging;
@@ -18,9 +19,12 @@ public sealed record CachedAnswer(byte[] Body, string Provider, string? ServedMo
 /// PostgreSQL table. Only for keys with <c>cache_ttl_seconds</c>, and only for requests with
 /// <c>temperature: 0</c>, one choice and no tools. The key is a SHA-256 of the request (without
 /// <c>user</c> and the stream options: a streamed and a plain request share an answer), the model that
-/// serves it and the asking key: one key's answers are never another's, so a hit tells no tenant what another asked. Answers are stored as OpenAI <c>chat.completion</c> bodies; a streaming client gets one
-/// replayed as chunks. A lookup that fails or takes over a second is a miss; storing happens after the
-/// answer has left.
+/// serves it and the asking key's <see cref="CacheScope"/>: by default the key itself, so one key's answers are never
+/// another's and a hit tells no tenant what another asked; keys an admin set to share (a team's exact tag set, or
+/// <c>global</c>) share one partition. A reader gets an entry only if it may use the model that answered (a fallback's answer
+/// is not served to a key not allowed that fallback) and the entry is no older than the reader's own TTL. Answers are stored
+/// as OpenAI <c>chat.completion</c> bodies; a streaming client gets one replayed as chunks. A lookup that fails or takes over a
+/// second is a miss; storing happens after the answer has left.
 /// </summary>
 public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time, ILogger<ResponseCache> logger)
 {
@@ -32,8 +36,17 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         request.Temperature == 0 && (request.N ?? 1) == 1
         && (request.Tools is not { ValueKind: JsonValueKind.Array } tools || tools.GetArrayLength() == 0);
 
-    /// <param name="keyId">The asking key: answers are kept per key, so no tenant learns what another asked or was told.</param>
-    public static byte[] Key(ChatCompletionRequest request, ModelRoute route, Guid keyId)
+    /// <summary>The <c>cache_scope</c> named <paramref name="name"/> (<c>key</c>, <c>tags</c>, <c>global</c>), or null.</summary>
+    public static CacheScope? ParseScope(string? name) => name switch
+    {
+        "key" => CacheScope.Key,
+        "tags" => CacheScope.Tags,
+        "global" => CacheScope.Global,
+        _ => null,
+    };
+
+    /// <param name="asker">The asking key: its <see cref="GatewayKey.CacheScope"/> says whose answers it shares (by default none).</param>
+    public static byte[] Key(ChatCompletionRequest request, ModelRoute route, GatewayKey asker)
     {
         var (user, stream, streamOptions) = (request.User, request.Stream, request.StreamOptions);
         try
@@ -42,7 +55,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
             (request.User, request.Stream, request.StreamOptions) = (null, null, null);
             var body = JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{keyId:N}\n{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Partition(asker)}\n{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
             hash.AppendData(body);
             return hash.GetHashAndReset();
         }
@@ -52,18 +65,40 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         }
     }
 
-    public async Task<CachedAnswer?> GetAsync(byte[] key, CancellationToken ct)
+    /// <summary>
+    /// The keys sharing <paramref name="asker"/>'s entries, as a string no other scope can produce: its id, its tag set (each
+    /// tag length-prefixed, in ordinal order, so <c>[a, b]</c> and <c>[b, a]</c> are one team and no tag can pose as two), or
+    /// everyone who chose global. A <c>tags</c> key without tags (the database refuses one) keeps to itself.
+    /// </summary>
+    private static string Partition(GatewayKey asker) => asker.CacheScope switch
     {
+        CacheScope.Global => "global",
+        CacheScope.Tags when asker.Tags.Count > 0 =>
+            "tags:" + string.Concat(asker.Tags.Order(StringComparer.Ordinal).Select(t => $"{t.Length}:{t};")),
+        _ => $"key:{asker.Id:N}",
+    };
+
+    /// <summary>
+    /// The entry under <paramref name="key"/> if <paramref name="reader"/> may have it: unexpired, stored no longer than the
+    /// reader's own <c>cache_ttl_seconds</c> ago (an entry another key of its scope wrote with a longer TTL is not staler than
+    /// the reader asked for), and answered by a model the reader may use. Null otherwise, and on any failure.
+    /// </summary>
+    public async Task<CachedAnswer?> GetAsync(byte[] key, GatewayKey reader, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
         budget.CancelAfter(LookupBudget);
         try
         {
             await using var connection = await db.OpenConnectionAsync(budget.Token);
             var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition("""
-                SELECT body, provider, served_model, prompt_tokens, completion_tokens, cached_tokens
-                FROM response_cache WHERE cache_key = @key AND expires_at > @now
-                """, new { key, now = time.GetUtcNow().UtcDateTime }, cancellationToken: budget.Token));
-            return row is null ? null : new CachedAnswer(row.Body, row.Provider, row.ServedModel, new TokenUsage(row.PromptTokens, row.CompletionTokens, row.CachedTokens));
+                SELECT body, provider, served_model, served_alias, prompt_tokens, completion_tokens, cached_tokens
+                FROM response_cache WHERE cache_key = @key AND expires_at > @now AND stored_at >= @oldest
+                """, new { key, now = now.UtcDateTime, oldest = (now - TimeSpan.FromSeconds(reader.CacheTtlSeconds ?? 0)).UtcDateTime },
+                cancellationToken: budget.Token));
+            // The asked alias is in the key, and routing allowed it; the one that answered may be a fallback this reader may not use.
+            if (row?.ServedAlias is not { } answeredBy || !reader.MayUse(answeredBy)) return null;
+            return new CachedAnswer(row.Body, row.Provider, row.ServedModel, new TokenUsage(row.PromptTokens, row.CompletionTokens, row.CachedTokens));
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException || ex is OperationCanceledException && !ct.IsCancellationRequested)
         {
@@ -72,7 +107,10 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         }
     }
 
-    /// <summary>Stores an answer in the background (the client already has it); failures are only logged.</summary>
+    /// <summary>
+    /// Stores an answer in the background (the client already has it); failures are only logged. <paramref name="route"/> is
+    /// the candidate that answered: its alias is kept, for <see cref="GetAsync"/> to check against each reader's allowed models.
+    /// </summary>
     public void Store(byte[] key, UpstreamCompletion answer, ModelRoute route, int ttlSeconds)
     {
         var now = time.GetUtcNow();
@@ -86,16 +124,19 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 await using var connection = await db.OpenConnectionAsync(timeout.Token);
                 var usage = answer.Usage ?? default;
                 await connection.ExecuteAsync(new CommandDefinition("""
-                    INSERT INTO response_cache (cache_key, body, provider, served_model, prompt_tokens, completion_tokens, cached_tokens, expires_at)
-                    VALUES (@key, @body, @provider, @served, @prompt, @completion, @cached, @expires)
+                    INSERT INTO response_cache (cache_key, body, provider, served_model, served_alias, prompt_tokens, completion_tokens, cached_tokens,
+                                                stored_at, expires_at)
+                    VALUES (@key, @body, @provider, @served, @alias, @prompt, @completion, @cached, @now, @expires)
                     ON CONFLICT (cache_key) DO UPDATE SET body = excluded.body, provider = excluded.provider, served_model = excluded.served_model,
-                        prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-                        cached_tokens = excluded.cached_tokens, expires_at = excluded.expires_at
+                        served_alias = excluded.served_alias, stored_at = excluded.stored_at, prompt_tokens = excluded.prompt_tokens,
+                        completion_tokens = excluded.completion_tokens, cached_tokens = excluded.cached_tokens,
+                        -- A key with a shorter TTL refreshing a shared entry does not shorten it for the others.
+                        expires_at = GREATEST(response_cache.expires_at, excluded.expires_at)
                     """, new
                 {
-                    key, body = answer.Body.ToArray(), provider = route.Provider.Name, served = answer.ServedModel,
+                    key, body = answer.Body.ToArray(), provider = route.Provider.Name, served = answer.ServedModel, alias = route.Alias,
                     prompt = usage.PromptTokens, completion = usage.CompletionTokens, cached = usage.CachedTokens,
-                    expires = (now + TimeSpan.FromSeconds(ttlSeconds)).UtcDateTime,
+                    now = now.UtcDateTime, expires = (now + TimeSpan.FromSeconds(ttlSeconds)).UtcDateTime,
                 }, cancellationToken: timeout.Token));
                 if (purge)
                 {
@@ -234,6 +275,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         public byte[] Body { get; init; } = [];
         public string Provider { get; init; } = "";
         public string? ServedModel { get; init; }
+        public string? ServedAlias { get; init; }
         public int PromptTokens { get; init; }
         public int CompletionTokens { get; init; }
         public int CachedTokens { get; init; }

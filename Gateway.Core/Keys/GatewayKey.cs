@@ -21,7 +21,8 @@ public sealed record GatewayKey(
     IReadOnlyList<BudgetTier>? BudgetTiers = null,
     decimal? MonthlyBudgetUsd = null,
     decimal? EndUserDailyBudgetUsd = null,
-    Guards.InjectionAction? InjectionFilter = null)
+    Guards.InjectionAction? InjectionFilter = null,
+    Caching.CacheScope CacheScope = Caching.CacheScope.Key)
 {
     /// <summary>Downgrade tiers by share of the daily budget spent, lowest first; <see cref="DowngradeModel"/> is the 100% tier.</summary>
     public IReadOnlyList<BudgetTier> Tiers { get; } = [.. (BudgetTiers ?? [])

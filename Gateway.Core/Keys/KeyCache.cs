@@ -19,7 +19,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     private const string LoadSql = """
         SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, daily_budget_usd, hard_cap_usd, downgrade_model,
                cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, monthly_budget_usd, end_user_daily_budget_usd,
-               injection_filter, expires_at, revoked_at
+               injection_filter, cache_scope, expires_at, revoked_at
         FROM api_keys
         """;
 
@@ -33,7 +33,9 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
                 Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit,
                 r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel, r.CacheTtlSeconds,
                 System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(r.BudgetTiersJson), r.MonthlyBudgetUsd,
-                r.EndUserDailyBudgetUsd, Guards.InjectionFilter.ParseAction(r.InjectionFilter)));
+                r.EndUserDailyBudgetUsd, Guards.InjectionFilter.ParseAction(r.InjectionFilter),
+                // The column's CHECK admits only known scopes; anything else keeps the key to itself.
+                Caching.ResponseCache.ParseScope(r.CacheScope) ?? Caching.CacheScope.Key));
         Interlocked.Exchange(ref _keys, keys);
     }
 
@@ -75,6 +77,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         public decimal? MonthlyBudgetUsd { get; init; }
         public decimal? EndUserDailyBudgetUsd { get; init; }
         public string? InjectionFilter { get; init; }
+        public string CacheScope { get; init; } = "key";
         public DateTime? ExpiresAt { get; init; }
         public DateTime? RevokedAt { get; init; }
     }

@@ -377,6 +377,41 @@ public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : I
     }
 
     [Fact]
+    public async Task Admin_SetsAKeysCacheSharingInTheKeyDialog_TheRuleShowsUnderTheField_AndTheApiReturnsIt()
+    {
+        var (email, password) = await browser.App.CreateUserAsync(AdminRoles.Admin);
+        var name = "cache-" + Guid.NewGuid().ToString("N")[..8];
+        var (_, keyId) = await env.Gateway.CreateKeyAsync(name: name);
+        var page = await browser.NewPageAsync();
+        await AdminBrowser.SignInAsync(page, email, password);
+        await page.GotoAsync("/keys");
+        await AdminBrowser.WaitInteractiveAsync(page);
+
+        var dialog = await AdminBrowser.OpenDialogAsync(page, page.GetByLabel($"Edit {name}"));
+        await dialog.GetByLabel("Cache answers for (seconds)").FillAsync("300");
+        // Shared with a team, but the key has no tags: the admin API's rule, under the field, and nothing saved.
+        await dialog.GetByLabel("Cached answers shared with").ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = "Keys with exactly these tags", Exact = true }).ClickAsync();
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Assertions.Expect(dialog.GetByText("'cache_scope' tags shares cached answers", new() { Exact = false })).ToBeVisibleAsync();
+        using var admin = env.Gateway.Admin();
+        Assert.Equal("key", (await admin.GetFromJsonAsync<JsonObject>($"/admin/keys/{keyId}"))!["cache_scope"]!.GetValue<string>());
+
+        await dialog.GetByLabel("Cached answers shared with").ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = "Every key set to global", Exact = true }).ClickAsync();
+        await AdminBrowser.ScreenshotAsync(page, "key-cache-scope");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Dialog)).ToHaveCountAsync(0);
+
+        var saved = (await admin.GetFromJsonAsync<JsonArray>("/admin/keys"))!.Single(k => k!["id"]!.GetValue<Guid>() == keyId)!;
+        Assert.Equal(("global", 300), (saved["cache_scope"]!.GetValue<string>(), saved["cache_ttl_seconds"]!.GetValue<int>()));
+        // Opened again, the dialog shows what is stored, in words.
+        dialog = await AdminBrowser.OpenDialogAsync(page, page.GetByLabel($"Edit {name}"));
+        await Assertions.Expect(dialog.GetByRole(AriaRole.Combobox, new() { Name = "Cached answers shared with" })).ToHaveValueAsync("Every key set to global");
+        await Assertions.Expect(dialog.GetByLabel("Cache answers for (seconds)")).ToHaveValueAsync("300");
+    }
+
+    [Fact]
     public async Task SingleSignOn_KnownEmailSignsInWithItsRole_UnknownEmailIsRefused()
     {
         await using var provider = await FakeOidcProvider.StartAsync();

@@ -28,7 +28,7 @@ internal static class AdminEndpoints
 
         admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
         {
-            if (KeyRequest(new JsonObject(), body) is not { } request) return BadKeyBody;
+            if (KeyRequest(new JsonObject(), body, out var wrongType) is not { } request) return wrongType;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             var created = await keys.CreateAsync(request, ct);
             await audit.RecordAsync(AdminCaller.Name, "key.create", "key", created.Id.ToString(), null, created, ct);
@@ -41,7 +41,8 @@ internal static class AdminEndpoints
         admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
         {
             if (await keys.GetAsync(id, ct) is not { } current) return NotFound("key", id.ToString());
-            if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body) is not { } request) return BadKeyBody;
+            if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body, out var wrongType) is not { } request)
+                return wrongType;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             if (await keys.UpdateAsync(id, request, ct) is not { } updated) return NotFound("key", id.ToString());
             await audit.RecordAsync(AdminCaller.Name, "key.update", "key", id.ToString(), current, updated, ct);
@@ -186,15 +187,12 @@ internal static class AdminEndpoints
         return created ? TypedResults.Created($"/admin/models/{model.Alias}", model) : TypedResults.Ok(model);
     }
 
-    private static readonly IResult BadKeyBody = OpenAIResults.Error(GatewayError.BadRequest(
-        "The key's fields have the wrong types (money is a number, lists are arrays of strings, expires_at is an ISO 8601 time).",
-        null, "invalid_value"));
-
     /// <summary>
     /// A key request: <paramref name="patch"/>'s fields over <paramref name="current"/>'s. Field names may be snake_case or
-    /// camelCase, and <c>hardLimitUsd</c>/<c>hard_limit_usd</c> are accepted for <c>hard_cap_usd</c>. Null when a field has the wrong type.
+    /// camelCase, and <c>hardLimitUsd</c>/<c>hard_limit_usd</c> are accepted for <c>hard_cap_usd</c>. Null when a field has the
+    /// wrong type, with <paramref name="wrongType"/> the 400 that names it.
     /// </summary>
-    private static CreateKeyRequest? KeyRequest(JsonObject current, JsonObject patch)
+    private static CreateKeyRequest? KeyRequest(JsonObject current, JsonObject patch, out IResult wrongType)
     {
         foreach (var (name, value) in patch)
         {
@@ -203,10 +201,16 @@ internal static class AdminEndpoints
         }
         try
         {
+            wrongType = null!;
             return current.Deserialize<CreateKeyRequest>(AdminJson.Options);
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
+            // The reader's path ("$.cache_scope", "$.budget_tiers[0].at_percent") names the top-level field at fault.
+            var field = ex.Path is ['$', '.', .. var rest] ? rest.Split('.', '[')[0] : null;
+            wrongType = OpenAIResults.Error(GatewayError.BadRequest(
+                (field is null ? "The key's fields have" : $"'{field}' has") + " the wrong type (money is a number, lists are arrays of strings, "
+                + "expires_at is an ISO 8601 time, the other settings are strings or numbers).", field, "invalid_value"));
             return null;
         }
     }

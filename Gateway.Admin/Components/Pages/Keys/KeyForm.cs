@@ -18,6 +18,10 @@ public sealed class KeyForm
     public DateTime? ExpiresOn { get; set; }
     /// <summary>off, flag or block; null leaves the gateway's default alone.</summary>
     public string? InjectionFilter { get; set; }
+    /// <summary>How long deterministic answers are cached; null: no caching.</summary>
+    public int? CacheTtlSeconds { get; set; }
+    /// <summary>key, tags or global: who shares the key's cached answers.</summary>
+    public string CacheScope { get; set; } = "key";
 
     public static KeyForm From(KeyView key) => new()
     {
@@ -33,6 +37,8 @@ public sealed class KeyForm
         TpmLimit = key.TpmLimit,
         ExpiresOn = key.ExpiresAt?.Date,
         InjectionFilter = key.InjectionFilter,
+        CacheTtlSeconds = key.CacheTtlSeconds,
+        CacheScope = key.CacheScope,
     };
 
     /// <summary>The request this form makes; settings the form does not show are kept from <paramref name="existing"/>.</summary>
@@ -47,12 +53,13 @@ public sealed class KeyForm
         RpmLimit: RpmLimit,
         TpmLimit: TpmLimit,
         Tags: Split(Tags),
-        CacheTtlSeconds: existing?.CacheTtlSeconds,
+        CacheTtlSeconds: CacheTtlSeconds,
         BudgetTiers: existing?.BudgetTiers,
         MonthlyBudgetUsd: MonthlyBudgetUsd,
         EndUserDailyBudgetUsd: existing?.EndUserDailyBudgetUsd,
         Owner: Owner,
-        InjectionFilter: string.IsNullOrWhiteSpace(InjectionFilter) ? null : InjectionFilter);
+        InjectionFilter: string.IsNullOrWhiteSpace(InjectionFilter) ? null : InjectionFilter,
+        CacheScope: CacheScope);
 
     private static string[] Split(string? list) =>
         list is null ? [] : [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
