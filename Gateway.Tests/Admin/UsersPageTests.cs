@@ -389,9 +389,18 @@ public sealed class UsersPageTests(TestEnvironment env, AdminBrowser browser, Qu
 
     private static async Task FillPasswordFormAsync(IPage page, string current, string next, string confirm)
     {
-        await page.FillAsync("#current", current);
-        await page.FillAsync("#new", next);
-        await page.FillAsync("#confirm", confirm);
+        // The page may still be replaced once after its heading shows (a navigation into a server-rendered page finishing under
+        // load), which empties what was typed: fill until all three fields hold their values, then submit.
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            await page.FillAsync("#current", current);
+            await page.FillAsync("#new", next);
+            await page.FillAsync("#confirm", confirm);
+            if (await page.InputValueAsync("#current") == current && await page.InputValueAsync("#new") == next
+                && await page.InputValueAsync("#confirm") == confirm)
+                break;
+        }
         await page.ClickAsync("#change-password");
     }
 
