@@ -40,6 +40,10 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<Budgets.BudgetOptions>().BindConfiguration(Budgets.BudgetOptions.SectionName).ValidateDataAnnotations()
+            .Validate<IOptions<UpstreamOptions>>((o, upstream) => o.ReclaimAfter(upstream.Value).TotalSeconds >= 3 * o.LeaseHeartbeatSeconds,
+                "Gateway:Budgets:LeaseReclaimSeconds must be at least three heartbeats (Gateway:Budgets:LeaseHeartbeatSeconds).")
+            .ValidateOnStart();
 
         // Resolved lazily, so hosts and tests may set the connection string after registration.
         services.AddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IConfiguration>().GetConnectionString("Gateway")
@@ -111,6 +115,9 @@ public static class GatewayCoreServiceCollectionExtensions
         // The journal starts before the writer (which replays its files) and stops after the writer's final flush.
         services.AddHostedService(sp => sp.GetRequiredService<UsageJournal>());
         services.AddHostedService(sp => sp.GetRequiredService<UsageWriter>());
+        // After the journal (it names the directory an earlier run's leases belong to), before the web server listens.
+        services.AddSingleton<Budgets.LeaseHeartbeat>();
+        services.AddHostedService(sp => sp.GetRequiredService<Budgets.LeaseHeartbeat>());
         return services;
     }
 

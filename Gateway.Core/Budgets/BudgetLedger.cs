@@ -56,10 +56,20 @@ public readonly record struct BudgetCheck(Reservation? Reservation, decimal Spen
 /// Worst-case overshoot past the hard cap: none while real costs stay within their worst case (prompt
 /// tokens are estimated with the tokenizer, so only an underestimate of the prompt can exceed it).
 /// Keys with only a daily budget take no leases: their spend is re-read at most every two seconds.
+/// A lease is owned by this instance (<see cref="InstanceId"/>) and carries a claim: the most this instance may still charge to
+/// it. Reservations never go past the claim; <see cref="LeaseHeartbeat"/> publishes claims off the request path, and gives back
+/// the unclaimed rest of a dead instance's leases (see <see cref="PublishClaimsAsync"/>).
 /// </summary>
-public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetCalendar calendar)
+public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetCalendar calendar) : IDisposable
 {
     private readonly ConcurrentDictionary<(Guid Key, DateOnly Day), KeyDay> _days = new();
+
+    // Every change of a claim (the heartbeat's, and a request's raise) takes turns here, so a claim PostgreSQL holds is never
+    // below what this instance may reserve: lowered in memory before PostgreSQL hears of it, raised only after.
+    private readonly SemaphoreSlim _claims = new(1, 1);
+
+    /// <summary>This process, as the owner of the leases it takes (<c>budget_leases.instance_id</c>, <c>gateway_instances.id</c>).</summary>
+    public Guid InstanceId { get; } = Guid.CreateVersion7(time.GetUtcNow());
 
     private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
 
@@ -137,6 +147,19 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
                 state.Cap = cap;
             }
             if (state.TryReserve(worstCase) is { } local) return new BudgetCheck(local, state.SpentEstimate);
+            // A lease with room for it past its claim: raise the claim (one round trip, as a new slice would take, without a new slice).
+            if (state.Leases.FindAll(l => l.FitsPastClaim(worstCase)) is { Count: > 0 } held)
+            {
+                try
+                {
+                    await RaiseClaimsAsync(state, held);
+                }
+                catch (Exception ex) when (IsUnavailable(ex))
+                {
+                    return new BudgetCheck(null, state.SpentEstimate, state.Free);
+                }
+                if (state.TryReserve(worstCase) is { } raised) return new BudgetCheck(raised, state.SpentEstimate);
+            }
             // Lease a new slice: a tenth of the cap, never more than the cap allows. Leases with no request in flight
             // are closed at what they were charged first, so their unused rest is not stranded while the cap runs low.
             var idle = state.RetireIdleLeases();
@@ -224,15 +247,129 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         if (available < needed)
         {
             await tx.CommitAsync(ct);
+            foreach (var lease in idle) lease.Closed = true;
             return new Grant(null, spent, available);
         }
         var amount = Math.Min(slice, available);
         var id = Guid.CreateVersion7(time.GetUtcNow());
+        // Claimed whole: it was leased for a request that is about to reserve; the next heartbeat lowers the claim to what is used.
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO budget_leases (id, key_id, day, amount) VALUES (@id, @key, @day, @amount)",
-            new { id, key, day = dayValue, amount }, tx, cancellationToken: ct));
+            "INSERT INTO budget_leases (id, key_id, day, amount, instance_id, claimed) VALUES (@id, @key, @day, @amount, @instance, @amount)",
+            new { id, key, day = dayValue, amount, instance = InstanceId }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
+        foreach (var lease in idle) lease.Closed = true;
         return new Grant(new Lease(id, amount), spent, available - amount);
+    }
+
+    // Only leases no other instance reclaimed take a new claim: the ids returned are the ones this instance still owns.
+    private const string ClaimSql = """
+        UPDATE budget_leases AS l SET claimed = v.claimed
+        FROM unnest(@ids::uuid[], @claims::numeric[]) AS v(id, claimed)
+        WHERE l.id = v.id AND l.reclaimed_at IS NULL
+        RETURNING l.id
+        """;
+
+    private static async Task<HashSet<Guid>> ClaimAsync(NpgsqlConnection connection, List<(Lease Lease, decimal Claim)> claims, CancellationToken ct) =>
+        [.. await connection.QueryAsync<Guid>(new CommandDefinition(ClaimSql,
+            new { ids = claims.Select(c => c.Lease.Id).ToArray(), claims = claims.Select(c => c.Claim).ToArray() }, cancellationToken: ct))];
+
+    /// <summary>Claims the whole of <paramref name="leases"/> (the caller holds the key-day's gate); one taken back by another instance retires.</summary>
+    private async Task RaiseClaimsAsync(KeyDay state, List<Lease> leases)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _claims.WaitAsync(timeout.Token);
+        try
+        {
+            await using var connection = await db.OpenConnectionAsync(timeout.Token);
+            var claims = leases.ConvertAll(l => (l, l.Amount));
+            var kept = await ClaimAsync(connection, claims, timeout.Token);
+            foreach (var (lease, claim) in claims)
+                if (kept.Contains(lease.Id)) lease.Published(claim);
+                else state.Reclaimed(lease);
+        }
+        finally
+        {
+            _claims.Release();
+        }
+    }
+
+    /// <summary>
+    /// One heartbeat's work on this instance's leases: each open lease's claim is set to what it holds (charged plus reserved)
+    /// plus headroom until the next beat (twice what was reserved on it since the last beat, and at least a quarter of the
+    /// lease, so a key with a request now and then needs no round trip for it; none for a lease no request may use any more),
+    /// and retired leases with nothing in flight are closed at what they were charged. A request that needs more than its
+    /// lease's claim raises it at once (<see cref="ReserveAsync"/>). A lease another instance reclaimed (this one was taken for dead) is retired here.
+    /// Whatever this instance can still charge to a lease is within its claim, so a reclaim that keeps claims reserved
+    /// keeps the hard cap exact even if this instance was alive after all, or its journal replays its requests later.
+    /// </summary>
+    internal async Task PublishClaimsAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        var open = new List<(KeyDay State, Lease Lease, bool InUse)>();
+        foreach (var (_, state) in _days)
+        {
+            await state.Gate.WaitAsync(ct);
+            try
+            {
+                foreach (var lease in state.Leases) open.Add((state, lease, true));
+                foreach (var lease in state.Retired)
+                    if (!lease.Closed) open.Add((state, lease, false));
+            }
+            finally
+            {
+                state.Gate.Release();
+            }
+        }
+        // Retired leases are never used again (nor restored: a restore happens under the gate, before a close could be seen).
+        var idle = open.FindAll(o => !o.InUse && o.Lease.InFlight == 0).ConvertAll(o => o.Lease);
+        if (idle.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, cancellationToken: ct));
+            foreach (var lease in idle) lease.Closed = true;
+        }
+        var lost = new List<(KeyDay State, Lease Lease)>();
+        await _claims.WaitAsync(ct);
+        try
+        {
+            var claims = new List<(Lease Lease, decimal Claim)>();
+            var owners = new Dictionary<Lease, KeyDay>();
+            foreach (var (state, lease, inUse) in open)
+            {
+                if (lease.Closed || lease.WasReclaimed || lease.NextClaim(inUse) is not { } claim) continue;
+                claims.Add((lease, claim));
+                owners[lease] = state;
+            }
+            if (claims.Count == 0) return;
+            HashSet<Guid> kept;
+            try
+            {
+                kept = await ClaimAsync(connection, claims, ct);
+            }
+            catch
+            {
+                foreach (var (lease, claim) in claims) lease.Unsure(claim);
+                throw;
+            }
+            foreach (var (lease, claim) in claims)
+                if (kept.Contains(lease.Id)) lease.Published(claim);
+                else lost.Add((owners[lease], lease));
+        }
+        finally
+        {
+            _claims.Release();
+        }
+        foreach (var (state, lease) in lost)
+        {
+            await state.Gate.WaitAsync(ct);
+            try
+            {
+                state.Reclaimed(lease);
+            }
+            finally
+            {
+                state.Gate.Release();
+            }
+        }
     }
 
     /// <summary>
@@ -257,8 +394,11 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             await using var connection = await db.OpenConnectionAsync(ct);
             await connection.ExecuteAsync(new CommandDefinition(CloseSql,
                 new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, cancellationToken: ct));
+            foreach (var lease in idle) lease.Closed = true;
         }
     }
+
+    public void Dispose() => _claims.Dispose();
 
     private sealed class KeyDay
     {
@@ -293,6 +433,13 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             _chargedAtGrant = Charged;
         }
 
+        /// <summary>Another instance took <paramref name="lease"/> for a dead one's and lowered it to its claim: no request uses it any more.</summary>
+        public void Reclaimed(Lease lease)
+        {
+            lease.WasReclaimed = true;
+            if (Leases.Remove(lease)) Retired.Add(lease);
+        }
+
         /// <summary>Puts leases back in use (their closing did not reach the database).</summary>
         public void Restore(List<Lease> leases)
         {
@@ -317,37 +464,109 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         }
     }
 
-    internal sealed class Lease(Guid id, decimal amount)
+    internal sealed class Lease
     {
         private readonly Lock _lock = new();
+        private readonly Guid _id;
+        private readonly decimal _amount;
         private decimal _reserved;
         private decimal _charged;
-
-        public Guid Id => id;
-        public int InFlight { get { lock (_lock) return _inFlight; } }
         private int _inFlight;
+        // What this instance may have reserved and charged on the lease at most: never above the claim PostgreSQL holds
+        // (_published), since only the heartbeat and a raise change either, one at a time (BudgetLedger._claims).
+        private decimal _ceiling;
+        private decimal _published;
+        private decimal _reservedSinceClaim;
+
+        public Lease(Guid id, decimal amount)
+        {
+            _id = id;
+            _amount = _ceiling = _published = amount;
+        }
+
+        public Guid Id => _id;
+        public decimal Amount => _amount;
+        public int InFlight { get { lock (_lock) return _inFlight; } }
         public decimal Charged { get { lock (_lock) return _charged; } }
-        public decimal Free { get { lock (_lock) return Math.Max(0, amount - _charged - _reserved); } }
+        /// <summary>What no request reserved or was charged, past the claim too (raising the claim gives that).</summary>
+        public decimal Free { get { lock (_lock) return WasReclaimed ? 0 : Math.Max(0, _amount - _charged - _reserved); } }
+
+        /// <summary>Closed in PostgreSQL at what it was charged (retired with nothing in flight).</summary>
+        public volatile bool Closed;
+
+        /// <summary>Another instance lowered it to its claim, taking this instance for dead.</summary>
+        public volatile bool WasReclaimed;
 
         public bool TryReserve(decimal worstCase)
         {
             lock (_lock)
             {
-                if (amount - _charged - _reserved < worstCase) return false;
+                if (_ceiling - _charged - _reserved < worstCase) return false;
                 _reserved += worstCase;
                 _inFlight++;
+                _reservedSinceClaim += worstCase;
                 return true;
             }
         }
 
-        /// <summary>Reserves <paramref name="extra"/> more for a request already in flight on this lease.</summary>
+        /// <summary>
+        /// Reserves <paramref name="extra"/> more for a request already in flight on this lease (a top-up), within what this
+        /// instance may use of it (its claim).
+        /// </summary>
         public bool TryExtend(decimal extra)
         {
             lock (_lock)
             {
-                if (amount - _charged - _reserved < extra) return false;
+                if (_ceiling - _charged - _reserved < extra) return false;
                 _reserved += extra;
+                _reservedSinceClaim += extra;
                 return true;
+            }
+        }
+
+        /// <summary>Whether the lease holds room for <paramref name="worstCase"/> that only its claim keeps from it.</summary>
+        public bool FitsPastClaim(decimal worstCase)
+        {
+            lock (_lock) return !WasReclaimed && _ceiling < _amount && _amount - _charged - _reserved >= worstCase;
+        }
+
+        /// <summary>
+        /// The claim to publish now (null: the one PostgreSQL holds stands): what is held plus the headroom. A lower claim
+        /// applies here at once; a higher one only once PostgreSQL has it (<see cref="Published"/>).
+        /// </summary>
+        public decimal? NextClaim(bool inUse)
+        {
+            lock (_lock)
+            {
+                var headroom = inUse ? Math.Max(2 * _reservedSinceClaim, _amount / 4) : 0;
+                _reservedSinceClaim = 0;
+                var claim = Math.Min(_amount, _charged + _reserved + headroom);
+                if (claim == _published)
+                {
+                    _ceiling = claim; // PostgreSQL holds at least this much (a write that failed was a lower one)
+                    return null;
+                }
+                if (claim < _ceiling) _ceiling = claim;
+                return claim;
+            }
+        }
+
+        /// <summary>
+        /// A write of <paramref name="claim"/> failed, perhaps after PostgreSQL committed it: from now on the claim it holds is
+        /// taken to be the lower of the two.
+        /// </summary>
+        public void Unsure(decimal claim)
+        {
+            lock (_lock) _published = Math.Min(_published, claim);
+        }
+
+        /// <summary>PostgreSQL holds <paramref name="claim"/> for the lease: reservations may use all of it.</summary>
+        public void Published(decimal claim)
+        {
+            lock (_lock)
+            {
+                _published = claim;
+                _ceiling = claim;
             }
         }
 

@@ -71,6 +71,22 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
     public bool Enabled => _options.Journal;
 
+    /// <summary>
+    /// The journal directory's own id (kept in a file there; null: journal off, or not started). Every process that writes this
+    /// directory registers it (<c>gateway_instances.journal_id</c>), so a later start knows which earlier run's leases its
+    /// replay settles.
+    /// </summary>
+    public Guid? Id { get; private set; }
+
+    /// <summary>Every file an earlier process left here is in PostgreSQL (true when there was none).</summary>
+    public bool EarlierRunsStored
+    {
+        get
+        {
+            lock (_lock) return !_segments.Any(s => s.LeftByEarlierRun);
+        }
+    }
+
     /// <summary>Bytes in journal files (the spool), for metrics and readiness.</summary>
     public long Bytes
     {
@@ -105,6 +121,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             throw new InvalidOperationException(
                 $"Another gateway instance uses the usage journal in {_directory}; give each instance its own Gateway:Metering:JournalDirectory.", ex);
         }
+        Id = ReadOrCreateId(System.IO.Path.Combine(_directory, "journal-id"));
         lock (_lock)
         {
             // Left by an earlier process (a crash, a kill, an outage it did not outlive): replay them all.
@@ -118,6 +135,22 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         }
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
+    }
+
+    private static Guid ReadOrCreateId(string path)
+    {
+        if (File.Exists(path) && Guid.TryParse(File.ReadAllText(path).Trim(), out var id)) return id;
+        id = Guid.NewGuid();
+        var temporary = path + ".tmp";
+        var write = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) write.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var file = new FileStream(temporary, write))
+        {
+            file.Write(System.Text.Encoding.ASCII.GetBytes(id.ToString()));
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, path, overwrite: true); // whole or absent, never torn
+        return id;
     }
 
     /// <summary>

@@ -90,7 +90,8 @@ public sealed partial class GatewayStartup(
 
     /// <summary>
     /// Runs after the web server drained and the usage writer flushed: unused budget leases go back so
-    /// other instances can lease them. If the database is unreachable they stay reserved until the day ends.
+    /// other instances can lease them. If the database is unreachable, other instances give back their unclaimed part once
+    /// this instance's heartbeat has stood still for the reclaim bound (<see cref="Budgets.LeaseHeartbeat"/>).
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -109,7 +110,7 @@ public sealed partial class GatewayStartup(
         [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Seed file {Path} applied: {Providers} providers, {Models} models")]
         public static partial void Seeded(ILogger logger, string path, int providers, int models);
 
-        [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Unused budget leases could not be returned ({Error}); they stay reserved until the day ends")]
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Unused budget leases could not be returned ({Error}); other instances reclaim their unclaimed part once this instance's heartbeat has stood still for Gateway:Budgets:LeaseReclaimSeconds")]
         public static partial void LeasesKept(ILogger logger, string error);
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Gateway ready: {Keys} keys, {Models} models")]

@@ -17,18 +17,21 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "gw-crash-" + Guid.NewGuid().ToString("N")[..10]);
     private readonly List<Process> _started = [];
 
-    private async Task<(Process Process, Uri Url)> StartGatewayAsync()
+    /// <param name="connectionString">The run's database when null.</param>
+    /// <param name="settings">Further settings, as environment variables (<c>Section__Key</c>).</param>
+    private async Task<(Process Process, Uri Url)> StartGatewayAsync(string? connectionString = null, Dictionary<string, string>? settings = null)
     {
         var port = PostgresFixture.FreePort();
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.Api.dll"));
-        start.Environment["ConnectionStrings__Gateway"] = env.Postgres.ConnectionString;
+        start.Environment["ConnectionStrings__Gateway"] = connectionString ?? env.Postgres.ConnectionString;
         start.Environment["Gateway__MasterKey"] = GatewayHost.MasterKey;
         start.Environment["Gateway__SeedFile"] = "";
         start.Environment["Gateway__DataProtectionKeysDirectory"] = Path.Combine(_dir, "keys");
         start.Environment["Gateway__Metering__JournalDirectory"] = Path.Combine(_dir, "journal");
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (name, value) in settings ?? []) start.Environment[name] = value;
         var process = Process.Start(start)!;
         _started.Add(process);
         process.OutputDataReceived += (_, _) => { };
@@ -333,6 +336,116 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
         Assert.All(answered, id => Assert.Contains(id, rows)); // stored before exit: no restart needed
         Assert.Equal(rows.Count, rows.Distinct().Count());
         Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "journal"), "usage-*.jsonl")); // everything written, nothing left to replay
+    }
+
+    [Fact]
+    public async Task GatewayKilledHoldingACappedKeysLease_AnotherInstanceGetsItsUnclaimedRestAfterTheBound_AndTheReplayedRowsStillFitTheCap()
+    {
+        // A database of its own: the instance whose clock the test moves judges every instance it sees, and sees only these.
+        var database = await env.Postgres.CreateDatabaseAsync();
+        const decimal cap = 1m;
+        var beats = new Dictionary<string, string?> { ["Gateway:Budgets:LeaseHeartbeatSeconds"] = "1", ["Gateway:Budgets:LeaseReclaimSeconds"] = "30" };
+        var clock = new SkippableClock();
+        await using var other = new GatewayHost(database, beats, clock);
+        // $0.07 an answer (7 output tokens at $10,000 per million, input free); a request's worst case is its max_tokens' worth.
+        var quick = await other.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0, outputPrice: 10_000, cachedPrice: 0, cacheWritePrice: 0,
+            cacheWrite1hPrice: 0, everyHost: true);
+        // Never answers; its prompt (about 100 tokens at $1,000 per million) is what a request cut by the kill is charged.
+        var hang = await other.AddModelAsync(env.Upstream.BaseUrl, "hang", inputPrice: 1000, outputPrice: 1, cachedPrice: 1000, ttftTimeoutMs: 600_000,
+            everyHost: true);
+        var (key, keyId) = await other.CreateKeyAsync("lease-crash", hardCapUsd: cap);
+        var asEnvironment = beats.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value!);
+        var (first, url) = await StartGatewayAsync(database, asEnvironment);
+        using var onFirst = new HttpClient { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+        onFirst.DefaultRequestHeaders.Authorization = new("Bearer", key);
+        using var onOther = other.Client(key);
+        static StringContent Ask(string model, int maxTokens, string content) =>
+            new($$"""{"model":"{{model}}","max_tokens":{{maxTokens}},"messages":[{"role":"user","content":"{{content}}"}]}""", Encoding.UTF8, "application/json");
+
+        // The first instance leases $0.95 for a $0.95 worst case that costs $0.07, then starts two calls that never end.
+        using (var answered = await onFirst.PostAsync("/v1/chat/completions", Ask(quick, 95, "hi")))
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        var marker = Guid.NewGuid().ToString("N");
+        var cut = Enumerable.Range(0, 2).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                using var response = await onFirst.PostAsync("/v1/chat/completions", Ask(hang, 1, $"{marker} {i} " + string.Join(' ', Enumerable.Repeat("budget", 100))));
+            }
+            catch (HttpRequestException)
+            {
+                // cut by the kill
+            }
+        })).ToList();
+        await Eventually.TrueAsync(() => env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal)) == 2, what: "both calls at the upstream");
+        // Its heartbeat claims what it holds plus a quarter of the lease (its first beat after the calls allowed for more of them).
+        var lease = await Eventually.UntilAsync(() => LeasesAsync(database, keyId), l => l is [{ Claimed: var c, Amount: var a }] && c <= a * 0.7m);
+        Assert.True(lease is [{ Claimed: var claimed, Amount: var amount }] && claimed <= amount * 0.7m, $"the claim did not come down: {lease[0]}");
+        await Eventually.TrueAsync(async () => (await RowsAsync(database, keyId)).Count == 1, what: "the first answer's row");
+
+        first.Kill(); // SIGKILL: its two calls never settle, its lease stays open
+        await first.WaitForExitAsync();
+        await Task.WhenAll(cut);
+
+        // The other instance: $0.05 is not leased, less than a $0.07 answer.
+        using (var refused = await onOther.PostAsync("/v1/chat/completions", Ask(quick, 7, "hi")))
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        // Its clock passes the bound (its heartbeat must have seen the dead counter stand still since, so it may take a few skips).
+        using var served = await Eventually.UntilAsync(async () =>
+        {
+            clock.Skip(TimeSpan.FromSeconds(31));
+            return await onOther.PostAsync("/v1/chat/completions", Ask(quick, 7, "hi"));
+        }, r => r.StatusCode == HttpStatusCode.OK, pause: TimeSpan.FromMilliseconds(200));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        var reclaimed = Assert.Single(await LeasesAsync(database, keyId), l => l.Id == lease[0].Id);
+        Assert.Equal((lease[0].Claimed, true), (reclaimed.Amount, reclaimed.ReclaimedAt is not null));
+        var before = await FillAsync(onOther, () => Ask(quick, 7, "hi"));
+        Assert.True(before > 0);
+
+        // The first instance comes back on its journal: its two calls are stored as interrupted, charged their prompts.
+        await StartGatewayAsync(database, asEnvironment);
+        var rows = await Eventually.UntilAsync(() => RowsAsync(database, keyId), r => r.Count(x => x.Kind == "interrupted") == 2);
+        var interrupted = rows.Where(r => r.Kind == "interrupted").Sum(r => r.Cost);
+        Assert.True(interrupted > 0.07m, $"the replay ({interrupted}) brings less than the room one answer needs: the test proves nothing");
+        Assert.True(rows.Sum(r => r.Cost) <= cap, $"spent {rows.Sum(r => r.Cost)} on a {cap} cap once the journal was replayed");
+
+        // Its replay done, it closes its earlier run's lease at what was consumed: the rest of the claim comes back too.
+        await Eventually.TrueAsync(async () => (await LeasesAsync(database, keyId)).Single(l => l.Id == lease[0].Id) is { Amount: var a, Consumed: var c } && a == c,
+            what: "the earlier run's lease closed at what it consumed");
+        var after = await FillAsync(onOther, () => Ask(quick, 7, "hi"));
+        var all = await Eventually.UntilAsync(() => RowsAsync(database, keyId), r => r.Count == 3 + before + after);
+        await using var db = new NpgsqlConnection(database);
+        var spent = all.Sum(r => r.Cost);
+        Assert.Equal(spent, await db.ExecuteScalarAsync<decimal>("SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @keyId", new { keyId }));
+        Assert.InRange(spent, cap - 2 * 0.07m, cap); // nothing of the dead instance's stays stranded
+    }
+
+    /// <summary>Sends <paramref name="ask"/> until the cap refuses it; returns how many were answered.</summary>
+    private static async Task<int> FillAsync(HttpClient client, Func<StringContent> ask)
+    {
+        for (var answered = 0; answered < 100; answered++)
+        {
+            using var response = await client.PostAsync("/v1/chat/completions", ask());
+            if (response.StatusCode == HttpStatusCode.TooManyRequests) return answered;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        throw new InvalidOperationException("the cap never refused");
+    }
+
+    private sealed record Lease(Guid Id, decimal Amount, decimal Consumed, decimal? Claimed, DateTime? ReclaimedAt);
+
+    private static async Task<List<Lease>> LeasesAsync(string database, Guid keyId)
+    {
+        await using var db = new NpgsqlConnection(database);
+        return (await db.QueryAsync<Lease>("SELECT id, amount, consumed, claimed, reclaimed_at AS ReclaimedAt FROM budget_leases WHERE key_id = @keyId ORDER BY created_at, id",
+            new { keyId })).AsList();
+    }
+
+    private static async Task<List<(string? Kind, decimal Cost)>> RowsAsync(string database, Guid keyId)
+    {
+        await using var db = new NpgsqlConnection(database);
+        return (await db.QueryAsync<(string?, decimal)>("SELECT error_kind, cost_usd FROM usage_events WHERE key_id = @keyId AND status <> 429",
+            new { keyId })).AsList();
     }
 
     public async ValueTask DisposeAsync()
