@@ -2,11 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
-using Dapper;
 using Gateway.Core.Failover;
 using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace Gateway.Tests.Api;
 
@@ -76,7 +74,7 @@ public sealed class FaultMatrixTests(TestEnvironment env)
         var body = await response.Content.ReadAsStringAsync();
         var requestId = Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
         var row = await env.WaitForUsageAsync(requestId);
-        var trail = await TrailAsync(requestId);
+        var trail = await env.TrailOutcomesAsync(requestId);
 
         if (withFallback)
         {
@@ -126,10 +124,4 @@ public sealed class FaultMatrixTests(TestEnvironment env)
     private static string Text(string[] events) => string.Concat(events[..^1]
         .Select(e => JsonNode.Parse(e)!["choices"]?.AsArray() is [{ } choice, ..] ? choice["delta"]?["content"]?.GetValue<string>() : null));
 
-    private async Task<string[]> TrailAsync(Guid requestId)
-    {
-        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
-        var json = await db.ExecuteScalarAsync<string>("SELECT attempt_trail::text FROM usage_events WHERE request_id = @requestId", new { requestId });
-        return json is null ? ["ok"] : [.. JsonNode.Parse(json)!.AsArray().Select(a => a!["outcome"]!.GetValue<string>())];
-    }
 }

@@ -1,11 +1,9 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
-using Dapper;
 using Gateway.Tests.Fixtures;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Npgsql;
 
 namespace Gateway.Tests.Api;
 
@@ -21,13 +19,6 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
 
     private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
 
-    private async Task<string[]> TrailAsync(Guid requestId)
-    {
-        await env.WaitForUsageAsync(requestId);
-        await using var db = new NpgsqlConnection(env.Postgres.ConnectionString);
-        var json = await db.ExecuteScalarAsync<string>("SELECT attempt_trail::text FROM usage_events WHERE request_id = @requestId", new { requestId });
-        return json is null ? ["ok"] : [.. JsonNode.Parse(json)!.AsArray().Select(a => a!["outcome"]!.GetValue<string>())];
-    }
 
     private int Calls(string upstreamModel, string marker) =>
         env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal) && r.Json["model"]!.GetValue<string>() == upstreamModel);
@@ -46,7 +37,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(fallback.Split('/')[0], response.Headers.GetValues("x-gateway-provider").Single());
         Assert.Equal(FakeOpenAI.Answer, JsonNode.Parse(await response.Content.ReadAsStringAsync())!["choices"]![0]!["message"]!["content"]!.GetValue<string>());
-        Assert.Equal(["timeout", "ok"], await TrailAsync(RequestId(response)));
+        Assert.Equal(["timeout", "ok"], await env.TrailOutcomesAsync(RequestId(response)));
     }
 
     [Fact]
@@ -66,7 +57,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
         var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{primary}}","messages":[{"role":"user","content":"hi"}]}"""));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(["timeout", "ok"], await TrailAsync(RequestId(response)));
+        Assert.Equal(["timeout", "ok"], await env.TrailOutcomesAsync(RequestId(response)));
     }
 
     [Fact]
@@ -83,7 +74,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
         Assert.Equal(FakeOpenAI.Answer, answer["choices"]![0]!["message"]!["content"]!.GetValue<string>()); // one answer, not the broken one's start
-        Assert.Equal(["protocol_error", "ok"], await TrailAsync(RequestId(response)));
+        Assert.Equal(["protocol_error", "ok"], await env.TrailOutcomesAsync(RequestId(response)));
         var row = await env.WaitForUsageAsync(RequestId(response));
         // The broken attempt ("Hello from", estimated: it reported nothing) at the primary's prices, then the fallback's reported usage.
         var counter = new Gateway.Core.Tokens.TokenCounter();

@@ -39,6 +39,12 @@ public sealed class TestEnvironment : IAsyncLifetime
         return Assert.Single(rows);
     }
 
+    /// <summary>The outcome of each candidate in a request's attempt trail (["ok"] when one call served it), once its row is stored.</summary>
+    public async Task<string[]> TrailOutcomesAsync(Guid requestId) =>
+        (await WaitForUsageAsync(requestId)).AttemptTrail is { } trail
+            ? [.. System.Text.Json.Nodes.JsonNode.Parse(trail)!.AsArray().Select(a => a!["outcome"]!.GetValue<string>())]
+            : ["ok"];
+
     /// <summary>
     /// Waits until <paramref name="host"/>'s usage writer has stored everything it was given before now: it sends a
     /// request of its own and waits for that row (the writer stores records in the order they came). A test that
@@ -101,6 +107,8 @@ public sealed class UsageRow
     public int? TtftMs { get; init; }
     public short Status { get; init; }
     public string? ErrorKind { get; init; }
+    /// <summary>JSON array of the candidates tried; null when one call served.</summary>
+    public string? AttemptTrail { get; init; }
     public bool Streamed { get; init; }
     public short Attempts { get; init; }
     public string? DowngradedFrom { get; init; }
