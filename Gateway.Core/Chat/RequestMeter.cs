@@ -28,6 +28,7 @@ public sealed class RequestMeter
     private ModelRoute? _route;
     private string? _firstAlias;
     private Func<int>? _promptTokens;
+    private Func<int>? _promptChars;
     private TokenUsage? _reported;
     private (TokenUsage Tokens, decimal Cost, bool Estimated) _earlier;
     private bool _published;
@@ -60,6 +61,7 @@ public sealed class RequestMeter
     public void Asked(ChatCompletionRequest request)
     {
         _promptTokens = () => _tokens.CountPrompt(request.Messages!);
+        _promptChars = () => request.Messages!.Sum(m => System.Text.Encoding.UTF8.GetByteCount(m.Text()));
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
         _record.Streamed = request.IsStreaming;
@@ -68,6 +70,7 @@ public sealed class RequestMeter
     public void Asked(EmbeddingRequest request)
     {
         _promptTokens = () => request.Tokens(_tokens.Count);
+        _promptChars = null; // embeddings: the tokenizer (inputs may be token arrays)
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
     }
@@ -226,7 +229,9 @@ public sealed class RequestMeter
         line.InFlight = true;
         line.Status = 500;
         line.ErrorKind = InterruptedKind;
-        var usage = Estimate("");
+        // Not the tokenizer on every request's path (providers report usage, so it is rarely needed): a prompt counted
+        // already, else its UTF-8 bytes / 4 (English text's ~4 characters a token; ~0.75 a character for CJK), flagged either way.
+        var usage = new TokenUsage(_promptCount ?? (_promptChars is { } bytes ? bytes() / 4 + 1 : PromptEstimate()), 0, 0);
         line.PromptTokens = _earlier.Tokens.PromptTokens + usage.PromptTokens;
         line.CompletionTokens = _earlier.Tokens.CompletionTokens;
         line.UsageEstimated = true;
