@@ -313,9 +313,7 @@ public sealed partial class ChatGateway(ModelCatalog catalog, RuleBook rules, IE
     private async Task<UpstreamResult<UpstreamCompletion>> CompleteStreamingAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route,
         Action<ModelRoute, UpstreamStream?>? reading, CancellationToken ct)
     {
-        var streamed = request.WithMessages(request.Messages!);
-        streamed.Stream = true;
-        streamed.StreamOptions = null;
+        var streamed = request.AsStreamed();
         // A model's own ttft_timeout_ms applies as to streams; without one, the longer non-streaming default: reasoning models that
         // think silently were given the whole timeout_ms before, and a client that did not stream did not ask for a fast first token.
         var opened = await OpenPrimedAsync(requestId, streamed, route,

@@ -28,7 +28,7 @@ public sealed class RequestMeter
     private ModelRoute? _route;
     private string? _firstAlias;
     private Func<int>? _promptTokens;
-    private Func<int>? _promptChars;
+    private Func<int>? _promptGuess;
     private TokenUsage? _reported;
     private (TokenUsage Tokens, decimal Cost, bool Estimated) _earlier;
     private bool _published;
@@ -61,7 +61,7 @@ public sealed class RequestMeter
     public void Asked(ChatCompletionRequest request)
     {
         _promptTokens = () => _tokens.CountPrompt(request.Messages!);
-        _promptChars = () => request.Messages!.Sum(m => System.Text.Encoding.UTF8.GetByteCount(m.Text()));
+        _promptGuess = () => request.Messages!.Sum(m => Guess(m.Text()));
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
         _record.Streamed = request.IsStreaming;
@@ -70,7 +70,7 @@ public sealed class RequestMeter
     public void Asked(EmbeddingRequest request)
     {
         _promptTokens = () => request.Tokens(_tokens.Count);
-        _promptChars = null; // embeddings: the tokenizer (inputs may be token arrays)
+        _promptGuess = () => request.Tokens(Guess); // token arrays counted as they are
         _record.AskedModel = request.Model;
         _record.EndUser = request.User;
     }
@@ -209,6 +209,9 @@ public sealed class RequestMeter
 
     private int? _promptCount;
 
+    // Tokens of a text guessed from its UTF-8 size: English text runs ~4 characters a token, CJK ~0.75 tokens a character.
+    private static int Guess(string text) => System.Text.Encoding.UTF8.GetByteCount(text) / 4 + 1;
+
     private int PromptEstimate() => _promptCount ??= _promptTokens?.Invoke() ?? 0;
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, _time.GetElapsedTime(_started).TotalMilliseconds);
@@ -230,8 +233,8 @@ public sealed class RequestMeter
         line.Status = 500;
         line.ErrorKind = InterruptedKind;
         // Not the tokenizer on every request's path (providers report usage, so it is rarely needed): a prompt counted
-        // already, else its UTF-8 bytes / 4 (English text's ~4 characters a token; ~0.75 a character for CJK), flagged either way.
-        var usage = new TokenUsage(_promptCount ?? (_promptChars is { } bytes ? bytes() / 4 + 1 : PromptEstimate()), 0, 0);
+        // already, else a guess from its size (Guess), flagged either way.
+        var usage = new TokenUsage(_promptCount ?? _promptGuess?.Invoke() ?? 0, 0, 0);
         line.PromptTokens = _earlier.Tokens.PromptTokens + usage.PromptTokens;
         line.CompletionTokens = _earlier.Tokens.CompletionTokens;
         line.UsageEstimated = true;

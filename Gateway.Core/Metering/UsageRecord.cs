@@ -47,6 +47,7 @@ public sealed class UsageRecord
     /// A journal line only (never stored as such): what the request leaves if the process dies before it ends. Replayed by the
     /// next start for a request whose final record never made it, as an interrupted row.
     /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool InFlight { get; set; }
 
     /// <summary>The request's in-flight line, journaled before its upstream call; released once this record is in PostgreSQL.</summary>

@@ -32,6 +32,15 @@ public sealed class ChatCompletionRequest
     [JsonIgnore] public bool IsStreaming => Stream == true;
     [JsonIgnore] public bool ClientWantsStreamUsage => StreamOptions?.IncludeUsage == true;
 
+    /// <summary>A shallow copy asking for a stream (usage options are the provider adapter's to set).</summary>
+    public ChatCompletionRequest AsStreamed()
+    {
+        var copy = (ChatCompletionRequest)MemberwiseClone();
+        copy.Stream = true;
+        copy.StreamOptions = null;
+        return copy;
+    }
+
     /// <summary>A shallow copy with other messages (the fields and unknown fields are shared, not copied).</summary>
     public ChatCompletionRequest WithMessages(List<ChatMessage> messages)
     {
