@@ -19,9 +19,8 @@ if (args is ["add-user", ..]) builder.Logging.ClearProviders();
 // Serve MudBlazor's _content/ files from a build output in any environment (run.sh runs a Release build, not a publish).
 builder.WebHost.UseStaticWebAssets();
 
-builder.Services.AddGatewayCore();
-// The admin app meters no requests: no usage journal (its directory belongs to an API instance).
-builder.Services.PostConfigure<Gateway.Core.Metering.MeteringOptions>(o => o.Journal = false);
+// Data, reports and audit; not the proxy engine (the admin app meters no requests and keeps no usage journal).
+builder.Services.AddGatewayData();
 builder.Services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();

@@ -21,7 +21,7 @@ if (args is ["healthcheck", ..])
 
 var builder = WebApplication.CreateBuilder(args);
 
-builder.Services.AddGatewayCore();
+builder.Services.AddGatewayProxy();
 builder.Services.AddGatewayHealthChecks();
 builder.AddGatewayTelemetry();
 builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));

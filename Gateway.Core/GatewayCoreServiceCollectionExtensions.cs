@@ -28,8 +28,13 @@ namespace Gateway.Core;
 
 public static class GatewayCoreServiceCollectionExtensions
 {
-    /// <summary>Everything the proxy and the admin API need, on the <c>ConnectionStrings:Gateway</c> database.</summary>
-    public static IServiceCollection AddGatewayCore(this IServiceCollection services)
+    /// <summary>
+    /// What both hosts need, on the <c>ConnectionStrings:Gateway</c> database: options, the stores behind the admin API and app,
+    /// audit, reports, the in-memory snapshots of keys, models and rules (kept fresh by <see cref="ChangeListener"/>), the router
+    /// and provider adapters for the route tester and connection test, and start-up (migrations, seed file, demo key).
+    /// Not the proxy engine: see <see cref="AddGatewayProxy"/>.
+    /// </summary>
+    public static IServiceCollection AddGatewayData(this IServiceCollection services)
     {
         DefaultTypeMap.MatchNamesWithUnderscores = true;
 
@@ -86,19 +91,41 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
         services.AddSingleton<Routing.RuleBook>();
         services.AddSingleton<Routing.RuleStore>();
+        services.AddSingleton<Routing.ChatRouter>();
         services.AddSingleton<Routing.RouteTester>();
         services.AddSingleton<ConnectionTester>();
-        services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<Budgets.BudgetCalendar>();
         services.AddSingleton<Budgets.BudgetLedger>();
         services.AddSingleton<Budgets.TagBudgets>();
         services.AddSingleton<Reports.SpendReports>();
         services.AddSingleton<Reports.SpendDashboard>();
+
+        // Start-up work finishes before the listener starts (hosted services start in registration order).
+        services.AddSingleton<DemoKeyIssuer>();
+        services.AddSingleton<GatewayStartup>();
+        services.AddHostedService(sp => sp.GetRequiredService<GatewayStartup>());
+        services.AddHostedService<ChangeListener>();
+        return services;
+    }
+
+    /// <summary>
+    /// The proxy engine on top of <see cref="AddGatewayData"/>: the request pipeline and its steps (rate limits, injection screen,
+    /// response cache, budgets, failover over the provider adapters), and metering (journal, channel, writer, lease heartbeat).
+    /// </summary>
+    public static IServiceCollection AddGatewayProxy(this IServiceCollection services)
+    {
+        services.AddGatewayData();
+        services.AddSingleton<Limits.KeyRateLimiter>();
+        services.AddSingleton<Guards.InjectionFilter>();
+        services.AddSingleton<Guards.InjectionScreen>();
         services.AddSingleton<Caching.ResponseCache>();
+        services.AddSingleton<Budgets.RequestBudget>();
         services.AddSingleton<ProviderHealth>();
         services.AddSingleton<FailoverExecutor>();
-        services.AddSingleton<Guards.InjectionFilter>();
-        services.AddSingleton<ChatGateway>();
+        services.AddSingleton<UpstreamCaller>();
+        services.AddSingleton<RequestMeters>();
+        services.AddSingleton<Logging.BodyLog>();
+        services.AddSingleton<Pipeline.ChatPipeline>();
 
         services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();
@@ -106,12 +133,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<UsageChannel>();
         services.AddSingleton<UsageWriter>();
 
-        // Order matters: start-up work finishes before the listener and writer start; hosted services
-        // stop in reverse, after the web server, so the writer flushes every in-flight request's record.
-        services.AddSingleton<DemoKeyIssuer>();
-        services.AddSingleton<GatewayStartup>();
-        services.AddHostedService(sp => sp.GetRequiredService<GatewayStartup>());
-        services.AddHostedService<ChangeListener>();
+        // Hosted services stop in reverse, after the web server, so the writer flushes every in-flight request's record.
         // The journal starts before the writer (which replays its files) and stops after the writer's final flush.
         services.AddHostedService(sp => sp.GetRequiredService<UsageJournal>());
         services.AddHostedService(sp => sp.GetRequiredService<UsageWriter>());

@@ -181,28 +181,30 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
     }
 
     /// <summary>
-    /// A cached <c>chat.completion</c> as the server-sent events of a streamed answer (OpenAI's chunk format): a chunk
-    /// with the role and the whole content, one with the finish reason, the usage chunk when the client asked for it
-    /// (<c>stream_options.include_usage</c>), then <c>[DONE]</c>.
+    /// A cached <c>chat.completion</c> as the chunks of a streamed answer (OpenAI's chunk format): a chunk with the role and the
+    /// whole content, one with the finish reason, and the usage chunk when the client asked for it (<c>stream_options.include_usage</c>).
     /// </summary>
-    public static void WriteAsStream(ReadOnlySpan<byte> completion, bool includeUsage, IBufferWriter<byte> output)
+    public static IReadOnlyList<byte[]> AsChunks(ReadOnlyMemory<byte> completion, bool includeUsage)
     {
-        using var doc = JsonDocument.Parse(completion.ToArray());
+        using var doc = JsonDocument.Parse(completion);
         var root = doc.RootElement;
         var choice = root.GetProperty("choices")[0];
         var message = choice.GetProperty("message");
         var content = message.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : "";
         var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : "stop";
         var usage = includeUsage && root.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object ? u : (JsonElement?)null;
-        Event(output, json => Delta(json, root, withUsageNull: includeUsage, delta =>
+        var chunks = new List<byte[]>(3)
         {
-            delta.WriteString("role", "assistant");
-            delta.WriteString("content", content);
-        }, finish: null));
-        Event(output, json => Delta(json, root, withUsageNull: includeUsage, _ => { }, finish));
+            Chunk(json => Delta(json, root, withUsageNull: includeUsage, delta =>
+            {
+                delta.WriteString("role", "assistant");
+                delta.WriteString("content", content);
+            }, finish: null)),
+            Chunk(json => Delta(json, root, withUsageNull: includeUsage, _ => { }, finish)),
+        };
         if (usage is { } reported)
         {
-            Event(output, json =>
+            chunks.Add(Chunk(json =>
             {
                 Header(json, root);
                 json.WriteStartArray("choices");
@@ -210,15 +212,15 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 json.WritePropertyName("usage");
                 reported.WriteTo(json);
                 json.WriteEndObject();
-            });
+            }));
         }
-        output.Write("data: [DONE]\n\n"u8);
+        return chunks;
 
-        static void Event(IBufferWriter<byte> output, Action<Utf8JsonWriter> write)
+        static byte[] Chunk(Action<Utf8JsonWriter> write)
         {
-            output.Write("data: "u8);
+            var output = new ArrayBufferWriter<byte>(256);
             using (var json = new Utf8JsonWriter(output)) write(json);
-            output.Write("\n\n"u8);
+            return output.WrittenSpan.ToArray();
         }
 
         static void Header(Utf8JsonWriter json, JsonElement root)

@@ -7,11 +7,11 @@ using Gateway.Core.Validation;
 namespace Gateway.Core.Routing;
 
 /// <summary>
-/// "What would happen": routes a chat request exactly as <see cref="ChatGateway.Route"/> would for a key, from the same
+/// "What would happen": routes a chat request exactly as <see cref="ChatRouter.Route"/> would for a key, from the same
 /// in-memory rules and models, without calling a provider or touching a budget. Shared by the admin API
 /// (<c>POST /admin/routes/test</c>) and the admin app's routing page.
 /// </summary>
-public sealed class RouteTester(KeyCache keys, ChatGateway gateway, ChatRequestParser parser)
+public sealed class RouteTester(KeyCache keys, ChatRouter router, ChatRequestParser parser)
 {
     // Without a key: allowed every model, no tags.
     private static readonly GatewayKey AnyKey = new(Guid.Empty, "route-test", "", new byte[32], FrozenSet<string>.Empty, null, null);
@@ -26,7 +26,7 @@ public sealed class RouteTester(KeyCache keys, ChatGateway gateway, ChatRequestP
         if (key is null) return (null, new GatewayError(404, $"No key '{keyId}'.", "invalid_request_error", null, "not_found"));
         var parsed = parser.Parse(request);
         if (parsed.Failure is { } invalid) return (null, invalid);
-        var (decision, refused) = gateway.Route(key, parsed.Value!, name =>
+        var (decision, refused) = router.Route(key, parsed.Value!, name =>
             headers?.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value);
         if (refused is not null) return (null, refused);
         return (new RouteTestResult(decision!.Rule, [.. decision.Chain.Select(c => new RouteTestCandidate(c.Alias, c.Provider.Name, c.UpstreamModel))]), null);

@@ -41,6 +41,23 @@ public sealed class ChatCompletionRequest
         return copy;
     }
 
+    /// <summary>A shallow copy with an output limit (<c>max_tokens</c>) set.</summary>
+    public ChatCompletionRequest WithMaxTokens(int maxTokens)
+    {
+        var copy = (ChatCompletionRequest)MemberwiseClone();
+        copy.MaxTokens = maxTokens;
+        return copy;
+    }
+
+    /// <summary>A shallow copy naming another model and stream options: the body an upstream is sent, the caller's request untouched.</summary>
+    public ChatCompletionRequest ForUpstream(string model, StreamOptions? streamOptions)
+    {
+        var copy = (ChatCompletionRequest)MemberwiseClone();
+        copy.Model = model;
+        copy.StreamOptions = streamOptions;
+        return copy;
+    }
+
     /// <summary>A shallow copy with other messages (the fields and unknown fields are shared, not copied).</summary>
     public ChatCompletionRequest WithMessages(List<ChatMessage> messages)
     {

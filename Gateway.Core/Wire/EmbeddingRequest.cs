@@ -14,6 +14,14 @@ public sealed class EmbeddingRequest
     [JsonPropertyName("user")] public string? User { get; set; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 
+    /// <summary>A shallow copy naming another model: the body an upstream is sent, the caller's request untouched.</summary>
+    public EmbeddingRequest ForUpstream(string model)
+    {
+        var copy = (EmbeddingRequest)MemberwiseClone();
+        copy.Model = model;
+        return copy;
+    }
+
     /// <summary>The inputs as texts; null when they are token ids.</summary>
     public IReadOnlyList<string>? Texts() => Input switch
     {

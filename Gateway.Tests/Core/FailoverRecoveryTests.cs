@@ -37,7 +37,7 @@ public sealed class FailoverRecoveryTests : IDisposable
             ["Gateway:Failover:BreakerBreakSeconds"] = BreakSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Gateway:Failover:MaxRetryAfterSeconds"] = "60",
         });
-        builder.Services.AddGatewayCore();
+        builder.Services.AddGatewayProxy();
         builder.Services.AddSingleton<TimeProvider>(_time);
         _host = builder.Build();
         _failover = _host.Services.GetRequiredService<FailoverExecutor>();

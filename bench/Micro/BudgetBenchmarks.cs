@@ -8,7 +8,7 @@ namespace Micro;
 
 /// <summary>
 /// The budget check of a request from a key with a daily budget and a hard cap, as the chat endpoint runs it
-/// (<see cref="ChatGateway.BudgetAsync"/>: prompt bound with the tokenizer, worst case over the candidate chain, a reservation
+/// (<see cref="RequestBudget.BudgetAsync"/>: prompt bound with the tokenizer, worst case over the candidate chain, a reservation
 /// from the leased slice in memory), then settled with the real cost as the request's end does. The slice was leased in
 /// setup: no database round trip is measured.
 /// </summary>
@@ -18,7 +18,7 @@ public class BudgetBenchmarks
     private const decimal RealCost = 0.000195m;
 
     private HotPathFixture _fixture = null!;
-    private ChatGateway _gateway = null!;
+    private RequestBudget _budget = null!;
     private RouteDecision _decision = null!;
     private DateOnly _day;
 
@@ -26,15 +26,15 @@ public class BudgetBenchmarks
     public async Task SetupAsync()
     {
         _fixture = await HotPathFixture.GetAsync();
-        _gateway = _fixture.Services.GetRequiredService<ChatGateway>();
-        _decision = _gateway.Route(_fixture.Key, _fixture.AutoRequest, HotPathFixture.Header).Decision!;
+        _budget = _fixture.Services.GetRequiredService<RequestBudget>();
+        _decision = _fixture.Services.GetRequiredService<ChatRouter>().Route(_fixture.Key, _fixture.AutoRequest, HotPathFixture.Header).Decision!;
         _day = _fixture.Services.GetRequiredService<BudgetCalendar>().Today;
     }
 
     [Benchmark(Description = "budget: reserve (daily + hard cap) and settle")]
     public async Task<decimal?> ReserveAndSettle()
     {
-        var budget = await _gateway.BudgetAsync(_fixture.Key, _day, _fixture.AutoRequest, _decision, CancellationToken.None);
+        var budget = await _budget.BudgetAsync(_fixture.Key, _day, _fixture.AutoRequest, _decision, CancellationToken.None);
         budget.Reservation!.Settle(RealCost);
         return budget.Remaining;
     }

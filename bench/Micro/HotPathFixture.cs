@@ -82,9 +82,8 @@ internal sealed class HotPathFixture
         if (key is null) throw new InvalidOperationException($"The benchmark key was refused: {refused?.Message}");
         var fixture = new HotPathFixture(services, key, token, Parse(parser, "auto"), Parse(parser, "gpt-4o-mini"));
         // The first request of the day leases the key's first slice (a database round trip); the benchmarks measure what follows.
-        var gateway = services.GetRequiredService<ChatGateway>();
-        var decision = gateway.Route(key, fixture.AutoRequest, Header).Decision!;
-        var budget = await gateway.BudgetAsync(key, services.GetRequiredService<BudgetCalendar>().Today, fixture.AutoRequest, decision, ct);
+        var decision = services.GetRequiredService<ChatRouter>().Route(key, fixture.AutoRequest, Header).Decision!;
+        var budget = await services.GetRequiredService<RequestBudget>().BudgetAsync(key, services.GetRequiredService<BudgetCalendar>().Today, fixture.AutoRequest, decision, ct);
         budget.Reservation?.Settle(0);
         return fixture;
     }

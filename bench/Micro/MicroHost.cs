@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace Micro;
 
 /// <summary>
-/// A gateway instance's services, registered by the same <see cref="GatewayCoreServiceCollectionExtensions.AddGatewayCore"/>
+/// A gateway instance's services, registered by the same <see cref="GatewayCoreServiceCollectionExtensions.AddGatewayProxy"/>
 /// as Gateway.Api and configured the same way (environment variables: <c>ConnectionStrings__Gateway</c>, <c>Gateway__…</c>).
 /// The host is built, not run: each tool starts the hosted services it measures itself.
 /// </summary>
@@ -19,7 +19,7 @@ internal static class MicroHost
         builder.Configuration.AddInMemoryCollection(settings);
         // The gateway's warnings still show; its start-up chatter would bury the results.
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddGatewayCore();
+        builder.Services.AddGatewayProxy();
         return builder.Build();
     }
 

@@ -89,17 +89,8 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         var provider = call.Route.Provider;
         var sent = await PostAsync(provider, "embeddings", () =>
         {
-            var asked = call.Request.Model;
-            try
-            {
-                call.Request.Model = call.Route.UpstreamModel;
-                var body = JsonSerializer.SerializeToUtf8Bytes(call.Request, GatewayJsonContext.Wire.EmbeddingRequest);
-                return provider.Settings.DropParams is { Count: > 0 } ? ApplyQuirks(body, provider.Settings) : body;
-            }
-            finally
-            {
-                call.Request.Model = asked;
-            }
+            var body = JsonSerializer.SerializeToUtf8Bytes(call.Request.ForUpstream(call.Route.UpstreamModel), GatewayJsonContext.Wire.EmbeddingRequest);
+            return provider.Settings.DropParams is { Count: > 0 } ? ApplyQuirks(body, provider.Settings) : body;
         }, deadline.Token, ct);
         if (sent.Failure is { } failure) return failure;
         using var response = sent.Value!;
@@ -145,21 +136,9 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
     {
         var request = call.Request;
         var settings = call.Route.Provider.Settings;
-        var askedModel = request.Model;
-        var askedOptions = request.StreamOptions;
-        byte[] body;
-        try
-        {
-            request.Model = call.Route.UpstreamModel;
-            if (request.IsStreaming)
-                request.StreamOptions = settings.SendsStreamUsage ? new StreamOptions { IncludeUsage = true, Extra = askedOptions?.Extra } : null;
-            body = JsonSerializer.SerializeToUtf8Bytes(request, GatewayJsonContext.Wire.ChatCompletionRequest);
-        }
-        finally
-        {
-            request.Model = askedModel;
-            request.StreamOptions = askedOptions;
-        }
+        var streamOptions = !request.IsStreaming ? request.StreamOptions
+            : settings.SendsStreamUsage ? new StreamOptions { IncludeUsage = true, Extra = request.StreamOptions?.Extra } : null;
+        var body = JsonSerializer.SerializeToUtf8Bytes(request.ForUpstream(call.Route.UpstreamModel, streamOptions), GatewayJsonContext.Wire.ChatCompletionRequest);
         return settings.ChangesOpenAIBody ? ApplyQuirks(body, settings) : body;
     }
 

@@ -1,36 +1,35 @@
-using Gateway.Core;
-using Gateway.Core.Logging;
 using Gateway.Core.Wire;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Api.Endpoints;
+namespace Gateway.Core.Logging;
 
 /// <summary>
 /// Prompt and answer text in the logs, only with <c>Gateway:LogBodies</c> on, and always redacted first (personal data,
 /// card numbers, national ids, API-key-like strings, JSON Web Tokens, password/secret/token values). Category <c>Gateway.Bodies</c>, so a sink can route or drop it.
 /// </summary>
-internal static partial class BodyLog
+public sealed partial class BodyLog(IOptions<GatewayOptions> options, ILoggerFactory loggers)
 {
     public const string Category = "Gateway.Bodies";
 
-    public static void Prompt(HttpContext http, Guid requestId, ChatCompletionRequest request)
+    public void Prompt(Guid requestId, ChatCompletionRequest request)
     {
-        if (Logger(http) is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
+        if (Logger() is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
         var redacted = Redactor.Redact(string.Join("\n", request.Messages!.Select(m => $"{m.Role}: {m.Text()}")));
         Log.Prompt(logger, requestId, redacted);
     }
 
-    public static void Answer(HttpContext http, Guid requestId, string text)
+    public void Answer(Guid requestId, string text)
     {
-        if (Logger(http) is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
+        if (Logger() is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
         var redacted = Redactor.Redact(text);
         Log.Answer(logger, requestId, redacted);
     }
 
     /// <summary>A non-streamed answer: OpenAI-compatible ones pass through unparsed, so their text is read from the body here.</summary>
-    public static void Answer(HttpContext http, Guid requestId, Gateway.Core.Providers.UpstreamCompletion completion)
+    public void Answer(Guid requestId, Providers.UpstreamCompletion completion)
     {
-        if (Logger(http) is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
+        if (Logger() is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
         var redacted = Redactor.Redact(completion.Text is { Length: > 0 } text ? text : TextOf(completion.Body));
         Log.Answer(logger, requestId, redacted);
     }
@@ -53,11 +52,9 @@ internal static partial class BodyLog
         }
     }
 
-    private static ILogger? Logger(HttpContext http)
-    {
-        if (!http.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value.LogBodies) return null;
-        return http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(Category);
-    }
+    private readonly ILogger _logger = loggers.CreateLogger(Category);
+
+    private ILogger? Logger() => options.Value.LogBodies ? _logger : null;
 
     private static partial class Log
     {

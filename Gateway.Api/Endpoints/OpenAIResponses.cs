@@ -1,0 +1,63 @@
+using System.Buffers;
+using System.Text.Json;
+using Gateway.Api.Errors;
+using Gateway.Core.Pipeline;
+using Gateway.Core.Wire;
+
+namespace Gateway.Api.Endpoints;
+
+/// <summary>
+/// Writes a <see cref="PipelineResult"/> in OpenAI's wire format: an error in OpenAI's shape with its status, a JSON answer, or
+/// server-sent events (each chunk flushed as it comes, a broken stream's error as one more event, then <c>[DONE]</c>).
+/// </summary>
+internal static class OpenAIResponses
+{
+    public static async Task WriteAsync(HttpContext http, PipelineResult result, CancellationToken ct)
+    {
+        var response = http.Response;
+        GatewayHeaders.Write(response, result.Facts);
+        if (result.Error is { } error)
+        {
+            await OpenAIResults.WriteAsync(http, error);
+            return;
+        }
+        if (result.Stream is not { } stream)
+        {
+            response.ContentType = "application/json";
+            response.ContentLength = result.Body.Length;
+            await response.Body.WriteAsync(result.Body, ct);
+            return;
+        }
+
+        var output = response.BodyWriter;
+        var started = false;
+        await foreach (var item in stream)
+        {
+            if (item.Error is { } broken)
+            {
+                // Nothing reached the client yet: it still gets a real status code.
+                if (!started)
+                {
+                    await OpenAIResults.WriteAsync(http, broken);
+                    return;
+                }
+                ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(broken.ToBody(), GatewayJsonContext.Wire.OpenAIErrorBody));
+                break;
+            }
+            if (!started) started = Start(response);
+            ServerSentEvents.Write(output, item.Chunk.Span);
+            await output.FlushAsync(ct);
+        }
+        if (!started) Start(response);
+        output.Write("data: [DONE]\n\n"u8);
+        await output.FlushAsync(ct);
+    }
+
+    private static bool Start(HttpResponse response)
+    {
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        return true;
+    }
+}
