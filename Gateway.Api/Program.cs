@@ -1,6 +1,7 @@
 using Gateway.Api;
 using Gateway.Api.Auth;
 using Gateway.Api.Endpoints;
+using Gateway.Api.Endpoints.Anthropic;
 using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
 using Gateway.Core;
@@ -63,6 +64,7 @@ app.UseManagementPort();
 app.MapHealth();
 app.MapPrometheusScrapingEndpoint("/metrics").ManagementOnly();
 app.MapOpenAI();
+app.MapAnthropic();
 app.MapAdmin();
 
 await app.RunAsync();

@@ -8,14 +8,21 @@ internal static class GatewayKeyFilter
 {
     private static readonly object ItemKey = new();
 
-    public static RouteGroupBuilder RequireGatewayKey(this RouteGroupBuilder group)
+    /// <param name="group">The front door's routes.</param>
+    /// <param name="error">The front door's error shape (OpenAI's when null).</param>
+    /// <param name="apiKeyHeader">Also take the key from <c>x-api-key</c>, as Anthropic's clients send it (Bearer wins when both are sent).</param>
+    public static RouteGroupBuilder RequireGatewayKey(this RouteGroupBuilder group, Func<Gateway.Core.Errors.GatewayError, IResult>? error = null,
+        bool apiKeyHeader = false)
     {
-        group.AddEndpointFilter(static async (context, next) =>
+        error ??= OpenAIResults.Error;
+        group.AddEndpointFilter(async (context, next) =>
         {
             var http = context.HttpContext;
             var keys = http.RequestServices.GetRequiredService<KeyCache>();
-            var (key, failure) = keys.Authenticate(BearerToken(http));
-            if (failure is not null) return OpenAIResults.Error(failure);
+            var presented = BearerToken(http);
+            if (presented.IsEmpty && apiKeyHeader) presented = http.Request.Headers["x-api-key"].ToString().AsSpan().Trim();
+            var (key, failure) = keys.Authenticate(presented);
+            if (failure is not null) return error(failure);
             http.Items[ItemKey] = key;
             return await next(context);
         });

@@ -1,0 +1,154 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Anthropic;
+using Anthropic.Models.Messages;
+using Gateway.Tests.Fixtures;
+
+namespace Gateway.Tests.Api;
+
+/// <summary>
+/// The Anthropic front door (<c>/v1/messages</c>) with Anthropic's official .NET SDK as the client, against the offline mock model
+/// and an OpenAI-compatible fake upstream (translated both ways); and over raw HTTP where the SDK would hide what is checked
+/// (headers, error bodies, usage rows).
+/// </summary>
+public sealed class AnthropicMessagesTests(TestEnvironment env)
+{
+    private AnthropicClient Client(string key) => new() { ApiKey = key, BaseUrl = env.Gateway.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private HttpClient Raw(string key)
+    {
+        var client = env.Gateway.Client();
+        client.DefaultRequestHeaders.Add("x-api-key", key);
+        client.DefaultRequestHeaders.Add("anthropic-version", "2023-06-01");
+        return client;
+    }
+
+    [Fact]
+    public async Task Messages_MockModelThroughTheSdk_AnswersAnAnthropicMessage()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var message = await Client(key).Messages.Create(new MessageCreateParams
+        {
+            Model = "mock", MaxTokens = 256, Messages = [new UserMessageParam { Content = "What is the capital of France?" }],
+        }, TestContext.Current.CancellationToken);
+
+        var text = string.Concat(message.Content.Select(b => b.TryPickText(out var t) ? t.Text : ""));
+        Assert.False(string.IsNullOrWhiteSpace(text));
+        Assert.Equal("end_turn", message.StopReason?.Raw());
+        Assert.True(message.Usage.OutputTokens > 0);
+        Assert.StartsWith("msg_", message.ID, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Messages_StreamedThroughTheSdk_EventsCarryTheTextAndEndWithStopReasonAndUsage()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var text = new StringBuilder();
+        var (started, stopped) = (false, false);
+        string? stopReason = null;
+        long output = 0;
+        await foreach (var e in Client(key).Messages.CreateStreaming(new MessageCreateParams
+        {
+            Model = "mock", MaxTokens = 256, Messages = [new UserMessageParam { Content = "Tell me a story" }],
+        }, TestContext.Current.CancellationToken))
+        {
+            if (e.TryPickStart(out var start)) started = start.Message.Usage.InputTokens > 0; // an estimate, never 0/0
+            if (e.TryPickContentBlockDelta(out var delta) && delta.Delta.TryPickText(out var piece)) text.Append(piece.Text);
+            if (e.TryPickDelta(out var end))
+            {
+                stopReason = end.Delta.StopReason?.Raw();
+                output = end.Usage.OutputTokens;
+            }
+            stopped |= e.TryPickStop(out _);
+        }
+
+        Assert.True(started);
+        Assert.True(stopped);
+        Assert.False(string.IsNullOrWhiteSpace(text.ToString()));
+        Assert.Equal("end_turn", stopReason);
+        Assert.True(output > 0);
+    }
+
+    [Fact]
+    public async Task Messages_OpenAICompatibleUpstream_IsTranslatedAndUsageIsTheUpstreams()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var marker = "anthropic-door-" + Guid.NewGuid().ToString("N");
+        using var http = Raw(key);
+        var response = await http.PostAsync("/v1/messages", Json($$$"""
+            {"model":"{{{alias}}}","max_tokens":100,"system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}}],
+             "stop_sequences":["END"],"metadata":{"user_id":"user-7"},
+             "messages":[{"role":"user","content":[{"type":"text","text":"{{{marker}}}"}]}]}
+            """), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var message = (await response.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!;
+        Assert.Equal(FakeOpenAI.Answer, message["content"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal(FakeOpenAI.PromptTokens - FakeOpenAI.CachedTokens, message["usage"]!["input_tokens"]!.GetValue<int>());
+        Assert.Equal(FakeOpenAI.CachedTokens, message["usage"]!["cache_read_input_tokens"]!.GetValue<int>());
+        Assert.Equal(FakeOpenAI.CompletionTokens, message["usage"]!["output_tokens"]!.GetValue<int>());
+        var sent = env.Upstream.Find(marker)!.Json;
+        Assert.Equal(("system", "Be brief."), (sent["messages"]![0]!["role"]!.GetValue<string>(), sent["messages"]![0]!["content"]!.GetValue<string>()));
+        Assert.Equal(("END", "user-7", 100), (sent["stop"]![0]!.GetValue<string>(), sent["user"]!.GetValue<string>(), sent["max_tokens"]!.GetValue<int>()));
+
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((200, FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens), ((int)row.Status, row.PromptTokens, row.CompletionTokens));
+    }
+
+    [Fact]
+    public async Task Messages_UpstreamRateLimited_IsAnAnthropicRateLimitError()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-429");
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var response = await http.PostAsync("/v1/messages",
+            Json($$"""{"model":"{{alias}}","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"""), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!;
+        Assert.Equal(("error", "rate_limit_error"), (body["type"]!.GetValue<string>(), body["error"]!["type"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Messages_WrongKeyOrMissingMaxTokens_AreAnsweredInAnthropicsErrorShape()
+    {
+        using var wrong = Raw("gw-not-a-key");
+        var unauthorized = await wrong.PostAsync("/v1/messages",
+            Json("""{"model":"mock","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"""), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+        Assert.Equal("authentication_error",
+            (await unauthorized.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!["error"]!["type"]!.GetValue<string>());
+
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var invalid = await http.PostAsync("/v1/messages", Json("""{"model":"mock","messages":[{"role":"user","content":"hi"}]}"""),
+            TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var error = (await invalid.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!["error"]!;
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Contains("max_tokens", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        // A refused body still leaves its usage row.
+        await env.WaitForUsageAsync(Guid.Parse(invalid.Headers.GetValues("x-gateway-request-id").Single()));
+    }
+
+    [Fact]
+    public async Task CountTokens_ForAModelTheKeyMayUse_CountsTheInput_AndForAnotherIsRefused()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync(allowedModels: ["mock"]);
+        var count = await Client(key).Messages.CountTokens(new MessageCountTokensParams
+        {
+            Model = "mock", Messages = [new UserMessageParam { Content = "How many tokens is this sentence?" }],
+        }, TestContext.Current.CancellationToken);
+        Assert.InRange(count.InputTokens, 5, 20);
+
+        using var http = Raw(key);
+        var refused = await http.PostAsync("/v1/messages/count_tokens",
+            Json("""{"model":"some-other-model","messages":[{"role":"user","content":"hi"}]}"""), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+    }
+}
