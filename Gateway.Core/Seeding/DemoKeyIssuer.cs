@@ -1,5 +1,5 @@
 using System.Globalization;
-using Gateway.Core.Admin;
+using Gateway.Core.Keys;
 using Microsoft.Extensions.Logging;
 
 namespace Gateway.Core.Seeding;

@@ -1,5 +1,4 @@
 using Dapper;
-using Gateway.Core.Admin;
 using Gateway.Core.Budgets;
 using Gateway.Core.Chat;
 using Gateway.Core.Keys;

@@ -4,6 +4,8 @@ using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
 using Gateway.Core.Budgets;
 using Gateway.Core.Routing;
 using Gateway.Core.Errors;

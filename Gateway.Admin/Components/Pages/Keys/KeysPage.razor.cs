@@ -1,7 +1,8 @@
 using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Keys.Components;
 using Gateway.Admin.Components.Shared;
-using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
 using Gateway.Core.Budgets;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;

@@ -2,7 +2,7 @@ using System.Globalization;
 using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Routing.Components;
 using Gateway.Admin.Components.Shared;
-using Gateway.Core.Admin;
+using Gateway.Core.Keys;
 using Gateway.Core.Routing;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;

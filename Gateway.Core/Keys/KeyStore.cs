@@ -1,9 +1,8 @@
 using Dapper;
 using Gateway.Core.Audit;
-using Gateway.Core.Keys;
 using Npgsql;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Keys;
 
 /// <summary>
 /// Issues, lists and revokes keys. Only the hash and a short prefix are stored. Every change is recorded in the audit log,

@@ -1,10 +1,9 @@
 using Dapper;
 using Gateway.Core.Audit;
-using Gateway.Core.Catalog;
 using Gateway.Core.Secrets;
 using Npgsql;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Catalog;
 
 /// <summary>
 /// Providers and models for the admin API, the admin app and the seed file. Secrets leave only as references. Changes an
@@ -178,15 +177,15 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
         connection.QuerySingleOrDefaultAsync<ModelView>(new CommandDefinition($"{ModelSelect} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
 
     /// <summary>Applies the seed file: providers by name, models by alias (creating or updating). Not audited: it is configuration.</summary>
-    public async Task ApplySeedAsync(SeedFile seed, CancellationToken ct)
+    public async Task ApplySeedAsync(IEnumerable<ProviderRequest> providers, IEnumerable<ModelRequest> models, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        foreach (var provider in seed.Providers ?? [])
+        foreach (var provider in providers)
         {
             if (await UpdateProviderAsync(connection, provider.Name!, provider, ct) is null)
                 await CreateProviderAsync(connection, provider, ct);
         }
-        foreach (var model in seed.Models ?? [])
+        foreach (var model in models)
         {
             var (view, _) = await UpsertModelAsync(connection, model.Alias!, model, ct);
             if (view is null)
