@@ -14,8 +14,13 @@ public sealed record ProviderRequest(
     bool? Enabled = null,
     ProviderSettings? Settings = null);
 
+/// <summary>A provider's row: what the admin API and the admin app show (its secret reference masked), and what the in-memory
+/// <see cref="ModelCatalog"/> is built from.</summary>
 public sealed record ProviderView
 {
+    /// <summary>The <c>providers</c> columns every provider query selects, named as these properties.</summary>
+    internal const string Columns = "id, name, protocol, base_url, secret_ref, enabled, settings::text AS settings_json, created_at, updated_at";
+
     public Guid Id { get; init; }
     public string Name { get; init; } = "";
     public string Protocol { get; init; } = "";
@@ -44,8 +49,17 @@ public sealed record ModelRequest(
     decimal? CacheWritePricePerMtok = null,
     [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMtok = null);
 
+/// <summary>A model's row with its provider's name: what the admin API and the admin app show, and what the in-memory
+/// <see cref="ModelCatalog"/> is built from.</summary>
 public sealed record ModelView
 {
+    /// <summary>Every model query's select: the <c>models</c> columns named as these properties, and the provider's name.</summary>
+    internal const string Select = """
+        SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
+               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
+        FROM models m JOIN providers p ON p.id = m.provider_id
+        """;
+
     public Guid Id { get; init; }
     public string Alias { get; init; } = "";
     public string Provider { get; init; } = "";

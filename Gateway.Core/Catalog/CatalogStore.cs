@@ -11,13 +11,11 @@ namespace Gateway.Core.Catalog;
 /// </summary>
 public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, AuditLog audit, TimeProvider time)
 {
-    private const string ProviderColumns = "id, name, protocol, base_url, secret_ref, enabled, settings::text AS settings_json, created_at, updated_at";
-
     public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderColumns} FROM providers ORDER BY name", cancellationToken: ct));
+            $"SELECT {ProviderView.Columns} FROM providers ORDER BY name", cancellationToken: ct));
         return rows.Select(Masked).ToList();
     }
 
@@ -37,7 +35,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, settings, created_at, updated_at)
             VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Settings::jsonb, @Now, @Now)
             ON CONFLICT (name) DO NOTHING
-            RETURNING {ProviderColumns}
+            RETURNING {ProviderView.Columns}
             """, new
         {
             Id = Guid.CreateVersion7(now),
@@ -70,7 +68,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
                 secret_ref = CASE WHEN @SecretSent THEN @SecretRef ELSE secret_ref END,
                 enabled = coalesce(@Enabled, enabled), settings = coalesce(@Settings::jsonb, settings), updated_at = @Now
             WHERE name = @name
-            RETURNING {ProviderColumns}
+            RETURNING {ProviderView.Columns}
             """, new
         {
             name,
@@ -90,29 +88,23 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var row = await ProviderRowAsync(connection, name, ct);
-        return row is null ? null : ModelCatalog.Provider(row.Id, row.Name, row.Protocol, row.BaseUrl, row.SecretRef, row.SettingsJson, secrets);
+        return row is null ? null : ModelCatalog.Provider(row, secrets);
     }
 
     /// <summary>A provider's row, its secret reference unmasked.</summary>
     private static Task<ProviderView?> ProviderRowAsync(NpgsqlConnection connection, string name, CancellationToken ct) =>
         connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderColumns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
+            $"SELECT {ProviderView.Columns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
 
     private string? SecretRefOf(ProviderRequest request) =>
         request.Secret is { Length: > 0 } secret ? secrets.Protect(secret) : request.SecretRef;
 
     private static ProviderView Masked(ProviderView view) => view with { SecretRef = SecretResolver.Describe(view.SecretRef) };
 
-    private const string ModelSelect = """
-        SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
-        FROM models m JOIN providers p ON p.id = m.provider_id
-        """;
-
     public async Task<IReadOnlyList<ModelView>> ListModelsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelSelect} ORDER BY m.alias", cancellationToken: ct));
+        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelView.Select} ORDER BY m.alias", cancellationToken: ct));
         return rows.AsList();
     }
 
@@ -174,7 +166,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     }
 
     private static Task<ModelView?> ModelRowAsync(NpgsqlConnection connection, string alias, CancellationToken ct) =>
-        connection.QuerySingleOrDefaultAsync<ModelView>(new CommandDefinition($"{ModelSelect} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
+        connection.QuerySingleOrDefaultAsync<ModelView>(new CommandDefinition($"{ModelView.Select} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
 
     /// <summary>Applies the seed file: providers by name, models by alias (creating or updating). Not audited: it is configuration.</summary>
     public async Task ApplySeedAsync(IEnumerable<ProviderRequest> providers, IEnumerable<ModelRequest> models, CancellationToken ct)

@@ -22,8 +22,18 @@ public sealed record CreateKeyRequest(
     string? InjectionFilter = null,
     string? CacheScope = null);
 
+/// <summary>
+/// A key's row (never its secret or hash): what the admin API and the admin app show, and what the in-memory snapshot
+/// (<see cref="KeyCache"/>) is built from.
+/// </summary>
 public record KeyView
 {
+    /// <summary>The <c>api_keys</c> columns every key query selects, named as these properties (callers add <c>key_hash</c> or a spend).</summary>
+    internal const string Columns = """
+        id, name, owner, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
+        cache_ttl_seconds, cache_scope, budget_tiers::text AS budget_tiers_json, injection_filter, expires_at, revoked_at, created_at
+        """;
+
     public Guid Id { get; init; }
     public string Name { get; init; } = "";
     public string? Owner { get; init; }

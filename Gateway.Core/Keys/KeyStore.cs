@@ -12,11 +12,6 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
 {
     private const string Entity = "key";
 
-    private const string Columns = """
-        id, name, owner, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
-        cache_ttl_seconds, cache_scope, budget_tiers::text AS budget_tiers_json, injection_filter, expires_at, revoked_at, created_at
-        """;
-
     private const string InsertSql = $"""
         INSERT INTO api_keys (id, name, owner, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
                               rpm_limit, tpm_limit, cache_ttl_seconds, cache_scope, budget_tiers, monthly_budget_usd, end_user_daily_budget_usd, injection_filter,
@@ -24,7 +19,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         VALUES (@Id, @Name, @Owner, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
                 @RpmLimit, @TpmLimit, @CacheTtlSeconds, @CacheScope, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @InjectionFilter,
                 @ExpiresAt, @CreatedAt)
-        RETURNING {Columns}
+        RETURNING {KeyView.Columns}
         """;
 
     public async Task<CreatedKey> CreateAsync(CreateKeyRequest request, string actor, CancellationToken ct)
@@ -73,7 +68,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<KeyView>(new CommandDefinition(
-            $"SELECT {Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
+            $"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
         return rows.AsList();
     }
 
@@ -108,7 +103,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             $"SELECT count(*) FROM api_keys k {Where}", parameters, cancellationToken: ct));
         var rows = await connection.QueryAsync<KeyListRow>(new CommandDefinition($"""
-            SELECT {Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
+            SELECT {KeyView.Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
             FROM api_keys k LEFT JOIN usage_daily d ON d.key_id = k.id AND d.day = @today::date
             {Where}
             ORDER BY k.created_at DESC, k.id OFFSET @offset LIMIT @limit
@@ -126,7 +121,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await GetAsync(connection, id, ct);
         var view = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
-            UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {Columns}
+            UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {KeyView.Columns}
             """, new { id, prefix, hash }, cancellationToken: ct));
         if (view is null) return null;
         var rotated = new CreatedKey(key, view);
@@ -140,7 +135,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await GetAsync(connection, id, ct);
         var revoked = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
-            UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {Columns}
+            UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {KeyView.Columns}
             """, new { id, Now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
         if (revoked is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyRevoke, Entity, id.ToString(), before, revoked, ct);
         return revoked;
@@ -154,7 +149,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
 
     private static Task<KeyView?> GetAsync(NpgsqlConnection connection, Guid id, CancellationToken ct) =>
         connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition(
-            $"SELECT {Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
+            $"SELECT {KeyView.Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
 
     /// <summary>Replaces a key's settings (not its secret); every instance reloads it on the NOTIFY. Null if unknown.</summary>
     public async Task<KeyView?> UpdateAsync(Guid id, CreateKeyRequest request, string actor, CancellationToken ct)
@@ -166,7 +161,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
                 hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
                 cache_ttl_seconds = @CacheTtlSeconds, cache_scope = @CacheScope, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, injection_filter = @InjectionFilter, expires_at = @ExpiresAt
-            WHERE id = @Id RETURNING {Columns}
+            WHERE id = @Id RETURNING {KeyView.Columns}
             """, Settings(id, request), cancellationToken: ct));
         if (updated is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyUpdate, Entity, id.ToString(), before, updated, ct);
         return updated;
