@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Security.Cryptography;
 using Dapper;
+using Gateway.Core.Audit;
 using Gateway.Core.Keys;
 using Npgsql;
 
@@ -20,11 +21,15 @@ public sealed record AdminTokenView
 /// Named bearer tokens for the admin REST API besides the master key: <c>gwa-</c> + 32 random bytes (base64url),
 /// stored as a SHA-256 hash. Checked against an in-memory snapshot of the live tokens, like gateway keys (reloaded by the
 /// <see cref="Persistence.ChangeListener"/> on NOTIFY, and at once on the instance that made the change), so a made-up
-/// token costs no database round trip: a flood of them cannot exhaust the connection pool.
+/// token costs no database round trip: a flood of them cannot exhaust the connection pool. Issuing and revoking are recorded
+/// in the audit log under the actor the caller names.
 /// </summary>
-public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
+public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvider time)
 {
     public const string Scheme = "gwa-";
+
+    private const string Entity = "admin_token";
+    private const string Columns = "id, name, prefix, created_at, revoked_at";
 
     private FrozenDictionary<UInt128, (byte[] Hash, string Name)> _live = FrozenDictionary<UInt128, (byte[] Hash, string Name)>.Empty;
 
@@ -37,18 +42,19 @@ public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
         Interlocked.Exchange(ref _live, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.TokenHash), r => (r.TokenHash, r.Name)));
     }
 
-    public async Task<(string Token, AdminTokenView View)?> CreateAsync(string name, CancellationToken ct)
+    public async Task<(string Token, AdminTokenView View)?> CreateAsync(string name, string actor, CancellationToken ct)
     {
         var token = Scheme + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var view = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition("""
+        var view = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition($"""
             INSERT INTO admin_tokens (id, name, prefix, token_hash, created_at) VALUES (@id, @name, @prefix, @hash, @now)
             ON CONFLICT (name) DO NOTHING
-            RETURNING id, name, prefix, created_at, revoked_at
+            RETURNING {Columns}
             """, new { id = Guid.CreateVersion7(now), name, prefix = token[..12], hash = ApiKeySecret.Hash(token), now = now.UtcDateTime }, cancellationToken: ct));
         if (view is null) return null;
         await ReloadAsync(ct); // this instance at once; the others on NOTIFY
+        await audit.RecordAsync(connection, null, actor, AuditActions.AdminTokenCreate, Entity, view.Id.ToString(), null, view, ct);
         return (token, view);
     }
 
@@ -56,19 +62,21 @@ public sealed class AdminTokens(NpgsqlDataSource db, TimeProvider time)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<AdminTokenView>(new CommandDefinition(
-            "SELECT id, name, prefix, created_at, revoked_at FROM admin_tokens ORDER BY created_at, id", cancellationToken: ct))).AsList();
+            $"SELECT {Columns} FROM admin_tokens ORDER BY created_at, id", cancellationToken: ct))).AsList();
     }
 
-    public async Task<AdminTokenView?> RevokeAsync(Guid id, CancellationToken ct)
+    public async Task<AdminTokenView?> RevokeAsync(Guid id, string actor, CancellationToken ct)
     {
         AdminTokenView? revoked;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
-            revoked = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition("""
-                UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id RETURNING id, name, prefix, created_at, revoked_at
+            revoked = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition($"""
+                UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id RETURNING {Columns}
                 """, new { id, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
         }
-        if (revoked is not null) await ReloadAsync(ct); // refused here from the next call; elsewhere on NOTIFY
+        if (revoked is null) return null;
+        await ReloadAsync(ct); // refused here from the next call; elsewhere on NOTIFY
+        await audit.RecordAsync(actor, AuditActions.AdminTokenRevoke, Entity, id.ToString(), null, revoked, ct);
         return revoked;
     }
 

@@ -37,12 +37,17 @@ public sealed class AuditLog(NpgsqlDataSource db, TimeProvider time)
     public async Task RecordAsync(string actor, string action, string entity, string entityId, object? before, object? after, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
+        await RecordAsync(connection, null, actor, action, entity, entityId, before, after, ct);
+    }
+
+    /// <summary>Records a change on the connection (and in the transaction, if any) that made it: for the stores.</summary>
+    internal async Task RecordAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string actor, string action, string entity,
+        string entityId, object? before, object? after, CancellationToken ct) =>
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO audit_log (at, actor, action, entity, entity_id, before, after)
             VALUES (@at, @actor, @action, @entity, @entityId, @before::jsonb, @after::jsonb)
             """, new { at = time.GetUtcNow().UtcDateTime, actor, action, entity, entityId, before = Masked(before), after = Masked(after) },
-            cancellationToken: ct));
-    }
+            transaction, cancellationToken: ct));
 
     /// <summary>Newest first, filtered by any of: entity, actor, a text in the entity id or the records.</summary>
     public async Task<(IReadOnlyList<AuditEntry> Items, int Total)> SearchAsync(string? entity, string? actor, string? text, int offset, int limit,

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Dapper;
+using Gateway.Core.Audit;
 using Npgsql;
 
 namespace Gateway.Core.Budgets;
@@ -9,10 +10,14 @@ public sealed record TagBudget(string Tag, decimal? DailyBudgetUsd, decimal? Mon
 
 /// <summary>
 /// Tag budgets, in memory (reloaded on NOTIFY), and the tags' spend, re-read at most every two seconds
-/// (soft, like monthly budgets), so a request costs no database round trip most of the time.
+/// (soft, like monthly budgets), so a request costs no database round trip most of the time. Changes are recorded in the audit
+/// log under the actor the caller names.
 /// </summary>
-public sealed class TagBudgets(NpgsqlDataSource db, TimeProvider time)
+public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider time)
 {
+    private const string Entity = "tag_budget";
+    private const string Columns = "tag, daily_budget_usd, monthly_budget_usd";
+
     private static readonly TimeSpan SpendRefresh = TimeSpan.FromSeconds(2);
 
     private FrozenDictionary<string, TagBudget> _budgets = FrozenDictionary<string, TagBudget>.Empty;
@@ -22,7 +27,7 @@ public sealed class TagBudgets(NpgsqlDataSource db, TimeProvider time)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<TagBudget>(new CommandDefinition(
-            "SELECT tag, daily_budget_usd, monthly_budget_usd FROM tag_budgets", cancellationToken: ct));
+            $"SELECT {Columns} FROM tag_budgets", cancellationToken: ct));
         Interlocked.Exchange(ref _budgets, rows.ToFrozenDictionary(b => b.Tag, StringComparer.Ordinal));
     }
 
@@ -67,20 +72,31 @@ public sealed class TagBudgets(NpgsqlDataSource db, TimeProvider time)
         return spent;
     }
 
-    public async Task<TagBudget> UpsertAsync(TagBudget budget, CancellationToken ct)
+    public async Task<TagBudget> UpsertAsync(TagBudget budget, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleAsync<TagBudget>(new CommandDefinition("""
+        var before = await FindAsync(connection, budget.Tag, ct);
+        var saved = await connection.QuerySingleAsync<TagBudget>(new CommandDefinition($"""
             INSERT INTO tag_budgets (tag, daily_budget_usd, monthly_budget_usd, updated_at) VALUES (@Tag, @DailyBudgetUsd, @MonthlyBudgetUsd, now())
             ON CONFLICT (tag) DO UPDATE SET daily_budget_usd = excluded.daily_budget_usd, monthly_budget_usd = excluded.monthly_budget_usd,
                 updated_at = excluded.updated_at
-            RETURNING tag, daily_budget_usd, monthly_budget_usd
+            RETURNING {Columns}
             """, budget, cancellationToken: ct));
+        await audit.RecordAsync(connection, null, actor, AuditActions.TagBudgetSet, Entity, budget.Tag, before, saved, ct);
+        return saved;
     }
 
-    public async Task<bool> DeleteAsync(string tag, CancellationToken ct)
+    public async Task<bool> DeleteAsync(string tag, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM tag_budgets WHERE tag = @tag", new { tag }, cancellationToken: ct)) > 0;
+        var before = await FindAsync(connection, tag, ct);
+        if (await connection.ExecuteAsync(new CommandDefinition("DELETE FROM tag_budgets WHERE tag = @tag", new { tag }, cancellationToken: ct)) == 0)
+            return false;
+        await audit.RecordAsync(connection, null, actor, AuditActions.TagBudgetDelete, Entity, tag, before, null, ct);
+        return true;
     }
+
+    private static Task<TagBudget?> FindAsync(NpgsqlConnection connection, string tag, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<TagBudget>(new CommandDefinition($"SELECT {Columns} FROM tag_budgets WHERE tag = @tag", new { tag },
+            cancellationToken: ct));
 }

@@ -60,42 +60,39 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         return chain;
     }
 
-    private const string LoadSql = """
-        SELECT m.id, m.alias, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.created_at, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms,
-               p.id AS provider_id, p.name AS provider_name, p.protocol, p.base_url, p.secret_ref,
-               p.settings::text AS settings_json
-        FROM models m JOIN providers p ON p.id = m.provider_id
-        WHERE m.enabled AND p.enabled
-        """;
-
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ModelRow>(new CommandDefinition(LoadSql, cancellationToken: ct));
-        var providers = new Dictionary<Guid, ProviderInfo>();
+        // One round trip, the rows the admin store shows: each table's columns are listed once (ProviderView, ModelView).
+        await using var results = await connection.QueryMultipleAsync(new CommandDefinition($"""
+            SELECT {ProviderView.Columns} FROM providers WHERE enabled;
+            {ModelView.Select} WHERE m.enabled AND p.enabled;
+            """, cancellationToken: ct));
+        var rows = (await results.ReadAsync<ProviderView>()).ToDictionary(p => p.Name, StringComparer.Ordinal);
+        var providers = new Dictionary<string, ProviderInfo>(StringComparer.Ordinal);
         var models = new Dictionary<string, ModelRoute>(StringComparer.Ordinal);
-        foreach (var r in rows)
+        foreach (var m in await results.ReadAsync<ModelView>())
         {
-            if (!providers.TryGetValue(r.ProviderId, out var provider))
+            // A provider enabled or disabled between the two statements: its models wait for the reload its NOTIFY brings.
+            if (!rows.TryGetValue(m.Provider, out var p)) continue;
+            if (!providers.TryGetValue(p.Name, out var provider))
             {
-                provider = Provider(r.ProviderId, r.ProviderName, r.Protocol, r.BaseUrl, r.SecretRef, r.SettingsJson, secrets);
-                if (provider.SecretProblem is { } problem) Log.SecretUnavailable(logger, r.ProviderName, problem);
-                providers[r.ProviderId] = provider;
+                provider = Provider(p, secrets);
+                if (provider.SecretProblem is { } problem) Log.SecretUnavailable(logger, p.Name, problem);
+                providers[p.Name] = provider;
             }
-            models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
-                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.CacheWritePricePerMtok, r.CacheWrite1hPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
-                r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
+            models[m.Alias] = new ModelRoute(m.Id, m.Alias, provider, m.UpstreamModel, m.InputPricePerMtok, m.OutputPricePerMtok,
+                m.CachedInputPricePerMtok, m.CacheWritePricePerMtok, m.CacheWrite1hPricePerMtok, m.ContextWindow, m.MaxOutputTokens,
+                new DateTimeOffset(m.CreatedAt, TimeSpan.Zero), m.Fallbacks, m.TtftTimeoutMs, m.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
     }
 
     /// <summary>A provider row as calls use it: its base URL as a directory, its secret resolved (or why it cannot be).</summary>
-    internal static ProviderInfo Provider(Guid id, string name, string protocol, string baseUrl, string? secretRef, string? settingsJson,
-        SecretResolver secrets)
+    internal static ProviderInfo Provider(ProviderView row, SecretResolver secrets)
     {
-        var (secret, problem) = secrets.Resolve(secretRef);
-        return new ProviderInfo(id, name, protocol, BaseUri(baseUrl), secret, problem, ProviderSettings.Parse(settingsJson));
+        var (secret, problem) = secrets.Resolve(row.SecretRef);
+        return new ProviderInfo(row.Id, row.Name, row.Protocol, BaseUri(row.BaseUrl), secret, problem, row.Settings);
     }
 
     // A base URL is a directory: "https://api.openai.com/v1" + "chat/completions" must keep "/v1".
@@ -105,32 +102,6 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         if (!builder.Path.EndsWith('/')) builder.Path += "/";
         return builder.Uri;
     }
-
-#pragma warning disable CA1812 // instantiated by Dapper
-    private sealed class ModelRow
-    {
-        public Guid Id { get; init; }
-        public string Alias { get; init; } = "";
-        public string UpstreamModel { get; init; } = "";
-        public decimal InputPricePerMtok { get; init; }
-        public decimal OutputPricePerMtok { get; init; }
-        public decimal CachedInputPricePerMtok { get; init; }
-        public decimal CacheWritePricePerMtok { get; init; }
-        public decimal CacheWrite1hPricePerMtok { get; init; }
-        public int? ContextWindow { get; init; }
-        public int? MaxOutputTokens { get; init; }
-        public DateTime CreatedAt { get; init; }
-        public string[] Fallbacks { get; init; } = [];
-        public int? TtftTimeoutMs { get; init; }
-        public int? TimeoutMs { get; init; }
-        public Guid ProviderId { get; init; }
-        public string ProviderName { get; init; } = "";
-        public string Protocol { get; init; } = "";
-        public string BaseUrl { get; init; } = "";
-        public string? SecretRef { get; init; }
-        public string? SettingsJson { get; init; }
-    }
-#pragma warning restore CA1812
 
     private static partial class Log
     {

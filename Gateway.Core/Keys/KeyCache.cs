@@ -16,27 +16,12 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
 
     public int Count => _keys.Count;
 
-    private const string LoadSql = """
-        SELECT id, name, prefix, key_hash, allowed_models, tags, rpm_limit, tpm_limit, daily_budget_usd, hard_cap_usd, downgrade_model,
-               cache_ttl_seconds, budget_tiers::text AS budget_tiers_json, monthly_budget_usd, end_user_daily_budget_usd,
-               injection_filter, cache_scope, expires_at, revoked_at
-        FROM api_keys
-        """;
-
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<KeyRow>(new CommandDefinition(LoadSql, cancellationToken: ct));
-        var keys = rows.ToFrozenDictionary(
-            r => ApiKeySecret.Slot(r.KeyHash),
-            r => new GatewayKey(r.Id, r.Name, r.Prefix, r.KeyHash, r.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
-                Utc(r.ExpiresAt), Utc(r.RevokedAt), r.Tags.ToFrozenSet(StringComparer.Ordinal), r.RpmLimit, r.TpmLimit,
-                r.DailyBudgetUsd, r.HardCapUsd, r.DowngradeModel, r.CacheTtlSeconds,
-                System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(r.BudgetTiersJson), r.MonthlyBudgetUsd,
-                r.EndUserDailyBudgetUsd, Guards.InjectionFilter.ParseAction(r.InjectionFilter),
-                // The column's CHECK admits only known scopes; anything else keeps the key to itself.
-                Caching.ResponseCache.ParseScope(r.CacheScope) ?? Caching.CacheScope.Key));
-        Interlocked.Exchange(ref _keys, keys);
+        var rows = await connection.QueryAsync<HashedKey>(new CommandDefinition(
+            $"SELECT {KeyView.Columns}, key_hash FROM api_keys", cancellationToken: ct));
+        Interlocked.Exchange(ref _keys, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.KeyHash), ToGatewayKey));
     }
 
     /// <summary>A key by id (admin use: scans the snapshot).</summary>
@@ -56,30 +41,30 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
         return (key, null);
     }
 
+    /// <summary>The one place a key's row becomes the hot path's <see cref="GatewayKey"/>.</summary>
+    private static GatewayKey ToGatewayKey(HashedKey row) => new(
+        row.Id, row.Name, row.Prefix, row.KeyHash, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), Utc(row.ExpiresAt), Utc(row.RevokedAt),
+        Tags: row.Tags.ToFrozenSet(StringComparer.Ordinal),
+        RpmLimit: row.RpmLimit,
+        TpmLimit: row.TpmLimit,
+        DailyBudgetUsd: row.DailyBudgetUsd,
+        HardCapUsd: row.HardCapUsd,
+        DowngradeModel: row.DowngradeModel,
+        CacheTtlSeconds: row.CacheTtlSeconds,
+        BudgetTiers: row.BudgetTiers,
+        MonthlyBudgetUsd: row.MonthlyBudgetUsd,
+        EndUserDailyBudgetUsd: row.EndUserDailyBudgetUsd,
+        InjectionFilter: Guards.InjectionFilter.ParseAction(row.InjectionFilter),
+        // The column's CHECK admits only known scopes; anything else keeps the key to itself.
+        CacheScope: Caching.ResponseCache.ParseScope(row.CacheScope) ?? Caching.CacheScope.Key);
+
     private static DateTimeOffset? Utc(DateTime? value) => value is { } v ? new DateTimeOffset(v, TimeSpan.Zero) : null;
 
 #pragma warning disable CA1812 // instantiated by Dapper
-    private sealed class KeyRow
+    /// <summary>A key's row with its hash, which only the snapshot reads.</summary>
+    private sealed record HashedKey : KeyView
     {
-        public Guid Id { get; init; }
-        public string Name { get; init; } = "";
-        public string Prefix { get; init; } = "";
         public byte[] KeyHash { get; init; } = [];
-        public string[] AllowedModels { get; init; } = [];
-        public string[] Tags { get; init; } = [];
-        public int? RpmLimit { get; init; }
-        public int? TpmLimit { get; init; }
-        public decimal? DailyBudgetUsd { get; init; }
-        public decimal? HardCapUsd { get; init; }
-        public string? DowngradeModel { get; init; }
-        public int? CacheTtlSeconds { get; init; }
-        public string BudgetTiersJson { get; init; } = "[]";
-        public decimal? MonthlyBudgetUsd { get; init; }
-        public decimal? EndUserDailyBudgetUsd { get; init; }
-        public string? InjectionFilter { get; init; }
-        public string CacheScope { get; init; } = "key";
-        public DateTime? ExpiresAt { get; init; }
-        public DateTime? RevokedAt { get; init; }
     }
 #pragma warning restore CA1812
 }

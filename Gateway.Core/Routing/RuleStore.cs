@@ -1,12 +1,18 @@
 using System.Text.Json;
 using Dapper;
+using Gateway.Core.Audit;
 using Npgsql;
 
 namespace Gateway.Core.Routing;
 
-/// <summary>Routing rules for the admin API and the seed file. Changes reach every instance through NOTIFY.</summary>
-public sealed class RuleStore(NpgsqlDataSource db, TimeProvider time)
+/// <summary>
+/// Routing rules for the admin API, the admin app and the seed file. Changes reach every instance through NOTIFY. Changes an
+/// admin makes are recorded in the audit log under the actor the caller names; the seed file's are not.
+/// </summary>
+public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider time)
 {
+    private const string Entity = "route";
+
     public async Task<IReadOnlyList<RoutingRule>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -15,10 +21,25 @@ public sealed class RuleStore(NpgsqlDataSource db, TimeProvider time)
     }
 
     /// <summary>Creates or replaces the rule of that name; true when it was created.</summary>
-    public async Task<(RoutingRule Rule, bool Created)> UpsertAsync(string name, RoutingRule rule, CancellationToken ct)
+    public async Task<(RoutingRule Rule, bool Created)> UpsertAsync(string name, RoutingRule rule, string actor, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var before = await FindAsync(connection, name, ct);
+        var (saved, created) = await UpsertAsync(connection, name, rule, ct);
+        await audit.RecordAsync(connection, null, actor, created ? AuditActions.RouteCreate : AuditActions.RouteUpdate, Entity, name, before, saved, ct);
+        return (saved, created);
+    }
+
+    /// <summary>Creates or replaces the seed file's rules by name. Not audited: it is configuration.</summary>
+    public async Task ApplySeedAsync(IEnumerable<RoutingRule> rules, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        foreach (var rule in rules) await UpsertAsync(connection, rule.Name, rule, ct);
+    }
+
+    private async Task<(RoutingRule Rule, bool Created)> UpsertAsync(NpgsqlConnection connection, string name, RoutingRule rule, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.ExecuteScalarAsync<bool>(new CommandDefinition("""
             INSERT INTO routing_rules AS r (id, name, priority, enabled, match, targets, fallbacks, downgrade_model, injection_filter, created_at,
                                             updated_at)
@@ -40,13 +61,20 @@ public sealed class RuleStore(NpgsqlDataSource db, TimeProvider time)
             rule.InjectionFilter,
             Now = now.UtcDateTime,
         }, cancellationToken: ct));
-        var saved = await connection.QuerySingleAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} WHERE name = @name", new { name }, cancellationToken: ct));
-        return (saved.ToRule(), created);
+        return ((await FindAsync(connection, name, ct))!, created);
     }
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken ct)
+    public async Task<bool> DeleteAsync(string name, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM routing_rules WHERE name = @name", new { name }, cancellationToken: ct)) > 0;
+        var before = await FindAsync(connection, name, ct);
+        if (await connection.ExecuteAsync(new CommandDefinition("DELETE FROM routing_rules WHERE name = @name", new { name }, cancellationToken: ct)) == 0)
+            return false;
+        await audit.RecordAsync(connection, null, actor, AuditActions.RouteDelete, Entity, name, before, null, ct);
+        return true;
     }
+
+    private static async Task<RoutingRule?> FindAsync(NpgsqlConnection connection, string name, CancellationToken ct) =>
+        (await connection.QuerySingleOrDefaultAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} WHERE name = @name", new { name },
+            cancellationToken: ct)))?.ToRule();
 }

@@ -1,8 +1,6 @@
 using System.Globalization;
-using Gateway.Core.Admin;
-using Gateway.Core.Audit;
+using Gateway.Core.Keys;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace Gateway.Core.Seeding;
 
@@ -13,7 +11,7 @@ namespace Gateway.Core.Seeding;
 /// scrollback, a log, a forgotten <c>data/demo-key</c>): the offline mock models only, a hard cap per budget day, a rate
 /// limit and an expiry. An admin may change any of these afterwards like any key's.
 /// </summary>
-public sealed partial class DemoKeyIssuer(KeyStore keys, AuditLog audit, TimeProvider time, ILogger<DemoKeyIssuer> logger)
+public sealed partial class DemoKeyIssuer(KeyStore keys, TimeProvider time, ILogger<DemoKeyIssuer> logger)
 {
     public const string Name = "demo";
 
@@ -42,17 +40,9 @@ public sealed partial class DemoKeyIssuer(KeyStore keys, AuditLog audit, TimePro
     {
         var request = new CreateKeyRequest(Name, AllowedModels, time.GetUtcNow() + Lifetime, HardCapUsd: HardCapUsd, RpmLimit: RpmLimit,
             Owner: "development (issued at start-up)");
-        if (await keys.CreateOnceAsync(Marker, request, ct) is not { } created) return null;
+        // Its audit entry is written in the key's own transaction (an issued key always has one).
+        if (await keys.CreateOnceAsync(Marker, request, Actor, ct) is not { } created) return null;
         Log.Issued(logger, created.Prefix, Describe(created));
-        try
-        {
-            await audit.RecordAsync(Actor, "key.create", "key", created.Id.ToString(), null, created, ct);
-        }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
-        {
-            // The key is committed and will never be issued again: it must still reach the caller, who prints it.
-            Log.NotAudited(logger, created.Prefix, ex.Message);
-        }
         return created;
     }
 
@@ -65,8 +55,5 @@ public sealed partial class DemoKeyIssuer(KeyStore keys, AuditLog audit, TimePro
         [LoggerMessage(EventId = 1005, Level = LogLevel.Warning,
             Message = "Demo key {KeyPrefix} issued (Gateway:SeedDemoKey is on; for development only): {Limits}")]
         public static partial void Issued(ILogger logger, string keyPrefix, string limits);
-
-        [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Demo key {KeyPrefix} issued, but its audit entry could not be written ({Error})")]
-        public static partial void NotAudited(ILogger logger, string keyPrefix, string error);
     }
 }

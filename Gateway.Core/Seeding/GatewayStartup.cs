@@ -83,8 +83,8 @@ public sealed partial class GatewayStartup(
             if (await references.CheckRuleAsync(r, ct, seedModels) is { } missing)
                 throw new InvalidOperationException($"Seed file {full}: route '{r.Name}': {missing.Message}");
         }
-        await catalogStore.ApplySeedAsync(seed, ct);
-        foreach (var route in seed.Routes ?? []) await ruleStore.UpsertAsync(route.Name, route, ct);
+        await catalogStore.ApplySeedAsync(seed.Providers ?? [], seed.Models ?? [], ct);
+        await ruleStore.ApplySeedAsync(seed.Routes ?? [], ct);
         Log.Seeded(logger, full, seed.Providers?.Count ?? 0, seed.Models?.Count ?? 0);
     }
 

@@ -1,6 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
 using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -1,5 +1,4 @@
 using Dapper;
-using Gateway.Core.Admin;
 using Gateway.Core.Budgets;
 using Gateway.Core.Chat;
 using Gateway.Core.Keys;
@@ -23,6 +22,9 @@ namespace Micro;
 internal sealed class HotPathFixture
 {
     public const int KeyCount = 10_000;
+
+    /// <summary>The audit log's actor of the fixture's changes.</summary>
+    private const string BenchActor = "bench (micro)";
 
     private static readonly Lazy<Task<HotPathFixture>> Shared = new(CreateAsync);
 
@@ -73,7 +75,7 @@ internal sealed class HotPathFixture
         var ct = CancellationToken.None;
         await services.GetRequiredService<Migrator>().MigrateAsync(ct);
         var token = await CreateKeysAsync(services, ct);
-        await services.GetRequiredService<TagBudgets>().UpsertAsync(new TagBudget("research", 500m, 10_000m), ct);
+        await services.GetRequiredService<TagBudgets>().UpsertAsync(new TagBudget("research", 500m, 10_000m), BenchActor, ct);
         // Migrations (again: a no-op), the seed file, then the key, model, rule and tag-budget snapshots: as at a gateway's start.
         await services.GetRequiredService<GatewayStartup>().StartAsync(ct);
 
@@ -110,7 +112,7 @@ internal sealed class HotPathFixture
         // Budgets large enough that the whole run stays inside the first leased slice (a tenth of the cap) and under the daily
         // budget, so what is measured is the per-request check, not a downgrade or the next lease's round trip.
         var budgeted = await services.GetRequiredService<KeyStore>().CreateAsync(new CreateKeyRequest("micro-budgeted",
-            DailyBudgetUsd: 50_000m, HardCapUsd: 100_000m, Tags: ["support", "team-emea"]), ct);
+            DailyBudgetUsd: 50_000m, HardCapUsd: 100_000m, Tags: ["support", "team-emea"]), BenchActor, ct);
 
         var others = Enumerable.Range(1, KeyCount - 1).Select(_ => ApiKeySecret.Create()).ToArray();
         await using (var connection = await db.OpenConnectionAsync(ct))

@@ -4,7 +4,8 @@ using FluentValidation;
 using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core.Admin;
-using Gateway.Core.Audit;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
 using Gateway.Core.Budgets;
 using Gateway.Core.Routing;
 using Gateway.Core.Errors;
@@ -26,73 +27,58 @@ internal static class AdminEndpoints
     {
         var admin = app.MapGroup("/admin").RequireMasterKey();
 
-        admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
             if (KeyRequest(new JsonObject(), body, out var wrongType) is not { } request) return wrongType;
             if (Invalid(KeyRules, request) is { } bad) return bad;
-            var created = await keys.CreateAsync(request, ct);
-            await audit.RecordAsync(AdminCaller.Name, "key.create", "key", created.Id.ToString(), null, created, ct);
+            var created = await keys.CreateAsync(request, AdminCaller.Name, ct);
             return TypedResults.Created($"/admin/keys/{created.Id}", created);
         });
         admin.MapGet("/keys", async (KeyStore keys, CancellationToken ct) => TypedResults.Ok(await keys.ListAsync(ct)));
         admin.MapGet("/keys/{id:guid}", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
             await keys.GetAsync(id, ct) is { } key ? TypedResults.Ok(key) : NotFound("key", id.ToString()));
         // A JSON merge patch (RFC 7396): fields present are set, null clears, absent ones keep their value.
-        admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, AuditLog audit, CancellationToken ct) =>
+        admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
             if (await keys.GetAsync(id, ct) is not { } current) return NotFound("key", id.ToString());
             if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body, out var wrongType) is not { } request)
                 return wrongType;
             if (Invalid(KeyRules, request) is { } bad) return bad;
-            if (await keys.UpdateAsync(id, request, ct) is not { } updated) return NotFound("key", id.ToString());
-            await audit.RecordAsync(AdminCaller.Name, "key.update", "key", id.ToString(), current, updated, ct);
+            if (await keys.UpdateAsync(id, request, AdminCaller.Name, ct) is not { } updated) return NotFound("key", id.ToString());
             return TypedResults.Ok(updated);
         });
-        admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, AuditLog audit, CancellationToken ct) =>
-        {
-            var before = await keys.GetAsync(id, ct);
-            if (await keys.RevokeAsync(id, ct) is not { } revoked) return NotFound("key", id.ToString());
-            await audit.RecordAsync(AdminCaller.Name, "key.revoke", "key", id.ToString(), before, revoked, ct);
-            return TypedResults.Ok(revoked);
-        });
+        admin.MapPost("/keys/{id:guid}/revoke", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
+            await keys.RevokeAsync(id, AdminCaller.Name, ct) is { } revoked ? TypedResults.Ok(revoked) : NotFound("key", id.ToString()));
         // A new secret for the same key (settings and history stay); the old one stops working within a second.
-        admin.MapPost("/keys/{id:guid}/rotate", async Task<IResult> (Guid id, KeyStore keys, AuditLog audit, CancellationToken ct) =>
-        {
-            var before = await keys.GetAsync(id, ct);
-            if (await keys.RotateAsync(id, ct) is not { } rotated) return NotFound("live key", id.ToString());
-            await audit.RecordAsync(AdminCaller.Name, "key.rotate", "key", id.ToString(), before, rotated, ct);
-            return TypedResults.Ok(rotated);
-        });
+        admin.MapPost("/keys/{id:guid}/rotate", async Task<IResult> (Guid id, KeyStore keys, CancellationToken ct) =>
+            await keys.RotateAsync(id, AdminCaller.Name, ct) is { } rotated ? TypedResults.Ok(rotated) : NotFound("live key", id.ToString()));
 
         admin.MapGet("/providers", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListProvidersAsync(ct)));
-        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules, AuditLog audit,
+        admin.MapPost("/providers", async Task<IResult> (ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules,
             CancellationToken ct) =>
         {
             if (Invalid(rules, request) is { } bad) return bad;
-            if (await catalog.CreateProviderAsync(request, ct) is not { } created)
+            if (await catalog.CreateProviderAsync(request, AdminCaller.Name, ct) is not { } created)
                 return OpenAIResults.Error(new GatewayError(409, $"A provider named '{request.Name}' exists; use PUT to change it.",
                     "invalid_request_error", "name", "conflict"));
-            await audit.RecordAsync(AdminCaller.Name, "provider.create", "provider", created.Name, null, created, ct);
             return TypedResults.Created($"/admin/providers/{created.Name}", created);
         });
         admin.MapPut("/providers/{name}", async Task<IResult> (string name, ProviderRequest request, CatalogStore catalog, ProviderRequestValidator rules,
-            AuditLog audit, CancellationToken ct) =>
+            CancellationToken ct) =>
         {
             request = request with { Name = name };
             if (Invalid(rules, request) is { } bad) return bad;
-            var before = (await catalog.ListProvidersAsync(ct)).FirstOrDefault(p => p.Name == name);
-            if (await catalog.UpdateProviderAsync(name, request, ct) is not { } updated) return NotFound("provider", name);
-            await audit.RecordAsync(AdminCaller.Name, "provider.update", "provider", name, before, updated, ct);
+            if (await catalog.UpdateProviderAsync(name, request, AdminCaller.Name, ct) is not { } updated) return NotFound("provider", name);
             return TypedResults.Ok(updated);
         });
 
         admin.MapGet("/models", async (CatalogStore catalog, CancellationToken ct) => TypedResults.Ok(await catalog.ListModelsAsync(ct)));
-        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
-            UpsertModelAsync(request.Alias ?? "", request, catalog, references, audit, ct));
-        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CatalogReferences references, AuditLog audit,
-            CancellationToken ct) => UpsertModelAsync(alias, request with { Alias = alias }, catalog, references, audit, ct));
+        admin.MapPost("/models", (ModelRequest request, CatalogStore catalog, CatalogReferences references, CancellationToken ct) =>
+            UpsertModelAsync(request.Alias ?? "", request, catalog, references, ct));
+        admin.MapPut("/models/{**alias}", (string alias, ModelRequest request, CatalogStore catalog, CatalogReferences references,
+            CancellationToken ct) => UpsertModelAsync(alias, request with { Alias = alias }, catalog, references, ct));
         admin.MapGet("/budgets/tags", (TagBudgets budgets) => TypedResults.Ok(budgets.All.OrderBy(b => b.Tag, StringComparer.Ordinal).ToList()));
-        admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
+        admin.MapPut("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudget budget, TagBudgets budgets, CancellationToken ct) =>
         {
             if (string.IsNullOrWhiteSpace(tag))
                 return OpenAIResults.Error(GatewayError.BadRequest("The tag must not be empty.", "tag", "invalid_value"));
@@ -101,29 +87,19 @@ internal static class AdminEndpoints
                 if (MoneyAmount.Problem(field, amount, 1_000_000_000m) is { } problem)
                     return OpenAIResults.Error(GatewayError.BadRequest(problem, field, "invalid_value"));
             }
-            var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
-            var saved = await budgets.UpsertAsync(budget with { Tag = tag }, ct);
-            await audit.RecordAsync(AdminCaller.Name, "tag_budget.set", "tag_budget", tag, before, saved, ct);
-            return TypedResults.Ok(saved);
+            return TypedResults.Ok(await budgets.UpsertAsync(budget with { Tag = tag }, AdminCaller.Name, ct));
         });
-        admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, AuditLog audit, CancellationToken ct) =>
-        {
-            var before = budgets.All.FirstOrDefault(b => b.Tag == tag);
-            if (!await budgets.DeleteAsync(tag, ct)) return NotFound("tag budget", tag);
-            await audit.RecordAsync(AdminCaller.Name, "tag_budget.delete", "tag_budget", tag, before, null, ct);
-            return TypedResults.NoContent();
-        });
+        admin.MapDelete("/budgets/tags/{tag}", async Task<IResult> (string tag, TagBudgets budgets, CancellationToken ct) =>
+            await budgets.DeleteAsync(tag, AdminCaller.Name, ct) ? TypedResults.NoContent() : NotFound("tag budget", tag));
         admin.MapGet("/routes", async (RuleStore rules, CancellationToken ct) => TypedResults.Ok(await rules.ListAsync(ct)));
-        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit, CancellationToken ct) =>
-            UpsertRuleAsync(rule.Name, rule, rules, book, references, audit, ct));
-        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, AuditLog audit,
-            CancellationToken ct) => UpsertRuleAsync(name, rule with { Name = name }, rules, book, references, audit, ct));
-        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, RuleBook book, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/routes", (RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references, CancellationToken ct) =>
+            UpsertRuleAsync(rule.Name, rule, rules, book, references, ct));
+        admin.MapPut("/routes/{name}", (string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references,
+            CancellationToken ct) => UpsertRuleAsync(name, rule with { Name = name }, rules, book, references, ct));
+        admin.MapDelete("/routes/{name}", async Task<IResult> (string name, RuleStore rules, RuleBook book, CancellationToken ct) =>
         {
-            var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
-            if (!await rules.DeleteAsync(name, ct)) return NotFound("routing rule", name);
+            if (!await rules.DeleteAsync(name, AdminCaller.Name, ct)) return NotFound("routing rule", name);
             await book.ReloadAsync(ct);
-            await audit.RecordAsync(AdminCaller.Name, "route.delete", "route", name, before, null, ct);
             return TypedResults.NoContent();
         });
         admin.MapPost("/routes/test", (RouteTestRequest test, RouteTester tester) =>
@@ -132,22 +108,20 @@ internal static class AdminEndpoints
             return failure is not null ? OpenAIResults.Error(failure) : TypedResults.Ok(result);
         });
         // Admin tokens: only the master key may issue or revoke them.
-        admin.MapPost("/tokens", async Task<IResult> (AdminTokenRequest request, AdminTokens tokens, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/tokens", async Task<IResult> (AdminTokenRequest request, AdminTokens tokens, CancellationToken ct) =>
         {
             if (!AdminCaller.IsMasterKey) return OpenAIResults.Error(MasterKeyOnly);
             if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100)
                 return OpenAIResults.Error(GatewayError.BadRequest("'name' is required (at most 100 characters).", "name", "invalid_value"));
-            if (await tokens.CreateAsync(request.Name.Trim(), ct) is not var (token, view))
+            if (await tokens.CreateAsync(request.Name.Trim(), AdminCaller.Name, ct) is not var (token, view))
                 return OpenAIResults.Error(new GatewayError(409, $"An admin token named '{request.Name}' exists.", "invalid_request_error", "name", "conflict"));
-            await audit.RecordAsync(AdminCaller.Name, "admin_token.create", "admin_token", view.Id.ToString(), null, view, ct);
             return TypedResults.Created($"/admin/tokens/{view.Id}", new { view.Id, view.Name, view.Prefix, view.CreatedAt, token });
         });
         admin.MapGet("/tokens", async (AdminTokens tokens, CancellationToken ct) => TypedResults.Ok(await tokens.ListAsync(ct)));
-        admin.MapPost("/tokens/{id:guid}/revoke", async Task<IResult> (Guid id, AdminTokens tokens, AuditLog audit, CancellationToken ct) =>
+        admin.MapPost("/tokens/{id:guid}/revoke", async Task<IResult> (Guid id, AdminTokens tokens, CancellationToken ct) =>
         {
             if (!AdminCaller.IsMasterKey) return OpenAIResults.Error(MasterKeyOnly);
-            if (await tokens.RevokeAsync(id, ct) is not { } revoked) return NotFound("admin token", id.ToString());
-            await audit.RecordAsync(AdminCaller.Name, "admin_token.revoke", "admin_token", id.ToString(), null, revoked, ct);
+            if (await tokens.RevokeAsync(id, AdminCaller.Name, ct) is not { } revoked) return NotFound("admin token", id.ToString());
             return TypedResults.Ok(revoked);
         });
         admin.MapReports();
@@ -162,28 +136,24 @@ internal static class AdminEndpoints
     private sealed record AdminTokenRequest(string? Name);
 
     private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references,
-        AuditLog audit, CancellationToken ct)
+        CancellationToken ct)
     {
         if (Invalid(RuleRules, rule with { Name = name }) is { } bad) return bad;
         if (await references.CheckRuleAsync(rule, ct) is { } missing) return Missing(missing);
-        var before = (await rules.ListAsync(ct)).FirstOrDefault(r => r.Name == name);
-        var (saved, created) = await rules.UpsertAsync(name, rule, ct);
+        var (saved, created) = await rules.UpsertAsync(name, rule, AdminCaller.Name, ct);
         // This instance applies the change before answering, so a script's next call (the route tester, a request) sees it;
         // other instances get it through NOTIFY within a second.
         await book.ReloadAsync(ct);
-        await audit.RecordAsync(AdminCaller.Name, created ? "route.create" : "route.update", "route", name, before, saved, ct);
         return created ? TypedResults.Created($"/admin/routes/{saved.Name}", saved) : TypedResults.Ok(saved);
     }
 
     private static async Task<IResult> UpsertModelAsync(string alias, ModelRequest request, CatalogStore catalog, CatalogReferences references,
-        AuditLog audit, CancellationToken ct)
+        CancellationToken ct)
     {
         if (Invalid(ModelRules, request) is { } bad) return bad;
         if (await references.CheckModelAsync(alias, request, ct) is { } missing) return Missing(missing);
-        var before = (await catalog.ListModelsAsync(ct)).FirstOrDefault(m => m.Alias == alias);
-        var (model, created) = await catalog.UpsertModelAsync(alias, request, ct);
+        var (model, created) = await catalog.UpsertModelAsync(alias, request, AdminCaller.Name, ct);
         if (model is null) return NotFound("provider", request.Provider!);
-        await audit.RecordAsync(AdminCaller.Name, created ? "model.create" : "model.update", "model", alias, before, model, ct);
         return created ? TypedResults.Created($"/admin/models/{model.Alias}", model) : TypedResults.Ok(model);
     }
 

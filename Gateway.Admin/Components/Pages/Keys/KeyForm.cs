@@ -1,4 +1,4 @@
-using Gateway.Core.Admin;
+using Gateway.Core.Keys;
 
 namespace Gateway.Admin.Components.Pages.Keys;
 

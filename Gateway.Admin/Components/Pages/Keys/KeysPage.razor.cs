@@ -1,8 +1,8 @@
 using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Keys.Components;
 using Gateway.Admin.Components.Shared;
-using Gateway.Core.Admin;
-using Gateway.Core.Audit;
+using Gateway.Core.Catalog;
+using Gateway.Core.Keys;
 using Gateway.Core.Budgets;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
@@ -13,7 +13,6 @@ public partial class KeysPage
 {
     [Inject] private KeyStore Keys { get; set; } = default!;
     [Inject] private CatalogStore Catalog { get; set; } = default!;
-    [Inject] private AuditLog Audit { get; set; } = default!;
     [Inject] private BudgetCalendar Calendar { get; set; } = default!;
     [Inject] private TimeProvider Time { get; set; } = default!;
     [Inject] private IDialogService Dialogs { get; set; } = default!;
@@ -74,8 +73,7 @@ public partial class KeysPage
         if (await Dialogs.ShowMessageBoxAsync("Rotate key", $"Give '{key.Name}' a new secret? The current one stops working within a second.",
                 yesText: "Rotate", cancelText: "Cancel") != true) return;
         if (await Session.ActorAsync() is not { } actor) return;
-        if (await Keys.RotateAsync(key.Id, CancellationToken.None) is not { } rotated) return;
-        await Audit.RecordAsync(actor, "key.rotate", "key", key.Id.ToString(), key, rotated, CancellationToken.None);
+        if (await Keys.RotateAsync(key.Id, actor, CancellationToken.None) is not { } rotated) return;
         await ShowKeyAsync(rotated);
         await _grid.ReloadServerData();
     }
@@ -85,8 +83,7 @@ public partial class KeysPage
         if (await Dialogs.ShowMessageBoxAsync("Revoke key", $"Revoke '{key.Name}'? Every request with it is refused within a second. This cannot be undone.",
                 yesText: "Revoke", cancelText: "Cancel") != true) return;
         if (await Session.ActorAsync() is not { } actor) return;
-        if (await Keys.RevokeAsync(key.Id, CancellationToken.None) is { } revoked)
-            await Audit.RecordAsync(actor, "key.revoke", "key", key.Id.ToString(), key, revoked, CancellationToken.None);
+        await Keys.RevokeAsync(key.Id, actor, CancellationToken.None);
         Snackbar.Add($"Revoked {key.Name}", Severity.Info);
         await _grid.ReloadServerData();
     }

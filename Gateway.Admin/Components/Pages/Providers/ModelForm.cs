@@ -1,4 +1,4 @@
-using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
 
 namespace Gateway.Admin.Components.Pages.Providers;
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Gateway.Core.Admin;
 using Gateway.Core.Catalog;
 
 namespace Gateway.Admin.Components.Pages.Providers;

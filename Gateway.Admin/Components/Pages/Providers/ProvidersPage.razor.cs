@@ -2,7 +2,7 @@ using System.Globalization;
 using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Providers.Components;
 using Gateway.Admin.Components.Shared;
-using Gateway.Core.Admin;
+using Gateway.Core.Catalog;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
 

@@ -2,8 +2,7 @@ using System.Globalization;
 using Gateway.Admin.Account;
 using Gateway.Admin.Components.Pages.Routing.Components;
 using Gateway.Admin.Components.Shared;
-using Gateway.Core.Admin;
-using Gateway.Core.Audit;
+using Gateway.Core.Keys;
 using Gateway.Core.Routing;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
@@ -15,7 +14,6 @@ public sealed partial class RoutingPage : IDisposable
     [Inject] private RuleStore Store { get; set; } = default!;
     [Inject] private RuleBook Book { get; set; } = default!;
     [Inject] private KeyStore KeyStore { get; set; } = default!;
-    [Inject] private AuditLog Audit { get; set; } = default!;
     [Inject] private IDialogService Dialogs { get; set; } = default!;
     [Inject] private ISnackbar Snackbar { get; set; } = default!;
     [Inject] private AdminSession Session { get; set; } = default!;
@@ -91,7 +89,7 @@ public sealed partial class RoutingPage : IDisposable
             var wanted = swapOnly ? priorities : [.. Enumerable.Range(1, order.Count).Select(i => i * 10)];
             foreach (var (rule, priority) in order.Zip(wanted))
             {
-                if (rule.Priority != priority) await UpdateAsync(actor, rule, rule with { Priority = priority });
+                if (rule.Priority != priority) await Store.UpsertAsync(rule.Name, rule with { Priority = priority }, actor, CancellationToken.None);
             }
             await LoadAsync();
         }
@@ -108,7 +106,7 @@ public sealed partial class RoutingPage : IDisposable
         try
         {
             if (await Session.ActorAsync() is not { } actor) return;
-            await UpdateAsync(actor, rule, rule with { Enabled = enabled });
+            await Store.UpsertAsync(rule.Name, rule with { Enabled = enabled }, actor, CancellationToken.None);
             Snackbar.Add($"{rule.Name} {(enabled ? "enabled" : "disabled")}.", Severity.Info);
             await LoadAsync();
         }
@@ -123,16 +121,9 @@ public sealed partial class RoutingPage : IDisposable
         if (await Dialogs.ShowMessageBoxAsync("Delete rule", $"Delete '{rule.Name}'? Requests it matched go to the next matching rule, or their own alias.",
                 yesText: "Delete", cancelText: "Cancel") != true) return;
         if (await Session.ActorAsync() is not { } actor) return;
-        if (await Store.DeleteAsync(rule.Name, CancellationToken.None))
-            await Audit.RecordAsync(actor, "route.delete", "route", rule.Name, rule, null, CancellationToken.None);
+        await Store.DeleteAsync(rule.Name, actor, CancellationToken.None);
         Snackbar.Add($"Deleted {rule.Name}.", Severity.Info);
         await LoadAsync();
-    }
-
-    private async Task UpdateAsync(string actor, RoutingRule before, RoutingRule after)
-    {
-        var (saved, _) = await Store.UpsertAsync(after.Name, after, CancellationToken.None);
-        await Audit.RecordAsync(actor, "route.update", "route", after.Name, before, saved, CancellationToken.None);
     }
 
     /// <summary>The conditions in a line, as the README's table names them.</summary>

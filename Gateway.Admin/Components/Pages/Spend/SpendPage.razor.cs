@@ -1,7 +1,7 @@
 using System.Globalization;
 using Gateway.Admin.Components.Shared;
 using Gateway.Admin.Reports;
-using Gateway.Core.Admin;
+using Gateway.Core.Keys;
 using Gateway.Core.Budgets;
 using Gateway.Core.Reports;
 using Microsoft.AspNetCore.Components;

@@ -2,7 +2,7 @@ using System.Collections.Frozen;
 using System.Globalization;
 using Gateway.Core.Providers;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Catalog;
 
 /// <summary>
 /// "Test connection": one cheap real call, the protocol's list-models endpoint, with the base URL, headers and

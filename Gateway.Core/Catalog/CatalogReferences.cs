@@ -2,7 +2,7 @@ using Dapper;
 using Gateway.Core.Routing;
 using Npgsql;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Catalog;
 
 /// <summary>A name a model or rule refers to that does not exist: the form field, the JSON field, and what to tell the admin.</summary>
 /// <param name="Field">The request's property path, as FluentValidation names it (<c>Targets[0].Model</c>), for the admin app's forms.</param>

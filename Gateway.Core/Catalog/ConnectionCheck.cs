@@ -1,4 +1,4 @@
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Catalog;
 
 /// <summary>The outcome of a provider's "test connection".</summary>
 /// <param name="Ok">The provider answered its list-models call with a model list.</param>

@@ -1,16 +1,16 @@
 using Dapper;
-using Gateway.Core.Keys;
+using Gateway.Core.Audit;
 using Npgsql;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Keys;
 
-/// <summary>Issues, lists and revokes keys. Only the hash and a short prefix are stored.</summary>
-public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
+/// <summary>
+/// Issues, lists and revokes keys. Only the hash and a short prefix are stored. Every change is recorded in the audit log,
+/// under the actor the caller names, with the key as it was before and after.
+/// </summary>
+public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider time)
 {
-    private const string Columns = """
-        id, name, owner, prefix, allowed_models, tags, daily_budget_usd, hard_cap_usd, monthly_budget_usd, end_user_daily_budget_usd, downgrade_model, rpm_limit, tpm_limit,
-        cache_ttl_seconds, cache_scope, budget_tiers::text AS budget_tiers_json, injection_filter, expires_at, revoked_at, created_at
-        """;
+    private const string Entity = "key";
 
     private const string InsertSql = $"""
         INSERT INTO api_keys (id, name, owner, prefix, key_hash, allowed_models, tags, daily_budget_usd, hard_cap_usd, downgrade_model,
@@ -19,21 +19,25 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         VALUES (@Id, @Name, @Owner, @Prefix, @Hash, @AllowedModels, @Tags, @DailyBudgetUsd, @HardCapUsd, @DowngradeModel,
                 @RpmLimit, @TpmLimit, @CacheTtlSeconds, @CacheScope, @BudgetTiers::jsonb, @MonthlyBudgetUsd, @EndUserDailyBudgetUsd, @InjectionFilter,
                 @ExpiresAt, @CreatedAt)
-        RETURNING {Columns}
+        RETURNING {KeyView.Columns}
         """;
 
-    public async Task<CreatedKey> CreateAsync(CreateKeyRequest request, CancellationToken ct)
+    public async Task<CreatedKey> CreateAsync(CreateKeyRequest request, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await InsertAsync(connection, null, Guid.CreateVersion7(time.GetUtcNow()), request, ct);
+        var created = await InsertAsync(connection, null, Guid.CreateVersion7(time.GetUtcNow()), request, ct);
+        await audit.RecordAsync(connection, null, actor, AuditActions.KeyCreate, Entity, created.Id.ToString(), null, created, ct);
+        return created;
     }
 
     /// <summary>
     /// Issues a key only if no key was ever issued under <paramref name="marker"/> in this database (a row in
     /// <c>seed_markers</c> holding the key's id, written in the key's own transaction): null if one was, even if that key
-    /// has since been renamed, revoked or deleted. Concurrent callers on any instance issue exactly one key between them.
+    /// has since been renamed, revoked or deleted. Concurrent callers on any instance issue exactly one key between them. The
+    /// audit row is written in the same transaction: a key is issued with its row or not at all (it can never be issued again,
+    /// so an issued key without one could not be made up for).
     /// </summary>
-    public async Task<CreatedKey?> CreateOnceAsync(string marker, CreateKeyRequest request, CancellationToken ct)
+    public async Task<CreatedKey?> CreateOnceAsync(string marker, CreateKeyRequest request, string actor, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var id = Guid.CreateVersion7(now);
@@ -45,6 +49,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
             """, new { marker, id, now = now.UtcDateTime }, transaction, cancellationToken: ct));
         if (claimed == 0) return null;
         var created = await InsertAsync(connection, transaction, id, request, ct);
+        await audit.RecordAsync(connection, transaction, actor, AuditActions.KeyCreate, Entity, created.Id.ToString(), null, created, ct);
         await transaction.CommitAsync(ct);
         return created;
     }
@@ -63,7 +68,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<KeyView>(new CommandDefinition(
-            $"SELECT {Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
+            $"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
         return rows.AsList();
     }
 
@@ -98,7 +103,7 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
         var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             $"SELECT count(*) FROM api_keys k {Where}", parameters, cancellationToken: ct));
         var rows = await connection.QueryAsync<KeyListRow>(new CommandDefinition($"""
-            SELECT {Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
+            SELECT {KeyView.Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
             FROM api_keys k LEFT JOIN usage_daily d ON d.key_id = k.id AND d.day = @today::date
             {Where}
             ORDER BY k.created_at DESC, k.id OFFSET @offset LIMIT @limit
@@ -110,43 +115,56 @@ public sealed class KeyStore(NpgsqlDataSource db, TimeProvider time)
     /// Gives a live key a new secret (same id, settings and history); the old secret stops working as soon as every
     /// instance has the NOTIFY. Null if the key is unknown or revoked.
     /// </summary>
-    public async Task<CreatedKey?> RotateAsync(Guid id, CancellationToken ct)
+    public async Task<CreatedKey?> RotateAsync(Guid id, string actor, CancellationToken ct)
     {
         var (key, prefix, hash) = ApiKeySecret.Create();
         await using var connection = await db.OpenConnectionAsync(ct);
+        var before = await GetAsync(connection, id, ct);
         var view = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
-            UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {Columns}
+            UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {KeyView.Columns}
             """, new { id, prefix, hash }, cancellationToken: ct));
-        return view is null ? null : new CreatedKey(key, view);
+        if (view is null) return null;
+        var rotated = new CreatedKey(key, view);
+        await audit.RecordAsync(connection, null, actor, AuditActions.KeyRotate, Entity, id.ToString(), before, rotated, ct);
+        return rotated;
     }
 
     /// <summary>Revokes a key (idempotent: a revoked key keeps its first revocation time); null if unknown.</summary>
-    public async Task<KeyView?> RevokeAsync(Guid id, CancellationToken ct)
+    public async Task<KeyView?> RevokeAsync(Guid id, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
-            UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {Columns}
+        var before = await GetAsync(connection, id, ct);
+        var revoked = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+            UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {KeyView.Columns}
             """, new { id, Now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+        if (revoked is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyRevoke, Entity, id.ToString(), before, revoked, ct);
+        return revoked;
     }
 
     public async Task<KeyView?> GetAsync(Guid id, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition(
-            $"SELECT {Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
+        return await GetAsync(connection, id, ct);
     }
 
+    private static Task<KeyView?> GetAsync(NpgsqlConnection connection, Guid id, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition(
+            $"SELECT {KeyView.Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
+
     /// <summary>Replaces a key's settings (not its secret); every instance reloads it on the NOTIFY. Null if unknown.</summary>
-    public async Task<KeyView?> UpdateAsync(Guid id, CreateKeyRequest request, CancellationToken ct)
+    public async Task<KeyView?> UpdateAsync(Guid id, CreateKeyRequest request, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+        var before = await GetAsync(connection, id, ct);
+        var updated = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
             UPDATE api_keys SET name = @Name, owner = @Owner, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
                 hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
                 cache_ttl_seconds = @CacheTtlSeconds, cache_scope = @CacheScope, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, injection_filter = @InjectionFilter, expires_at = @ExpiresAt
-            WHERE id = @Id RETURNING {Columns}
+            WHERE id = @Id RETURNING {KeyView.Columns}
             """, Settings(id, request), cancellationToken: ct));
+        if (updated is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyUpdate, Entity, id.ToString(), before, updated, ct);
+        return updated;
     }
 
     /// <summary>The settable columns of a key, as given by a create or update request.</summary>

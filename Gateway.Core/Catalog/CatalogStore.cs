@@ -1,33 +1,41 @@
 using Dapper;
-using Gateway.Core.Catalog;
+using Gateway.Core.Audit;
 using Gateway.Core.Secrets;
 using Npgsql;
 
-namespace Gateway.Core.Admin;
+namespace Gateway.Core.Catalog;
 
-/// <summary>Providers and models for the admin API and the seed file. Secrets leave only as references.</summary>
-public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, TimeProvider time)
+/// <summary>
+/// Providers and models for the admin API, the admin app and the seed file. Secrets leave only as references. Changes an
+/// admin makes are recorded in the audit log under the actor the caller names; the seed file's are not.
+/// </summary>
+public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, AuditLog audit, TimeProvider time)
 {
-    private const string ProviderColumns = "id, name, protocol, base_url, secret_ref, enabled, settings::text AS settings_json, created_at, updated_at";
-
     public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderColumns} FROM providers ORDER BY name", cancellationToken: ct));
+            $"SELECT {ProviderView.Columns} FROM providers ORDER BY name", cancellationToken: ct));
         return rows.Select(Masked).ToList();
     }
 
     /// <summary>Creates a provider; null when the name is taken.</summary>
-    public async Task<ProviderView?> CreateProviderAsync(ProviderRequest request, CancellationToken ct)
+    public async Task<ProviderView?> CreateProviderAsync(ProviderRequest request, string actor, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        if (await CreateProviderAsync(connection, request, ct) is not { } created) return null;
+        await audit.RecordAsync(connection, null, actor, AuditActions.ProviderCreate, "provider", created.Name, null, created, ct);
+        return created;
+    }
+
+    private async Task<ProviderView?> CreateProviderAsync(NpgsqlConnection connection, ProviderRequest request, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        await using var connection = await db.OpenConnectionAsync(ct);
         var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
             INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, settings, created_at, updated_at)
             VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Settings::jsonb, @Now, @Now)
             ON CONFLICT (name) DO NOTHING
-            RETURNING {ProviderColumns}
+            RETURNING {ProviderView.Columns}
             """, new
         {
             Id = Guid.CreateVersion7(now),
@@ -43,15 +51,24 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
     }
 
     /// <summary>Updates a provider by name; a secret not sent is kept. Null when it does not exist.</summary>
-    public async Task<ProviderView?> UpdateProviderAsync(string name, ProviderRequest request, CancellationToken ct)
+    public async Task<ProviderView?> UpdateProviderAsync(string name, ProviderRequest request, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
+        var before = await ProviderRowAsync(connection, name, ct);
+        if (await UpdateProviderAsync(connection, name, request, ct) is not { } updated) return null;
+        await audit.RecordAsync(connection, null, actor, AuditActions.ProviderUpdate, "provider", name, before is null ? null : Masked(before),
+            updated, ct);
+        return updated;
+    }
+
+    private async Task<ProviderView?> UpdateProviderAsync(NpgsqlConnection connection, string name, ProviderRequest request, CancellationToken ct)
+    {
         var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
             UPDATE providers SET protocol = @Protocol, base_url = @BaseUrl,
                 secret_ref = CASE WHEN @SecretSent THEN @SecretRef ELSE secret_ref END,
                 enabled = coalesce(@Enabled, enabled), settings = coalesce(@Settings::jsonb, settings), updated_at = @Now
             WHERE name = @name
-            RETURNING {ProviderColumns}
+            RETURNING {ProviderView.Columns}
             """, new
         {
             name,
@@ -70,34 +87,43 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
     internal async Task<ProviderInfo?> ResolveProviderAsync(string name, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderColumns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
-        return row is null ? null : ModelCatalog.Provider(row.Id, row.Name, row.Protocol, row.BaseUrl, row.SecretRef, row.SettingsJson, secrets);
+        var row = await ProviderRowAsync(connection, name, ct);
+        return row is null ? null : ModelCatalog.Provider(row, secrets);
     }
+
+    /// <summary>A provider's row, its secret reference unmasked.</summary>
+    private static Task<ProviderView?> ProviderRowAsync(NpgsqlConnection connection, string name, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition(
+            $"SELECT {ProviderView.Columns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
 
     private string? SecretRefOf(ProviderRequest request) =>
         request.Secret is { Length: > 0 } secret ? secrets.Protect(secret) : request.SecretRef;
 
     private static ProviderView Masked(ProviderView view) => view with { SecretRef = SecretResolver.Describe(view.SecretRef) };
 
-    private const string ModelSelect = """
-        SELECT m.id, m.alias, p.name AS provider, m.upstream_model, m.input_price_per_mtok, m.output_price_per_mtok,
-               m.cached_input_price_per_mtok, m.cache_write_price_per_mtok, m.cache_write_1h_price_per_mtok, m.context_window, m.max_output_tokens, m.fallbacks, m.ttft_timeout_ms, m.timeout_ms, m.enabled, m.created_at, m.updated_at
-        FROM models m JOIN providers p ON p.id = m.provider_id
-        """;
-
     public async Task<IReadOnlyList<ModelView>> ListModelsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelSelect} ORDER BY m.alias", cancellationToken: ct));
+        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelView.Select} ORDER BY m.alias", cancellationToken: ct));
         return rows.AsList();
     }
 
     /// <summary>Creates or updates a model by alias. Null when its provider does not exist.</summary>
-    public async Task<(ModelView? Model, bool Created)> UpsertModelAsync(string alias, ModelRequest request, CancellationToken ct)
+    public async Task<(ModelView? Model, bool Created)> UpsertModelAsync(string alias, ModelRequest request, string actor, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var before = await ModelRowAsync(connection, alias, ct);
+        var (model, created) = await UpsertModelAsync(connection, alias, request, ct);
+        if (model is null) return (null, false);
+        await audit.RecordAsync(connection, null, actor, created ? AuditActions.ModelCreate : AuditActions.ModelUpdate, "model", alias, before, model,
+            ct);
+        return (model, created);
+    }
+
+    private async Task<(ModelView? Model, bool Created)> UpsertModelAsync(NpgsqlConnection connection, string alias, ModelRequest request,
+        CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        await using var connection = await db.OpenConnectionAsync(ct);
         var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
                                      cached_input_price_per_mtok, cache_write_price_per_mtok, cache_write_1h_price_per_mtok,
@@ -136,22 +162,24 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Ti
             Now = now.UtcDateTime,
         }, cancellationToken: ct));
         if (created is null) return (null, false);
-        var view = await connection.QuerySingleAsync<ModelView>(new CommandDefinition(
-            $"{ModelSelect} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
-        return (view, created.Value);
+        return (await ModelRowAsync(connection, alias, ct), created.Value);
     }
 
-    /// <summary>Applies the seed file: providers by name, models by alias (creating or updating).</summary>
-    public async Task ApplySeedAsync(SeedFile seed, CancellationToken ct)
+    private static Task<ModelView?> ModelRowAsync(NpgsqlConnection connection, string alias, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<ModelView>(new CommandDefinition($"{ModelView.Select} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
+
+    /// <summary>Applies the seed file: providers by name, models by alias (creating or updating). Not audited: it is configuration.</summary>
+    public async Task ApplySeedAsync(IEnumerable<ProviderRequest> providers, IEnumerable<ModelRequest> models, CancellationToken ct)
     {
-        foreach (var provider in seed.Providers ?? [])
+        await using var connection = await db.OpenConnectionAsync(ct);
+        foreach (var provider in providers)
         {
-            if (await UpdateProviderAsync(provider.Name!, provider, ct) is null)
-                await CreateProviderAsync(provider, ct);
+            if (await UpdateProviderAsync(connection, provider.Name!, provider, ct) is null)
+                await CreateProviderAsync(connection, provider, ct);
         }
-        foreach (var model in seed.Models ?? [])
+        foreach (var model in models)
         {
-            var (view, _) = await UpsertModelAsync(model.Alias!, model, ct);
+            var (view, _) = await UpsertModelAsync(connection, model.Alias!, model, ct);
             if (view is null)
                 throw new InvalidOperationException($"Seed file: model '{model.Alias}' names unknown provider '{model.Provider}'.");
         }
