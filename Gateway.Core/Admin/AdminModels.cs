@@ -3,7 +3,8 @@ using Gateway.Core.Catalog;
 
 namespace Gateway.Core.Admin;
 
-// Bodies of the admin REST API (serialized snake_case). Money is decimal USD.
+// Bodies of the admin REST API (serialized snake_case). Money is decimal USD. Prices per million tokens name their JSON
+// field: snake_case would make PerMTok "per_m_tok", and the API, seed files and columns say "per_mtok".
 
 public sealed record CreateKeyRequest(
     string? Name,
@@ -92,17 +93,17 @@ public sealed record ModelRequest(
     string? Alias,
     string? Provider,
     string? UpstreamModel,
-    decimal? InputPricePerMtok = null,
-    decimal? OutputPricePerMtok = null,
-    decimal? CachedInputPricePerMtok = null,
+    [property: JsonPropertyName("input_price_per_mtok")] decimal? InputPricePerMTok = null,
+    [property: JsonPropertyName("output_price_per_mtok")] decimal? OutputPricePerMTok = null,
+    [property: JsonPropertyName("cached_input_price_per_mtok")] decimal? CachedInputPricePerMTok = null,
     int? ContextWindow = null,
     bool? Enabled = null,
     int? MaxOutputTokens = null,
     IReadOnlyList<string>? Fallbacks = null,
     int? TtftTimeoutMs = null,
     int? TimeoutMs = null,
-    decimal? CacheWritePricePerMtok = null,
-    [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMtok = null);
+    [property: JsonPropertyName("cache_write_price_per_mtok")] decimal? CacheWritePricePerMTok = null,
+    [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMTok = null);
 
 public sealed record ModelView
 {
@@ -110,11 +111,11 @@ public sealed record ModelView
     public string Alias { get; init; } = "";
     public string Provider { get; init; } = "";
     public string UpstreamModel { get; init; } = "";
-    public decimal InputPricePerMtok { get; init; }
-    public decimal OutputPricePerMtok { get; init; }
-    public decimal CachedInputPricePerMtok { get; init; }
-    public decimal CacheWritePricePerMtok { get; init; }
-    [JsonPropertyName("cache_write_1h_price_per_mtok")] public decimal CacheWrite1hPricePerMtok { get; init; }
+    [JsonPropertyName("input_price_per_mtok")] public decimal InputPricePerMTok { get; init; }
+    [JsonPropertyName("output_price_per_mtok")] public decimal OutputPricePerMTok { get; init; }
+    [JsonPropertyName("cached_input_price_per_mtok")] public decimal CachedInputPricePerMTok { get; init; }
+    [JsonPropertyName("cache_write_price_per_mtok")] public decimal CacheWritePricePerMTok { get; init; }
+    [JsonPropertyName("cache_write_1h_price_per_mtok")] public decimal CacheWrite1hPricePerMTok { get; init; }
     public int? ContextWindow { get; init; }
     public int? MaxOutputTokens { get; init; }
     public string[] Fallbacks { get; init; } = [];

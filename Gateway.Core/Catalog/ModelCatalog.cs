@@ -83,8 +83,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 if (provider.SecretProblem is { } problem) Log.SecretUnavailable(logger, r.ProviderName, problem);
                 providers[r.ProviderId] = provider;
             }
-            models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMtok,
-                r.OutputPricePerMtok, r.CachedInputPricePerMtok, r.CacheWritePricePerMtok, r.CacheWrite1hPricePerMtok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
+            models[r.Alias] = new ModelRoute(r.Id, r.Alias, provider, r.UpstreamModel, r.InputPricePerMTok,
+                r.OutputPricePerMTok, r.CachedInputPricePerMTok, r.CacheWritePricePerMTok, r.CacheWrite1hPricePerMTok, r.ContextWindow, r.MaxOutputTokens, new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
                 r.Fallbacks, r.TtftTimeoutMs, r.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));
@@ -112,11 +112,11 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         public Guid Id { get; init; }
         public string Alias { get; init; } = "";
         public string UpstreamModel { get; init; } = "";
-        public decimal InputPricePerMtok { get; init; }
-        public decimal OutputPricePerMtok { get; init; }
-        public decimal CachedInputPricePerMtok { get; init; }
-        public decimal CacheWritePricePerMtok { get; init; }
-        public decimal CacheWrite1hPricePerMtok { get; init; }
+        public decimal InputPricePerMTok { get; init; }
+        public decimal OutputPricePerMTok { get; init; }
+        public decimal CachedInputPricePerMTok { get; init; }
+        public decimal CacheWritePricePerMTok { get; init; }
+        public decimal CacheWrite1hPricePerMTok { get; init; }
         public int? ContextWindow { get; init; }
         public int? MaxOutputTokens { get; init; }
         public DateTime CreatedAt { get; init; }

@@ -108,7 +108,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
         Assert.Equal((short)499, row.Status);
         Assert.True(row.CompletionTokens > 0, "the provider billed the ticks it had produced");
         Assert.True(row.UsageEstimated);
-        Assert.Equal((1m, 4m), (row.InputPricePerMtok!.Value, row.OutputPricePerMtok!.Value)); // at the prices of the candidate that was answering
+        Assert.Equal((1m, 4m), (row.InputPricePerMTok!.Value, row.OutputPricePerMTok!.Value)); // at the prices of the candidate that was answering
     }
 
     [Fact]
