@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 using Npgsql;
@@ -17,8 +16,6 @@ namespace Gateway.Tests.Api;
 public sealed class AdminAuthTests(TestEnvironment env)
 {
     private const string Chat = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static string BogusToken() => "gwa-" + Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 

@@ -13,8 +13,6 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     [Fact]
     public async Task ChatCompletion_MockModel_AnswersWithUsageAndRecordsItsCost()
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
@@ -14,8 +13,6 @@ namespace Gateway.Tests.Api;
 public sealed class FailoverTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private async Task<(string Primary, string Fallback)> ChainAsync(string primaryUpstreamModel, int? ttftTimeoutMs = null, int? timeoutMs = null)
     {

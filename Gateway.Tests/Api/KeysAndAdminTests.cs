@@ -13,8 +13,6 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private const string Hello = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
 
     [Fact]

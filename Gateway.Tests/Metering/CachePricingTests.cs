@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using CsvHelper;
 using Dapper;
@@ -18,8 +17,6 @@ namespace Gateway.Tests.Metering;
 public sealed class CachePricingTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private const decimal PerMillion = 1_000_000m;
 
