@@ -24,7 +24,7 @@ public sealed class AdminAuthTests(TestEnvironment env)
     private static async Task<string> ErrorCodeAsync(HttpResponseMessage response) =>
         (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>();
 
-    /// <summary>Every command Npgsql runs on <paramref name="database"/> in this process while it listens (its tracing), by SQL text.</summary>
+    /// <summary>Every command Npgsql runs on one database (the constructor's <c>database</c>) in this process while it listens (its tracing), by SQL text.</summary>
     private sealed class DatabaseCommands : IDisposable
     {
         private readonly ActivityListener _listener;
