@@ -37,17 +37,17 @@ public sealed record ModelRequest(
     string? Alias,
     string? Provider,
     string? UpstreamModel,
-    decimal? InputPricePerMtok = null,
-    decimal? OutputPricePerMtok = null,
-    decimal? CachedInputPricePerMtok = null,
+    [property: JsonPropertyName("input_price_per_mtok")] decimal? InputPricePerMTok = null,
+    [property: JsonPropertyName("output_price_per_mtok")] decimal? OutputPricePerMTok = null,
+    [property: JsonPropertyName("cached_input_price_per_mtok")] decimal? CachedInputPricePerMTok = null,
     int? ContextWindow = null,
     bool? Enabled = null,
     int? MaxOutputTokens = null,
     IReadOnlyList<string>? Fallbacks = null,
     int? TtftTimeoutMs = null,
     int? TimeoutMs = null,
-    decimal? CacheWritePricePerMtok = null,
-    [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMtok = null);
+    [property: JsonPropertyName("cache_write_price_per_mtok")] decimal? CacheWritePricePerMTok = null,
+    [property: JsonPropertyName("cache_write_1h_price_per_mtok")] decimal? CacheWrite1hPricePerMTok = null);
 
 /// <summary>A model's row with its provider's name: what the admin API and the admin app show, and what the in-memory
 /// <see cref="ModelCatalog"/> is built from.</summary>
@@ -64,11 +64,11 @@ public sealed record ModelView
     public string Alias { get; init; } = "";
     public string Provider { get; init; } = "";
     public string UpstreamModel { get; init; } = "";
-    public decimal InputPricePerMtok { get; init; }
-    public decimal OutputPricePerMtok { get; init; }
-    public decimal CachedInputPricePerMtok { get; init; }
-    public decimal CacheWritePricePerMtok { get; init; }
-    [JsonPropertyName("cache_write_1h_price_per_mtok")] public decimal CacheWrite1hPricePerMtok { get; init; }
+    [JsonPropertyName("input_price_per_mtok")] public decimal InputPricePerMTok { get; init; }
+    [JsonPropertyName("output_price_per_mtok")] public decimal OutputPricePerMTok { get; init; }
+    [JsonPropertyName("cached_input_price_per_mtok")] public decimal CachedInputPricePerMTok { get; init; }
+    [JsonPropertyName("cache_write_price_per_mtok")] public decimal CacheWritePricePerMTok { get; init; }
+    [JsonPropertyName("cache_write_1h_price_per_mtok")] public decimal CacheWrite1hPricePerMTok { get; init; }
     public int? ContextWindow { get; init; }
     public int? MaxOutputTokens { get; init; }
     public string[] Fallbacks { get; init; } = [];

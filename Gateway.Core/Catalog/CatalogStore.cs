@@ -128,8 +128,8 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
                                      cached_input_price_per_mtok, cache_write_price_per_mtok, cache_write_1h_price_per_mtok,
                                      context_window, max_output_tokens, fallbacks, ttft_timeout_ms, timeout_ms, enabled, created_at, updated_at)
-            SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMtok, 0), coalesce(@OutputPricePerMtok, 0),
-                   coalesce(@CachedInputPricePerMtok, @InputPricePerMtok, 0), @CacheWritePrice, @CacheWrite1hPrice,
+            SELECT @Id, @alias, p.id, @UpstreamModel, coalesce(@InputPricePerMTok, 0), coalesce(@OutputPricePerMTok, 0),
+                   coalesce(@CachedInputPricePerMTok, @InputPricePerMTok, 0), @CacheWritePrice, @CacheWrite1hPrice,
                    @ContextWindow, @MaxOutputTokens, @Fallbacks, @TtftTimeoutMs, @TimeoutMs,
                    coalesce(@Enabled, true), @Now, @Now
             FROM providers p WHERE p.name = @Provider
@@ -147,12 +147,12 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             alias,
             request.Provider,
             request.UpstreamModel,
-            request.InputPricePerMtok,
-            request.OutputPricePerMtok,
-            request.CachedInputPricePerMtok,
+            request.InputPricePerMTok,
+            request.OutputPricePerMTok,
+            request.CachedInputPricePerMTok,
             // Unset: what the provider is likely to bill, never less (Metering.Pricing), so spend is not under-counted.
-            CacheWritePrice = request.CacheWritePricePerMtok ?? Metering.Pricing.DefaultCacheWritePrice(request.InputPricePerMtok ?? 0),
-            CacheWrite1hPrice = request.CacheWrite1hPricePerMtok ?? Metering.Pricing.DefaultCacheWrite1hPrice(request.InputPricePerMtok ?? 0),
+            CacheWritePrice = request.CacheWritePricePerMTok ?? Metering.Pricing.DefaultCacheWritePrice(request.InputPricePerMTok ?? 0),
+            CacheWrite1hPrice = request.CacheWrite1hPricePerMTok ?? Metering.Pricing.DefaultCacheWrite1hPrice(request.InputPricePerMTok ?? 0),
             request.ContextWindow,
             request.MaxOutputTokens,
             Fallbacks = (request.Fallbacks ?? []).ToArray(),

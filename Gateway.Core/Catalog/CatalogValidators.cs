@@ -39,11 +39,11 @@ public sealed class ModelRequestValidator : AbstractValidator<ModelRequest>
         RuleFor(r => r.Alias).NotEmpty().MaximumLength(200).Must(AdminLimits.Printable).WithMessage("'alias' must not contain control characters.");
         RuleFor(r => r.Provider).NotEmpty();
         RuleFor(r => r.UpstreamModel).NotEmpty().MaximumLength(200).Must(AdminLimits.Printable).WithMessage("'upstream_model' must not contain control characters.");
-        RuleFor(r => r.InputPricePerMtok).Money("input_price_per_mtok", AdminLimits.MaxPricePerMTok);
-        RuleFor(r => r.OutputPricePerMtok).Money("output_price_per_mtok", AdminLimits.MaxPricePerMTok);
-        RuleFor(r => r.CachedInputPricePerMtok).Money("cached_input_price_per_mtok", AdminLimits.MaxPricePerMTok);
-        RuleFor(r => r.CacheWritePricePerMtok).Money("cache_write_price_per_mtok", 2 * AdminLimits.MaxPricePerMTok);
-        RuleFor(r => r.CacheWrite1hPricePerMtok).Money("cache_write_1h_price_per_mtok", 2 * AdminLimits.MaxPricePerMTok);
+        RuleFor(r => r.InputPricePerMTok).Money("input_price_per_mtok", AdminLimits.MaxPricePerMTok);
+        RuleFor(r => r.OutputPricePerMTok).Money("output_price_per_mtok", AdminLimits.MaxPricePerMTok);
+        RuleFor(r => r.CachedInputPricePerMTok).Money("cached_input_price_per_mtok", AdminLimits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWritePricePerMTok).Money("cache_write_price_per_mtok", 2 * AdminLimits.MaxPricePerMTok);
+        RuleFor(r => r.CacheWrite1hPricePerMTok).Money("cache_write_1h_price_per_mtok", 2 * AdminLimits.MaxPricePerMTok);
         RuleFor(r => r.ContextWindow).GreaterThan(0);
         RuleFor(r => r.MaxOutputTokens).GreaterThan(0);
         RuleFor(r => r.TtftTimeoutMs).InclusiveBetween(100, 600_000);

@@ -81,8 +81,8 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
                 if (provider.SecretProblem is { } problem) Log.SecretUnavailable(logger, p.Name, problem);
                 providers[p.Name] = provider;
             }
-            models[m.Alias] = new ModelRoute(m.Id, m.Alias, provider, m.UpstreamModel, m.InputPricePerMtok, m.OutputPricePerMtok,
-                m.CachedInputPricePerMtok, m.CacheWritePricePerMtok, m.CacheWrite1hPricePerMtok, m.ContextWindow, m.MaxOutputTokens,
+            models[m.Alias] = new ModelRoute(m.Id, m.Alias, provider, m.UpstreamModel, m.InputPricePerMTok, m.OutputPricePerMTok,
+                m.CachedInputPricePerMTok, m.CacheWritePricePerMTok, m.CacheWrite1hPricePerMTok, m.ContextWindow, m.MaxOutputTokens,
                 new DateTimeOffset(m.CreatedAt, TimeSpan.Zero), m.Fallbacks, m.TtftTimeoutMs, m.TimeoutMs);
         }
         Interlocked.Exchange(ref _models, models.ToFrozenDictionary(StringComparer.Ordinal));

@@ -135,7 +135,7 @@ public sealed class RequestMeter
         if (last is not null) Routed(last);
         _firstAlias = first.Alias;
         foreach (var (route, usage) in billed ?? []) ContinuedAfter(route, usage, "");
-        _record.Attempts = (short)Math.Max(1, attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down" or "provider_failed")));
+        _record.Attempts = (short)Math.Max(1, attempts.Count(a => !Failover.SkipReasons.IsSkip(a.Outcome)));
         _record.Fallback = served && last is not null && last.Alias != first.Alias;
         if (attempts.Count > 1 || attempts is [{ Outcome: not "ok" }])
             _record.AttemptTrail = System.Text.Json.JsonSerializer.Serialize(attempts, Failover.AttemptJsonContext.Default.IReadOnlyListAttemptRecord);

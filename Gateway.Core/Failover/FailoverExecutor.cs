@@ -20,7 +20,7 @@ public readonly record struct FailoverResult<T>(T? Value, ModelRoute? Route, Ups
     IReadOnlyList<(ModelRoute Route, TokenUsage Usage)> Billed) where T : class
 {
     /// <summary>Candidates actually called (skipped ones excluded).</summary>
-    public int Calls => Attempts.Count(a => a.Outcome is not ("circuit_open" or "cooling_down" or "provider_failed"));
+    public int Calls => Attempts.Count(a => !SkipReasons.IsSkip(a.Outcome));
 }
 
 /// <summary>
@@ -54,9 +54,9 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             // Skipped before the call, so the breakers record nothing. A skip only diverts: a candidate cooling down after the
             // provider named a wait is still called when no other candidate is ready and its wait ends first (the provider
             // decides, not a stale guess); no second call to a provider that just failed as a whole in this request.
-            var skipped = downProviders.Contains(provider) ? "provider_failed" : null;
+            var skipped = downProviders.Contains(provider) ? SkipReasons.ProviderFailed : null;
             if (skipped is null && health.Check(provider, modelKey) is { } blocked
-                && (blocked.Reason == "circuit_open" || ReadyOrSoonerAfter(chain, i, blocked.Until, downProviders)))
+                && (blocked.Reason == SkipReasons.CircuitOpen || ReadyOrSoonerAfter(chain, i, blocked.Until, downProviders)))
             {
                 skipped = blocked.Reason;
                 nextChance = nextChance is { } known && known < blocked.Until ? known : blocked.Until;
@@ -98,8 +98,8 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             if (outcome.Exception is BrokenCircuitException or IsolatedCircuitException)
             {
                 // Another request's probe is under way (half-open), or the circuit opened meanwhile.
-                call.Refused("circuit_open");
-                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, "circuit_open", 0));
+                call.Refused(SkipReasons.CircuitOpen);
+                attempts.Add(new AttemptRecord(provider, route.UpstreamModel, SkipReasons.CircuitOpen, 0));
                 var probe = time.GetUtcNow() + ((outcome.Exception as BrokenCircuitException)?.RetryAfter ?? TimeSpan.FromSeconds(1));
                 nextChance = nextChance is { } known && known < probe ? known : probe;
                 continue;
@@ -149,7 +149,7 @@ public sealed class FailoverExecutor(ProviderHealth health, TimeProvider time, G
             var provider = chain[j].Provider.Name;
             if (downProviders.Contains(provider)) continue;
             var check = health.Check(provider, ProviderHealth.ModelKey(provider, chain[j].UpstreamModel));
-            if (check is null || check.Value.Reason == "cooling_down" && check.Value.Until < until) return true;
+            if (check is null || check.Value.Reason == SkipReasons.CoolingDown && check.Value.Until < until) return true;
         }
         return false;
     }

@@ -130,16 +130,16 @@ public sealed partial class ProviderHealth
 
     /// <summary>
     /// Whether a candidate can be called now: null when it can (its circuit is closed, or its break is over and the call may
-    /// be the probe); else the skip's name and when that ends (<c>circuit_open</c>: the probe is due; <c>cooling_down</c>:
+    /// be the probe); else the skip's name and when that ends (<see cref="SkipReasons.CircuitOpen"/>: the probe is due; <see cref="SkipReasons.CoolingDown"/>:
     /// the provider's wait ends).
     /// </summary>
     public (string Reason, DateTimeOffset Until)? Check(string provider, string modelKey)
     {
         var now = _time.GetUtcNow();
         var open = Later(OpenUntil(provider, now), OpenUntil(modelKey, now));
-        if (open is { } breakEnds) return ("circuit_open", breakEnds);
+        if (open is { } breakEnds) return (SkipReasons.CircuitOpen, breakEnds);
         var cooling = Later(CoolingUntil(provider, now), CoolingUntil(modelKey, now));
-        return cooling is { } waitEnds ? ("cooling_down", waitEnds) : null;
+        return cooling is { } waitEnds ? (SkipReasons.CoolingDown, waitEnds) : null;
     }
 
     private static DateTimeOffset? Later(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a > b ? a : b;

@@ -2,7 +2,6 @@ extern alias admin;
 
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using admin::Gateway.Admin.Data;
 using Dapper;
@@ -15,8 +14,6 @@ namespace Gateway.Tests.Admin;
 /// <summary>The admin app in a real browser (Debian's Chromium) against the real app, API and database.</summary>
 public sealed class AdminAppTests(TestEnvironment env, AdminBrowser browser) : IClassFixture<AdminBrowser>
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     [Fact]
     public async Task Admin_SignsIn_IssuesAKey_AndTheKeyWorksAgainstTheApi()
     {

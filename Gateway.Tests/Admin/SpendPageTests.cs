@@ -14,8 +14,6 @@ namespace Gateway.Tests.Admin;
 /// <summary>The spend dashboard in a real browser (Debian's Chromium) against the real app, API and database.</summary>
 public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : IClassFixture<AdminBrowser>
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static List<string[]> Rows(string csv) =>
         [.. csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(','))];
 

@@ -1,17 +1,11 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Tests.Api;
 
 /// <summary>A client that walks away from its streams pays what its usage rows record, not each reservation's worst case.</summary>
 public sealed class AbortedStreamBudgetTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     [Fact]
     public async Task AbortedStreams_SettleTheCapAtTheRecordedCost_SoTheKeyKeepsWorking()
     {

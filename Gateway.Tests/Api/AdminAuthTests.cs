@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 using Npgsql;
@@ -18,8 +17,6 @@ public sealed class AdminAuthTests(TestEnvironment env)
 {
     private const string Chat = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static string BogusToken() => "gwa-" + Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static string Setting(int value) => value.ToString(CultureInfo.InvariantCulture);
@@ -27,7 +24,7 @@ public sealed class AdminAuthTests(TestEnvironment env)
     private static async Task<string> ErrorCodeAsync(HttpResponseMessage response) =>
         (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>();
 
-    /// <summary>Every command Npgsql runs on <paramref name="database"/> in this process while it listens (its tracing), by SQL text.</summary>
+    /// <summary>Every command Npgsql runs on one database (the constructor's <c>database</c>) in this process while it listens (its tracing), by SQL text.</summary>
     private sealed class DatabaseCommands : IDisposable
     {
         private readonly ActivityListener _listener;

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -12,8 +11,6 @@ namespace Gateway.Tests.Api;
 /// </summary>
 public sealed class AdminReferenceTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
 
     private static async Task<JsonObject> RefusedAsync(HttpResponseMessage response, string missing, string param)

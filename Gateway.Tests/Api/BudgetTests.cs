@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
@@ -38,19 +37,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
         clocked.Clock.Skip(TimeSpan.FromSeconds(3)); // each instance re-reads a spend at most every 2 s
     }
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private const string Short = """{"model":"mock","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
-
-    private static async Task<(string Key, Guid Id)> KeyAsync(GatewayHost host, string body)
-    {
-        using var admin = host.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json(body))).Content.ReadFromJsonAsync<JsonObject>())!;
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => host.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
-        return (key, created["id"]!.GetValue<Guid>());
-    }
 
     private async Task<decimal> SpentAsync(Guid keyId, int rows)
     {
@@ -64,7 +51,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     {
         const decimal cap = 0.0008m; // a dozen mock answers
         await using var second = new GatewayHost(env.Postgres.ConnectionString);
-        var (key, keyId) = await KeyAsync(Gateway, $$"""{"name":"capped","hard_cap_usd":{{cap}}}""");
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync($$"""{"name":"capped","hard_cap_usd":{{cap}}}""");
         await GatewayHost.WaitUntilAsync(() => second.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
             && c.Authenticate(key).Key is not null);
         using var one = Gateway.Client(key);
@@ -87,7 +74,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     public async Task DailyBudgetReached_DowngradesToTheKeysCheaperModelAndSaysSo()
     {
         var cheap = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
-        var (key, keyId) = await KeyAsync(Gateway, $$"""{"name":"thrifty","daily_budget_usd":0.0001,"downgrade_model":"{{cheap}}"}""");
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync($$"""{"name":"thrifty","daily_budget_usd":0.0001,"downgrade_model":"{{cheap}}"}""");
         using var client = Gateway.Client(key);
 
         // The daily budget is soft: this instance re-reads the day's spend every 2 s, once the writer stored it.
@@ -116,7 +103,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
         var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
         var cheapest = await host.AddModelAsync(env.Upstream.BaseUrl, "deepseek-chat", inputPrice: 0.1m, outputPrice: 0.2m, cachedPrice: 0.05m);
         // A mock answer costs ~$0.000053 (26% of the budget), a cheaper one ~$0.000016 (8%).
-        var (key, keyId) = await KeyAsync(host, $$"""
+        var (key, keyId) = await host.CreateKeyFromJsonAsync($$"""
             {"name":"tiered","daily_budget_usd":0.0002,
              "budget_tiers":[{"at_percent":20,"model":"{{cheaper}}"},{"at_percent":30,"model":"{{cheapest}}"}]}
             """);
@@ -138,8 +125,8 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     {
         var host = clocked.Host;
         var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 0.5m, outputPrice: 1m, cachedPrice: 0.25m);
-        var (strict, strictId) = await KeyAsync(host, """{"name":"monthly","monthly_budget_usd":0.00001}""");
-        var (lenient, lenientId) = await KeyAsync(host, $$"""{"name":"monthly-down","monthly_budget_usd":0.00001,"downgrade_model":"{{cheaper}}"}""");
+        var (strict, strictId) = await host.CreateKeyFromJsonAsync("""{"name":"monthly","monthly_budget_usd":0.00001}""");
+        var (lenient, lenientId) = await host.CreateKeyFromJsonAsync($$"""{"name":"monthly-down","monthly_budget_usd":0.00001,"downgrade_model":"{{cheaper}}"}""");
         using var strictClient = host.Client(strict);
         using var lenientClient = host.Client(lenient);
 
@@ -158,7 +145,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     [Fact]
     public async Task EndUserDailyBudget_LimitsEachUserOnItsOwn()
     {
-        var (key, keyId) = await KeyAsync(clocked.Host, """{"name":"per-user","end_user_daily_budget_usd":0.00001}""");
+        var (key, keyId) = await clocked.Host.CreateKeyFromJsonAsync("""{"name":"per-user","end_user_daily_budget_usd":0.00001}""");
         using var client = clocked.Host.Client(key);
         static string As(string user) => $$"""{"model":"mock","max_tokens":30,"user":"{{user}}","messages":[{"role":"user","content":"hi"}]}""";
 
@@ -175,11 +162,9 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     public async Task KeyUpdate_WithTheIssuesFieldNames_TakesEffectOnTheNextRequests()
     {
         using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys",
-            Json("""{"name":"camel","dailyBudgetUsd":5,"hardLimitUsd":7,"downgradeModel":"mock-mini","tags":["t1"]}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
-        var (key, id) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
+        var (key, id, created) = await Gateway.CreateKeyFromJsonAsync(
+            """{"name":"camel","dailyBudgetUsd":5,"hardLimitUsd":7,"downgradeModel":"mock-mini","tags":["t1"]}""");
         var cache = (Gateway.Core.Keys.KeyCache)Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache))!;
-        await GatewayHost.WaitUntilAsync(() => cache.Authenticate(key).Key is not null);
         using var client = Gateway.Client(key);
         var before = await client.PostAsync("/v1/chat/completions", Json(Short));
 
@@ -201,7 +186,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     public async Task KeyUpdate_BadTypeIs400_UnknownKeyIs404()
     {
         using var admin = Gateway.Admin();
-        var (_, id) = await KeyAsync(Gateway, """{"name":"patch-errors"}""");
+        var (_, id) = await Gateway.CreateKeyFromJsonAsync("""{"name":"patch-errors"}""");
 
         var badType = await admin.PatchAsync($"/admin/keys/{id}", Json("""{"dailyBudgetUsd":"lots"}"""));
         var negative = await admin.PatchAsync($"/admin/keys/{id}", Json("""{"hard_cap_usd":-1}"""));
@@ -215,7 +200,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     public async Task DailyBudgetReached_WithoutAKeyDowngrade_FallsToTheGlobalDefault_MockMini()
     {
         await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Gateway:DefaultDowngradeModel"] = "mock-mini" });
-        var (key, _) = await KeyAsync(host, """{"name":"default-downgrade","daily_budget_usd":0.00001}""");
+        var (key, _) = await host.CreateKeyFromJsonAsync("""{"name":"default-downgrade","daily_budget_usd":0.00001}""");
         using var client = host.Client(key);
 
         var first = await client.PostAsync("/v1/chat/completions", Json(Short));
@@ -233,9 +218,9 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     public async Task TagBudget_IsSharedByEveryKeyWithTheTag_AndLiftedWhenDeleted()
     {
         var host = clocked.Host;
-        var (spender, spenderId) = await KeyAsync(host, """{"name":"team-a-1","tags":["team-shared"]}""");
-        var (teammate, _) = await KeyAsync(host, """{"name":"team-a-2","tags":["team-shared","other"]}""");
-        var (outsider, _) = await KeyAsync(host, """{"name":"team-b","tags":["team-other"]}""");
+        var (spender, spenderId) = await host.CreateKeyFromJsonAsync("""{"name":"team-a-1","tags":["team-shared"]}""");
+        var (teammate, _) = await host.CreateKeyFromJsonAsync("""{"name":"team-a-2","tags":["team-shared","other"]}""");
+        var (outsider, _) = await host.CreateKeyFromJsonAsync("""{"name":"team-b","tags":["team-other"]}""");
         using var admin = host.Admin();
         var budgets = host.Services.GetService(typeof(Gateway.Core.Budgets.TagBudgets)) as Gateway.Core.Budgets.TagBudgets;
         Assert.Equal(HttpStatusCode.OK, (await admin.PutAsync("/admin/budgets/tags/team-shared", Json("""{"daily_budget_usd":0.00001}"""))).StatusCode);
@@ -273,7 +258,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
     [Fact]
     public async Task HardCapWithNoRoom_AndNoDowngrade_Is429InsufficientQuota()
     {
-        var (key, keyId) = await KeyAsync(Gateway, """{"name":"broke","hard_cap_usd":0.00001}""");
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync("""{"name":"broke","hard_cap_usd":0.00001}""");
         using var client = Gateway.Client(key);
 
         var response = await client.PostAsync("/v1/chat/completions", Json(Short));
@@ -302,8 +287,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
         // The fake upstream reports 21 + 7 tokens: $0.0056 an answer from the pricey model, $0.0028 from the cheaper one.
         var pricey = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o", inputPrice: 200m, outputPrice: 200m, cachedPrice: 200m);
         var cheaper = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini", inputPrice: 100m, outputPrice: 100m, cachedPrice: 100m);
-        var (key, keyId) = await KeyAsync(host,
-            $$"""{"name":"one-cent","dailyBudgetUsd":0.01,"hardLimitUsd":0.02,"downgradeModel":"{{cheaper}}"}""");
+        var (key, keyId) = await host.CreateKeyFromJsonAsync($$"""{"name":"one-cent","dailyBudgetUsd":0.01,"hardLimitUsd":0.02,"downgradeModel":"{{cheaper}}"}""");
         using var client = host.Client(key);
         // max_tokens 30 keeps each worst case ($0.0076 and $0.0038) above the real cost, as the hard cap's bound assumes.
         var ask = Json($$"""{"model":"{{pricey}}","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""");
@@ -345,7 +329,7 @@ public sealed class BudgetTests(TestEnvironment env, BudgetTests.ClockedHost clo
             Json($$"""{"priority":5,"match":{"models":["{{alias}}"]},"targets":[{"model":"mock"}],"downgrade_model":"mock-mini"}"""));
         Assert.Equal("mock-mini", (await put.Content.ReadFromJsonAsync<JsonObject>())!["downgrade_model"]!.GetValue<string>());
         // The hard cap makes the day's spend exact on this instance, so the request after the crossing is downgraded.
-        var (key, keyId) = await KeyAsync(Gateway, """{"name":"rule-downgrade","daily_budget_usd":0.00001,"hard_cap_usd":1}""");
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync("""{"name":"rule-downgrade","daily_budget_usd":0.00001,"hard_cap_usd":1}""");
         using var client = Gateway.Client(key);
         var ask = $$"""{"model":"{{alias}}","max_tokens":30,"messages":[{"role":"user","content":"hi"}]}""";
 

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
-using Gateway.Core.Keys;
 using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -34,8 +32,6 @@ public sealed class CacheScopeTests(TestEnvironment env, CacheScopeTests.SecondI
 
     private GatewayHost Two => other.Host;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     /// <summary>The ids of the keys this test issued, by key.</summary>
     private readonly Dictionary<string, Guid> _ids = [];
 
@@ -53,18 +49,12 @@ public sealed class CacheScopeTests(TestEnvironment env, CacheScopeTests.SecondI
         };
         if (scope is not null) body["cache_scope"] = scope;
         foreach (var (name, value) in extra is null ? [] : JsonNode.Parse(extra)!.AsObject().ToList()) body[name] = value?.DeepClone();
-        using var admin = One.Admin();
-        var response = await admin.PostAsJsonAsync("/admin/keys", body);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        var (key, id, created) = await One.CreateKeyFromJsonAsync(body.ToJsonString());
         Assert.Equal(scope ?? "key", created["cache_scope"]!.GetValue<string>());
-        var key = created["key"]!.GetValue<string>();
-        _ids[key] = created["id"]!.GetValue<Guid>();
-        await GatewayHost.WaitUntilAsync(() => Known(One, key) && Known(Two, key));
+        _ids[key] = id;
+        await Two.WaitForKeyAsync(key);
         return key;
     }
-
-    private static bool Known(GatewayHost host, string key) => host.Services.GetRequiredService<KeyCache>().Authenticate(key).Key is not null;
 
     private static string Ask(string marker, string model = "mock") =>
         $$"""{"model":"{{model}}","temperature":0,"messages":[{"role":"user","content":"{{marker}}"}]}""";

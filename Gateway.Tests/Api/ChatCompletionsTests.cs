@@ -13,8 +13,6 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     [Fact]
     public async Task ChatCompletion_MockModel_AnswersWithUsageAndRecordsItsCost()
     {
@@ -43,7 +41,7 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
         Assert.Equal((prompt, completion, 200, false, false), (row.PromptTokens, row.CompletionTokens, row.Status, row.Streamed, row.UsageEstimated));
         // mock prices: $1 input, $2 output per million tokens
         Assert.Equal((prompt * 1m + completion * 2m) / 1_000_000m, row.CostUsd);
-        Assert.Equal((1m, 2m, 0.5m), (row.InputPricePerMtok, row.OutputPricePerMtok, row.CachedInputPricePerMtok));
+        Assert.Equal((1m, 2m, 0.5m), (row.InputPricePerMTok, row.OutputPricePerMTok, row.CachedInputPricePerMTok));
     }
 
     /// <param name="assembled">By default a non-streaming request is called streaming and its chunks assembled (for the first-token

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Core.Seeding;
@@ -17,8 +16,6 @@ namespace Gateway.Tests.Api;
 public sealed class DemoKeyTests(TestEnvironment env) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("gw-demo-").FullName;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private string KeyFile(string name = "demo-key") => Path.Combine(_folder, name);
 

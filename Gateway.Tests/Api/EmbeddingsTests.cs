@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -11,17 +10,10 @@ public sealed class EmbeddingsTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     [Fact]
     public async Task Embeddings_AreReservedAgainstTheHardCap_AndRefusedPastIt()
     {
-        using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json("""{"name":"embed-capped","hard_cap_usd":0.000005}""")))
-            .Content.ReadFromJsonAsync<JsonObject>())!;
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync("""{"name":"embed-capped","hard_cap_usd":0.000005}""");
         using var client = Gateway.Client(key);
 
         // "hello world" is 2 tokens: $0.000002 at the mock model's $1 per million; two fit under the cap, a third would not.
@@ -32,7 +24,6 @@ public sealed class EmbeddingsTests(TestEnvironment env)
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
         Assert.Equal("insufficient_quota", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
-        var keyId = created["id"]!.GetValue<Guid>();
         var rows = await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= 4, pause: TimeSpan.FromMilliseconds(50));
         Assert.Equal([200, 200, 429, 429], rows.Select(r => (int)r.Status));
         Assert.Equal(0.000004m, rows.Sum(r => r.CostUsd));

@@ -10,8 +10,6 @@ public sealed class ErrorTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     /// <summary>Asserts OpenAI's error shape and returns its error object.</summary>
     private static async Task<JsonObject> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
     {

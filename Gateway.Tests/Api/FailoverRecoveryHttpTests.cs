@@ -20,8 +20,6 @@ public sealed class FailoverRecoveryHttpTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static string Chat(string model, string content, bool stream = false) =>
         $$"""{"model":"{{model}}","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"{{content}}"}]}""";
 

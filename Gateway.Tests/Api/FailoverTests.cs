@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
@@ -14,8 +13,6 @@ namespace Gateway.Tests.Api;
 public sealed class FailoverTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private async Task<(string Primary, string Fallback)> ChainAsync(string primaryUpstreamModel, int? ttftTimeoutMs = null, int? timeoutMs = null)
     {
@@ -53,7 +50,7 @@ public sealed class FailoverTests(TestEnvironment env)
         Assert.Equal(("2", "true", fallback.Split('/')[0]), (response.Headers.GetValues("x-gateway-attempts").Single(),
             response.Headers.GetValues("x-gateway-fallback").Single(), response.Headers.GetValues("x-gateway-provider").Single()));
         var row = await env.WaitForUsageAsync(RequestId(response));
-        Assert.Equal(((short)200, primary, (decimal?)1m, (decimal?)4m, true), (row.Status, row.AskedModel, row.InputPricePerMtok, row.OutputPricePerMtok, row.Fallback)); // the fallback's prices
+        Assert.Equal(((short)200, primary, (decimal?)1m, (decimal?)4m, true), (row.Status, row.AskedModel, row.InputPricePerMTok, row.OutputPricePerMTok, row.Fallback)); // the fallback's prices
         var trail = JsonNode.Parse((await TrailAsync(RequestId(response)))!)!.AsArray();
         Assert.Equal([outcome, "ok"], trail.Select(a => a!["outcome"]!.GetValue<string>()));
     }

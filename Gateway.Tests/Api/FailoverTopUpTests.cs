@@ -1,6 +1,4 @@
 using System.Net;
-using System.Text;
-using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
 namespace Gateway.Tests.Api;
@@ -13,8 +11,6 @@ namespace Gateway.Tests.Api;
 public sealed class FailoverTopUpTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
 

@@ -2,12 +2,8 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Nodes;
-using Gateway.Core.Keys;
 using Gateway.Tests.Fixtures;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Tests.Api;
 
@@ -32,7 +28,7 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
         var cases = new BodyFuzzer(new Random(seed)).Generate(Bodies);
         // A hard cap and the response cache put budgets, leases and cache keys on the path too.
-        var (key, keyId) = await KeyAsync($$"""{"name":"fuzz-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
+        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
         using var client = env.Gateway.Client(key);
         var problems = new ConcurrentQueue<string>();
         var requestIds = new ConcurrentDictionary<Guid, int>();
@@ -132,24 +128,11 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         return await env.UsageRowsForKeyAsync(keyId);
     }
 
-    private async Task<(string Key, Guid Id)> KeyAsync(string body)
-    {
-        using var admin = env.Gateway.Admin();
-        using var response = await admin.PostAsync("/admin/keys", Json(body));
-        response.EnsureSuccessStatusCode();
-        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => env.Gateway.Services.GetRequiredService<KeyCache>().Authenticate(key).Key is not null);
-        return (key, created["id"]!.GetValue<Guid>());
-    }
-
     /// <summary>A body stream of unknown length, so HttpClient sends it chunked and the gateway finds its size while reading.</summary>
     private sealed class NonSeekableStream(byte[] bytes) : MemoryStream(bytes)
     {
         public override bool CanSeek => false;
     }
-
-    private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
     private static string Preview(byte[] body) => FuzzCase.Escape(body, 300);
 }

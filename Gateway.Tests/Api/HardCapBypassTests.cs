@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
@@ -16,8 +15,6 @@ namespace Gateway.Tests.Api;
 /// </summary>
 public sealed class HardCapBypassTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     /// <summary>
     /// An OpenAI-compatible server (as many self-hosted ones do) that reads <c>max_tokens</c> before
     /// <c>max_completion_tokens</c> and always writes as much as it was allowed; its usage object is OpenAI's

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Gateway.Tests.Fixtures;
@@ -14,8 +13,6 @@ namespace Gateway.Tests.Api;
 /// </summary>
 public sealed partial class HardCapMessageTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static string Ask(int maxTokens) =>
         $$"""{"model":"mock","max_tokens":{{maxTokens}},"messages":[{"role":"user","content":"hi"}]}""";
 

@@ -3,7 +3,6 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using Gateway.Core.Keys;
 using Gateway.Tests.Fixtures;
 
 namespace Gateway.Tests.Api;
@@ -44,8 +43,6 @@ public sealed class InputLimitsTests(TestEnvironment env, InputLimitsTests.Tight
     }
 
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static string Messages(int count) =>
         string.Join(",", Enumerable.Range(0, count).Select(i => $$"""{"role":"user","content":"m{{i}}"}"""));
@@ -273,10 +270,7 @@ public sealed class InputLimitsTests(TestEnvironment env, InputLimitsTests.Tight
     [Fact]
     public async Task HardCap_MaxTokensNearIntMaxTimesN_IsRefusedNotWrappedToANegativeWorstCase()
     {
-        using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json("""{"name":"overflow","hard_cap_usd":1}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(KeyCache)) is KeyCache c && c.Authenticate(key).Key is not null);
+        var (key, _) = await Gateway.CreateKeyFromJsonAsync("""{"name":"overflow","hard_cap_usd":1}""");
         using var client = Gateway.Client(key);
 
         var response = await client.PostAsync("/v1/chat/completions",

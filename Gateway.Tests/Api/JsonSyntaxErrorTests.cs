@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -9,8 +8,6 @@ namespace Gateway.Tests.Api;
 /// <summary>A body that is not JSON is refused with its real cause and where it was found, never a guess from the parser's wording.</summary>
 public sealed class JsonSyntaxErrorTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private async Task<JsonObject> ErrorOfAsync(string body, string path = "/v1/chat/completions")
     {
         var (key, _) = await env.Gateway.CreateKeyAsync();

@@ -13,8 +13,6 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private const string Hello = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
 
     [Fact]
@@ -277,8 +275,8 @@ public sealed class KeysAndAdminTests(TestEnvironment env)
 
         var before = await env.WaitForUsageAsync(Guid.Parse(first.Headers.GetValues("x-gateway-request-id").Single()));
         var after = await env.WaitForUsageAsync(Guid.Parse(second.Headers.GetValues("x-gateway-request-id").Single()));
-        Assert.Equal((2.5m, 10m, 1.25m), (before.InputPricePerMtok, before.OutputPricePerMtok, before.CachedInputPricePerMtok));
-        Assert.Equal((5m, 20m, 2.5m), (after.InputPricePerMtok, after.OutputPricePerMtok, after.CachedInputPricePerMtok));
+        Assert.Equal((2.5m, 10m, 1.25m), (before.InputPricePerMTok, before.OutputPricePerMTok, before.CachedInputPricePerMTok));
+        Assert.Equal((5m, 20m, 2.5m), (after.InputPricePerMTok, after.OutputPricePerMTok, after.CachedInputPricePerMTok));
         Assert.Equal(before.CostUsd * 2, after.CostUsd);
         Assert.Equal(keyId, after.KeyId);
     }

@@ -1,5 +1,3 @@
-using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Core.Logging;
 using Gateway.Tests.Fixtures;
@@ -14,8 +12,6 @@ public sealed class LogScrubbingTests(TestEnvironment env)
 
     private static readonly string[] RawValues =
         ["jane.doe@example.com", "415-555-0132", "4111 1111 1111 1111", "123-45-6789", "AB 12 34 56 C", "sk-proj-abcdefghijklmnopqrstuvwx"];
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     [Theory]
     [InlineData("write to jane.doe@example.com today", "write to [REDACTED:email] today")]

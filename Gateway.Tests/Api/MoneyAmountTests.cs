@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -14,19 +13,7 @@ public sealed class MoneyAmountTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
-    private async Task<(string Key, Guid Id)> KeyAsync(string settings)
-    {
-        using var admin = Gateway.Admin();
-        using var response = await admin.PostAsync("/admin/keys", Json($$"""{"name":"money-{{Guid.NewGuid():N}}",{{settings}}}"""));
-        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
-        Assert.True(response.StatusCode == HttpStatusCode.Created, created.ToJsonString());
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
-        return (key, created["id"]!.GetValue<Guid>());
-    }
+    private Task<CreatedKey> KeyAsync(string settings) => Gateway.CreateKeyFromJsonAsync($$"""{"name":"money-{{Guid.NewGuid():N}}",{{settings}}}""");
 
     public static TheoryData<string, string, string, string> TooPrecise => new()
     {

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 using Microsoft.AspNetCore.Builder;
@@ -15,10 +14,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
-
 
     private int Calls(string upstreamModel, string marker) =>
         env.Upstream.Requests.Count(r => r.Body.Contains(marker, StringComparison.Ordinal) && r.Json["model"]!.GetValue<string>() == upstreamModel);
@@ -108,7 +104,7 @@ public sealed class NonStreamingDeadlineTests(TestEnvironment env)
         Assert.Equal((short)499, row.Status);
         Assert.True(row.CompletionTokens > 0, "the provider billed the ticks it had produced");
         Assert.True(row.UsageEstimated);
-        Assert.Equal((1m, 4m), (row.InputPricePerMtok!.Value, row.OutputPricePerMtok!.Value)); // at the prices of the candidate that was answering
+        Assert.Equal((1m, 4m), (row.InputPricePerMTok!.Value, row.OutputPricePerMTok!.Value)); // at the prices of the candidate that was answering
     }
 
     [Fact]

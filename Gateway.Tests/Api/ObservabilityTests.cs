@@ -1,9 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -17,8 +14,6 @@ public sealed class ObservabilityTests(TestEnvironment env)
 
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private static string Marker() => "prompt-" + Guid.NewGuid().ToString("N");
 
     private static Guid RequestId(HttpResponseMessage response) => Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
@@ -28,14 +23,11 @@ public sealed class ObservabilityTests(TestEnvironment env)
     /// <summary>A key with a budget: over its (tiny) daily budget it is sent to <paramref name="downgradeModel"/>.</summary>
     private static async Task<string> ThriftyKeyAsync(GatewayHost host, string downgradeModel)
     {
-        using var admin = host.Admin();
         // The hard cap makes the day's spend exact on this instance, so the request after the first is downgraded.
-        var created = (await (await admin.PostAsync("/admin/keys", Json($$"""
+        var created = await host.CreateKeyFromJsonAsync($$"""
             {"name":"thrifty-{{Guid.NewGuid():N}}","daily_budget_usd":0.00001,"hard_cap_usd":1,"downgrade_model":"{{downgradeModel}}"}
-            """))).Content.ReadFromJsonAsync<JsonObject>())!;
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key).Key is not null);
-        return key;
+            """);
+        return created.Key;
     }
 
     /// <summary>The sample lines of one Prometheus series family (e.g. <c>gateway_requests_total</c>) that carry every given label.</summary>

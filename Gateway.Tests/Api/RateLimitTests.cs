@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -9,8 +8,6 @@ namespace Gateway.Tests.Api;
 public sealed class RateLimitTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private const string Hello = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
 

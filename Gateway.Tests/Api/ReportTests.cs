@@ -16,18 +16,11 @@ public sealed class ReportTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     /// <summary>A key whose name would run as a spreadsheet formula, and two metered requests on it.</summary>
     private async Task<(Guid KeyId, string Tag)> HostileKeyWithSpendAsync()
     {
         var tag = "finance-" + Guid.NewGuid().ToString("N")[..8];
-        using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys",
-            Json($$"""{"name":"=HYPERLINK(\"http://x\",\"y\")","tags":["{{tag}}"]}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
-        var (key, keyId) = (created["key"]!.GetValue<string>(), created["id"]!.GetValue<Guid>());
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
+        var (key, keyId) = await Gateway.CreateKeyFromJsonAsync($$"""{"name":"=HYPERLINK(\"http://x\",\"y\")","tags":["{{tag}}"]}""");
         using var client = Gateway.Client(key);
         foreach (var user in (string[])["ann", "bo,b"])
             Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions",

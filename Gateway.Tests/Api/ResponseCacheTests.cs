@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
@@ -13,17 +12,11 @@ public sealed class ResponseCacheTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private async Task<string> CachingKeyAsync(int ttl)
     {
-        using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json($$"""{"name":"cached","cache_ttl_seconds":{{ttl}}}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
-        Assert.Equal(ttl, created["cache_ttl_seconds"]!.GetValue<int>());
-        var key = created["key"]!.GetValue<string>();
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(key).Key is not null);
-        return key;
+        var created = await Gateway.CreateKeyFromJsonAsync($$"""{"name":"cached","cache_ttl_seconds":{{ttl}}}""");
+        Assert.Equal(ttl, created.Body["cache_ttl_seconds"]!.GetValue<int>());
+        return created.Key;
     }
 
     private static string? Cache(HttpResponseMessage r) => r.Headers.TryGetValues("x-gateway-cache", out var v) ? v.Single() : null;

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -10,8 +9,6 @@ namespace Gateway.Tests.Api;
 public sealed class RoutingTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
 
@@ -102,13 +99,9 @@ public sealed class RoutingTests(TestEnvironment env)
             {"priority":5,"match":{"models":["{{standard}}"],"key_tags":["cost-sensitive"],"headers":{"x-team":"search"},"has_tools":false},
              "targets":[{"model":"{{cheap}}"}]}
             """);
-        using var admin = Gateway.Admin();
-        var created = (await (await admin.PostAsync("/admin/keys", Json("""{"name":"tagged","tags":["cost-sensitive"]}"""))).Content.ReadFromJsonAsync<JsonObject>())!;
+        var (tagged, _, created) = await Gateway.CreateKeyFromJsonAsync("""{"name":"tagged","tags":["cost-sensitive"]}""");
         Assert.Equal(["cost-sensitive"], created["tags"]!.AsArray().Select(t => t!.GetValue<string>()));
-        var tagged = created["key"]!.GetValue<string>();
         var (untagged, _) = await Gateway.CreateKeyAsync();
-        await GatewayHost.WaitUntilAsync(() => Gateway.Services.GetService(typeof(Gateway.Core.Keys.KeyCache)) is Gateway.Core.Keys.KeyCache c
-            && c.Authenticate(tagged).Key is not null);
         var body = $$"""{"model":"{{standard}}","messages":[{"role":"user","content":"hi"}]}""";
 
         using var taggedClient = Gateway.Client(tagged);

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -9,8 +8,6 @@ namespace Gateway.Tests.Api;
 /// <summary>Two API instances on one database (as behind a load balancer) agree on keys and rules once the change's NOTIFY arrives.</summary>
 public sealed class TwoInstanceTests(TestEnvironment env)
 {
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     /// <summary>Sends until <paramref name="done"/> holds (NOTIFY: milliseconds; no instance reloads on a timer, so a lost change never arrives).</summary>
     private static Task<HttpResponseMessage> UntilAsync(Func<Task<HttpResponseMessage>> send, Func<HttpResponseMessage, bool> done) =>
         Eventually.UntilAsync(send, done);

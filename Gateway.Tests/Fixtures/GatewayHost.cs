@@ -100,9 +100,28 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
         var key = body["key"]!.GetValue<string>();
         var id = body["id"]!.GetValue<Guid>();
-        await WaitUntilAsync(() => Services.GetRequiredService<KeyCache>().Authenticate(key).Failure != GatewayError.InvalidKey);
+        await WaitForKeyAsync(key);
         return (key, id);
     }
+
+    /// <summary>
+    /// Creates a key from an admin body written out (fields <see cref="CreateKeyAsync"/> has no parameter for, or spellings
+    /// under test), checks it was created, and waits until this host's key cache has it.
+    /// </summary>
+    public async Task<CreatedKey> CreateKeyFromJsonAsync(string body)
+    {
+        using var admin = Admin();
+        using var response = await admin.PostAsync("/admin/keys", TestJson.Json(body));
+        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Created, created.ToJsonString());
+        var key = created["key"]!.GetValue<string>();
+        await WaitForKeyAsync(key);
+        return new CreatedKey(key, created["id"]!.GetValue<Guid>(), created);
+    }
+
+    /// <summary>Waits until this host's key cache has <paramref name="key"/> (the key's NOTIFY reached it).</summary>
+    public Task WaitForKeyAsync(string key) =>
+        WaitUntilAsync(() => Services.GetRequiredService<KeyCache>().Authenticate(key).Failure != GatewayError.InvalidKey);
 
     /// <summary>Adds a provider pointing at <paramref name="baseUrl"/> and a model alias for it, then waits until this host serves it.</summary>
     /// <param name="everyHost">

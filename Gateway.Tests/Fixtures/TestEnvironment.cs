@@ -97,11 +97,11 @@ public sealed class UsageRow
     public int CacheWriteTokens { get; init; }
     public int CacheWrite1hTokens { get; init; }
     public bool UsageEstimated { get; init; }
-    public decimal? InputPricePerMtok { get; init; }
-    public decimal? OutputPricePerMtok { get; init; }
-    public decimal? CachedInputPricePerMtok { get; init; }
-    public decimal? CacheWritePricePerMtok { get; init; }
-    public decimal? CacheWrite1hPricePerMtok { get; init; }
+    public decimal? InputPricePerMTok { get; init; }
+    public decimal? OutputPricePerMTok { get; init; }
+    public decimal? CachedInputPricePerMTok { get; init; }
+    public decimal? CacheWritePricePerMTok { get; init; }
+    public decimal? CacheWrite1hPricePerMTok { get; init; }
     public decimal CostUsd { get; init; }
     public int LatencyMs { get; init; }
     public int? TtftMs { get; init; }

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using CsvHelper;
 using Dapper;
@@ -18,8 +17,6 @@ namespace Gateway.Tests.Metering;
 public sealed class CachePricingTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private const decimal PerMillion = 1_000_000m;
 
@@ -38,7 +35,7 @@ public sealed class CachePricingTests(TestEnvironment env)
     }
 
     private static decimal?[] Prices(UsageRow row) =>
-        [row.InputPricePerMtok, row.OutputPricePerMtok, row.CachedInputPricePerMtok, row.CacheWritePricePerMtok, row.CacheWrite1hPricePerMtok];
+        [row.InputPricePerMTok, row.OutputPricePerMTok, row.CachedInputPricePerMTok, row.CacheWritePricePerMTok, row.CacheWrite1hPricePerMTok];
 
     [Theory]
     [InlineData(false)]
@@ -188,7 +185,7 @@ public sealed class CachePricingTests(TestEnvironment env)
         Assert.Contains(HttpStatusCode.TooManyRequests, answers);
         await Eventually.TrueAsync(async () => (await env.UsageRowsForKeyAsync(keyId)).Count == answers.Length, what: "every request's usage row");
         var rows = await env.UsageRowsForKeyAsync(keyId);
-        Assert.All(rows.Where(r => r.Status == 200), r => Assert.Equal((1000, 1000, 6m), (r.PromptTokens, r.CacheWrite1hTokens, r.CacheWrite1hPricePerMtok!.Value)));
+        Assert.All(rows.Where(r => r.Status == 200), r => Assert.Equal((1000, 1000, 6m), (r.PromptTokens, r.CacheWrite1hTokens, r.CacheWrite1hPricePerMTok!.Value)));
         var spent = rows.Sum(r => r.CostUsd);
         Assert.True(spent <= cap, $"spent ${spent} on a ${cap} hard cap");
     }

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text;
 using Dapper;
 using Gateway.Core.Metering;
 using Gateway.Tests.Fixtures;
@@ -13,8 +11,6 @@ namespace Gateway.Tests.Metering;
 public sealed class MeteringTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     [Fact]
     public async Task ChatStream_ClientDisconnects_LeavesOneEstimatedUsageRecordAndCancelsUpstream()

@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Http.Json;
 using System.Text;
-using System.Text.Json.Nodes;
 using Dapper;
 using Gateway.Tests.Fixtures;
-using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Gateway.Tests.Metering;
@@ -67,15 +64,7 @@ public sealed class OutageTests : IAsyncLifetime
         {
             (var key, keyId) = await host.CreateKeyAsync();
             // Budgets go on from what the instance knows: the slice it leased, the last spend it read.
-            using (var admin = host.Admin())
-            {
-                var created = (await (await admin.PostAsync("/admin/keys", new StringContent(
-                    """{"name":"budgeted","daily_budget_usd":50,"hard_cap_usd":100,"monthly_budget_usd":1000}""", Encoding.UTF8, "application/json")))
-                    .Content.ReadFromJsonAsync<JsonObject>())!;
-                budgetedId = created["id"]!.GetValue<Guid>();
-                key2 = created["key"]!.GetValue<string>();
-            }
-            await GatewayHost.WaitUntilAsync(() => host.Services.GetRequiredService<Gateway.Core.Keys.KeyCache>().Authenticate(key2).Key is not null);
+            (key2, budgetedId) = await host.CreateKeyFromJsonAsync("""{"name":"budgeted","daily_budget_usd":50,"hard_cap_usd":100,"monthly_budget_usd":1000}""");
             using var client = host.Client(key);
             using var budgeted = host.Client(key2);
             // The budgeted key leases its slice of the cap before the outage (a capped key with no slice is refused while

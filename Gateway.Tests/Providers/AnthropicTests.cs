@@ -14,8 +14,6 @@ public sealed class AnthropicTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private const string WeatherSchema = """{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}""";
 
     private Task<string> AddClaudeAsync(string model, JsonObject? settings = null, int? maxOutputTokens = null) =>

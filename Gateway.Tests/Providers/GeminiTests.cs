@@ -14,8 +14,6 @@ public sealed class GeminiTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     // Written as OpenAI clients write schemas; Gemini would refuse additionalProperties, $schema, $defs/$ref and const.
     private const string WeatherSchema = """
         {"$schema":"http://json-schema.org/draft-07/schema#","type":"object","additionalProperties":false,

@@ -8,11 +8,11 @@ public sealed class ModelForm
     public string Alias { get; set; } = "";
     public string Provider { get; set; } = "";
     public string UpstreamModel { get; set; } = "";
-    public decimal? InputPricePerMtok { get; set; }
-    public decimal? OutputPricePerMtok { get; set; }
-    public decimal? CachedInputPricePerMtok { get; set; }
-    public decimal? CacheWritePricePerMtok { get; set; }
-    public decimal? CacheWrite1hPricePerMtok { get; set; }
+    public decimal? InputPricePerMTok { get; set; }
+    public decimal? OutputPricePerMTok { get; set; }
+    public decimal? CachedInputPricePerMTok { get; set; }
+    public decimal? CacheWritePricePerMTok { get; set; }
+    public decimal? CacheWrite1hPricePerMTok { get; set; }
     public int? ContextWindow { get; set; }
     public int? MaxOutputTokens { get; set; }
     /// <summary>Comma-separated aliases tried next, in order.</summary>
@@ -26,11 +26,11 @@ public sealed class ModelForm
         Alias = model.Alias,
         Provider = model.Provider,
         UpstreamModel = model.UpstreamModel,
-        InputPricePerMtok = model.InputPricePerMtok,
-        OutputPricePerMtok = model.OutputPricePerMtok,
-        CachedInputPricePerMtok = model.CachedInputPricePerMtok,
-        CacheWritePricePerMtok = model.CacheWritePricePerMtok,
-        CacheWrite1hPricePerMtok = model.CacheWrite1hPricePerMtok,
+        InputPricePerMTok = model.InputPricePerMTok,
+        OutputPricePerMTok = model.OutputPricePerMTok,
+        CachedInputPricePerMTok = model.CachedInputPricePerMTok,
+        CacheWritePricePerMTok = model.CacheWritePricePerMTok,
+        CacheWrite1hPricePerMTok = model.CacheWrite1hPricePerMTok,
         ContextWindow = model.ContextWindow,
         MaxOutputTokens = model.MaxOutputTokens,
         Fallbacks = string.Join(", ", model.Fallbacks),
@@ -43,15 +43,15 @@ public sealed class ModelForm
         Alias: Alias.Trim(),
         Provider: Provider,
         UpstreamModel: UpstreamModel.Trim(),
-        InputPricePerMtok: InputPricePerMtok,
-        OutputPricePerMtok: OutputPricePerMtok,
-        CachedInputPricePerMtok: CachedInputPricePerMtok,
+        InputPricePerMTok: InputPricePerMTok,
+        OutputPricePerMTok: OutputPricePerMTok,
+        CachedInputPricePerMTok: CachedInputPricePerMTok,
         ContextWindow: ContextWindow,
         Enabled: Enabled,
         MaxOutputTokens: MaxOutputTokens,
         Fallbacks: Fallbacks is null ? [] : [.. Fallbacks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)],
         TtftTimeoutMs: TtftTimeoutMs,
         TimeoutMs: TimeoutMs,
-        CacheWritePricePerMtok: CacheWritePricePerMtok,
-        CacheWrite1hPricePerMtok: CacheWrite1hPricePerMtok);
+        CacheWritePricePerMTok: CacheWritePricePerMTok,
+        CacheWrite1hPricePerMTok: CacheWrite1hPricePerMTok);
 }
