@@ -28,7 +28,7 @@ internal static class ChatCompletionsEndpoints
 
     private static Task CreateAsync(HttpContext http, ChatPipeline pipeline, ChatRequestParser parser, IOptions<GatewayOptions> options,
         CancellationToken ct) =>
-        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Chat, OpenAIResults.WriteAsync, async (run, body) =>
+        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Chat, FrontDoorNames.OpenAIChat, OpenAIResults.WriteAsync, async (run, body) =>
         {
             var headers = http.Request.Headers;
             var result = await pipeline.ChatAsync(run, parser.Parse(body),
@@ -38,6 +38,6 @@ internal static class ChatCompletionsEndpoints
 
     private static Task EmbedAsync(HttpContext http, ChatPipeline pipeline, EmbeddingRequestParser parser, IOptions<GatewayOptions> options,
         CancellationToken ct) =>
-        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Embeddings, OpenAIResults.WriteAsync,
+        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Embeddings, FrontDoorNames.OpenAIEmbeddings, OpenAIResults.WriteAsync,
             async (run, body) => await OpenAIResponses.WriteAsync(http, await pipeline.EmbedAsync(run, parser.Parse(body), ct), ct), ct);
 }

@@ -15,13 +15,14 @@ internal static class FrontDoor
     /// <param name="pipeline">The shared pipeline.</param>
     /// <param name="maxBodyBytes"><c>Gateway:MaxRequestBodyBytes</c>: a larger body is refused with 413.</param>
     /// <param name="operation">The pipeline operation (chat or embeddings).</param>
+    /// <param name="frontDoor">The front door's name on the usage row (<see cref="FrontDoorNames"/>).</param>
     /// <param name="writeError">Writes an error in the front door's shape (a body too large or unreadable).</param>
     /// <param name="handle">Parses the body, runs the pipeline and writes the result in the front door's wire format.</param>
     /// <param name="ct">The request's token.</param>
-    public static async Task RunAsync(HttpContext http, ChatPipeline pipeline, long maxBodyBytes, string operation,
+    public static async Task RunAsync(HttpContext http, ChatPipeline pipeline, long maxBodyBytes, string operation, string frontDoor,
         Func<HttpContext, GatewayError, Task> writeError, Func<PipelineRun, byte[], Task> handle, CancellationToken ct)
     {
-        await using var run = pipeline.Start(http.GatewayKey(), operation);
+        await using var run = pipeline.Start(http.GatewayKey(), operation, frontDoor);
         var requestId = run.RequestId.ToString();
         // Set when the response starts, so it survives the exception handler clearing headers for a 500.
         http.Response.OnStarting(() =>

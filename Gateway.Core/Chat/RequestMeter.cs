@@ -34,7 +34,7 @@ public sealed class RequestMeter
     private bool _published;
 
     internal RequestMeter(GatewayKey key, TokenCounter tokens, UsageChannel usage, TimeProvider time, Budgets.BudgetCalendar calendar,
-        string operation = GatewayTelemetry.Chat, GatewayMetrics? metrics = null)
+        string operation = GatewayTelemetry.Chat, GatewayMetrics? metrics = null, string? frontDoor = null)
     {
         Operation = operation;
         _metrics = metrics;
@@ -50,6 +50,7 @@ public sealed class RequestMeter
             KeyId = key.Id,
             Day = calendar.DayOf(now),
             Status = 200,
+            FrontDoor = frontDoor,
         };
     }
 

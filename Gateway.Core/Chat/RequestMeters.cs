@@ -11,5 +11,6 @@ public sealed class RequestMeters(TokenCounter tokens, UsageChannel usage, TimeP
     /// <summary>Starts the usage record of an authenticated request; publish it exactly once.</summary>
     /// <param name="key">The key the request authenticated with.</param>
     /// <param name="operation"><see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
-    public RequestMeter Start(GatewayKey key, string operation) => new(key, tokens, usage, time, calendar, operation, metrics);
+    /// <param name="frontDoor">The front door the request came in through (<see cref="Pipeline.FrontDoorNames"/>).</param>
+    public RequestMeter Start(GatewayKey key, string operation, string frontDoor) => new(key, tokens, usage, time, calendar, operation, metrics, frontDoor);
 }

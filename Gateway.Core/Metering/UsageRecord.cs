@@ -32,6 +32,8 @@ public sealed class UsageRecord
     public short Status { get; set; }
     public string? ErrorKind { get; set; }
     public bool Streamed { get; set; }
+    /// <summary>The front door the request came in through (<see cref="Pipeline.FrontDoorNames"/>).</summary>
+    public string? FrontDoor { get; set; }
     public short Attempts { get; set; } = 1;
     public bool Fallback { get; set; }
     /// <summary>JSON array of the candidates tried (provider, model, outcome, ms); null when one call served.</summary>

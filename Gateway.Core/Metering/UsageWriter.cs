@@ -191,7 +191,7 @@ public sealed partial class UsageWriter(
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
             output_price_per_mtok, cached_input_price_per_mtok, cost_usd, latency_ms, ttft_ms, status,
             error_kind, streamed, attempts, fallback, attempt_trail, routing_rule, lease_id, downgraded_from, cache_hit, day,
-            injection_flags, cache_write_tokens, cache_write_1h_tokens, cache_write_price_per_mtok, cache_write_1h_price_per_mtok)
+            injection_flags, cache_write_tokens, cache_write_1h_tokens, cache_write_price_per_mtok, cache_write_1h_price_per_mtok, front_door)
             FROM STDIN (FORMAT BINARY)
         """;
 
@@ -294,6 +294,7 @@ public sealed partial class UsageWriter(
                 await copy.WriteAsync(r.CacheWrite1hTokens, NpgsqlDbType.Integer, ct);
                 await WriteNumericAsync(copy, r.CacheWritePricePerMTok, ct);
                 await WriteNumericAsync(copy, r.CacheWrite1hPricePerMTok, ct);
+                await WriteTextAsync(copy, r.FrontDoor, ct);
             }
             await copy.CompleteAsync(ct);
         }

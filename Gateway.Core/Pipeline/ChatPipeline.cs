@@ -51,9 +51,10 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
     /// <summary>Step 1: begins a request for an authenticated key. Dispose the run when the front door has written the result.</summary>
     /// <param name="key">The key the front door authenticated.</param>
     /// <param name="operation"><see cref="GatewayTelemetry.Chat"/> or <see cref="GatewayTelemetry.Embeddings"/>.</param>
-    public PipelineRun Start(GatewayKey key, string operation)
+    /// <param name="frontDoor">The front door's name on the usage row (<see cref="FrontDoorNames"/>).</param>
+    public PipelineRun Start(GatewayKey key, string operation, string frontDoor)
     {
-        var meter = meters.Start(key, operation);
+        var meter = meters.Start(key, operation, frontDoor);
         var requestId = meter.RequestId.ToString();
         var span = GatewayTelemetry.StartRequest(operation, requestId);
         // The key's prefix is the 11 characters shown in the admin app, never the key itself.

@@ -17,8 +17,6 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
 {
     private AnthropicClient Client(string key) => new() { ApiKey = key, BaseUrl = env.Gateway.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
     private HttpClient Raw(string key)
     {
         var client = env.Gateway.Client();
@@ -97,7 +95,8 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         Assert.Equal(("END", "user-7", 100), (sent["stop"]![0]!.GetValue<string>(), sent["user"]!.GetValue<string>(), sent["max_tokens"]!.GetValue<int>()));
 
         var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
-        Assert.Equal((200, FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens), ((int)row.Status, row.PromptTokens, row.CompletionTokens));
+        Assert.Equal((200, FakeOpenAI.PromptTokens, FakeOpenAI.CompletionTokens, "anthropic.messages"),
+            ((int)row.Status, row.PromptTokens, row.CompletionTokens, row.FrontDoor));
     }
 
     [Fact]

@@ -32,7 +32,7 @@ public sealed class ChatPipelineTests(TestEnvironment env)
     private async Task<(PipelineResult Result, Guid RequestId, List<StreamEvent> Events)> RunAsync(GatewayKey key, ParseResult parsed)
     {
         var events = new List<StreamEvent>();
-        await using var run = Pipeline.Start(key, GatewayTelemetry.Chat);
+        await using var run = Pipeline.Start(key, GatewayTelemetry.Chat, FrontDoorNames.OpenAIChat);
         var result = await Pipeline.ChatAsync(run, parsed, _ => null, TestContext.Current.CancellationToken);
         if (result.Stream is { } stream)
             await foreach (var item in stream) events.Add(item);
@@ -51,7 +51,7 @@ public sealed class ChatPipelineTests(TestEnvironment env)
         Assert.Equal("chat.completion", answer["object"]!.GetValue<string>());
         Assert.Equal(("mock", "mock-1", 1, false), (result.Facts.Provider, result.Facts.Model, result.Facts.Attempts, result.Facts.Fallback));
         var row = await env.WaitForUsageAsync(requestId);
-        Assert.Equal((200, "mock", key.Id), (row.Status, row.AskedModel, row.KeyId));
+        Assert.Equal((200, "mock", key.Id, FrontDoorNames.OpenAIChat), (row.Status, row.AskedModel, row.KeyId, row.FrontDoor));
         Assert.Single(await env.UsageRowsAsync(requestId));
     }
 

@@ -110,6 +110,7 @@ public sealed class UsageRow
     /// <summary>JSON array of the candidates tried; null when one call served.</summary>
     public string? AttemptTrail { get; init; }
     public bool Streamed { get; init; }
+    public string? FrontDoor { get; init; }
     public short Attempts { get; init; }
     public string? DowngradedFrom { get; init; }
     public string? RoutingRule { get; init; }

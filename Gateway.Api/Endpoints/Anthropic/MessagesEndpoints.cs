@@ -30,7 +30,7 @@ internal static class MessagesEndpoints
 
     private static Task CreateAsync(HttpContext http, ChatPipeline pipeline, ChatRequestParser parser, TokenCounter tokens,
         IOptions<GatewayOptions> options, CancellationToken ct) =>
-        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Chat, AnthropicResults.WriteAsync, async (run, body) =>
+        FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Chat, FrontDoorNames.AnthropicMessages, AnthropicResults.WriteAsync, async (run, body) =>
         {
             var (canonical, untranslatable) = MessagesRequest.Translate(body);
             var parsed = untranslatable is null ? parser.Parse(canonical) : new ParseResult(null, untranslatable);
