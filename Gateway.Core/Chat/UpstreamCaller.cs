@@ -43,7 +43,9 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
     /// that a client who leaves meanwhile is charged what that candidate had produced.</param>
     public Task<FailoverResult<UpstreamCompletion>> CompleteAsync(Guid requestId, ChatCompletionRequest request, IReadOnlyList<ModelRoute> chain,
         Func<ModelRoute, TokenUsage, bool>? mayCallAgain, CancellationToken ct, Action<ModelRoute, UpstreamStream?>? reading = null) =>
-        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Assembles(route, request)
+        failover.RunAsync(GatewayTelemetry.Chat, chain, (route, token) => Untranslatable(request, route) is { } refused
+            ? Task.FromResult<UpstreamResult<UpstreamCompletion>>(refused)
+            : Assembles(route, request)
             ? CompleteStreamingAsync(requestId, request, route, reading, token)
             : Provider(route).CompleteAsync(new UpstreamCall(requestId, request, route), token), ct, mayCallAgain);
 
@@ -57,10 +59,12 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
     /// Whether a non-streaming request is called streaming and assembled on this candidate: not for the offline mock, a provider
     /// whose <c>assemble_streams</c> is false, an API whose streams carry no usage (<c>stream_usage: false</c>: unstreamed it
     /// reports its usage, which an assembled answer would trade for an estimate), a model that refused a streamed call, more
-    /// than one choice, or fields whose streamed form the assembler does not join.
+    /// than one choice, fields whose streamed form the assembler does not join, or a request passed through in the candidate's own
+    /// protocol (its answer goes back as the upstream wrote it).
     /// </summary>
     private bool Assembles(ModelRoute route, ChatCompletionRequest request) =>
         route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && route.Provider.Settings.SendsStreamUsage
+        && request.Native?.Protocol != route.Provider.Protocol // passed through: the answer as the upstream wrote it, unstreamed
         && request.N is null or 1
         && !_streamRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))
         && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
@@ -118,10 +122,23 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
 
     private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, TimeSpan firstToken,
         CancellationToken ct) =>
-        PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
-            firstToken, ct);
+        Untranslatable(request, route) is { } refused
+            ? Task.FromResult<UpstreamResult<PrimedStream>>(refused)
+            : PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
+                firstToken, ct);
 
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
+
+    /// <summary>
+    /// A candidate of another protocol than the client's cannot take what the translation left out (see <see cref="NativeRequest.Untranslated"/>):
+    /// its 400 names it. Null when the candidate can take the request.
+    /// </summary>
+    private static UpstreamFailure? Untranslatable(ChatCompletionRequest request, ModelRoute route) =>
+        request.Native is { Untranslated.Count: > 0 } native && native.Protocol != route.Provider.Protocol
+            ? new RequestMappingException(Errors.GatewayError.BadRequest(
+                $"The model '{route.Alias}' is served through the {route.Provider.Protocol} API, which cannot take {string.Join(", ", native.Untranslated)}. "
+                + "Route the request to an Anthropic model, or leave those out.", "model", "untranslatable_request")).ToFailure(route.Provider.Name)
+            : null;
 
     /// <summary>What a continuation asks of a candidate that cannot continue the partial answer natively.</summary>
     public const string ContinuePrompt = "Continue exactly where your previous message stopped. Do not repeat any of it and do not comment on the interruption.";

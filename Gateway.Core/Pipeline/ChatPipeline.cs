@@ -149,7 +149,7 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
             facts.Served(result.Route!.Provider.Name, answer.ServedModel ?? result.Route.UpstreamModel);
             // Cached under the model that was asked for (a fallback's answer too: it is what that request gets).
             if (cacheKey is not null && answer.Usage is not null) cache.Store(cacheKey, answer, result.Route, key.CacheTtlSeconds!.Value);
-            return PipelineResult.Answered(facts, answer.Body);
+            return PipelineResult.Answered(facts, answer.Body, answer.Native);
         }
 
         var opened = await caller.OpenStreamAsync(meter.RequestId, request, decision.Chain, RequestBudget.TopUp(run.Reservation), ct);
@@ -238,7 +238,7 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
             {
                 while (true)
                 {
-                    ReadOnlyMemory<byte>? next;
+                    StreamEvent? next;
                     try
                     {
                         if (!await chunks.MoveNextAsync()) break;
@@ -249,8 +249,8 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
                         broke = ex;
                         break;
                     }
-                    if (next is not { } json) continue;
-                    yield return StreamEvent.Of(json);
+                    if (next is not { } relayed) continue;
+                    yield return relayed;
                     sent = true;
                 }
             }
@@ -327,8 +327,9 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
         await run.FinishingAsync();
         yield return StreamEvent.Failed(ended!);
 
-        // The chunk as the client gets it, or null for one it must not see.
-        ReadOnlyMemory<byte>? Relayed(StreamChunk chunk)
+        // The chunk as the client gets it (with the upstream's own events while no other candidate took over), or null for one it
+        // must not see.
+        StreamEvent? Relayed(StreamChunk chunk)
         {
             if (chunk.HasContent) meter.FirstToken();
             // The gateway always asks for usage; a client that did not ask does not get the usage chunk.
@@ -345,7 +346,7 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
             }
             toolCallsSent |= chunk.HasToolCall;
             if (cacheKey is not null && splice is null) seen = Seen(json, seen);
-            return json;
+            return StreamEvent.Of(json, splice is null ? chunk.Native : default);
         }
     }
 

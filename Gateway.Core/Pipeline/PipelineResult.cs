@@ -9,8 +9,9 @@ namespace Gateway.Core.Pipeline;
 /// </summary>
 public sealed class PipelineResult
 {
-    private PipelineResult(PipelineFacts facts, GatewayError? error, ReadOnlyMemory<byte> body, IAsyncEnumerable<StreamEvent>? stream) =>
-        (Facts, Error, Body, Stream) = (facts, error, body, stream);
+    private PipelineResult(PipelineFacts facts, GatewayError? error, ReadOnlyMemory<byte> body, IAsyncEnumerable<StreamEvent>? stream,
+        ReadOnlyMemory<byte> native = default) =>
+        (Facts, Error, Body, Stream, Native) = (facts, error, body, stream, native);
 
     /// <summary>What the caller should be told of how the request went.</summary>
     public PipelineFacts Facts { get; }
@@ -21,12 +22,16 @@ public sealed class PipelineResult
     /// <summary>A complete answer's JSON (when neither <see cref="Error"/> nor <see cref="Stream"/> is set).</summary>
     public ReadOnlyMemory<byte> Body { get; }
 
+    /// <summary>A passed-through request's complete answer as the upstream wrote it (see <see cref="Wire.NativeRequest"/>); else empty.</summary>
+    public ReadOnlyMemory<byte> Native { get; }
+
     /// <summary>A streamed answer's events, read once; the client's abort cancels it through the request's token.</summary>
     public IAsyncEnumerable<StreamEvent>? Stream { get; }
 
     internal static PipelineResult Failed(PipelineFacts facts, GatewayError error) => new(facts, error, default, null);
 
-    internal static PipelineResult Answered(PipelineFacts facts, ReadOnlyMemory<byte> body) => new(facts, null, body, null);
+    internal static PipelineResult Answered(PipelineFacts facts, ReadOnlyMemory<byte> body, ReadOnlyMemory<byte> native = default) =>
+        new(facts, null, body, null, native);
 
     internal static PipelineResult Streamed(PipelineFacts facts, IAsyncEnumerable<StreamEvent> stream) => new(facts, null, default, stream);
 }

@@ -7,9 +7,13 @@ namespace Gateway.Core.Pipeline;
 /// error the stream ends with. An error before any chunk means nothing reached the client: its front door may still answer it
 /// with a status code.
 /// </summary>
-public readonly record struct StreamEvent(ReadOnlyMemory<byte> Chunk, GatewayError? Error)
+/// <param name="Chunk">The canonical chunk (empty for an error).</param>
+/// <param name="Error">The error the stream ends with, on its last event.</param>
+/// <param name="Native">A passed-through request's upstream events this chunk completes, as server-sent event text, while the answer
+/// comes from the candidate that opened the stream (see <see cref="Providers.StreamChunk.Native"/>); else empty.</param>
+public readonly record struct StreamEvent(ReadOnlyMemory<byte> Chunk, GatewayError? Error, ReadOnlyMemory<byte> Native = default)
 {
-    internal static StreamEvent Of(ReadOnlyMemory<byte> chunk) => new(chunk, null);
+    internal static StreamEvent Of(ReadOnlyMemory<byte> chunk, ReadOnlyMemory<byte> native = default) => new(chunk, null, native);
 
     internal static StreamEvent Failed(GatewayError error) => new(default, error);
 }

@@ -18,4 +18,8 @@ public readonly record struct UpstreamResult<T>(T? Value, UpstreamFailure? Failu
 /// <paramref name="Text"/> is the answer's text, kept only when the provider reported no usage (to
 /// estimate it); <paramref name="UsageEstimated"/> says the adapter itself counted <paramref name="Usage"/>.
 /// </summary>
-public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel, string Text = "", bool UsageEstimated = false);
+public sealed record UpstreamCompletion(ReadOnlyMemory<byte> Body, TokenUsage? Usage, string? ServedModel, string Text = "", bool UsageEstimated = false)
+{
+    /// <summary>The answer as the upstream wrote it, for a request passed through in its own protocol (<see cref="Wire.NativeRequest"/>); else empty.</summary>
+    public ReadOnlyMemory<byte> Native { get; init; }
+}

@@ -3,7 +3,14 @@ using System.Text;
 namespace Gateway.Core.Providers;
 
 /// <summary>One OpenAI chat.completion.chunk, serialized, as it goes to the client.</summary>
-public readonly record struct StreamChunk(ReadOnlyMemory<byte> Json, bool IsUsageOnly, bool HasContent, bool HasToolCall = false);
+public readonly record struct StreamChunk(ReadOnlyMemory<byte> Json, bool IsUsageOnly, bool HasContent, bool HasToolCall = false)
+{
+    /// <summary>
+    /// For a request passed through in its own protocol (<see cref="Wire.NativeRequest"/>): the upstream's events, as server-sent event text,
+    /// that this chunk completes (events with no chunk of their own, such as pings, ride on the next chunk); else empty.
+    /// </summary>
+    public ReadOnlyMemory<byte> Native { get; init; }
+}
 
 /// <summary>
 /// An open upstream stream, normalized to OpenAI chunks. It tracks what the client received,

@@ -29,6 +29,9 @@ public sealed class ChatCompletionRequest
     [JsonPropertyName("response_format")] public JsonElement? ResponseFormat { get; set; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 
+    /// <summary>The client's own request when its front door speaks another protocol than OpenAI's (see <see cref="NativeRequest"/>).</summary>
+    [JsonIgnore] public NativeRequest? Native { get; set; }
+
     [JsonIgnore] public bool IsStreaming => Stream == true;
     [JsonIgnore] public bool ClientWantsStreamUsage => StreamOptions?.IncludeUsage == true;
 
@@ -58,11 +61,13 @@ public sealed class ChatCompletionRequest
         return copy;
     }
 
-    /// <summary>A shallow copy with other messages (the fields and unknown fields are shared, not copied).</summary>
+    /// <summary>A shallow copy with other messages (the fields and unknown fields are shared, not copied; the native request, which
+    /// would say otherwise, is not kept).</summary>
     public ChatCompletionRequest WithMessages(List<ChatMessage> messages)
     {
         var copy = (ChatCompletionRequest)MemberwiseClone();
         copy.Messages = messages;
+        copy.Native = null;
         return copy;
     }
 }

@@ -150,4 +150,71 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
             Json("""{"model":"some-other-model","messages":[{"role":"user","content":"hi"}]}"""), TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
     }
+
+    [Fact]
+    public async Task Messages_AnthropicUpstream_GetsTheClientsOwnRequestAndItsMessageComesBackAsWritten()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-sonnet-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        var marker = "passthrough-" + Guid.NewGuid().ToString("N");
+        using var http = Raw(key);
+        http.DefaultRequestHeaders.Add("anthropic-beta", "interleaved-thinking-2025-05-14");
+        var response = await http.PostAsync("/v1/messages", Json($$$"""
+            {"model":"{{{alias}}}","max_tokens":100,"top_k":5,"some_future_field":{"kept":true},
+             "system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral","ttl":"1h"}}],
+             "messages":[{"role":"user","content":[{"type":"text","text":"{{{marker}}}","cache_control":{"type":"ephemeral"}}]}]}
+            """), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var message = (await response.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!;
+        Assert.Equal("msg_013Zva2CMHLNnXjNJJKqJ2EF", message["id"]!.GetValue<string>()); // the upstream's own id: not re-written
+        Assert.NotNull(message["usage"]!["cache_creation"]); // a field the translation has no place for
+        var sent = env.Anthropic.Find(marker)!;
+        var body = sent.Json;
+        Assert.Equal("claude-sonnet-4-5", body["model"]!.GetValue<string>());
+        Assert.Equal((5, true), (body["top_k"]!.GetValue<int>(), body["some_future_field"]!["kept"]!.GetValue<bool>()));
+        Assert.Equal("1h", body["system"]![0]!["cache_control"]!["ttl"]!.GetValue<string>());
+        Assert.Equal("interleaved-thinking-2025-05-14", sent.Headers["anthropic-beta"]);
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((200, "anthropic.messages"), ((int)row.Status, row.FrontDoor));
+        Assert.True(row.CostUsd > 0);
+    }
+
+    [Fact]
+    public async Task Messages_AnthropicUpstreamStreamed_EventsAreRelayedOneForOne()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var response = await http.PostAsync("/v1/messages", Json($$"""
+            {"model":"{{alias}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Say hello"}]}
+            """), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        var names = text.Split('\n').Where(l => l.StartsWith("event: ", StringComparison.Ordinal)).Select(l => l[7..]).ToList();
+        // As the fake wrote them: its ping, its message id, every block start and stop, once.
+        Assert.Equal(["message_start", "ping", "content_block_start"], names.Take(3));
+        Assert.Equal(["content_block_stop", "message_delta", "message_stop"], names.TakeLast(3));
+        Assert.Single(names, n => n == "message_stop");
+        Assert.Contains("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", text, StringComparison.Ordinal);
+        Assert.Contains("Hello from Claude.".Split(' ')[1], text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Messages_ServerToolRoutedToAnOpenAIModel_IsA400NamingIt()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var response = await http.PostAsync("/v1/messages", Json($$"""
+            {"model":"{{alias}}","max_tokens":100,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3}],
+             "messages":[{"role":"user","content":"What happened today?"}]}
+            """), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!["error"]!;
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Contains("web_search_20250305", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
 }

@@ -76,7 +76,7 @@ public sealed class FakeAnthropic : FakeServer
         var version = http.Request.Headers["anthropic-version"].ToString();
         var recorded = new RecordedRequest(text, http.Request.Headers["x-api-key"].ToString())
         {
-            Path = http.Request.Path, Headers = new() { ["anthropic-version"] = version },
+            Path = http.Request.Path, Headers = new() { ["anthropic-version"] = version, ["anthropic-beta"] = http.Request.Headers["anthropic-beta"].ToString() },
         };
         Requests.Enqueue(recorded);
 

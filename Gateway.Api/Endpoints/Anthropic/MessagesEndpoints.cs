@@ -32,9 +32,11 @@ internal static class MessagesEndpoints
         IOptions<GatewayOptions> options, CancellationToken ct) =>
         FrontDoor.RunAsync(http, pipeline, options.Value.MaxRequestBodyBytes, GatewayTelemetry.Chat, FrontDoorNames.AnthropicMessages, AnthropicResults.WriteAsync, async (run, body) =>
         {
-            var (canonical, untranslatable) = MessagesRequest.Translate(body);
-            var parsed = untranslatable is null ? parser.Parse(canonical) : new ParseResult(null, untranslatable);
             var headers = http.Request.Headers;
+            var (canonical, native, untranslatable) = MessagesRequest.Translate(body, headers.TryGetValue("anthropic-beta", out var beta) ? beta.ToString() : null);
+            var parsed = untranslatable is null ? parser.Parse(canonical) : new ParseResult(null, untranslatable);
+            // Anthropic upstreams get the client's own request (and its anthropic-beta), every other protocol the translation.
+            if (parsed.Value is { } request) request.Native = native;
             var result = await pipeline.ChatAsync(run, parsed, name => headers.TryGetValue(name, out var value) ? value.ToString() : null, ct);
             // message_start's input tokens before the upstream has counted them: guessed from the prompt's size (~4 bytes a
             // token), not the tokenizer, which no request's path runs.
@@ -59,7 +61,7 @@ internal static class MessagesEndpoints
             request = null; // the translation answers it
         }
         if (request is not null && request["max_tokens"] is null) request["max_tokens"] = 1; // not part of a count_tokens request
-        var (canonical, untranslatable) = MessagesRequest.Translate(request is null ? body : System.Text.Encoding.UTF8.GetBytes(request.ToJsonString()));
+        var (canonical, _, untranslatable) = MessagesRequest.Translate(request is null ? body : System.Text.Encoding.UTF8.GetBytes(request.ToJsonString()));
         if (untranslatable is not null) return AnthropicResults.Error(untranslatable);
         var parsed = parser.Parse(canonical);
         if (parsed.Failure is { } invalid) return AnthropicResults.Error(invalid);

@@ -17,40 +17,46 @@ namespace Gateway.Api.Endpoints.Anthropic;
 /// <item>Custom tools → function tools; <c>tool_choice</c> auto/any/tool/none → auto/required/function/none;
 /// <c>disable_parallel_tool_use</c> → <c>parallel_tool_calls: false</c>.</item>
 /// </list>
-/// Anything the translation cannot carry (server tools, non-text documents, <c>top_k</c>) is a 400 naming it, or dropped where
-/// Anthropic treats it as a hint (<c>cache_control</c>, <c>thinking</c>).
+/// The translation decides routing, limits, the screen, the cache and the budget for every request; an Anthropic upstream is sent
+/// the client's own request (<see cref="NativeRequest"/>), so nothing is lost there. Hints other APIs have no place for
+/// (<c>cache_control</c>, <c>thinking</c>, <c>top_k</c>) are left out of the translation; what only Anthropic can do (server tools,
+/// documents that are not plain text, file images) is listed as untranslated, and a candidate of another protocol refuses the
+/// request with a 400 naming it.
 /// </summary>
 internal static class MessagesRequest
 {
-    public static (byte[]? Canonical, GatewayError? Failure) Translate(ReadOnlySpan<byte> body)
+    /// <returns>The canonical request's JSON and the client's own request (passed through to Anthropic upstreams), or why it
+    /// cannot be translated.</returns>
+    public static (byte[]? Canonical, NativeRequest? Native, GatewayError? Failure) Translate(ReadOnlySpan<byte> body, string? beta = null)
     {
         JsonObject request;
         try
         {
-            if (JsonNode.Parse(body) is not JsonObject parsed) return (null, GatewayError.BadRequest("The request body must be a JSON object."));
+            if (JsonNode.Parse(body) is not JsonObject parsed) return (null, null, GatewayError.BadRequest("The request body must be a JSON object."));
             request = parsed;
         }
         catch (JsonException ex)
         {
-            return (null, GatewayError.InvalidJson(ex.Message));
+            return (null, null, GatewayError.InvalidJson(ex.Message));
         }
         try
         {
-            return (JsonSerializer.SerializeToUtf8Bytes(Canonical(request), GatewayJsonContext.Wire.JsonObject), null);
+            var untranslated = new List<string>();
+            var canonical = JsonSerializer.SerializeToUtf8Bytes(Canonical(request, untranslated), GatewayJsonContext.Wire.JsonObject);
+            return (canonical, new NativeRequest("anthropic", request, beta, untranslated), null);
         }
         catch (TranslationException ex)
         {
-            return (null, GatewayError.BadRequest(ex.Message, ex.Param, "invalid_request_error"));
+            return (null, null, GatewayError.BadRequest(ex.Message, ex.Param, "invalid_request_error"));
         }
     }
 
-    private static JsonObject Canonical(JsonObject request)
+    private static JsonObject Canonical(JsonObject request, List<string> untranslated)
     {
         var model = Str(request, "model") ?? throw new TranslationException("model: Field required", "model");
         if (request["max_tokens"] is not JsonValue maxTokens || !maxTokens.TryGetValue<int>(out var max))
             throw new TranslationException("max_tokens: Field required (an integer)", "max_tokens");
         if (request["messages"] is not JsonArray messages) throw new TranslationException("messages: Field required (an array)", "messages");
-        if (request["top_k"] is not null) throw new TranslationException("top_k: not supported by this gateway's translation", "top_k");
 
         var canonical = new JsonObject { ["model"] = model, ["max_tokens"] = max };
         var chat = new JsonArray();
@@ -58,7 +64,7 @@ internal static class MessagesRequest
         for (var i = 0; i < messages.Count; i++)
         {
             if (messages[i] is not JsonObject message) throw new TranslationException($"messages.{i}: must be an object", "messages");
-            foreach (var translated in Message(message, i)) chat.Add(translated);
+            foreach (var translated in Message(message, i, untranslated)) chat.Add(translated);
         }
         canonical["messages"] = chat;
         Copy(request, canonical, "temperature");
@@ -70,12 +76,12 @@ internal static class MessagesRequest
             canonical["stream_options"] = new JsonObject { ["include_usage"] = true }; // message_delta reports usage
         }
         if (request["metadata"] is JsonObject metadata && Str(metadata, "user_id") is { Length: > 0 } user) canonical["user"] = user;
-        if (request["tools"] is JsonArray tools && tools.Count > 0) canonical["tools"] = Tools(tools);
+        if (request["tools"] is JsonArray tools && Tools(tools, untranslated) is { Count: > 0 } functions) canonical["tools"] = functions;
         if (request["tool_choice"] is JsonObject choice) ToolChoice(choice, canonical);
         return canonical;
     }
 
-    private static IEnumerable<JsonObject> Message(JsonObject message, int at)
+    private static IEnumerable<JsonObject> Message(JsonObject message, int at, List<string> untranslated)
     {
         var role = Str(message, "role");
         if (role is not ("user" or "assistant")) throw new TranslationException($"messages.{at}.role: must be 'user' or 'assistant'", "messages");
@@ -95,8 +101,8 @@ internal static class MessagesRequest
                 case "text":
                     parts.Add(new JsonObject { ["type"] = "text", ["text"] = Str(block, "text") ?? "" });
                     break;
-                case "image":
-                    parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = ImageUrl(block, at) } });
+                case "image" when ImageUrl(block) is { } url:
+                    parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = url } });
                     break;
                 case "document" when block["source"] is JsonObject { } source && Str(source, "type") == "text":
                     parts.Add(new JsonObject { ["type"] = "text", ["text"] = Str(source, "data") ?? "" });
@@ -125,7 +131,8 @@ internal static class MessagesRequest
                 case "thinking" or "redacted_thinking":
                     break; // no chat API takes reasoning back as input
                 case var type:
-                    throw new TranslationException($"messages.{at}.content: '{type}' blocks are not supported by this gateway's translation", "messages");
+                    untranslated.Add($"messages.{at}: a '{type}' block{(type == "image" ? " of that source type" : type == "document" ? " that is not plain text" : "")}");
+                    break;
             }
         }
         if (parts.Count == 0 && toolCalls.Count == 0) yield break;
@@ -136,25 +143,25 @@ internal static class MessagesRequest
         yield return translated;
     }
 
-    private static string ImageUrl(JsonObject block, int at)
+    // An image as a URL a chat API takes; null for a source it cannot (an uploaded file's id).
+    private static string? ImageUrl(JsonObject block) => block["source"] is not JsonObject source ? null : Str(source, "type") switch
     {
-        if (block["source"] is not JsonObject source) throw new TranslationException($"messages.{at}.content: an image needs a source", "messages");
-        return Str(source, "type") switch
-        {
-            "base64" => $"data:{Str(source, "media_type")};base64,{Str(source, "data")}",
-            "url" => Str(source, "url") ?? "",
-            var type => throw new TranslationException($"messages.{at}.content: image sources of type '{type}' are not supported by this gateway's translation", "messages"),
-        };
-    }
+        "base64" => $"data:{Str(source, "media_type")};base64,{Str(source, "data")}",
+        "url" => Str(source, "url"),
+        _ => null,
+    };
 
-    private static JsonArray Tools(JsonArray tools)
+    private static JsonArray Tools(JsonArray tools, List<string> untranslated)
     {
         var functions = new JsonArray();
         foreach (var node in tools)
         {
             if (node is not JsonObject tool) continue;
             if (Str(tool, "type") is { } type && type != "custom")
-                throw new TranslationException($"tools: the server tool '{type}' is not supported by this gateway's translation", "tools");
+            {
+                untranslated.Add($"the server tool '{type}'"); // Anthropic runs it; no other API can
+                continue;
+            }
             var function = new JsonObject { ["name"] = Str(tool, "name") };
             if (Str(tool, "description") is { } description) function["description"] = description;
             function["parameters"] = tool["input_schema"]?.DeepClone() ?? new JsonObject { ["type"] = "object" };

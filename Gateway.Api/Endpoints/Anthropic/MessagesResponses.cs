@@ -14,7 +14,8 @@ namespace Gateway.Api.Endpoints.Anthropic;
 /// <c>input_json_delta</c>, <c>message_delta</c> with the stop reason and usage, <c>message_stop</c>; <c>error</c> when the stream
 /// breaks). Usage: <c>input_tokens</c> is the prompt without cache reads (Anthropic counts those apart, as
 /// <c>cache_read_input_tokens</c>); the prompt estimated by the gateway in <c>message_start</c>, the upstream's count in
-/// <c>message_delta</c>.
+/// <c>message_delta</c>. An Anthropic upstream's answer to a passed-through request goes back as it wrote it: its message, or its
+/// events relayed one for one; if another candidate continues a broken stream, its chunks are translated from there on.
 /// </summary>
 internal static class MessagesResponses
 {
@@ -29,8 +30,9 @@ internal static class MessagesResponses
         }
         if (result.Stream is not { } stream)
         {
-            var message = Message(JsonNode.Parse(result.Body.Span)!.AsObject());
-            var body = JsonSerializer.SerializeToUtf8Bytes(message, GatewayJsonContext.Wire.JsonObject);
+            // An Anthropic upstream's Message goes back as it wrote it; any other answer is translated.
+            var body = !result.Native.IsEmpty ? result.Native
+                : JsonSerializer.SerializeToUtf8Bytes(Message(JsonNode.Parse(result.Body.Span)!.AsObject()), GatewayJsonContext.Wire.JsonObject);
             response.ContentType = "application/json";
             response.ContentLength = body.Length;
             await response.Body.WriteAsync(body, ct);
@@ -58,7 +60,8 @@ internal static class MessagesResponses
                 response.Headers.CacheControl = "no-cache";
                 response.Headers["X-Accel-Buffering"] = "no";
             }
-            events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
+            if (!item.Native.IsEmpty) events.Native(item.Native.Span);
+            else events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
             await output.FlushAsync(ct);
         }
         events.End();
@@ -150,6 +153,32 @@ internal static class MessagesResponses
 
         public bool Started { get; private set; }
 
+        private bool _ended; // the upstream's own message_stop was relayed
+
+        /// <summary>An Anthropic upstream's events, relayed as they came; the block count follows them, in case a translated
+        /// continuation has to go on after them.</summary>
+        public void Native(ReadOnlySpan<byte> events)
+        {
+            Started = true;
+            output.Write(events);
+            _blocks += Count(events, "event: content_block_start\n"u8);
+            var stops = Count(events, "event: content_block_stop\n"u8);
+            if (stops > 0 || Count(events, "event: content_block_start\n"u8) > 0)
+                _open = events.LastIndexOf("event: content_block_start\n"u8) > events.LastIndexOf("event: content_block_stop\n"u8) ? "native" : null;
+            _ended |= events.IndexOf("event: message_stop\n"u8) >= 0;
+
+            static int Count(ReadOnlySpan<byte> text, ReadOnlySpan<byte> what)
+            {
+                var count = 0;
+                for (var at = text.IndexOf(what); at >= 0; at = text.IndexOf(what))
+                {
+                    count++;
+                    text = text[(at + what.Length)..];
+                }
+                return count;
+            }
+        }
+
         public void Chunk(JsonObject chunk)
         {
             if (!Started) Begin(chunk);
@@ -193,6 +222,7 @@ internal static class MessagesResponses
 
         public void End()
         {
+            if (_ended) return;
             if (!Started) Begin(new JsonObject());
             CloseBlock();
             var usage = Usage(_usage);

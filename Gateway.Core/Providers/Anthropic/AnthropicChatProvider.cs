@@ -31,7 +31,9 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
             try
             {
                 using var doc = JsonDocument.Parse(read.Value!);
-                return Translate(call, doc.RootElement, jsonTool, Created());
+                var translated = Translate(call, doc.RootElement, jsonTool, Created());
+                // Passed through: the client gets the Message as Anthropic wrote it; the translation is what the gateway meters.
+                return IsNative(call) && translated.Value is { } completion ? completion with { Native = read.Value! } : translated;
             }
             catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
             {
@@ -43,7 +45,10 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
     public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
         UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, deadline, ct),
             (sent, deadline) => new AnthropicStream(call.Route.Provider.Name, new ChunkWriter(CompletionId(call), Created(), call.Route.UpstreamModel),
-                sent.JsonTool, sent.Response, deadline, ct), ct);
+                sent.JsonTool, sent.Response, deadline, ct, IsNative(call)), ct);
+
+    /// <summary>The request came through the Anthropic door: it is passed through as the client wrote it.</summary>
+    private static bool IsNative(UpstreamCall call) => call.Request.Native is { Protocol: "anthropic" };
 
     private sealed record Sent(HttpResponseMessage Response, string? JsonTool);
 
@@ -52,17 +57,29 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         var provider = call.Route.Provider;
         if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
         JsonObject body;
-        string? jsonTool;
-        try
+        string? jsonTool = null;
+        if (call.Request.Native is { Protocol: "anthropic" } native)
         {
-            (body, jsonTool) = AnthropicRequestMapper.Map(call);
+            // The client's own request, only the model replaced and streaming as asked (a non-streaming request may be read streamed).
+            body = native.Body.DeepClone().AsObject();
+            body["model"] = call.Route.UpstreamModel;
+            if (call.Request.IsStreaming) body["stream"] = true;
+            else body.Remove("stream");
         }
-        catch (RequestMappingException ex)
+        else
         {
-            return ex.ToFailure(provider.Name);
+            try
+            {
+                (body, jsonTool) = AnthropicRequestMapper.Map(call);
+            }
+            catch (RequestMappingException ex)
+            {
+                return ex.ToFailure(provider.Name);
+            }
         }
 
         using var request = Request(HttpMethod.Post, provider, "messages");
+        if (call.Request.Native is { Beta: { Length: > 0 } beta }) request.Headers.TryAddWithoutValidation("anthropic-beta", beta);
         request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         var sent = await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Gateway.Core.Wire;
 
@@ -10,15 +11,38 @@ namespace Gateway.Core.Providers.Anthropic;
 /// <c>message_stop</c> (finish + usage chunk), <c>ping</c> (ignored), <c>error</c> (a failed stream).
 /// Tool calls are numbered as OpenAI does (0, 1… over tool blocks, not Anthropic's block index).
 /// </summary>
+/// <remarks>
+/// Passed through (<paramref name="native"/>: the request came through the Anthropic door), every upstream event also rides, as
+/// server-sent event text, on the chunk it completes (<see cref="StreamChunk.Native"/>), so that door relays the stream as Anthropic
+/// wrote it; events with no chunk of their own (pings, block stops, thinking) wait for the next chunk.
+/// </remarks>
 internal sealed class AnthropicStream(string provider, ChunkWriter chunks, string? jsonTool, HttpResponseMessage response,
-    CancellationTokenSource deadline, CancellationToken clientAborted) : SseUpstreamStream(provider, response, deadline, clientAborted)
+    CancellationTokenSource deadline, CancellationToken clientAborted, bool native = false) : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
+    private readonly ArrayBufferWriter<byte>? _native = native ? new(1024) : null;
+
+    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    {
+        var translated = Translate(eventType, data);
+        if (_native is null) return translated;
+        _native.Write("event: "u8);
+        _native.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
+        _native.Write("\ndata: "u8);
+        _native.Write(data);
+        _native.Write("\n\n"u8);
+        var list = translated.ToArray();
+        if (list.Length == 0) return list;
+        list[0] = list[0] with { Native = _native.WrittenSpan.ToArray() };
+        _native.ResetWrittenCount();
+        return list;
+    }
+
     private readonly Dictionary<int, int> _toolIndexByBlock = [];
     private readonly HashSet<int> _jsonBlocks = [];
     private string? _stopReason;
     private AnthropicCounts _counts;
 
-    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    private IEnumerable<StreamChunk> Translate(string eventType, byte[] data)
     {
         try
         {
