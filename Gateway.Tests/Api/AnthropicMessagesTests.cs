@@ -217,4 +217,56 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
         Assert.Contains("web_search_20250305", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Messages_ToolRoundTripThroughGemini3_CarriesTheThoughtSignatureAcrossTurns(bool stream)
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Gemini.BaseUrl, "gemini-3-pro-preview", protocol: "gemini", secret: FakeGemini.ApiKey);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        const string tools = """[{"name":"get_weather","description":"Weather in a city","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]""";
+        var first = await http.PostAsync("/v1/messages", Json($$"""
+            {"model":"{{alias}}","max_tokens":200,"stream":{{(stream ? "true" : "false")}},"tools":{{tools}},
+             "messages":[{"role":"user","content":"Weather in Paris?"}]}
+            """), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var (id, input) = stream ? ToolUseFromEvents(await first.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))
+            : ToolUseFromMessage((await first.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!);
+        Assert.Equal("Paris", JsonNode.Parse(input)!["city"]!.GetValue<string>());
+
+        // The client sends the tool_use back as it got it (its id is all it keeps), then its result: Gemini 3 refuses the turn
+        // unless the function call carries the signature it came with.
+        var second = await http.PostAsync("/v1/messages", Json($$"""
+            {"model":"{{alias}}","max_tokens":200,"tools":{{tools}},
+             "messages":[{"role":"user","content":"Weather in Paris?"},
+                         {"role":"assistant","content":[{"type":"tool_use","id":"{{id}}","name":"get_weather","input":{{input}}}]},
+                         {"role":"user","content":[{"type":"tool_result","tool_use_id":"{{id}}","content":"21 C, sunny"}]}]}
+            """), TestContext.Current.CancellationToken);
+        var answer = (await second.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!;
+        Assert.True(second.StatusCode == HttpStatusCode.OK, answer.ToJsonString());
+        Assert.Equal(FakeGemini.Answer, answer["content"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal("end_turn", answer["stop_reason"]!.GetValue<string>());
+    }
+
+    private static (string Id, string Input) ToolUseFromMessage(JsonObject message)
+    {
+        Assert.Equal("tool_use", message["stop_reason"]!.GetValue<string>());
+        var block = message["content"]!.AsArray().Single(b => b!["type"]!.GetValue<string>() == "tool_use")!;
+        return (block["id"]!.GetValue<string>(), block["input"]!.ToJsonString());
+    }
+
+    // The tool_use block of an Anthropic event stream: its id from content_block_start, its input from the input_json_delta pieces.
+    private static (string Id, string Input) ToolUseFromEvents(string events)
+    {
+        var data = events.Split('\n').Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => JsonNode.Parse(l[6..])!.AsObject()).ToList();
+        var start = data.Single(d => d["type"]!.GetValue<string>() == "content_block_start" && d["content_block"]!["type"]!.GetValue<string>() == "tool_use");
+        var index = start["index"]!.GetValue<int>();
+        var input = string.Concat(data.Where(d => d["type"]!.GetValue<string>() == "content_block_delta" && d["index"]!.GetValue<int>() == index)
+            .Select(d => d["delta"]!["partial_json"]!.GetValue<string>()));
+        Assert.Equal("tool_use", data.Single(d => d["type"]!.GetValue<string>() == "message_delta")["delta"]!["stop_reason"]!.GetValue<string>());
+        Assert.Single(data, d => d["type"]!.GetValue<string>() == "content_block_stop" && d["index"]!.GetValue<int>() == index);
+        return (start["content_block"]!["id"]!.GetValue<string>(), input);
+    }
 }
