@@ -269,4 +269,28 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         Assert.Single(data, d => d["type"]!.GetValue<string>() == "content_block_stop" && d["index"]!.GetValue<int>() == index);
         return (start["content_block"]!["id"]!.GetValue<string>(), input);
     }
+
+    [Fact]
+    public async Task Messages_AnthropicUpstreamOverloadedMidStream_EndsWithAnAnthropicErrorEventAndOneRow()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5-overloaded-midstream", protocol: "anthropic",
+            secret: FakeAnthropic.ApiKey);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var response = await http.PostAsync("/v1/messages", Json($$"""
+            {"model":"{{alias}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Say hello"}]}
+            """), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode); // the first text went out before the break
+        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        var events = text.Split('\n').Where(l => l.StartsWith("event: ", StringComparison.Ordinal)).Select(l => l[7..]).ToList();
+        Assert.Equal("error", events[^1]);
+        Assert.DoesNotContain("message_stop", events);
+        var error = JsonNode.Parse(text.Split('\n').Last(l => l.StartsWith("data: ", StringComparison.Ordinal))[6..])!;
+        Assert.Equal(("error", "overloaded_error"), (error["type"]!.GetValue<string>(), error["error"]!["type"]!.GetValue<string>()));
+        var requestId = Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single());
+        var row = await env.WaitForUsageAsync(requestId);
+        Assert.True(row.Status >= 500);
+        Assert.Single(await env.UsageRowsAsync(requestId));
+    }
 }
