@@ -85,7 +85,8 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
         services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<MockChatProvider>());
         services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());
-        services.AddSingleton<IChatProvider, AnthropicChatProvider>();
+        services.AddSingleton<AnthropicChatProvider>();
+        services.AddSingleton<IChatProvider>(sp => sp.GetRequiredService<AnthropicChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<OpenAIChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<MockChatProvider>());
         services.AddSingleton<IEmbeddingProvider>(sp => sp.GetRequiredService<GeminiChatProvider>());

@@ -293,4 +293,21 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         Assert.True(row.Status >= 500);
         Assert.Single(await env.UsageRowsAsync(requestId));
     }
+
+    [Fact]
+    public async Task CountTokens_ForAnAnthropicModel_IsTheProvidersOwnCount()
+    {
+        var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-sonnet-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = Raw(key);
+        var marker = "count-" + Guid.NewGuid().ToString("N");
+        var response = await http.PostAsync("/v1/messages/count_tokens",
+            Json($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"{{marker}} three words"}]}"""), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("provider", response.Headers.GetValues("x-gateway-token-count").Single());
+        var count = (await response.Content.ReadFromJsonAsync<JsonObject>(TestContext.Current.CancellationToken))!["input_tokens"]!.GetValue<int>();
+        Assert.InRange(count, FakeAnthropic.CountTokensOverhead, FakeAnthropic.CountTokensOverhead + 10);
+        Assert.Equal("claude-sonnet-4-5", env.Anthropic.Find(marker)!.Json["model"]!.GetValue<string>());
+    }
 }

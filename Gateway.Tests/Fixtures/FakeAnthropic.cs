@@ -33,7 +33,39 @@ public sealed class FakeAnthropic : FakeServer
     protected override void Map(WebApplication app)
     {
         app.MapPost("/v1/messages", HandleAsync);
+        app.MapPost("/v1/messages/count_tokens", CountTokensAsync);
         app.MapGet("/v1/models", ListModelsAsync);
+    }
+
+    /// <summary>Tokens the fake's own count adds to a request's words, so a test can tell its count from the gateway's tokenizer.</summary>
+    public const int CountTokensOverhead = 1000;
+
+    /// <summary>
+    /// POST /v1/messages/count_tokens (https://docs.anthropic.com/en/api/messages-count-tokens): <c>{"input_tokens": N}</c>; like
+    /// Messages, but no <c>max_tokens</c> (a request carrying one is refused, as an unknown field).
+    /// </summary>
+    private async Task CountTokensAsync(HttpContext http)
+    {
+        using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync();
+        var recorded = new RecordedRequest(text, http.Request.Headers["x-api-key"].ToString())
+        {
+            Path = http.Request.Path, Headers = new() { ["anthropic-version"] = http.Request.Headers["anthropic-version"].ToString() },
+        };
+        Requests.Enqueue(recorded);
+        if (recorded.Authorization != ApiKey)
+        {
+            await ErrorAsync(http, 401, "authentication_error", "invalid x-api-key");
+            return;
+        }
+        var body = JsonNode.Parse(text)!.AsObject();
+        if (body["max_tokens"] is not null)
+        {
+            await ErrorAsync(http, 400, "invalid_request_error", "max_tokens: Extra inputs are not permitted");
+            return;
+        }
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync(new JsonObject { ["input_tokens"] = CountTokensOverhead + Words(body) }.ToJsonString());
     }
 
     /// <summary>GET /v1/models (https://docs.anthropic.com/en/api/models-list): newest first, one page.</summary>

@@ -3,6 +3,7 @@ using Gateway.Api.Auth;
 using Gateway.Api.Errors;
 using Gateway.Core;
 using Gateway.Core.Pipeline;
+using Gateway.Core.Providers.Anthropic;
 using Gateway.Core.Routing;
 using Gateway.Core.Telemetry;
 using Gateway.Core.Tokens;
@@ -44,9 +45,13 @@ internal static class MessagesEndpoints
             await MessagesResponses.WriteAsync(http, result, estimate, ct);
         }, ct);
 
-    /// <summary>The request's input tokens by the gateway's tokenizer, for any model the key may use; not metered (no provider is called).</summary>
+    /// <summary>
+    /// The request's input tokens, for any model the key may use: an Anthropic model's provider counts them itself (the client's
+    /// request sent as it wrote it); otherwise, or when that provider cannot answer, the gateway's o200k tokenizer does. The header
+    /// <c>x-gateway-token-count</c> says which (<c>provider</c> or <c>tokenizer</c>). Not metered: nothing is generated.
+    /// </summary>
     private static async Task<IResult> CountTokensAsync(HttpContext http, ChatRequestParser parser, ChatRouter router, TokenCounter tokens,
-        IOptions<GatewayOptions> options, CancellationToken ct)
+        AnthropicChatProvider anthropic, IOptions<GatewayOptions> options, CancellationToken ct)
     {
         var (read, tooLarge) = await RequestBody.ReadAsync(http.Request, options.Value.MaxRequestBodyBytes, ct);
         if (tooLarge is not null) return AnthropicResults.Error(tooLarge);
@@ -61,13 +66,23 @@ internal static class MessagesEndpoints
             request = null; // the translation answers it
         }
         if (request is not null && request["max_tokens"] is null) request["max_tokens"] = 1; // not part of a count_tokens request
-        var (canonical, _, untranslatable) = MessagesRequest.Translate(request is null ? body : System.Text.Encoding.UTF8.GetBytes(request.ToJsonString()));
+        var beta = http.Request.Headers.TryGetValue("anthropic-beta", out var value) ? value.ToString() : null;
+        var (canonical, native, untranslatable) = MessagesRequest.Translate(
+            request is null ? body : System.Text.Encoding.UTF8.GetBytes(request.ToJsonString()), beta);
         if (untranslatable is not null) return AnthropicResults.Error(untranslatable);
         var parsed = parser.Parse(canonical);
         if (parsed.Failure is { } invalid) return AnthropicResults.Error(invalid);
-        var (_, refused) = router.Route(http.GatewayKey(), parsed.Value!, _ => null);
+        var (decision, refused) = router.Route(http.GatewayKey(), parsed.Value!, _ => null);
         if (refused is not null) return AnthropicResults.Error(refused);
+        if (decision!.First is { Provider.Protocol: "anthropic" } route && await anthropic.CountTokensAsync(route, native!, ct) is ({ } counted, null))
+            return Counted(http, counted, "provider");
         var count = tokens.CountPrompt(parsed.Value!.Messages!) + (parsed.Value.Tools?.GetRawText().Length ?? 0) / 4;
-        return TypedResults.Json(new JsonObject { ["input_tokens"] = count }, Gateway.Core.Wire.GatewayJsonContext.Wire.JsonObject);
+        return Counted(http, count, "tokenizer");
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.JsonHttpResult<JsonObject> Counted(HttpContext http, int count, string source)
+    {
+        http.Response.Headers["x-gateway-token-count"] = source;
+        return TypedResults.Json(new JsonObject { ["input_tokens"] = count }, GatewayJsonContext.Wire.JsonObject);
     }
 }

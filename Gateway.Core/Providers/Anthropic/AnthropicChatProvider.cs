@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gateway.Core.Catalog;
 using Gateway.Core.Providers.OpenAI;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Options;
@@ -94,6 +95,41 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         if (provider.Secret is { } secret) request.Headers.Add("x-api-key", secret);
         request.Headers.Add("anthropic-version", provider.Settings.AnthropicVersion ?? AnthropicRequestMapper.DefaultVersion);
         return request;
+    }
+
+    /// <summary>
+    /// <c>POST {base}/messages/count_tokens</c> (https://docs.anthropic.com/en/api/messages-count-tokens): the provider's own count
+    /// of a Messages request's input, the client's request sent as it wrote it (only the model replaced).
+    /// </summary>
+    public async Task<(int? Count, UpstreamFailure? Failure)> CountTokensAsync(ModelRoute route, NativeRequest native, CancellationToken ct)
+    {
+        var provider = route.Provider;
+        if (provider.SecretProblem is not null) return (null, UpstreamFailure.SecretUnavailable(provider.Name));
+        var body = native.Body.DeepClone().AsObject();
+        body["model"] = route.UpstreamModel;
+        body.Remove("max_tokens");
+        body.Remove("stream");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(options.Value.TimeoutFor(route));
+        using var request = Request(HttpMethod.Post, provider, "messages/count_tokens");
+        if (native.Beta is { Length: > 0 } beta) request.Headers.TryAddWithoutValidation("anthropic-beta", beta);
+        request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var sent = await UpstreamHttp.SendAsync(clients.CreateClient(OpenAIChatProvider.HttpClientName), request, provider.Name,
+            (status, error) => UpstreamFailure.FromStatus(provider.Name, status, error), deadline.Token, ct);
+        if (sent.Failure is { } failure) return (null, failure);
+        using var response = sent.Value!;
+        var read = await UpstreamHttp.ReadAsync(response, provider.Name, deadline.Token, ct);
+        if (read.Failure is { } broken) return (null, broken);
+        try
+        {
+            using var doc = JsonDocument.Parse(read.Value!);
+            return (doc.RootElement.GetProperty("input_tokens").GetInt32(), null);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            return (null, new UpstreamFailure(UpstreamFailureKind.Protocol, provider.Name, "its answer was not a token count"));
+        }
     }
 
     /// <summary>
