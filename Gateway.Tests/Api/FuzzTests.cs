@@ -9,7 +9,8 @@ namespace Gateway.Tests.Api;
 
 /// <summary>
 /// Thousands of random and mutated bodies against the real host over HTTP: nothing may answer 5xx, every error
-/// must have OpenAI's shape, the host must keep serving, and each request must leave exactly one usage row.
+/// must have its front door's shape (OpenAI's, or Anthropic's on /v1/messages), the host must keep serving, and each request
+/// must leave exactly one usage row.
 /// A failure names its seed; set GATEWAY_FUZZ_SEED to replay it.
 /// </summary>
 [Collection(HeavyTests.Name)]
@@ -71,8 +72,71 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         Assert.True(rows.All(r => r.Status < 500), $"Fuzz {replay}: a usage row records a 5xx: {string.Join(", ", rows.Where(r => r.Status >= 500).Select(r => $"{r.RequestId} {r.Status} {r.ErrorKind}"))}.");
     }
 
+    [Fact]
+    public async Task MessagesEndpoint_RandomAndMutatedAnthropicBodies_AnswerBelow500InAnthropicShapeAndMeterEachOnce()
+    {
+        var seed = Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } fixedSeed
+            ? int.Parse(fixedSeed, CultureInfo.InvariantCulture)
+            : Random.Shared.Next();
+        output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
+        var cases = new BodyFuzzer(new Random(seed), anthropic: true).Generate(Bodies / 2);
+        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-anthropic-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
+        using var client = env.Gateway.Client();
+        client.DefaultRequestHeaders.Add("x-api-key", key);
+        client.DefaultRequestHeaders.Add("anthropic-version", "2023-06-01");
+        var problems = new ConcurrentQueue<string>();
+        var requestIds = new ConcurrentDictionary<Guid, int>();
+        var ct = TestContext.Current.CancellationToken;
+
+        await Parallel.ForEachAsync(cases, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (c, token) =>
+        {
+            try
+            {
+                var (status, id, problem) = await SendAsync(client, c, token, AnthropicErrorShapeProblem);
+                if (id is { } requestId && !requestIds.TryAdd(requestId, c.Index)) problem ??= $"request id {requestId} answered twice";
+                if (problem is not null) problems.Enqueue($"#{c.Index} [{c.Recipe}] → {status}: {problem}; body {c.Preview()}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+            {
+                problems.Enqueue($"#{c.Index} [{c.Recipe}]: no answer ({ex.GetType().Name}: {ex.Message}); body {c.Preview()}");
+            }
+        });
+
+        var replay = $"seed {seed} (replay: {SeedVariable}={seed})";
+        foreach (var problem in problems) output.WriteLine(problem);
+        Assert.True(problems.IsEmpty, $"Fuzz {replay}: {problems.Count} bad answers. First ones:\n" + string.Join("\n", problems.Take(10)));
+        var rows = await SettledUsageRowsAsync(keyId, cases.Count, ct);
+        Assert.True(rows.Count == cases.Count, $"Fuzz {replay}: {cases.Count} requests sent, {rows.Count} usage rows stored.");
+        Assert.True(rows.Select(r => r.RequestId).Distinct().Count() == cases.Count, $"Fuzz {replay}: a request id has several usage rows.");
+        Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == "anthropic.messages"), $"Fuzz {replay}: a usage row records a 5xx or another door.");
+    }
+
+    /// <summary>Null when the body is Anthropic's error shape: {"type":"error","error":{"type":string,"message":string}}.</summary>
+    private static string? AnthropicErrorShapeProblem(MediaTypeHeaderValue? contentType, byte[] body)
+    {
+        if (contentType?.MediaType != "application/json") return $"error with content type {contentType?.MediaType ?? "none"}: {Preview(body)}";
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var kind) || kind.ValueKind != JsonValueKind.String
+                || kind.GetString() != "error" || !root.TryGetProperty("error", out var error) || error.ValueKind != JsonValueKind.Object)
+                return "not Anthropic's error shape: " + Preview(body);
+            if (!error.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString()!.Length == 0)
+                return "error without a type: " + Preview(body);
+            if (!error.TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.String || message.GetString()!.Length == 0)
+                return "error without a message: " + Preview(body);
+            return message.GetString()!.Contains("   at ", StringComparison.Ordinal) ? "error message holds a stack trace" : null;
+        }
+        catch (JsonException)
+        {
+            return "error body is not JSON: " + Preview(body);
+        }
+    }
+
     /// <summary>Sends one case; returns its status, its request id and what is wrong with the answer (null: nothing).</summary>
-    private static async Task<(int Status, Guid? RequestId, string? Problem)> SendAsync(HttpClient client, FuzzCase c, CancellationToken ct)
+    private static async Task<(int Status, Guid? RequestId, string? Problem)> SendAsync(HttpClient client, FuzzCase c, CancellationToken ct,
+        Func<MediaTypeHeaderValue?, byte[], string?>? errorShape = null)
     {
         using HttpContent content = c.Chunked ? new StreamContent(new NonSeekableStream(c.Body)) : new ByteArrayContent(c.Body);
         if (c.ContentType is { } type) content.Headers.TryAddWithoutValidation("Content-Type", type);
@@ -83,7 +147,7 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         Guid? id = response.Headers.TryGetValues("x-gateway-request-id", out var ids) && Guid.TryParse(ids.SingleOrDefault(), out var parsed) ? parsed : null;
         if (status >= 500) return (status, id, "server error: " + Preview(body));
         if (id is null) return (status, id, "no x-gateway-request-id header");
-        if (status >= 400) return (status, id, ErrorShapeProblem(response.Content.Headers.ContentType, body));
+        if (status >= 400) return (status, id, (errorShape ?? ErrorShapeProblem)(response.Content.Headers.ContentType, body));
         return (status, id, status == 200 ? null : "unexpected status");
     }
 

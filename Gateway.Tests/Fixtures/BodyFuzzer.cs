@@ -8,12 +8,14 @@ namespace Gateway.Tests.Fixtures;
 /// <summary>
 /// Makes request bodies for /v1/chat/completions and /v1/embeddings from a seeded <see cref="Random"/>: random bytes,
 /// random JSON trees, and valid requests to the mock model with fields deleted, duplicated, retyped, nested deeply,
-/// blown up, or their bytes truncated, flipped and mis-encoded. The same seed gives the same cases.
+/// blown up, or their bytes truncated, flipped and mis-encoded. The same seed gives the same cases. With <paramref name="anthropic"/>,
+/// every case goes to /v1/messages, made from Anthropic Messages requests.
 /// </summary>
-public sealed class BodyFuzzer(Random random)
+public sealed class BodyFuzzer(Random random, bool anthropic = false)
 {
     public const string ChatPath = "/v1/chat/completions";
     public const string EmbeddingsPath = "/v1/embeddings";
+    public const string MessagesPath = "/v1/messages";
 
     /// <summary>A JSON fragment written as is (possibly invalid: lone surrogate escapes, bad UTF-8).</summary>
     private sealed record Raw(byte[] Bytes);
@@ -22,8 +24,8 @@ public sealed class BodyFuzzer(Random random)
 
     private FuzzCase Next(int index)
     {
-        var chat = random.NextDouble() < 0.7;
-        var path = chat ? ChatPath : EmbeddingsPath;
+        var chat = anthropic || random.NextDouble() < 0.7;
+        var path = anthropic ? MessagesPath : chat ? ChatPath : EmbeddingsPath;
         var roll = random.NextDouble();
         var (body, recipe) = roll switch
         {
@@ -47,9 +49,10 @@ public sealed class BodyFuzzer(Random random)
     }
 
     // Just over the default 10 MiB limit (Gateway:MaxRequestBodyBytes): a 413, metered like any other answer.
-    private static byte[] Oversized(bool chat)
+    private byte[] Oversized(bool chat)
     {
         var filler = new string('a', 10 * 1024 * 1024 + 1);
+        if (anthropic) return Encoding.UTF8.GetBytes($$"""{"model":"mock","max_tokens":10,"messages":[{"role":"user","content":"{{filler}}"}]}""");
         return Encoding.UTF8.GetBytes(chat
             ? $$"""{"model":"mock","messages":[{"role":"user","content":"{{filler}}"}]}"""
             : $$"""{"model":"mock","input":"{{filler}}"}""");
@@ -83,9 +86,18 @@ public sealed class BodyFuzzer(Random random)
         """{"model":"mock","input":[101,2023,2003]}""",
     ];
 
+    private static readonly string[] MessagesTemplates =
+    [
+        """{"model":"mock","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}""",
+        """{"model":"mock","max_tokens":64,"system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello!"},{"role":"user","content":"Again"}],"temperature":0.5,"top_p":0.9,"top_k":5,"stop_sequences":["END"],"metadata":{"user_id":"fuzzer"},"stream":false}""",
+        """{"model":"mock","max_tokens":32,"stream":true,"messages":[{"role":"user","content":"Stream please"}]}""",
+        """{"model":"mock","max_tokens":64,"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"c2ln"},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"sunny"}]},{"type":"text","text":"and tomorrow?"}]}],"tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":{"type":"auto","disable_parallel_tool_use":true}}""",
+        """{"model":"mock","max_tokens":64,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},{"type":"document","source":{"type":"text","media_type":"text/plain","data":"A note."}},{"type":"text","text":"What is this?"}]}],"tools":[{"type":"web_search_20250305","name":"web_search"}],"tool_choice":{"type":"tool","name":"web_search"}}""",
+    ];
+
     private JsonNode Template(bool chat)
     {
-        var templates = chat ? ChatTemplates : EmbeddingTemplates;
+        var templates = anthropic ? MessagesTemplates : chat ? ChatTemplates : EmbeddingTemplates;
         return JsonNode.Parse(templates[random.Next(templates.Length)])!;
     }
 
