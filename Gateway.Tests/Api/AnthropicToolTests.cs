@@ -182,6 +182,24 @@ public sealed class AnthropicToolTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task Messages_SystemMessageAmongTheMessages_ReachesTheUpstreamInItsPlace()
+    {
+        // Claude Code sends its environment this way, after the user's turn.
+        var (client, alias) = await ToolModelAsync();
+        var marker = "system-" + Guid.NewGuid().ToString("N");
+        var message = await client.Messages.Create(new MessageCreateParams
+        {
+            Model = alias, MaxTokens = 100, System = "Be brief.",
+            Messages = [new UserMessageParam { Content = marker }, new SystemMessageParam { Content = "The working directory is /tmp." }],
+        }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(FakeOpenAI.Answer, string.Concat(message.Content.Select(b => b.TryPickText(out var t) ? t.Text : "")));
+        var sent = env.Upstream.Find(marker)!.Json["messages"]!.AsArray();
+        Assert.Equal(["system", "user", "system"], sent.Select(m => m!["role"]!.GetValue<string>()));
+        Assert.Equal("The working directory is /tmp.", sent[2]!["content"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Messages_StopSequence_IsSentAsStopAndTheTextEndsBeforeIt()
     {
         var (client, alias) = await ToolModelAsync();
