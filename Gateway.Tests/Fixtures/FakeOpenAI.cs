@@ -151,6 +151,11 @@ public sealed class FakeOpenAI : FakeServer
             await Task.Delay(Timeout.Infinite, ct);
             return;
         }
+        if (ScriptedToolCalls.Handles(model))
+        {
+            await ScriptedToolCalls.AnswerAsync(http, body, ct); // tool-call*: a model that calls the request's tools
+            return;
+        }
 
         var answer = Answer;
         if (body["messages"]!.AsArray()[^1] is JsonObject last && last["prefix"]?.GetValue<bool>() == true)

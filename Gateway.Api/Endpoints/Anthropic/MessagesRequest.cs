@@ -11,6 +11,7 @@ namespace Gateway.Api.Endpoints.Anthropic;
 /// <list type="bullet">
 /// <item><c>system</c> (a string or text blocks) → a system message; <c>max_tokens</c>, <c>temperature</c>, <c>top_p</c>,
 /// <c>stream</c> as they are; <c>stop_sequences</c> → <c>stop</c>; <c>metadata.user_id</c> → <c>user</c>.</item>
+/// <item>A <c>system</c> message among the messages → a system message at that place.</item>
 /// <item>Content blocks: <c>text</c> → text parts; <c>image</c> (base64 or URL) → <c>image_url</c> parts; a text
 /// <c>document</c> → a text part; <c>tool_use</c> → the assistant's <c>tool_calls</c>; <c>tool_result</c> → a <c>tool</c>
 /// message (before the turn's other content); <c>thinking</c>/<c>redacted_thinking</c> are dropped (no chat API takes them back).</item>
@@ -87,7 +88,14 @@ internal static class MessagesRequest
     private static IEnumerable<JsonObject> Message(JsonObject message, int at, List<string> untranslated)
     {
         var role = Str(message, "role");
-        if (role is not ("user" or "assistant")) throw new TranslationException($"messages.{at}.role: must be 'user' or 'assistant'", "messages");
+        if (role == "system" && message["content"] is { } instructions)
+        {
+            // A system message among the messages (as Claude Code sends its environment) applies from there on: OpenAI's chat
+            // takes system messages at any position too.
+            yield return new JsonObject { ["role"] = "system", ["content"] = TextOf(instructions, $"messages.{at}.content") };
+            yield break;
+        }
+        if (role is not ("user" or "assistant")) throw new TranslationException($"messages.{at}.role: must be 'user', 'assistant' or 'system'", "messages");
         if (message["content"] is JsonValue text && text.TryGetValue<string>(out var plain))
         {
             yield return new JsonObject { ["role"] = role, ["content"] = plain };
