@@ -300,5 +300,20 @@ public sealed class ResponsesTests(TestEnvironment env)
         Assert.Equal(404, (await Assert.ThrowsAsync<ClientResultException>(() => Client(key).GetResponseAsync(failed["id"]!.GetValue<string>(), Ct))).Status);
     }
 
+    [Fact]
+    public async Task Responses_DuplicateKeysOrNotUtf8_Are400InvalidJson_Not500()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = env.Gateway.Client(key);
+        var duplicate = await http.PostAsync("/v1/responses", Json("""{"model":"mock","input":[{"role":"user","content":"a","content":"b"}]}"""), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, duplicate.StatusCode);
+        Assert.Equal("invalid_json", (await duplicate.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!["code"]!.GetValue<string>());
+
+        using var notUtf8 = new ByteArrayContent([.. "{\"model\":\"mock\",\"input\":\""u8.ToArray(), 0xC3, 0x28, .. "\"}"u8.ToArray()]);
+        notUtf8.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var invalid = await http.PostAsync("/v1/responses", notUtf8, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+    }
+
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 }
