@@ -2,6 +2,7 @@ using Gateway.Api;
 using Gateway.Api.Auth;
 using Gateway.Api.Endpoints;
 using Gateway.Api.Endpoints.Anthropic;
+using Gateway.Api.Endpoints.Responses;
 using Gateway.Api.Endpoints.Admin;
 using Gateway.Api.Errors;
 using Gateway.Core;
@@ -65,6 +66,7 @@ app.MapHealth();
 app.MapPrometheusScrapingEndpoint("/metrics").ManagementOnly();
 app.MapOpenAI();
 app.MapAnthropic();
+app.MapResponses();
 app.MapAdmin();
 
 await app.RunAsync();

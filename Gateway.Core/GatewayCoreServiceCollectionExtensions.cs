@@ -44,6 +44,7 @@ public static class GatewayCoreServiceCollectionExtensions
             .ValidateOnStart();
         services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<Responses.ResponsesOptions>().BindConfiguration(Responses.ResponsesOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<Budgets.BudgetOptions>().BindConfiguration(Budgets.BudgetOptions.SectionName).ValidateDataAnnotations()
             .Validate<IOptions<UpstreamOptions>>((o, upstream) => o.ReclaimAfter(upstream.Value).TotalSeconds >= 3 * o.LeaseHeartbeatSeconds,
@@ -127,6 +128,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<RequestMeters>();
         services.AddSingleton<Logging.BodyLog>();
         services.AddSingleton<Pipeline.ChatPipeline>();
+        services.AddSingleton<Responses.ResponseStore>();
 
         services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();

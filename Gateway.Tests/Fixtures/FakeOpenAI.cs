@@ -12,7 +12,8 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>drop-after-newlines</c>, <c>stall-after-first</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
+/// <c>tool-call*</c> (answers with a call of the request's first tool, <see cref="ToolArguments"/>, unless the last message is a tool
+/// result, which it answers with text), <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>drop-after-newlines</c>, <c>stall-after-first</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
 /// whose usage also reports <see cref="CacheWriteTokens"/> prompt tokens written to the cache as OpenAI-compatible APIs that bill
 /// writes do (<c>prompt_tokens_details.cache_write_tokens</c>, https://openrouter.ai/docs/prompt-caching); any other name answers
 /// normally. A last assistant message marked <c>"prefix": true</c> (DeepSeek's and Mistral's prefix completion) is continued: the
@@ -30,6 +31,8 @@ public sealed class FakeOpenAI : FakeServer
     public const int CompletionTokens = 7;
     public const int CachedTokens = 5;
     public const int CacheWriteTokens = 8;
+    public const string ToolCallId = "call_fake0001";
+    public const string ToolArguments = "{\"city\":\"Paris\"}";
 
     public static Task<FakeOpenAI> StartAsync() => StartAsync(new FakeOpenAI(), "/v1");
 
@@ -157,6 +160,12 @@ public sealed class FakeOpenAI : FakeServer
             return;
         }
 
+        if (model.StartsWith("tool-call", StringComparison.Ordinal) && body["messages"]!.AsArray()[^1]?["role"]?.GetValue<string>() != "tool")
+        {
+            await ToolCallAsync(http, body, model, stream, includeUsage, ct);
+            return;
+        }
+
         var answer = Answer;
         if (body["messages"]!.AsArray()[^1] is JsonObject last && last["prefix"]?.GetValue<bool>() == true)
         {
@@ -246,6 +255,46 @@ public sealed class FakeOpenAI : FakeServer
             var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{CompletionTokens}},"total_tokens":{{PromptTokens + CompletionTokens}},"prompt_tokens_details":{"cached_tokens":{{CachedTokens}},"audio_tokens":0{{written}}},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}""" + "}";
             await SendAsync($$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[],"usage":""" + usage + "}");
         }
+        await http.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    /// <summary>
+    /// A call of the request's first tool, as OpenAI answers one (https://platform.openai.com/docs/guides/function-calling): the message's
+    /// <c>tool_calls</c> with <c>content: null</c> and finish reason <c>tool_calls</c>; streamed, a first delta with the call's id, type and
+    /// name and empty arguments, then the arguments in pieces under the same <c>index</c>.
+    /// </summary>
+    private static async Task ToolCallAsync(HttpContext http, JsonObject body, string model, bool stream, bool includeUsage, CancellationToken ct)
+    {
+        var name = body["tools"]?[0]?["function"]?["name"]?.GetValue<string>() ?? "get_weather";
+        const string id = "chatcmpl-fake0002";
+        const long created = 1_741_569_953;
+        var usage = $$$"""{"prompt_tokens":{{{PromptTokens}}},"completion_tokens":{{{CompletionTokens}}},"total_tokens":{{{PromptTokens + CompletionTokens}}},"prompt_tokens_details":{"cached_tokens":{{{CachedTokens}}},"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}""";
+        if (!stream)
+        {
+            http.Response.ContentType = "application/json";
+            await http.Response.WriteAsync($$$"""
+                {"id":"{{{id}}}","object":"chat.completion","created":{{{created}}},"model":"{{{model}}}-2024-07-18",
+                 "choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"{{{ToolCallId}}}","type":"function",
+                   "function":{"name":"{{{name}}}","arguments":{{{JsonSerializer.Serialize(ToolArguments)}}}}}],"refusal":null,"annotations":[]},
+                   "logprobs":null,"finish_reason":"tool_calls"}],
+                 "usage":{{{usage}}},"service_tier":"default","system_fingerprint":"fp_fake"}
+                """, ct);
+            return;
+        }
+        http.Response.ContentType = "text/event-stream; charset=utf-8";
+        var usageNull = includeUsage ? ",\"usage\":null" : "";
+        async Task SendAsync(string delta, string? finish)
+        {
+            var chunk = $$$"""{"id":"{{{id}}}","object":"chat.completion.chunk","created":{{{created}}},"model":"{{{model}}}-2024-07-18","system_fingerprint":"fp_fake","choices":[{"index":0,"delta":{{{delta}}},"logprobs":null,"finish_reason":{{{(finish is null ? "null" : $"\"{finish}\"")}}}}]{{{usageNull}}}}""";
+            await http.Response.WriteAsync($"data: {chunk}\n\n", ct);
+            await http.Response.Body.FlushAsync(ct);
+        }
+        await SendAsync($$$"""{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"{{{ToolCallId}}}","type":"function","function":{"name":"{{{name}}}","arguments":""}}],"refusal":null}""", null);
+        foreach (var piece in (string[])[ToolArguments[..5], ToolArguments[5..]])
+            await SendAsync($$$"""{"tool_calls":[{"index":0,"function":{"arguments":{{{JsonSerializer.Serialize(piece)}}}}}]}""", null);
+        await SendAsync("{}", "tool_calls");
+        if (includeUsage)
+            await http.Response.WriteAsync($$$"""data: {"id":"{{{id}}}","object":"chat.completion.chunk","created":{{{created}}},"model":"{{{model}}}-2024-07-18","system_fingerprint":"fp_fake","choices":[],"usage":{{{usage}}}}""" + "\n\n", ct);
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
 

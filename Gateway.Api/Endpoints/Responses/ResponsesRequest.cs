@@ -1,0 +1,303 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Core.Errors;
+using Gateway.Core.Wire;
+
+namespace Gateway.Api.Endpoints.Responses;
+
+/// <summary>
+/// An OpenAI Responses request (https://platform.openai.com/docs/api-reference/responses/create) → the pipeline's canonical
+/// request (OpenAI's chat request), which the chat parser then validates as for the chat door:
+/// <list type="bullet">
+/// <item><c>instructions</c> → a first system message (not carried into later turns, as OpenAI does not); <c>input</c> as a string →
+/// one user message.</item>
+/// <item>Input items: messages (roles user, system, developer, assistant; parts <c>input_text</c>/<c>output_text</c> → text,
+/// <c>input_image</c> by URL → <c>image_url</c>, <c>refusal</c> → text) as they are; <c>function_call</c> → the assistant's
+/// <c>tool_calls</c> (joined to the assistant message before it); <c>function_call_output</c> → a <c>tool</c> message;
+/// <c>reasoning</c> items are dropped (no chat API takes reasoning back).</item>
+/// <item>Function tools → chat function tools; <c>tool_choice</c> as it is, a named function in the chat form;
+/// <c>text.format</c> → <c>response_format</c> (<c>json_schema</c>'s flat fields nested under <c>json_schema</c>);
+/// <c>max_output_tokens</c> → <c>max_tokens</c>; <c>reasoning.effort</c> → <c>reasoning_effort</c>; <c>metadata</c>,
+/// <c>temperature</c>, <c>top_p</c>, <c>user</c>, <c>parallel_tool_calls</c> as they are.</item>
+/// </list>
+/// What the translation cannot carry is a 400 naming it: built-in tools (web_search, file_search, code_interpreter, computer use…),
+/// files by id, item references, <c>background</c>, <c>conversation</c> and prompt templates.
+/// </summary>
+internal static class ResponsesRequest
+{
+    /// <summary>A parsed Responses request: the body and the fields the front door acts on.</summary>
+    public sealed record Parsed(JsonObject Body, bool Stream, bool Store, string? PreviousResponseId);
+
+    /// <summary>The canonical request, and the conversation (earlier turns and this input, without instructions) to store.</summary>
+    public sealed record Translated(byte[] Canonical, JsonArray Conversation);
+
+    /// <summary>Reads the body: a JSON object with a model and an input.</summary>
+    public static (Parsed? Value, GatewayError? Failure) Read(ReadOnlySpan<byte> body)
+    {
+        JsonObject request;
+        try
+        {
+            if (JsonNode.Parse(body) is not JsonObject parsed) return (null, GatewayError.BadRequest("The request body must be a JSON object."));
+            // Read it all now: a JsonNode finds duplicate keys and invalid UTF-8 only when first read, which would otherwise be in the
+            // middle of the translation (a 500) or, for a stored request's echo, when the response is written.
+            ReadAll(parsed);
+            request = parsed;
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
+        {
+            return (null, GatewayError.InvalidJson(ex is JsonException ? ex.Message : "duplicate keys or text that is not UTF-8"));
+        }
+        if (request["previous_response_id"] is { } previous && (previous is not JsonValue value || !value.TryGetValue<string>(out _)))
+            return (null, GatewayError.BadRequest("previous_response_id: must be a string", "previous_response_id", "invalid_type"));
+        return (new Parsed(request, Bool(request, "stream") ?? false, Bool(request, "store") ?? true, Str(request, "previous_response_id")), null);
+    }
+
+    /// <summary>The canonical request for <paramref name="request"/>, continuing <paramref name="previous"/> (a stored conversation) if given.</summary>
+    public static (Translated? Value, GatewayError? Failure) Translate(JsonObject request, JsonArray? previous)
+    {
+        try
+        {
+            var (canonical, conversation) = Canonical(request, previous);
+            return (new Translated(JsonSerializer.SerializeToUtf8Bytes(canonical, GatewayJsonContext.Wire.JsonObject), conversation), null);
+        }
+        catch (TranslationException ex)
+        {
+            return (null, GatewayError.BadRequest(ex.Message, ex.Param, ex.Code));
+        }
+    }
+
+    /// <summary>Output items (as a response holds them) as canonical chat messages, appended to <paramref name="conversation"/>.</summary>
+    public static void AppendOutput(JsonArray conversation, JsonArray output)
+    {
+        for (var i = 0; i < output.Count; i++)
+            if (output[i] is JsonObject item) Item(item, i, conversation);
+    }
+
+    private static (JsonObject Canonical, JsonArray Conversation) Canonical(JsonObject request, JsonArray? previous)
+    {
+        var model = Str(request, "model") ?? throw new TranslationException("model: Field required", "model", "missing_required_parameter");
+        foreach (var unsupported in (string[])["conversation", "prompt"])
+            if (request[unsupported] is { } given && given.GetValueKind() != JsonValueKind.Null)
+                throw new TranslationException($"{unsupported}: not supported by this gateway (it keeps conversations as stored responses: use previous_response_id)", unsupported);
+        if (Bool(request, "background") == true) throw new TranslationException("background: background responses are not supported by this gateway", "background");
+
+        var conversation = previous is null ? new JsonArray() : (JsonArray)previous.DeepClone();
+        switch (request["input"])
+        {
+            case JsonValue text when text.TryGetValue<string>(out var plain):
+                conversation.Add(new JsonObject { ["role"] = "user", ["content"] = plain });
+                break;
+            case JsonArray items:
+                for (var i = 0; i < items.Count; i++)
+                {
+                    if (items[i] is not JsonObject item) throw new TranslationException($"input[{i}]: must be an object", "input", "invalid_type");
+                    Item(item, i, conversation);
+                }
+                break;
+            case null when previous is not null:
+                break;
+            default:
+                throw new TranslationException("input: Field required (a string or an array of input items)", "input", "missing_required_parameter");
+        }
+
+        var messages = new JsonArray();
+        if (Str(request, "instructions") is { Length: > 0 } instructions) messages.Add(new JsonObject { ["role"] = "system", ["content"] = instructions });
+        foreach (var message in conversation) messages.Add(message!.DeepClone());
+
+        var canonical = new JsonObject { ["model"] = model, ["messages"] = messages };
+        if (request["max_output_tokens"] is JsonValue max && max.GetValueKind() != JsonValueKind.Null)
+            canonical["max_tokens"] = max.TryGetValue<int>(out var limit) ? limit
+                : throw new TranslationException("max_output_tokens: must be an integer", "max_output_tokens", "invalid_type");
+        foreach (var name in (string[])["temperature", "top_p", "user", "parallel_tool_calls", "metadata", "prompt_cache_key", "safety_identifier", "service_tier"])
+            if (request[name] is { } value && value.GetValueKind() != JsonValueKind.Null) canonical[name] = value.DeepClone();
+        if (request["reasoning"] is JsonObject reasoning && Str(reasoning, "effort") is { } effort) canonical["reasoning_effort"] = effort;
+        if (request["text"] is JsonObject format) Text(format, canonical);
+        if (request["tools"] is JsonArray tools && tools.Count > 0) canonical["tools"] = Tools(tools);
+        if (request["tool_choice"] is { } choice && choice.GetValueKind() != JsonValueKind.Null) canonical["tool_choice"] = ToolChoice(choice);
+        if (Bool(request, "stream") == true)
+        {
+            canonical["stream"] = true;
+            canonical["stream_options"] = new JsonObject { ["include_usage"] = true }; // response.completed reports usage
+        }
+        return (canonical, conversation);
+    }
+
+    // One input item, appended to the canonical messages.
+    private static void Item(JsonObject item, int at, JsonArray chat)
+    {
+        var type = Str(item, "type") ?? (item["role"] is not null ? "message" : null);
+        switch (type)
+        {
+            case "message":
+                Message(item, at, chat);
+                break;
+            case "function_call":
+                var call = new JsonObject
+                {
+                    ["id"] = Str(item, "call_id") ?? throw new TranslationException($"input[{at}].call_id: Field required", "input", "missing_required_parameter"),
+                    ["type"] = "function",
+                    ["function"] = new JsonObject { ["name"] = Str(item, "name"), ["arguments"] = Str(item, "arguments") ?? "{}" },
+                };
+                // The calls of one turn belong to the assistant message that said them (the turn's text, or a message of calls only).
+                if (chat.Count > 0 && chat[^1] is JsonObject last && Str(last, "role") == "assistant")
+                {
+                    if (last["tool_calls"] is not JsonArray calls) last["tool_calls"] = calls = [];
+                    calls.Add(call);
+                }
+                else
+                {
+                    chat.Add(new JsonObject { ["role"] = "assistant", ["content"] = null, ["tool_calls"] = new JsonArray(call) });
+                }
+                break;
+            case "function_call_output":
+                chat.Add(new JsonObject
+                {
+                    ["role"] = "tool",
+                    ["tool_call_id"] = Str(item, "call_id") ?? throw new TranslationException($"input[{at}].call_id: Field required", "input", "missing_required_parameter"),
+                    ["content"] = item["output"] switch
+                    {
+                        JsonValue output when output.TryGetValue<string>(out var text) => text,
+                        JsonArray parts => string.Join("\n", parts.OfType<JsonObject>().Select(p => Str(p, "text")).OfType<string>()),
+                        _ => "",
+                    },
+                });
+                break;
+            case "reasoning":
+                break; // no chat API takes reasoning back as input
+            case "item_reference":
+                throw new TranslationException($"input[{at}]: item references are not supported by this gateway; send the item itself, or use previous_response_id", "input");
+            case null:
+                throw new TranslationException($"input[{at}].type: Field required", "input", "missing_required_parameter");
+            default:
+                throw new TranslationException($"input[{at}]: '{type}' items are not supported by this gateway's translation to chat APIs", "input");
+        }
+    }
+
+    private static void Message(JsonObject item, int at, JsonArray chat)
+    {
+        var role = Str(item, "role");
+        if (role is not ("user" or "system" or "developer" or "assistant"))
+            throw new TranslationException($"input[{at}].role: must be 'user', 'system', 'developer' or 'assistant'", "input", "invalid_value");
+        JsonNode? content = item["content"] switch
+        {
+            JsonValue text when text.TryGetValue<string>(out var plain) => plain,
+            JsonArray parts => Parts(parts, at),
+            _ => throw new TranslationException($"input[{at}].content: Field required", "input", "missing_required_parameter"),
+        };
+        chat.Add(new JsonObject { ["role"] = role, ["content"] = content });
+    }
+
+    // Content parts → chat parts; text only → one string (what every chat API takes).
+    private static JsonNode Parts(JsonArray parts, int at)
+    {
+        var chat = new JsonArray();
+        foreach (var node in parts)
+        {
+            if (node is not JsonObject part) throw new TranslationException($"input[{at}].content: parts must be objects", "input", "invalid_type");
+            switch (Str(part, "type"))
+            {
+                case "input_text" or "output_text" or "text":
+                    chat.Add(new JsonObject { ["type"] = "text", ["text"] = Str(part, "text") ?? "" });
+                    break;
+                case "refusal":
+                    chat.Add(new JsonObject { ["type"] = "text", ["text"] = Str(part, "refusal") ?? "" });
+                    break;
+                case "input_image" when Str(part, "image_url") is { } url:
+                    var image = new JsonObject { ["url"] = url };
+                    if (Str(part, "detail") is { } detail) image["detail"] = detail;
+                    chat.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = image });
+                    break;
+                case "input_image":
+                    throw new TranslationException($"input[{at}].content: images by file_id are not supported by this gateway (it has no files API); send image_url (a URL or a data: URL)", "input");
+                case var type:
+                    throw new TranslationException($"input[{at}].content: '{type}' parts are not supported by this gateway's translation to chat APIs", "input");
+            }
+        }
+        return chat.All(p => Str(p!.AsObject(), "type") == "text")
+            ? string.Join("", chat.Select(p => Str(p!.AsObject(), "text")))
+            : chat;
+    }
+
+    private static JsonArray Tools(JsonArray tools)
+    {
+        var functions = new JsonArray();
+        for (var i = 0; i < tools.Count; i++)
+        {
+            if (tools[i] is not JsonObject tool) throw new TranslationException($"tools[{i}]: must be an object", "tools", "invalid_type");
+            var type = Str(tool, "type");
+            if (type != "function")
+                throw new TranslationException($"tools[{i}]: the built-in tool '{type}' is not supported: this gateway translates the Responses API to "
+                    + "the providers' chat APIs, which cannot run it. Declare a function tool and run it yourself.", "tools", "unsupported_tool");
+            var function = new JsonObject { ["name"] = Str(tool, "name") };
+            if (Str(tool, "description") is { } description) function["description"] = description;
+            if (tool["parameters"] is JsonObject parameters) function["parameters"] = parameters.DeepClone();
+            if (Bool(tool, "strict") is { } strict) function["strict"] = strict;
+            functions.Add(new JsonObject { ["type"] = "function", ["function"] = function });
+        }
+        return functions;
+    }
+
+    private static JsonNode ToolChoice(JsonNode choice)
+    {
+        if (choice is JsonValue mode && mode.TryGetValue<string>(out var text)) return text;
+        if (choice is JsonObject named && Str(named, "type") == "function" && Str(named, "name") is { } name)
+            return new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = name } };
+        var type = choice is JsonObject other ? Str(other, "type") : null;
+        throw new TranslationException($"tool_choice: '{type}' is not supported: this gateway translates the Responses API to the providers' chat APIs, "
+            + "which choose only 'auto', 'none', 'required' or a named function", "tool_choice", "unsupported_tool");
+    }
+
+    private static void Text(JsonObject text, JsonObject canonical)
+    {
+        if (text["format"] is JsonObject format)
+        {
+            switch (Str(format, "type"))
+            {
+                case "text" or null:
+                    break;
+                case "json_object":
+                    canonical["response_format"] = new JsonObject { ["type"] = "json_object" };
+                    break;
+                case "json_schema":
+                    var schema = new JsonObject { ["name"] = Str(format, "name") ?? "response" };
+                    if (Str(format, "description") is { } description) schema["description"] = description;
+                    if (format["schema"] is { } body) schema["schema"] = body.DeepClone();
+                    if (Bool(format, "strict") is { } strict) schema["strict"] = strict;
+                    canonical["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = schema };
+                    break;
+                case var type:
+                    throw new TranslationException($"text.format: '{type}' is not supported by this gateway's translation", "text", "invalid_value");
+            }
+        }
+        if (Str(text, "verbosity") is { } verbosity) canonical["verbosity"] = verbosity;
+    }
+
+    private static void ReadAll(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject fields:
+                foreach (var (_, value) in fields) ReadAll(value);
+                break;
+            case JsonArray items:
+                foreach (var item in items) ReadAll(item);
+                break;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                _ = value.GetValue<string>();
+                break;
+        }
+    }
+
+    private static string? Str(JsonObject node, string name) =>
+        node[name] is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+
+    private static bool? Bool(JsonObject node, string name) =>
+        node[name] is JsonValue value && value.TryGetValue<bool>(out var flag) ? flag : null;
+
+    private sealed class TranslationException(string message, string param, string? code = null) : Exception(message)
+    {
+        public string Param { get; } = param;
+
+        public string Code { get; } = code ?? "unsupported_parameter";
+    }
+}
