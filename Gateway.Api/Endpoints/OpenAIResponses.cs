@@ -44,6 +44,7 @@ internal static class OpenAIResponses
                 ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(broken.ToBody(), GatewayJsonContext.Wire.OpenAIErrorBody));
                 break;
             }
+            if (item.Chunk.IsEmpty) continue; // another protocol's own events (a passed-through stream): not for this door
             if (!started) started = Start(response);
             ServerSentEvents.Write(output, item.Chunk.Span);
             await output.FlushAsync(ct);

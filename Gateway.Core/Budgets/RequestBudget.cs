@@ -96,7 +96,11 @@ public sealed class RequestBudget(ModelCatalog catalog, BudgetLedger ledger, Tag
         var other = (request.Tools?.GetRawText().Length ?? 0) + (request.ResponseFormat?.GetRawText().Length ?? 0)
             + request.Messages!.Sum(m => (m.ToolCalls?.GetRawText().Length ?? 0)
                 + (m.Content is { ValueKind: JsonValueKind.Array } parts ? parts.GetRawText().Length : 0));
-        return tokens.CountPrompt(request.Messages!) + other / 3;
+        var bound = tokens.CountPrompt(request.Messages!) + other / 3;
+        // A passed-through request's own body may hold what its translation left out (a PDF, a document): bounded by its size too.
+        return request.Native is { Untranslated.Count: > 0 } native
+            ? Math.Max(bound, System.Text.Encoding.UTF8.GetByteCount(native.Body.ToJsonString()) / 3)
+            : bound;
     }
 
     /// <summary>

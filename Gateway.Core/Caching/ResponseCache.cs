@@ -57,6 +57,16 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Partition(asker)}\n{route.Alias}\n{route.Provider.Name}\n{route.UpstreamModel}\n"));
             hash.AppendData(body);
+            // A passed-through request's own body holds what its translation left out (a document, thinking, top_k): two
+            // requests that differ only there are different questions.
+            if (request.Native is { } native)
+            {
+                var own = native.Body.DeepClone().AsObject();
+                own.Remove("stream");
+                own.Remove("metadata");
+                hash.AppendData("\nnative\n"u8);
+                hash.AppendData(JsonSerializer.SerializeToUtf8Bytes(own, GatewayJsonContext.Wire.JsonObject));
+            }
             return hash.GetHashAndReset();
         }
         finally

@@ -17,10 +17,43 @@ public sealed class InjectionScreen(InjectionFilter filter, IOptions<GatewayOpti
     {
         var action = Stricter(Stricter(options.Value.InjectionFilter, key.InjectionFilter), decision.InjectionFilter);
         if (action == InjectionAction.Off) return null;
-        var categories = filter.Scan(request.Messages!);
+        var categories = filter.Scan(request.Native is { } native ? [.. request.Messages!, .. NativeText(native)] : request.Messages!);
         return categories.Count == 0 ? null : new InjectionVerdict(action, categories);
 
         static InjectionAction Stricter(InjectionAction current, InjectionAction? other) =>
             other > current ? other.Value : current;
+    }
+
+    /// <summary>
+    /// Every text of a passed-through request's own messages and system prompt (a document's text, a search result, a tool result's
+    /// blocks), as one user message: an upstream of its protocol reads them all, whatever the translation carried.
+    /// </summary>
+    private static ChatMessage[] NativeText(NativeRequest native)
+    {
+        var texts = new List<string>();
+        Collect(native.Body["system"], texts);
+        Collect(native.Body["messages"], texts);
+        if (texts.Count == 0) return [];
+        return [new ChatMessage { Role = "user", Content = System.Text.Json.JsonSerializer.SerializeToElement(string.Join("\n", texts), GatewayJsonContext.Wire.String) }];
+
+        // Strings under "text", "content", "data" and "thinking", anywhere in the tree (base64 data is scanned as text: it matches nothing).
+        static void Collect(System.Text.Json.Nodes.JsonNode? node, List<string> texts)
+        {
+            switch (node)
+            {
+                case System.Text.Json.Nodes.JsonObject fields:
+                    foreach (var (name, value) in fields)
+                    {
+                        if (name is "text" or "content" or "data" or "thinking" && value is System.Text.Json.Nodes.JsonValue leaf
+                            && leaf.TryGetValue<string>(out var text))
+                            texts.Add(text);
+                        else Collect(value, texts);
+                    }
+                    break;
+                case System.Text.Json.Nodes.JsonArray items:
+                    foreach (var item in items) Collect(item, texts);
+                    break;
+            }
+        }
     }
 }

@@ -267,12 +267,18 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
                         stream.Text.ToString(), finish, usage);
                     cache.Store(cacheKey, new UpstreamCompletion(body, usage, stream.ServedModel), opened.Route!, run.Key.CacheTtlSeconds!.Value);
                 }
+                // A passed-through stream's own ending (Anthropic's message_delta and message_stop) goes out only now, after the
+                // budget is settled and the row journalled, as the OpenAI door's [DONE] does.
+                if (splice is null && !stream.NativeTail.IsEmpty) yield return StreamEvent.Of(default, stream.NativeTail);
                 yield break;
             }
 
             // A capped key's reservation covered one answer: a continuation needs a top-up for the broken attempt and the partial
             // answer sent again as prompt; without room the stream ends with the error.
+            // A continuation is asked from the translation: a passed-through request it could not carry (a PDF, a server tool) is
+            // not continued, since no candidate would be answering the question the client asked.
             if (broke is UpstreamStreamException midStream && sent && !toolCallsSent && midStream.Failure.ShouldFailOver
+                && request.Native is not { Untranslated.Count: > 0 }
                 && Remaining(decision.Chain, route) is { Count: > 0 } remaining
                 && (run.Reservation is not { } reservation || reservation.TryTopUp(budget.ContinuationCost(
                     route, stream.Usage, request, splice?.ClientText ?? stream.Text.ToString(), remaining))))
@@ -295,7 +301,8 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
                 attempts.AddRange(next.Attempts);
                 if (next.Failure is not null)
                 {
-                    meter.Attempted(attempts, decision.First, next.Route, served: false, next.Billed);
+                    // The row stays on the candidate whose stream broke: its tokens are priced at its prices.
+                    meter.Attempted(attempts, decision.First, route, served: false, next.Billed);
                     ended = midStream.Failure.ToGatewayError();
                     meter.Failed(ended, stream.Text.ToString(), stream.Usage);
                     break;

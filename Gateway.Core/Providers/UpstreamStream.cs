@@ -30,6 +30,12 @@ public abstract class UpstreamStream : IAsyncDisposable
     /// <summary>Yields chunks until the provider's end of stream; throws <see cref="UpstreamStreamException"/> on failure.</summary>
     public abstract IAsyncEnumerable<StreamChunk> ReadChunksAsync(CancellationToken ct);
 
+    /// <summary>
+    /// A passed-through stream's own ending, as server-sent event text, held back from the chunks so that it reaches the client
+    /// only once the request is metered (see <see cref="StreamChunk.Native"/>); else empty.
+    /// </summary>
+    public ReadOnlyMemory<byte> NativeTail { get; protected set; }
+
     public virtual ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);

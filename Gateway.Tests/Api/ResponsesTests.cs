@@ -98,7 +98,7 @@ public sealed class ResponsesTests(TestEnvironment env)
     [Fact]
     public async Task Responses_FunctionCallRoundTrip_TheCallComesBackAsAnItem_AndItsOutputIsSentOnAsAToolMessage()
     {
-        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "tool-call-fake");
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "fn-call-fake");
         var (key, _) = await env.Gateway.CreateKeyAsync();
         var client = Client(key);
         var marker = "tool-round-trip-" + Guid.NewGuid().ToString("N");
@@ -133,7 +133,7 @@ public sealed class ResponsesTests(TestEnvironment env)
     [Fact]
     public async Task Responses_StreamedFunctionCall_ArgumentsArriveAsDeltasAndTheItemIsDone()
     {
-        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "tool-call-stream");
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "fn-call-stream");
         var (key, _) = await env.Gateway.CreateKeyAsync();
         var tool = ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}}}"""), null);
         var arguments = new StringBuilder();

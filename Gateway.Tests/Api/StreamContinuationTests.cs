@@ -130,4 +130,22 @@ public sealed class StreamContinuationTests(TestEnvironment env)
         Assert.Null(messages[^2]!["prefix"]);
         Assert.Equal(("assistant", "user"), (messages[^2]!["role"]!.GetValue<string>(), messages[^1]!["role"]!.GetValue<string>()));
     }
+
+    [Fact]
+    public async Task Stream_ContinuationFailsToo_TheRowStaysOnTheBrokenCandidateAtItsPrices()
+    {
+        var fallback = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "status-503", inputPrice: 100m, outputPrice: 400m);
+        var primary = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "drop-mid-stream", inputPrice: 1m, outputPrice: 1m, fallbacks: [fallback]);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var client = env.Gateway.Client(key);
+        var response = await client.PostAsync("/v1/chat/completions",
+            Json($$"""{"model":"{{primary}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""), TestContext.Current.CancellationToken);
+        await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+
+        var row = await env.WaitForUsageAsync(Guid.Parse(response.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal((primary.Split('/')[0], "drop-mid-stream"), (row.Provider, row.ServedModel));
+        Assert.Equal((1m, 1m), (row.InputPricePerMTok, row.OutputPricePerMTok));
+        Assert.Equal((row.PromptTokens + row.CompletionTokens) / 1_000_000m, row.CostUsd);
+    }
 }
+

@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// <c>chat.completion.chunk</c>s with <c>"usage":null</c> on every chunk and a final usage chunk with
 /// <c>"choices":[]</c> when <c>stream_options.include_usage</c> is set, then <c>data: [DONE]</c>.
 /// The upstream model name scripts its behaviour: <c>status-429</c>, <c>hang</c>, <c>slow-stream</c>,
-/// <c>tool-call*</c> (answers with a call of the request's first tool, <see cref="ToolArguments"/>, unless the last message is a tool
+/// <c>tool-call*</c> (calls scripted by the prompt: <see cref="ScriptedToolCalls"/>), <c>fn-call*</c> (answers with a call of the request's first tool, <see cref="ToolArguments"/>, unless the last message is a tool
 /// result, which it answers with text), <c>drop-mid-stream</c>, <c>drop-after-space</c>, <c>drop-after-newlines</c>, <c>stall-after-first</c>, <c>no-done</c>, <c>o1*</c> (refuses to stream, as o1 did), and <c>*-cache-write</c>,
 /// whose usage also reports <see cref="CacheWriteTokens"/> prompt tokens written to the cache as OpenAI-compatible APIs that bill
 /// writes do (<c>prompt_tokens_details.cache_write_tokens</c>, https://openrouter.ai/docs/prompt-caching); any other name answers
@@ -160,7 +160,7 @@ public sealed class FakeOpenAI : FakeServer
             return;
         }
 
-        if (model.StartsWith("tool-call", StringComparison.Ordinal) && body["messages"]!.AsArray()[^1]?["role"]?.GetValue<string>() != "tool")
+        if (model.StartsWith("fn-call", StringComparison.Ordinal) && body["messages"]!.AsArray()[^1]?["role"]?.GetValue<string>() != "tool")
         {
             await ToolCallAsync(http, body, model, stream, includeUsage, ct);
             return;

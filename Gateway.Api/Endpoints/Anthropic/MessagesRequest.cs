@@ -136,7 +136,7 @@ internal static class MessagesRequest
                     {
                         ["role"] = "tool",
                         ["tool_call_id"] = Str(block, "tool_use_id"),
-                        ["content"] = block["content"] is { } content ? TextOf(content, $"messages.{at}.content.tool_result") : "",
+                        ["content"] = block["content"] is { } content ? ToolResultText(content, at, untranslated) : "",
                     };
                     break;
                 case "thinking" or "redacted_thinking":
@@ -191,6 +191,20 @@ internal static class MessagesRequest
             _ => "auto",
         };
         if (choice["disable_parallel_tool_use"] is JsonValue single && single.TryGetValue<bool>(out var off) && off) canonical["parallel_tool_calls"] = false;
+    }
+
+    // A tool result's text; an image or document in it is only for an Anthropic model (listed as untranslated).
+    private static string ToolResultText(JsonNode content, int at, List<string> untranslated)
+    {
+        if (content is JsonValue value && value.TryGetValue<string>(out var text)) return text;
+        if (content is not JsonArray blocks) throw new TranslationException($"messages.{at}.content: a tool_result's content must be a string or blocks", "messages");
+        var texts = new List<string>();
+        foreach (var block in blocks.OfType<JsonObject>())
+        {
+            if (Str(block, "type") == "text") texts.Add(Str(block, "text") ?? "");
+            else untranslated.Add($"messages.{at}: a '{Str(block, "type")}' block in a tool_result");
+        }
+        return string.Join("\n\n", texts);
     }
 
     // A string, or an array of text blocks (their cache_control hints dropped), as one text.

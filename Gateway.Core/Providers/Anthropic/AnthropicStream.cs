@@ -31,6 +31,13 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
         _native.Write(data);
         _native.Write("\n\n"u8);
         var list = translated.ToArray();
+        if (eventType == "message_stop")
+        {
+            // The ending waits for the request to be metered (the pipeline sends it then): its chunks carry no events.
+            NativeTail = _native.WrittenSpan.ToArray();
+            _native.ResetWrittenCount();
+            return list;
+        }
         if (list.Length == 0) return list;
         list[0] = list[0] with { Native = _native.WrittenSpan.ToArray() };
         _native.ResetWrittenCount();
