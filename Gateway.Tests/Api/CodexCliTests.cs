@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Fixtures;
+
+namespace Gateway.Tests.Api;
+
+/// <summary>
+/// Codex CLI, OpenAI's coding agent (npm <c>@openai/codex</c>, the version <c>.ci/run</c> installs), as a real client of the
+/// Responses door: run headless (<c>codex exec</c>) with a model provider of its own config at the gateway
+/// (<c>wire_api = "responses"</c>), against an OpenAI-compatible upstream that calls tools (<see cref="ScriptedToolCalls"/>), it has
+/// to complete a task that needs its shell tool (<c>exec_command</c>): the model asks for the call, Codex runs the command and sends
+/// the output back, the model answers. Skipped only where no <c>codex</c> binary is found.
+/// </summary>
+/// <remarks>
+/// Codex's default request also declares a <c>web_search</c> built-in tool and a <c>namespace</c> of sub-agent tools, which this
+/// gateway's translation to chat APIs cannot carry (the door answers 400 for them, as it does for any client). Codex runs without
+/// them: the config turns web search and the multi-agent feature off, as a deployment behind this gateway does.
+/// </remarks>
+public sealed class CodexCliTests(TestEnvironment env)
+{
+    public const string PinnedVersion = "0.171.0";
+
+    /// <summary>Codex's launcher: <c>CODEX_CLI_BIN</c>, else <c>codex</c> on the PATH.</summary>
+    private static string? FindCodex()
+    {
+        if (Environment.GetEnvironmentVariable("CODEX_CLI_BIN") is { Length: > 0 } bin && File.Exists(bin)) return bin;
+        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, "codex")).FirstOrDefault(File.Exists);
+    }
+
+    [Fact]
+    public async Task CodexCli_AskedToRunACommand_RunsItThroughTheGateway()
+    {
+        var codex = FindCodex();
+        if (codex is null)
+            Assert.Skip($"Codex CLI is not installed: no 'codex' on the PATH and no CODEX_CLI_BIN (.ci/run installs it: npm install -g @openai/codex@{PinnedVersion}).");
+
+        var model = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, ScriptedToolCalls.ModelPrefix + "-codex");
+        var (key, keyId) = await env.Gateway.CreateKeyAsync("codex-cli");
+        var work = Directory.CreateTempSubdirectory("codex-work-");
+        var home = Directory.CreateTempSubdirectory("codex-home-");
+        try
+        {
+            var marker = "codex-" + Guid.NewGuid().ToString("N");
+            var file = Path.Combine(work.FullName, "out.txt");
+            var arguments = new JsonObject { ["cmd"] = $"echo {marker} > out.txt", ["workdir"] = work.FullName }.ToJsonString();
+            var (exit, stdout, stderr) = await RunAsync(codex, work.FullName, home.FullName, key, model, $"call exec_command with {arguments}");
+
+            var received = env.Upstream.Requests.Where(r => r.Body.Contains(marker, StringComparison.Ordinal)).Select(r => r.Json).ToList();
+            var seen = string.Join('\n', received.Select(r => $"{r["model"]} stream={r["stream"]} tools=[{string.Join(',', (r["tools"] as JsonArray ?? []).Select(t => t!["function"]!["name"]))}] last={r["messages"]!.AsArray()[^1]!["role"]}"));
+            TestContext.Current.TestOutputHelper?.WriteLine($"codex exit {exit}\nstdout: {stdout}\nstderr: {stderr}\nupstream saw:\n{seen}");
+            Assert.True(exit == 0, $"codex exited {exit}\nstdout: {stdout}\nstderr: {stderr}\nupstream saw:\n{seen}");
+            Assert.True(File.Exists(file), $"no file\nstdout: {stdout}\nstderr: {stderr}\nupstream saw:\n{seen}");
+            Assert.Equal(marker + "\n", await File.ReadAllTextAsync(file, TestContext.Current.CancellationToken));
+
+            // The model's last words quote the shell tool's result, which Codex prints as its final message.
+            Assert.Contains(ScriptedToolCalls.ResultPrefix, stdout, StringComparison.Ordinal);
+            Assert.Contains("exec_command", received[0]["tools"]!.AsArray().Select(t => t!["function"]!["name"]!.GetValue<string>()));
+            Assert.Equal("tool", received[^1]["messages"]!.AsArray()[^1]!["role"]!.GetValue<string>());
+
+            // Every call Codex made is metered as coming through the Responses door: at least the tool call and the answer.
+            var rows = await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= received.Count);
+            Assert.True(rows.Count >= 2, $"{rows.Count} usage rows");
+            Assert.All(rows, r => Assert.Equal(("openai.responses", (short)200, model), (r.FrontDoor, r.Status, r.AskedModel)));
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+            home.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Runs <c>codex exec</c> in <paramref name="work"/> with a CODEX_HOME of its own and nothing but the gateway to talk to.</summary>
+    private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string codex, string work, string home, string key, string model, string prompt)
+    {
+        // The gateway as a model provider of Codex's own config (https://developers.openai.com/codex/config-reference): Codex
+        // appends /responses to base_url and sends the key named by env_key as a bearer token. No retries (a failure shows at
+        // once); no update check, analytics, feedback or OpenTelemetry export; no web search and no sub-agents (see the remarks).
+        var config = $"""
+            model = "{model}"
+            model_provider = "gateway"
+            check_for_update_on_startup = false
+            web_search = "disabled"
+
+            [model_providers.gateway]
+            name = "Gateway under test"
+            base_url = "{env.Gateway.BaseAddress.ToString().TrimEnd('/')}/v1"
+            env_key = "GATEWAY_TEST_KEY"
+            wire_api = "responses"
+            request_max_retries = 0
+            stream_max_retries = 0
+
+            [analytics]
+            enabled = false
+
+            [feedback]
+            enabled = false
+
+            [otel]
+            exporter = "none"
+
+            [features]
+            multi_agent = false
+            """;
+        await File.WriteAllTextAsync(Path.Combine(home, "config.toml"), config, TestContext.Current.CancellationToken);
+
+        var start = new ProcessStartInfo(codex)
+        {
+            WorkingDirectory = work, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            StandardOutputEncoding = Encoding.UTF8, StandardErrorEncoding = Encoding.UTF8,
+        };
+        // --strict-config: a config key this version does not know fails the run instead of being ignored. The sandbox is off: the
+        // test's own temporary directory is all the command touches, and a container may not allow Codex's bubblewrap sandbox.
+        foreach (var argument in new[] { "exec", "--strict-config", "--ephemeral", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--color", "never", prompt })
+            start.ArgumentList.Add(argument);
+        // Whatever the developer's own shell has for Codex or OpenAI stays out.
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("OPENAI_", StringComparison.Ordinal) || k.StartsWith("CODEX_", StringComparison.Ordinal)).ToList())
+            start.Environment.Remove(name);
+        start.Environment["HOME"] = home;
+        start.Environment["CODEX_HOME"] = home;
+        start.Environment["GATEWAY_TEST_KEY"] = key;
+
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        bound.CancelAfter(TimeSpan.FromMinutes(3)); // a few seconds when it works; a hang fails here
+        try
+        {
+            await process.WaitForExitAsync(bound.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+            return (-1, await stdout, "timed out after 3 minutes\n" + await stderr);
+        }
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
