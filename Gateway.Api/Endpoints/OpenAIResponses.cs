@@ -23,9 +23,7 @@ internal static class OpenAIResponses
         }
         if (result.Stream is not { } stream)
         {
-            response.ContentType = "application/json";
-            response.ContentLength = result.Body.Length;
-            await response.Body.WriteAsync(result.Body, ct);
+            await ServerSentEvents.WriteJsonAsync(response, result.Body, ct);
             return;
         }
 
@@ -45,20 +43,16 @@ internal static class OpenAIResponses
                 break;
             }
             if (item.Chunk.IsEmpty) continue; // another protocol's own events (a passed-through stream): not for this door
-            if (!started) started = Start(response);
+            if (!started)
+            {
+                ServerSentEvents.Start(response);
+                started = true;
+            }
             ServerSentEvents.Write(output, item.Chunk.Span);
             await output.FlushAsync(ct);
         }
-        if (!started) Start(response);
+        if (!started) ServerSentEvents.Start(response);
         output.Write("data: [DONE]\n\n"u8);
         await output.FlushAsync(ct);
-    }
-
-    private static bool Start(HttpResponse response)
-    {
-        response.ContentType = "text/event-stream; charset=utf-8";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        return true;
     }
 }

@@ -30,19 +30,9 @@ internal static class MessagesRequest
     /// cannot be translated.</returns>
     public static (byte[]? Canonical, NativeRequest? Native, GatewayError? Failure) Translate(ReadOnlySpan<byte> body, string? beta = null)
     {
-        JsonObject request;
-        try
-        {
-            if (JsonNode.Parse(body) is not JsonObject parsed) return (null, null, GatewayError.BadRequest("The request body must be a JSON object."));
-            // Read it all now: a JsonNode finds duplicate keys and invalid UTF-8 only when it is first read, which would otherwise
-            // be in the middle of the translation or, for fields only an Anthropic upstream reads, when the body is sent on.
-            ReadAll(parsed);
-            request = parsed;
-        }
-        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
-        {
-            return (null, null, GatewayError.InvalidJson(ex is JsonException ? ex.Message : "duplicate keys or text that is not UTF-8"));
-        }
+        var (read, invalid) = RequestJson.ReadObject(body);
+        if (invalid is not null) return (null, null, invalid);
+        var request = read!;
         try
         {
             var untranslated = new List<string>();
@@ -215,22 +205,6 @@ internal static class MessagesRequest
         return string.Join("\n\n", blocks.Select(b => b is JsonObject block && Str(block, "type") == "text"
             ? Str(block, "text") ?? ""
             : throw new TranslationException($"{param}: only text blocks are supported here by this gateway's translation", param)));
-    }
-
-    private static void ReadAll(JsonNode? node)
-    {
-        switch (node)
-        {
-            case JsonObject fields:
-                foreach (var (_, value) in fields) ReadAll(value);
-                break;
-            case JsonArray items:
-                foreach (var item in items) ReadAll(item);
-                break;
-            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
-                _ = value.GetValue<string>();
-                break;
-        }
     }
 
     private static void Copy(JsonObject from, JsonObject to, string name)

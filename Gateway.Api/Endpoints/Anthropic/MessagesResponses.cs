@@ -33,9 +33,7 @@ internal static class MessagesResponses
             // An Anthropic upstream's Message goes back as it wrote it; any other answer is translated.
             var body = !result.Native.IsEmpty ? result.Native
                 : JsonSerializer.SerializeToUtf8Bytes(Message(JsonNode.Parse(result.Body.Span)!.AsObject()), GatewayJsonContext.Wire.JsonObject);
-            response.ContentType = "application/json";
-            response.ContentLength = body.Length;
-            await response.Body.WriteAsync(body, ct);
+            await ServerSentEvents.WriteJsonAsync(response, body, ct);
             return;
         }
 
@@ -54,16 +52,12 @@ internal static class MessagesResponses
                 await output.FlushAsync(ct);
                 return;
             }
-            if (!events.Started)
-            {
-                response.ContentType = "text/event-stream; charset=utf-8";
-                response.Headers.CacheControl = "no-cache";
-                response.Headers["X-Accel-Buffering"] = "no";
-            }
+            if (!events.Started) ServerSentEvents.Start(response);
             if (!item.Native.IsEmpty) events.Native(item.Native.Span);
             else events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
             await output.FlushAsync(ct);
         }
+        if (!events.Started) ServerSentEvents.Start(response);
         events.End();
         await output.FlushAsync(ct);
     }

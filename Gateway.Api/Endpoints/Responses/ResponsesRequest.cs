@@ -34,19 +34,9 @@ internal static class ResponsesRequest
     /// <summary>Reads the body: a JSON object with a model and an input.</summary>
     public static (Parsed? Value, GatewayError? Failure) Read(ReadOnlySpan<byte> body)
     {
-        JsonObject request;
-        try
-        {
-            if (JsonNode.Parse(body) is not JsonObject parsed) return (null, GatewayError.BadRequest("The request body must be a JSON object."));
-            // Read it all now: a JsonNode finds duplicate keys and invalid UTF-8 only when first read, which would otherwise be in the
-            // middle of the translation (a 500) or, for a stored request's echo, when the response is written.
-            ReadAll(parsed);
-            request = parsed;
-        }
-        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
-        {
-            return (null, GatewayError.InvalidJson(ex is JsonException ? ex.Message : "duplicate keys or text that is not UTF-8"));
-        }
+        var (read, invalid) = RequestJson.ReadObject(body);
+        if (invalid is not null) return (null, invalid);
+        var request = read!;
         if (request["previous_response_id"] is { } previous && (previous is not JsonValue value || !value.TryGetValue<string>(out _)))
             return (null, GatewayError.BadRequest("previous_response_id: must be a string", "previous_response_id", "invalid_type"));
         return (new Parsed(request, Bool(request, "stream") ?? false, Bool(request, "store") ?? true, Str(request, "previous_response_id")), null);
@@ -270,22 +260,6 @@ internal static class ResponsesRequest
             }
         }
         if (Str(text, "verbosity") is { } verbosity) canonical["verbosity"] = verbosity;
-    }
-
-    private static void ReadAll(JsonNode? node)
-    {
-        switch (node)
-        {
-            case JsonObject fields:
-                foreach (var (_, value) in fields) ReadAll(value);
-                break;
-            case JsonArray items:
-                foreach (var item in items) ReadAll(item);
-                break;
-            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
-                _ = value.GetValue<string>();
-                break;
-        }
     }
 
     private static string? Str(JsonObject node, string name) =>

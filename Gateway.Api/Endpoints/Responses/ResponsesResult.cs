@@ -39,9 +39,7 @@ internal static class ResponsesResult
             var answer = shape.FromCompletion(JsonNode.Parse(result.Body.Span)!.AsObject());
             if (save is not null) await save(answer);
             var body = JsonSerializer.SerializeToUtf8Bytes(answer, GatewayJsonContext.Wire.JsonObject);
-            response.ContentType = "application/json";
-            response.ContentLength = body.Length;
-            await response.Body.WriteAsync(body, ct);
+            await ServerSentEvents.WriteJsonAsync(response, body, ct);
             return;
         }
 
@@ -61,15 +59,12 @@ internal static class ResponsesResult
                 await output.FlushAsync(ct);
                 return;
             }
-            if (!events.Started)
-            {
-                response.ContentType = "text/event-stream; charset=utf-8";
-                response.Headers.CacheControl = "no-cache";
-                response.Headers["X-Accel-Buffering"] = "no";
-            }
+            if (item.Chunk.IsEmpty) continue; // another protocol's own events (a passed-through stream): not for this door
+            if (!events.Started) ServerSentEvents.Start(response);
             events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
             await output.FlushAsync(ct);
         }
+        if (!events.Started) ServerSentEvents.Start(response);
         var finished = events.Finish();
         await output.FlushAsync(ct);
         if (save is not null) await save(finished);
