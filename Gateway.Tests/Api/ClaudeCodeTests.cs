@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
@@ -17,18 +15,10 @@ public sealed class ClaudeCodeTests(TestEnvironment env)
 {
     public const string PinnedVersion = "2.1.332";
 
-    /// <summary>Claude Code's binary: <c>CLAUDE_CODE_BIN</c>, else <c>claude</c> on the PATH.</summary>
-    private static string? FindClaude()
-    {
-        if (Environment.GetEnvironmentVariable("CLAUDE_CODE_BIN") is { Length: > 0 } bin && File.Exists(bin)) return bin;
-        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "claude")).FirstOrDefault(File.Exists);
-    }
-
     [Fact]
     public async Task ClaudeCode_AskedToWriteAFile_WritesItThroughTheGateway()
     {
-        var claude = FindClaude();
+        var claude = AgentCli.Find("CLAUDE_CODE_BIN", "claude");
         if (claude is null)
             Assert.Skip($"Claude Code is not installed: no 'claude' on the PATH and no CLAUDE_CODE_BIN (.ci/run installs it: npm install -g @anthropic-ai/claude-code@{PinnedVersion}).");
 
@@ -77,17 +67,9 @@ public sealed class ClaudeCodeTests(TestEnvironment env)
     private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string claude, string work, string home, string key, string main,
         string small, string prompt)
     {
-        var start = new ProcessStartInfo(claude)
-        {
-            WorkingDirectory = work, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-            StandardOutputEncoding = Encoding.UTF8, StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (var argument in new[] { "-p", prompt, "--output-format", "json", "--model", main, "--permission-mode", "acceptEdits", "--max-turns", "5" })
-            start.ArgumentList.Add(argument);
         // Whatever the developer's own shell has for Claude Code or Anthropic stays out.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("ANTHROPIC_", StringComparison.Ordinal) || k.StartsWith("CLAUDE", StringComparison.Ordinal)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["HOME"] = home;
+        var start = AgentCli.Start(claude, work, home,
+            ["-p", prompt, "--output-format", "json", "--model", main, "--permission-mode", "acceptEdits", "--max-turns", "5"], "ANTHROPIC_", "CLAUDE");
         start.Environment["ANTHROPIC_BASE_URL"] = env.Gateway.BaseAddress.ToString().TrimEnd('/');
         start.Environment["ANTHROPIC_API_KEY"] = key;
         start.Environment["ANTHROPIC_MODEL"] = main;
@@ -100,22 +82,6 @@ public sealed class ClaudeCodeTests(TestEnvironment env)
         start.Environment["DISABLE_AUTOUPDATER"] = "1";
         start.Environment["DISABLE_BUG_COMMAND"] = "1";
 
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        using var bound = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        bound.CancelAfter(TimeSpan.FromMinutes(3)); // a few seconds when it works; a hang fails here
-        try
-        {
-            await process.WaitForExitAsync(bound.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            return (-1, await stdout, "timed out after 3 minutes\n" + await stderr);
-        }
-        return (process.ExitCode, await stdout, await stderr);
+        return await AgentCli.RunAsync(start);
     }
 }

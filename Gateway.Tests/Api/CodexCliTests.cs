@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Fixtures;
 
@@ -21,18 +19,10 @@ public sealed class CodexCliTests(TestEnvironment env)
 {
     public const string PinnedVersion = "0.171.0";
 
-    /// <summary>Codex's launcher: <c>CODEX_CLI_BIN</c>, else <c>codex</c> on the PATH.</summary>
-    private static string? FindCodex()
-    {
-        if (Environment.GetEnvironmentVariable("CODEX_CLI_BIN") is { Length: > 0 } bin && File.Exists(bin)) return bin;
-        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "codex")).FirstOrDefault(File.Exists);
-    }
-
     [Fact]
     public async Task CodexCli_AskedToRunACommand_RunsItThroughTheGateway()
     {
-        var codex = FindCodex();
+        var codex = AgentCli.Find("CODEX_CLI_BIN", "codex");
         if (codex is null)
             Assert.Skip($"Codex CLI is not installed: no 'codex' on the PATH and no CODEX_CLI_BIN (.ci/run installs it: npm install -g @openai/codex@{PinnedVersion}).");
 
@@ -105,38 +95,15 @@ public sealed class CodexCliTests(TestEnvironment env)
             """;
         await File.WriteAllTextAsync(Path.Combine(home, "config.toml"), config, TestContext.Current.CancellationToken);
 
-        var start = new ProcessStartInfo(codex)
-        {
-            WorkingDirectory = work, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-            StandardOutputEncoding = Encoding.UTF8, StandardErrorEncoding = Encoding.UTF8,
-        };
         // --strict-config: a config key this version does not know fails the run instead of being ignored. The sandbox is off: the
         // test's own temporary directory is all the command touches, and a container may not allow Codex's bubblewrap sandbox.
-        foreach (var argument in new[] { "exec", "--strict-config", "--ephemeral", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--color", "never", prompt })
-            start.ArgumentList.Add(argument);
         // Whatever the developer's own shell has for Codex or OpenAI stays out.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("OPENAI_", StringComparison.Ordinal) || k.StartsWith("CODEX_", StringComparison.Ordinal)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["HOME"] = home;
+        var start = AgentCli.Start(codex, work, home,
+            ["exec", "--strict-config", "--ephemeral", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--color", "never", prompt],
+            "OPENAI_", "CODEX_");
         start.Environment["CODEX_HOME"] = home;
         start.Environment["GATEWAY_TEST_KEY"] = key;
 
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        using var bound = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        bound.CancelAfter(TimeSpan.FromMinutes(3)); // a few seconds when it works; a hang fails here
-        try
-        {
-            await process.WaitForExitAsync(bound.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            return (-1, await stdout, "timed out after 3 minutes\n" + await stderr);
-        }
-        return (process.ExitCode, await stdout, await stderr);
+        return await AgentCli.RunAsync(start);
     }
 }
