@@ -9,7 +9,7 @@ namespace Gateway.Tests.Api;
 
 /// <summary>
 /// Thousands of random and mutated bodies against the real host over HTTP: nothing may answer 5xx, every error
-/// must have its front door's shape (OpenAI's, or Anthropic's on /v1/messages), the host must keep serving, and each request
+/// must have its front door's shape (OpenAI's, Anthropic's on /v1/messages), the host must keep serving, and each request
 /// must leave exactly one usage row.
 /// A failure names its seed; set GATEWAY_FUZZ_SEED to replay it.
 /// </summary>
@@ -109,6 +109,43 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         Assert.True(rows.Count == cases.Count, $"Fuzz {replay}: {cases.Count} requests sent, {rows.Count} usage rows stored.");
         Assert.True(rows.Select(r => r.RequestId).Distinct().Count() == cases.Count, $"Fuzz {replay}: a request id has several usage rows.");
         Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == "anthropic.messages"), $"Fuzz {replay}: a usage row records a 5xx or another door.");
+    }
+
+    [Fact]
+    public async Task ResponsesEndpoint_RandomAndMutatedResponsesBodies_AnswerBelow500InOpenAIShapeAndMeterEachOnce()
+    {
+        var seed = Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } fixedSeed
+            ? int.Parse(fixedSeed, CultureInfo.InvariantCulture)
+            : Random.Shared.Next();
+        output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
+        var cases = new BodyFuzzer(new Random(seed), responses: true).Generate(Bodies / 2);
+        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-responses-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
+        using var client = env.Gateway.Client(key);
+        var problems = new ConcurrentQueue<string>();
+        var requestIds = new ConcurrentDictionary<Guid, int>();
+        var ct = TestContext.Current.CancellationToken;
+
+        await Parallel.ForEachAsync(cases, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (c, token) =>
+        {
+            try
+            {
+                var (status, id, problem) = await SendAsync(client, c, token);
+                if (id is { } requestId && !requestIds.TryAdd(requestId, c.Index)) problem ??= $"request id {requestId} answered twice";
+                if (problem is not null) problems.Enqueue($"#{c.Index} [{c.Recipe}] → {status}: {problem}; body {c.Preview()}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+            {
+                problems.Enqueue($"#{c.Index} [{c.Recipe}]: no answer ({ex.GetType().Name}: {ex.Message}); body {c.Preview()}");
+            }
+        });
+
+        var replay = $"seed {seed} (replay: {SeedVariable}={seed})";
+        foreach (var problem in problems) output.WriteLine(problem);
+        Assert.True(problems.IsEmpty, $"Fuzz {replay}: {problems.Count} bad answers. First ones:\n" + string.Join("\n", problems.Take(10)));
+        var rows = await SettledUsageRowsAsync(keyId, cases.Count, ct);
+        Assert.True(rows.Count == cases.Count, $"Fuzz {replay}: {cases.Count} requests sent, {rows.Count} usage rows stored.");
+        Assert.True(rows.Select(r => r.RequestId).Distinct().Count() == cases.Count, $"Fuzz {replay}: a request id has several usage rows.");
+        Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == "openai.responses"), $"Fuzz {replay}: a usage row records a 5xx or another door.");
     }
 
     /// <summary>Null when the body is Anthropic's error shape: {"type":"error","error":{"type":string,"message":string}}.</summary>

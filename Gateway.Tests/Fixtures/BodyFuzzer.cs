@@ -9,10 +9,13 @@ namespace Gateway.Tests.Fixtures;
 /// Makes request bodies for /v1/chat/completions and /v1/embeddings from a seeded <see cref="Random"/>: random bytes,
 /// random JSON trees, and valid requests to the mock model with fields deleted, duplicated, retyped, nested deeply,
 /// blown up, or their bytes truncated, flipped and mis-encoded. The same seed gives the same cases. With <paramref name="anthropic"/>,
-/// every case goes to /v1/messages, made from Anthropic Messages requests.
+/// every case goes to /v1/messages, made from Anthropic Messages requests; with <paramref name="responses"/>, to /v1/responses, made
+/// from Responses requests.
 /// </summary>
-public sealed class BodyFuzzer(Random random, bool anthropic = false)
+public sealed class BodyFuzzer(Random random, bool anthropic = false, bool responses = false)
 {
+    public const string ResponsesPath = "/v1/responses";
+
     public const string ChatPath = "/v1/chat/completions";
     public const string EmbeddingsPath = "/v1/embeddings";
     public const string MessagesPath = "/v1/messages";
@@ -24,8 +27,8 @@ public sealed class BodyFuzzer(Random random, bool anthropic = false)
 
     private FuzzCase Next(int index)
     {
-        var chat = anthropic || random.NextDouble() < 0.7;
-        var path = anthropic ? MessagesPath : chat ? ChatPath : EmbeddingsPath;
+        var chat = anthropic || responses || random.NextDouble() < 0.7;
+        var path = anthropic ? MessagesPath : responses ? ResponsesPath : chat ? ChatPath : EmbeddingsPath;
         var roll = random.NextDouble();
         var (body, recipe) = roll switch
         {
@@ -53,6 +56,7 @@ public sealed class BodyFuzzer(Random random, bool anthropic = false)
     {
         var filler = new string('a', 10 * 1024 * 1024 + 1);
         if (anthropic) return Encoding.UTF8.GetBytes($$"""{"model":"mock","max_tokens":10,"messages":[{"role":"user","content":"{{filler}}"}]}""");
+        if (responses) return Encoding.UTF8.GetBytes($$"""{"model":"mock","input":"{{filler}}"}""");
         return Encoding.UTF8.GetBytes(chat
             ? $$"""{"model":"mock","messages":[{"role":"user","content":"{{filler}}"}]}"""
             : $$"""{"model":"mock","input":"{{filler}}"}""");
@@ -95,9 +99,18 @@ public sealed class BodyFuzzer(Random random, bool anthropic = false)
         """{"model":"mock","max_tokens":64,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},{"type":"document","source":{"type":"text","media_type":"text/plain","data":"A note."}},{"type":"text","text":"What is this?"}]}],"tools":[{"type":"web_search_20250305","name":"web_search"}],"tool_choice":{"type":"tool","name":"web_search"}}""",
     ];
 
+    private static readonly string[] ResponsesTemplates =
+    [
+        """{"model":"mock","input":"Hello"}""",
+        """{"model":"mock","instructions":"Be brief.","input":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"output_text","text":"Hello!"}]},{"role":"user","content":[{"type":"input_text","text":"Again"}]}],"temperature":0.5,"top_p":0.9,"max_output_tokens":50,"metadata":{"team":"fuzz"},"store":false}""",
+        """{"model":"mock","stream":true,"input":"Stream please","reasoning":{"effort":"low"},"store":true}""",
+        """{"model":"mock","input":[{"role":"user","content":"Weather?"},{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},{"type":"function_call_output","call_id":"call_1","output":"sunny"}],"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":"auto","parallel_tool_calls":false}""",
+        """{"model":"mock","input":[{"role":"user","content":[{"type":"input_text","text":"What is this?"},{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}],"text":{"format":{"type":"json_schema","name":"a","schema":{"type":"object"}}},"previous_response_id":"resp_unknown"}""",
+    ];
+
     private JsonNode Template(bool chat)
     {
-        var templates = anthropic ? MessagesTemplates : chat ? ChatTemplates : EmbeddingTemplates;
+        var templates = anthropic ? MessagesTemplates : responses ? ResponsesTemplates : chat ? ChatTemplates : EmbeddingTemplates;
         return JsonNode.Parse(templates[random.Next(templates.Length)])!;
     }
 
