@@ -42,6 +42,7 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
     /// <summary>The key's stored response, or null when there is none (another key's, deleted, or expired).</summary>
     public async Task<Stored?> GetAsync(string id, Guid keyId, CancellationToken ct)
     {
+        if (!CouldBeStored(id)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<Stored>(new CommandDefinition("""
             SELECT messages::text AS messages, response::text AS response FROM stored_responses
@@ -52,11 +53,19 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
     /// <summary>Deletes the key's stored response; false when it had none by that id.</summary>
     public async Task<bool> DeleteAsync(string id, Guid keyId, CancellationToken ct)
     {
+        if (!CouldBeStored(id)) return false;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.ExecuteAsync(new CommandDefinition("""
             DELETE FROM stored_responses WHERE id = @id AND key_id = @keyId AND expires_at > @now
             """, new { id, keyId, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct)) > 0;
     }
+
+    /// <summary>
+    /// Whether <paramref name="id"/> could name a stored response: ids are ours (<c>resp_</c> and hex), so a client's id of another
+    /// form (too long, or with characters PostgreSQL text cannot hold, such as NUL) is simply not found, without asking the database.
+    /// </summary>
+    private static bool CouldBeStored(string id) =>
+        id.Length is > 0 and <= 128 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
 
     /// <summary>Deletes expired rows, a batch at a time, until none is left; returns how many.</summary>
     public async Task<int> PurgeExpiredAsync()

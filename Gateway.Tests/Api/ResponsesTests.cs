@@ -316,4 +316,20 @@ public sealed class ResponsesTests(TestEnvironment env)
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Responses_IdsNoStoredResponseCouldHave_AreNotFoundNotServerErrors()
+    {
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = env.Gateway.Client(key);
+        // A NUL is a character JSON and URLs may carry but PostgreSQL text cannot hold (the Responses fuzz found it as a 500).
+        var continued = await http.PostAsync("/v1/responses", Json("""{"model":"mock","input":"hi","previous_response_id":"a\u0000b"}"""), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, continued.StatusCode);
+        Assert.Contains("previous_response_not_found", await continued.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        // In a path, Kestrel itself refuses a NUL (400) before the door sees it: either way not a server error.
+        Assert.True((await http.GetAsync("/v1/responses/a%00b", Ct)).StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.NotFound);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v1/responses/resp_" + new string('0', 200), Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("/v1/responses/" + new string('r', 500), Ct)).StatusCode);
+    }
 }
+
