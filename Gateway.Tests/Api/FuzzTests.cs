@@ -23,10 +23,7 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
     [Fact]
     public async Task V1Endpoints_RandomAndMutatedBodies_AnswerBelow500InOpenAIShapeAndMeterEachOnce()
     {
-        var seed = Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } fixedSeed
-            ? int.Parse(fixedSeed, CultureInfo.InvariantCulture)
-            : Random.Shared.Next();
-        output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
+        var seed = Seed();
         var cases = new BodyFuzzer(new Random(seed)).Generate(Bodies);
         // A hard cap and the response cache put budgets, leases and cache keys on the path too.
         var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
@@ -73,54 +70,43 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task MessagesEndpoint_RandomAndMutatedAnthropicBodies_AnswerBelow500InAnthropicShapeAndMeterEachOnce()
-    {
-        var seed = Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } fixedSeed
-            ? int.Parse(fixedSeed, CultureInfo.InvariantCulture)
-            : Random.Shared.Next();
-        output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
-        var cases = new BodyFuzzer(new Random(seed), anthropic: true).Generate(Bodies / 2);
-        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-anthropic-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
-        using var client = env.Gateway.Client();
-        client.DefaultRequestHeaders.Add("x-api-key", key);
-        client.DefaultRequestHeaders.Add("anthropic-version", "2023-06-01");
-        var problems = new ConcurrentQueue<string>();
-        var requestIds = new ConcurrentDictionary<Guid, int>();
-        var ct = TestContext.Current.CancellationToken;
-
-        await Parallel.ForEachAsync(cases, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (c, token) =>
+    public Task MessagesEndpoint_RandomAndMutatedAnthropicBodies_AnswerBelow500InAnthropicShapeAndMeterEachOnce() =>
+        FuzzDoorAsync(seed => new BodyFuzzer(new Random(seed), anthropic: true), "anthropic.messages", AnthropicErrorShapeProblem, client =>
         {
-            try
-            {
-                var (status, id, problem) = await SendAsync(client, c, token, AnthropicErrorShapeProblem);
-                if (id is { } requestId && !requestIds.TryAdd(requestId, c.Index)) problem ??= $"request id {requestId} answered twice";
-                if (problem is not null) problems.Enqueue($"#{c.Index} [{c.Recipe}] → {status}: {problem}; body {c.Preview()}");
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
-            {
-                problems.Enqueue($"#{c.Index} [{c.Recipe}]: no answer ({ex.GetType().Name}: {ex.Message}); body {c.Preview()}");
-            }
+            client.DefaultRequestHeaders.Add("anthropic-version", "2023-06-01");
+            return "x-api-key";
         });
-
-        var replay = $"seed {seed} (replay: {SeedVariable}={seed})";
-        foreach (var problem in problems) output.WriteLine(problem);
-        Assert.True(problems.IsEmpty, $"Fuzz {replay}: {problems.Count} bad answers. First ones:\n" + string.Join("\n", problems.Take(10)));
-        var rows = await SettledUsageRowsAsync(keyId, cases.Count, ct);
-        Assert.True(rows.Count == cases.Count, $"Fuzz {replay}: {cases.Count} requests sent, {rows.Count} usage rows stored.");
-        Assert.True(rows.Select(r => r.RequestId).Distinct().Count() == cases.Count, $"Fuzz {replay}: a request id has several usage rows.");
-        Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == "anthropic.messages"), $"Fuzz {replay}: a usage row records a 5xx or another door.");
-    }
 
     [Fact]
-    public async Task ResponsesEndpoint_RandomAndMutatedResponsesBodies_AnswerBelow500InOpenAIShapeAndMeterEachOnce()
+    public Task ResponsesEndpoint_RandomAndMutatedResponsesBodies_AnswerBelow500InOpenAIShapeAndMeterEachOnce() =>
+        FuzzDoorAsync(seed => new BodyFuzzer(new Random(seed), responses: true), "openai.responses", ErrorShapeProblem, _ => null);
+
+    private int Seed()
     {
         var seed = Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } fixedSeed
             ? int.Parse(fixedSeed, CultureInfo.InvariantCulture)
             : Random.Shared.Next();
         output.WriteLine($"Fuzz seed {seed} ({SeedVariable}={seed} replays it).");
-        var cases = new BodyFuzzer(new Random(seed), responses: true).Generate(Bodies / 2);
-        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-responses-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
-        using var client = env.Gateway.Client(key);
+        return seed;
+    }
+
+    /// <summary>
+    /// Half as many bodies as the chat fuzz, through one front door: nothing at or above 500, every error in the door's shape, one
+    /// usage row per request, each recorded as <paramref name="frontDoor"/>.
+    /// </summary>
+    /// <param name="fuzzer">Makes the door's bodies from the run's seed.</param>
+    /// <param name="frontDoor">The door's name on usage rows.</param>
+    /// <param name="errorShape">Null when an error body has the door's shape, else what is wrong.</param>
+    /// <param name="configure">Adds the door's own headers; returns the header carrying the key (null: Bearer).</param>
+    private async Task FuzzDoorAsync(Func<int, BodyFuzzer> fuzzer, string frontDoor, Func<MediaTypeHeaderValue?, byte[], string?> errorShape,
+        Func<HttpClient, string?> configure)
+    {
+        var seed = Seed();
+        var cases = fuzzer(seed).Generate(Bodies / 2);
+        var (key, keyId) = await env.Gateway.CreateKeyFromJsonAsync($$"""{"name":"fuzz-{{frontDoor}}-{{seed}}","hard_cap_usd":1000,"cache_ttl_seconds":60}""");
+        using var client = env.Gateway.Client();
+        if (configure(client) is { } keyHeader) client.DefaultRequestHeaders.Add(keyHeader, key);
+        else client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         var problems = new ConcurrentQueue<string>();
         var requestIds = new ConcurrentDictionary<Guid, int>();
         var ct = TestContext.Current.CancellationToken;
@@ -129,7 +115,7 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         {
             try
             {
-                var (status, id, problem) = await SendAsync(client, c, token);
+                var (status, id, problem) = await SendAsync(client, c, token, errorShape);
                 if (id is { } requestId && !requestIds.TryAdd(requestId, c.Index)) problem ??= $"request id {requestId} answered twice";
                 if (problem is not null) problems.Enqueue($"#{c.Index} [{c.Recipe}] → {status}: {problem}; body {c.Preview()}");
             }
@@ -145,7 +131,7 @@ public sealed class FuzzTests(TestEnvironment env, ITestOutputHelper output)
         var rows = await SettledUsageRowsAsync(keyId, cases.Count, ct);
         Assert.True(rows.Count == cases.Count, $"Fuzz {replay}: {cases.Count} requests sent, {rows.Count} usage rows stored.");
         Assert.True(rows.Select(r => r.RequestId).Distinct().Count() == cases.Count, $"Fuzz {replay}: a request id has several usage rows.");
-        Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == "openai.responses"), $"Fuzz {replay}: a usage row records a 5xx or another door.");
+        Assert.True(rows.All(r => r.Status < 500 && r.FrontDoor == frontDoor), $"Fuzz {replay}: a usage row records a 5xx or another door.");
     }
 
     /// <summary>Null when the body is Anthropic's error shape: {"type":"error","error":{"type":string,"message":string}}.</summary>
