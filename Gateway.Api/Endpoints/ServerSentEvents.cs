@@ -32,4 +32,29 @@ internal static class ServerSentEvents
         output.Write("\n\n"u8);
     }
 
+    /// <summary>
+    /// An upstream's own events as a provider adapter keeps them (<c>event:</c> and <c>data:</c> lines, a blank line after each;
+    /// see <see cref="Gateway.Core.Providers.StreamChunk.Native"/>): each event's name and data.
+    /// </summary>
+    public static IEnumerable<(string Name, ReadOnlyMemory<byte> Data)> Split(ReadOnlyMemory<byte> events)
+    {
+        while (!events.IsEmpty)
+        {
+            var end = events.Span.IndexOf("\n\n"u8);
+            var block = end < 0 ? events : events[..end];
+            events = end < 0 ? ReadOnlyMemory<byte>.Empty : events[(end + 2)..];
+            var name = "";
+            var data = ReadOnlyMemory<byte>.Empty;
+            var eventPrefix = "event: "u8;
+            var dataPrefix = "data: "u8;
+            if (block.Span.StartsWith(eventPrefix))
+            {
+                var line = block.Span.IndexOf((byte)'\n');
+                name = System.Text.Encoding.UTF8.GetString(block.Span[eventPrefix.Length..(line < 0 ? block.Length : line)]);
+                block = line < 0 ? ReadOnlyMemory<byte>.Empty : block[(line + 1)..];
+            }
+            if (block.Span.StartsWith(dataPrefix)) data = block[dataPrefix.Length..];
+            if (name.Length > 0 || !data.IsEmpty) yield return (name, data);
+        }
+    }
 }

@@ -51,6 +51,16 @@ public sealed record ProviderSettings
     /// </summary>
     public bool? AssembleStreams { get; init; }
 
+    /// <summary>
+    /// OpenAI-compatible: whether the API serves OpenAI's Responses API at <c>{base_url}/responses</c>. True: requests through the
+    /// gateway's Responses door are passed through to it as the client wrote them (built-in tools included). Default: true for
+    /// <c>api.openai.com</c>, false for every other API (they are sent the translation to chat completions).
+    /// </summary>
+    public bool? ResponsesApi { get; init; }
+
+    /// <summary>Whether an OpenAI-protocol provider at <paramref name="baseUrl"/> serves the Responses API (<see cref="ResponsesApi"/>).</summary>
+    public bool ServesResponses(Uri baseUrl) => ResponsesApi ?? baseUrl.Host.Equals("api.openai.com", StringComparison.OrdinalIgnoreCase);
+
     [JsonIgnore] public bool SendsStreamUsage => StreamUsage ?? true;
 
     [JsonIgnore] public bool ChangesOpenAIBody => MaxTokensField is not null || DropParams is { Count: > 0 } || StreamUsage == false;

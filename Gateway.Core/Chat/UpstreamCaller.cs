@@ -64,7 +64,7 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
     /// </summary>
     private bool Assembles(ModelRoute route, ChatCompletionRequest request) =>
         route.Provider.Protocol != "mock" && route.Provider.Settings.AssembleStreams != false && route.Provider.Settings.SendsStreamUsage
-        && request.Native?.Protocol != route.Provider.Protocol // passed through: the answer as the upstream wrote it, unstreamed
+        && request.Native?.PassesThroughTo(route.Provider) != true // passed through: the answer as the upstream wrote it, unstreamed
         && request.N is null or 1
         && !_streamRefused.ContainsKey(ProviderHealth.ModelKey(route.Provider.Name, route.UpstreamModel))
         && (request.Extra is null || !Array.Exists(UnassembledFields, f => request.Extra.TryGetValue(f, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False)));
@@ -130,15 +130,21 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
 
     /// <summary>
-    /// A candidate of another protocol than the client's cannot take what the translation left out (see <see cref="NativeRequest.Untranslated"/>):
-    /// its 400 names it. Null when the candidate can take the request.
+    /// A candidate that does not take the client's own body cannot take what the translation left out (see
+    /// <see cref="NativeRequest.Untranslated"/>): its 400 names it. Null when the candidate can take the request.
     /// </summary>
     private static UpstreamFailure? Untranslatable(ChatCompletionRequest request, ModelRoute route) =>
-        request.Native is { Untranslated.Count: > 0 } native && native.Protocol != route.Provider.Protocol
+        request.Native is { Untranslated.Count: > 0 } native && !native.PassesThroughTo(route.Provider)
             ? new RequestMappingException(Errors.GatewayError.BadRequest(
-                $"The model '{route.Alias}' is served through the {route.Provider.Protocol} API, which cannot take {string.Join(", ", native.Untranslated)}. "
-                + "Route the request to an Anthropic model, or leave those out.", "model", "untranslatable_request")).ToFailure(route.Provider.Name)
+                $"The model '{route.Alias}' is served through {Through(route.Provider)}, which cannot take {string.Join(", ", native.Untranslated)}. "
+                + $"Route the request to {Serving(native.Protocol)}, or leave those out.", "model", "untranslatable_request")).ToFailure(route.Provider.Name)
             : null;
+
+    private static string Through(Catalog.ProviderInfo provider) =>
+        provider.Protocol == "openai" ? "a chat completions API" : $"the {provider.Protocol} API";
+
+    private static string Serving(string protocol) =>
+        protocol == NativeRequest.OpenAIResponses ? "a model of a provider that serves the Responses API (OpenAI)" : "an Anthropic model";
 
     /// <summary>What a continuation asks of a candidate that cannot continue the partial answer natively.</summary>
     public const string ContinuePrompt = "Continue exactly where your previous message stopped. Do not repeat any of it and do not comment on the interruption.";

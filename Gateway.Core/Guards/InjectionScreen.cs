@@ -26,17 +26,22 @@ public sealed class InjectionScreen(InjectionFilter filter, IOptions<GatewayOpti
 
     /// <summary>
     /// Every text of a passed-through request's own messages and system prompt (a document's text, a search result, a tool result's
-    /// blocks), as one user message: an upstream of its protocol reads them all, whatever the translation carried.
+    /// blocks; Anthropic's <c>system</c> and <c>messages</c>, Responses' <c>instructions</c> and <c>input</c>), as one user message:
+    /// an upstream of its protocol reads them all, whatever the translation carried.
     /// </summary>
     private static ChatMessage[] NativeText(NativeRequest native)
     {
         var texts = new List<string>();
-        Collect(native.Body["system"], texts);
-        Collect(native.Body["messages"], texts);
+        foreach (var field in (string[])["system", "messages", "instructions", "input"])
+        {
+            if (native.Body[field] is System.Text.Json.Nodes.JsonValue whole && whole.TryGetValue<string>(out var plain)) texts.Add(plain);
+            else Collect(native.Body[field], texts);
+        }
         if (texts.Count == 0) return [];
         return [new ChatMessage { Role = "user", Content = System.Text.Json.JsonSerializer.SerializeToElement(string.Join("\n", texts), GatewayJsonContext.Wire.String) }];
 
-        // Strings under "text", "content", "data" and "thinking", anywhere in the tree (base64 data is scanned as text: it matches nothing).
+        // Strings under "text", "content", "data", "thinking" and "output" (a tool's), anywhere in the tree (base64 data is scanned as
+        // text: it matches nothing).
         static void Collect(System.Text.Json.Nodes.JsonNode? node, List<string> texts)
         {
             switch (node)
@@ -44,7 +49,7 @@ public sealed class InjectionScreen(InjectionFilter filter, IOptions<GatewayOpti
                 case System.Text.Json.Nodes.JsonObject fields:
                     foreach (var (name, value) in fields)
                     {
-                        if (name is "text" or "content" or "data" or "thinking" && value is System.Text.Json.Nodes.JsonValue leaf
+                        if (name is "text" or "content" or "data" or "thinking" or "output" && value is System.Text.Json.Nodes.JsonValue leaf
                             && leaf.TryGetValue<string>(out var text))
                             texts.Add(text);
                         else Collect(value, texts);

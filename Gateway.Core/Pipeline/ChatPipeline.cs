@@ -276,9 +276,11 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
             // A capped key's reservation covered one answer: a continuation needs a top-up for the broken attempt and the partial
             // answer sent again as prompt; without room the stream ends with the error.
             // A continuation is asked from the translation: a passed-through request it could not carry (a PDF, a server tool) is
-            // not continued, since no candidate would be answering the question the client asked.
+            // not continued, since no candidate would be answering the question the client asked; nor is a passed-through Responses
+            // stream, whose output items (reasoning, built-in tool calls) a translated continuation could not go on from.
             if (broke is UpstreamStreamException midStream && sent && !toolCallsSent && midStream.Failure.ShouldFailOver
                 && request.Native is not { Untranslated.Count: > 0 }
+                && !(request.Native is { Protocol: NativeRequest.OpenAIResponses } responses && responses.PassesThroughTo(route.Provider))
                 && Remaining(decision.Chain, route) is { Count: > 0 } remaining
                 && (run.Reservation is not { } reservation || reservation.TryTopUp(budget.ContinuationCost(
                     route, stream.Usage, request, splice?.ClientText ?? stream.Text.ToString(), remaining))))

@@ -16,20 +16,20 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
     private const int PurgeBatch = 1000;
     private long _lastPurge;
 
-    /// <summary>A stored response: the response object and the canonical chat messages that continue its conversation (JSON texts).</summary>
-    public sealed record Stored(string Messages, string Response);
+    /// <summary>A stored response: the response object and the Responses input items that continue its conversation (JSON texts).</summary>
+    public sealed record Stored(string Items, string Response);
 
     /// <summary>Stores a response for <paramref name="keyId"/>; readable as soon as this returns.</summary>
-    public async Task SaveAsync(string id, Guid keyId, string messages, string response, CancellationToken ct)
+    public async Task SaveAsync(string id, Guid keyId, string items, string response, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
             await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO stored_responses (id, key_id, created_at, expires_at, messages, response)
-                VALUES (@id, @keyId, @now, @expires, @messages::jsonb, @response::jsonb)
-                ON CONFLICT (id) DO UPDATE SET messages = excluded.messages, response = excluded.response
-                """, new { id, keyId, now = now.UtcDateTime, expires = now.AddDays(options.Value.RetentionDays).UtcDateTime, messages, response },
+                INSERT INTO stored_responses (id, key_id, created_at, expires_at, items, response)
+                VALUES (@id, @keyId, @now, @expires, @items::jsonb, @response::jsonb)
+                ON CONFLICT (id) DO UPDATE SET items = excluded.items, response = excluded.response
+                """, new { id, keyId, now = now.UtcDateTime, expires = now.AddDays(options.Value.RetentionDays).UtcDateTime, items, response },
                 cancellationToken: ct));
         }
         if (time.GetElapsedTime(Interlocked.Read(ref _lastPurge)) > PurgeEvery)
@@ -45,7 +45,7 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
         if (!CouldBeStored(id)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<Stored>(new CommandDefinition("""
-            SELECT messages::text AS messages, response::text AS response FROM stored_responses
+            SELECT items::text AS items, response::text AS response FROM stored_responses
             WHERE id = @id AND key_id = @keyId AND expires_at > @now
             """, new { id, keyId, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
     }

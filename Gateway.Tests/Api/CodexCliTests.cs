@@ -12,8 +12,9 @@ namespace Gateway.Tests.Api;
 /// </summary>
 /// <remarks>
 /// Codex's default request also declares a <c>web_search</c> built-in tool and a <c>namespace</c> of sub-agent tools, which this
-/// gateway's translation to chat APIs cannot carry (the door answers 400 for them, as it does for any client). Codex runs without
-/// them: the config turns web search and the multi-agent feature off, as a deployment behind this gateway does.
+/// gateway's translation to chat APIs cannot carry (the door answers 400 for them, as it does for any client). Through a chat API
+/// Codex runs without them: the config turns web search and the multi-agent feature off. Through a provider that serves the
+/// Responses API itself (OpenAI), the request is passed through and Codex runs with its defaults.
 /// </remarks>
 public sealed class CodexCliTests(TestEnvironment env)
 {
@@ -61,8 +62,45 @@ public sealed class CodexCliTests(TestEnvironment env)
         }
     }
 
-    /// <summary>Runs <c>codex exec</c> in <paramref name="work"/> with a CODEX_HOME of its own and nothing but the gateway to talk to.</summary>
-    private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string codex, string work, string home, string key, string model, string prompt)
+    [Fact]
+    public async Task CodexCli_WithItsDefaultTools_AnswersThroughAProviderServingResponses()
+    {
+        var codex = AgentCli.Find("CODEX_CLI_BIN", "codex");
+        if (codex is null)
+            Assert.Skip($"Codex CLI is not installed: no 'codex' on the PATH and no CODEX_CLI_BIN (.ci/run installs it: npm install -g @openai/codex@{PinnedVersion}).");
+
+        var model = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-5-codex-" + Guid.NewGuid().ToString("N")[..8],
+            settings: new JsonObject { ["responses_api"] = true });
+        var (key, keyId) = await env.Gateway.CreateKeyAsync("codex-cli-native");
+        var work = Directory.CreateTempSubdirectory("codex-work-");
+        var home = Directory.CreateTempSubdirectory("codex-home-");
+        try
+        {
+            var (exit, stdout, stderr) = await RunAsync(codex, work.FullName, home.FullName, key, model, "Say hello", defaults: true);
+            var upstreamModel = model[(model.IndexOf('/', StringComparison.Ordinal) + 1)..];
+            var received = env.Upstream.Requests.Where(r => r.Path == "/v1/responses" && r.Body.Contains(upstreamModel, StringComparison.Ordinal)).Select(r => r.Json).ToList();
+            Assert.True(exit == 0, $"codex exited {exit}\nstdout: {stdout}\nstderr: {stderr}");
+            Assert.Contains(FakeOpenAI.ResponsesAnswer, stdout, StringComparison.Ordinal);
+
+            // Its own request, built-in tool and all, reached the upstream as Codex wrote it.
+            var sent = Assert.Single(received);
+            var types = sent["tools"]!.AsArray().Select(t => t!["type"]!.GetValue<string>()).ToList();
+            Assert.Contains("web_search", types);
+            Assert.Contains("namespace", types);
+            var row = Assert.Single(await Eventually.UntilAsync(() => env.UsageRowsForKeyAsync(keyId), r => r.Count >= 1));
+            Assert.Equal(("openai.responses", (short)200, FakeOpenAI.ResponsesInputTokens), (row.FrontDoor, row.Status, row.PromptTokens));
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+            home.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Runs <c>codex exec</c> in <paramref name="work"/> with a CODEX_HOME of its own and nothing but the gateway to talk to;
+    /// with web search and sub-agents off unless <paramref name="defaults"/>.</summary>
+    private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string codex, string work, string home, string key, string model, string prompt,
+        bool defaults = false)
     {
         // The gateway as a model provider of Codex's own config (https://developers.openai.com/codex/config-reference): Codex
         // appends /responses to base_url and sends the key named by env_key as a bearer token. No retries (a failure shows at
@@ -71,7 +109,7 @@ public sealed class CodexCliTests(TestEnvironment env)
             model = "{model}"
             model_provider = "gateway"
             check_for_update_on_startup = false
-            web_search = "disabled"
+            {(defaults ? "" : "web_search = \"disabled\"")}
 
             [model_providers.gateway]
             name = "Gateway under test"
@@ -91,7 +129,7 @@ public sealed class CodexCliTests(TestEnvironment env)
             exporter = "none"
 
             [features]
-            multi_agent = false
+            multi_agent = {(defaults ? "true" : "false")}
             """;
         await File.WriteAllTextAsync(Path.Combine(home, "config.toml"), config, TestContext.Current.CancellationToken);
 

@@ -22,7 +22,7 @@ namespace Gateway.Tests.Fixtures;
 /// (https://platform.openai.com/docs/api-reference/models/list) and, like OpenAI, refuses a call without a bearer key;
 /// the key <see cref="RejectedKey"/> is refused everywhere as OpenAI refuses a wrong key (401 <c>invalid_api_key</c>).
 /// </summary>
-public sealed class FakeOpenAI : FakeServer
+public sealed partial class FakeOpenAI : FakeServer
 {
     public const string RejectedKey = "sk-fake-rejected-0123456789";
 
@@ -50,6 +50,7 @@ public sealed class FakeOpenAI : FakeServer
     {
         app.MapPost("/v1/chat/completions", HandleAsync);
         app.MapPost("/v1/embeddings", EmbedAsync);
+        app.MapPost("/v1/responses", ResponsesAsync);
         app.MapGet("/v1/models", ListModelsAsync);
     }
 
@@ -111,24 +112,7 @@ public sealed class FakeOpenAI : FakeServer
         var written = model.EndsWith("-cache-write", StringComparison.Ordinal) ? $",\"cache_write_tokens\":{CacheWriteTokens}" : "";
         var ct = http.RequestAborted;
 
-        if (model.StartsWith("status-", StringComparison.Ordinal))
-        {
-            var status = int.Parse(model[7..], System.Globalization.CultureInfo.InvariantCulture);
-            http.Response.StatusCode = status;
-            if (status == 429) http.Response.Headers.RetryAfter = "7";
-            var (type, code) = status switch
-            {
-                429 => ("requests", "rate_limit_exceeded"),
-                401 => ("invalid_request_error", "invalid_api_key"),
-                >= 500 => ("server_error", (string?)null),
-                _ => ("invalid_request_error", "invalid_value"),
-            };
-            await http.Response.WriteAsJsonAsync(new JsonObject
-            {
-                ["error"] = new JsonObject { ["message"] = $"Fake upstream says {status}.", ["type"] = type, ["param"] = status == 400 ? "temperature" : null, ["code"] = code },
-            }, ct);
-            return;
-        }
+        if (await StatusAsync(http, model, ct)) return;
         if (stream && model.StartsWith("o1", StringComparison.Ordinal))
         {
             // As OpenAI refused streams for o1 models.
@@ -256,6 +240,27 @@ public sealed class FakeOpenAI : FakeServer
             await SendAsync($$"""{"id":"{{id}}","object":"chat.completion.chunk","created":{{created}},"model":"{{model}}-2024-07-18","service_tier":"default","system_fingerprint":"fp_fake","choices":[],"usage":""" + usage + "}");
         }
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    /// <summary><c>status-NNN</c> models answer that status with OpenAI's error body (a 429 with Retry-After: 7).</summary>
+    private static async Task<bool> StatusAsync(HttpContext http, string model, CancellationToken ct)
+    {
+        if (!model.StartsWith("status-", StringComparison.Ordinal)) return false;
+        var status = int.Parse(model[7..], System.Globalization.CultureInfo.InvariantCulture);
+        http.Response.StatusCode = status;
+        if (status == 429) http.Response.Headers.RetryAfter = "7";
+        var (type, code) = status switch
+        {
+            429 => ("requests", "rate_limit_exceeded"),
+            401 => ("invalid_request_error", "invalid_api_key"),
+            >= 500 => ("server_error", (string?)null),
+            _ => ("invalid_request_error", "invalid_value"),
+        };
+        await http.Response.WriteAsJsonAsync(new JsonObject
+        {
+            ["error"] = new JsonObject { ["message"] = $"Fake upstream says {status}.", ["type"] = type, ["param"] = status == 400 ? "temperature" : null, ["code"] = code },
+        }, ct);
+        return true;
     }
 
     /// <summary>

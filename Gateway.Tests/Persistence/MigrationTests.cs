@@ -46,6 +46,44 @@ public sealed class MigrationTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task StoredResponseItems_RowsStoredInChatForm_BecomeResponsesInputItemsInOrder()
+    {
+        var connectionString = await env.Postgres.CreateDatabaseAsync();
+        await using var db = NpgsqlDataSource.Create(connectionString);
+        var migrator = new Migrator(db, NullLogger<Migrator>.Instance);
+        await migrator.MigrateAsync(CancellationToken.None);
+
+        // Back to the shape before 0032, with a conversation stored in chat form and one already in items.
+        await using (var connection = await db.OpenConnectionAsync())
+        {
+            await connection.ExecuteAsync("""
+                ALTER TABLE stored_responses RENAME COLUMN items TO messages;
+                DELETE FROM schemaversions WHERE scriptname = 'migrations.0032_stored_response_items.sql';
+                INSERT INTO api_keys (id, name, prefix, key_hash) VALUES ('00000000-0000-0000-0000-00000000a032', 'legacy', 'gw-legacy', sha256('legacy'));
+                INSERT INTO stored_responses (id, key_id, created_at, expires_at, messages, response) VALUES
+                  ('resp_chat', '00000000-0000-0000-0000-00000000a032', now(), now() + interval '1 day',
+                   '[{"role":"user","content":"Weather?"},
+                     {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}},
+                                                                      {"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]},
+                     {"role":"tool","tool_call_id":"call_1","content":"sunny"},
+                     {"role":"assistant","content":"It is sunny."}]', '{}'),
+                  ('resp_items', '00000000-0000-0000-0000-00000000a032', now(), now() + interval '1 day',
+                   '[{"type":"message","role":"user","content":"hi"}]', '{}');
+                """);
+        }
+        await migrator.MigrateAsync(CancellationToken.None);
+
+        await using var check = await db.OpenConnectionAsync();
+        var items = JsonNode.Parse(await check.ExecuteScalarAsync<string>("SELECT items::text FROM stored_responses WHERE id = 'resp_chat'") ?? "null")!.AsArray();
+        Assert.Equal(["message", "function_call", "function_call", "function_call_output", "message"], items.Select(i => i!["type"]!.GetValue<string>()));
+        Assert.Equal(("Weather?", "call_1", "get_time", "call_1", "sunny", "It is sunny."),
+            (items[0]!["content"]!.GetValue<string>(), items[1]!["call_id"]!.GetValue<string>(), items[2]!["name"]!.GetValue<string>(),
+             items[3]!["call_id"]!.GetValue<string>(), items[3]!["output"]!.GetValue<string>(), items[4]!["content"]!.GetValue<string>()));
+        Assert.Equal("""[{"role": "user", "type": "message", "content": "hi"}]""",
+            await check.ExecuteScalarAsync<string>("SELECT items::text FROM stored_responses WHERE id = 'resp_items'"));
+    }
+
+    [Fact]
     public async Task MigrateCommand_AppliesMigrationsAndExits()
     {
         var connectionString = await env.Postgres.CreateDatabaseAsync();

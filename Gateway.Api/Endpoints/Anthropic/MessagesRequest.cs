@@ -37,7 +37,7 @@ internal static class MessagesRequest
         {
             var untranslated = new List<string>();
             var canonical = JsonSerializer.SerializeToUtf8Bytes(Canonical(request, untranslated), GatewayJsonContext.Wire.JsonObject);
-            return (canonical, new NativeRequest("anthropic", request, beta, untranslated), null);
+            return (canonical, new NativeRequest(NativeRequest.Anthropic, request, beta, untranslated), null);
         }
         catch (TranslationException ex)
         {

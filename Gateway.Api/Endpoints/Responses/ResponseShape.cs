@@ -56,6 +56,17 @@ internal sealed class ResponseShape(string id, long createdAt, JsonObject reques
         };
     }
 
+    /// <summary>
+    /// A Responses upstream's response object as this gateway's: its id (the upstream's names a response the client cannot reach
+    /// through the gateway) and the <c>previous_response_id</c> the client sent (the upstream was sent the conversation instead).
+    /// </summary>
+    public JsonObject Own(JsonObject upstream)
+    {
+        upstream["id"] = Id;
+        upstream["previous_response_id"] = Echo("previous_response_id");
+        return upstream;
+    }
+
     /// <summary>A <c>chat.completion</c> as the finished response object.</summary>
     public JsonObject FromCompletion(JsonObject completion)
     {

@@ -40,26 +40,27 @@ internal static partial class ResponsesEndpoints
             // The one database read before the call, and only for a request that continues a stored response.
             if (request?.PreviousResponseId is { } previousId)
             {
-                if (await store.GetAsync(previousId, run.Key.Id, ct) is { } stored) previous = JsonNode.Parse(stored.Messages) as JsonArray;
+                if (await store.GetAsync(previousId, run.Key.Id, ct) is { } stored) previous = JsonNode.Parse(stored.Items) as JsonArray;
                 else failure = new GatewayError(400, $"Previous response with id '{previousId}' not found.", "invalid_request_error",
                     "previous_response_id", "previous_response_not_found");
             }
             var translated = failure is null ? ResponsesRequest.Translate(request!.Body, previous) : default;
             failure ??= translated.Failure;
             var parsed = failure is null ? parser.Parse(translated.Value!.Canonical) : new ParseResult(null, failure);
+            if (parsed.Value is { } canonical) canonical.Native = translated.Value!.Native;
             var headers = http.Request.Headers;
             var result = await pipeline.ChatAsync(run, parsed, name => headers.TryGetValue(name, out var value) ? value.ToString() : null, ct);
 
             // The usage row's id is the response's: a stored response and its usage row are found by one another.
             var shape = new ResponseShape("resp_" + run.RequestId.ToString("N"), time.GetUtcNow().ToUnixTimeSeconds(), request?.Body ?? []);
-            Func<JsonObject, Task>? save = request is { Store: true } && translated.Value is { } conversation
-                ? async response =>
+            Func<JsonObject, bool, Task>? save = request is { Store: true } && translated.Value is { } conversation
+                ? async (response, passedThrough) =>
                 {
-                    var messages = (JsonArray)conversation.Conversation.DeepClone();
-                    ResponsesRequest.AppendOutput(messages, (JsonArray)response["output"]!);
+                    var items = (JsonArray)conversation.Conversation.DeepClone();
+                    if (response["output"] is JsonArray output) ResponsesRequest.AppendOutput(items, output, passedThrough);
                     try
                     {
-                        await store.SaveAsync(shape.Id, run.Key.Id, messages.ToJsonString(), response.ToJsonString(), ct);
+                        await store.SaveAsync(shape.Id, run.Key.Id, items.ToJsonString(), response.ToJsonString(), ct);
                     }
                     catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
                     {

@@ -20,16 +20,21 @@ namespace Gateway.Api.Endpoints.Responses;
 /// <c>max_output_tokens</c> → <c>max_tokens</c>; <c>reasoning.effort</c> → <c>reasoning_effort</c>; <c>metadata</c>,
 /// <c>temperature</c>, <c>top_p</c>, <c>user</c>, <c>parallel_tool_calls</c> as they are.</item>
 /// </list>
-/// What the translation cannot carry is a 400 naming it: built-in tools (web_search, file_search, code_interpreter, computer use…),
-/// files by id, item references, <c>background</c>, <c>conversation</c> and prompt templates.
+/// The client's own body goes beside the translation (<see cref="NativeRequest"/>, with a stored conversation it continues put in
+/// front of its input), for a provider that serves the Responses API. What the translation cannot carry (built-in tools, custom and
+/// namespace tools, files, other input items, <c>conversation</c>, <c>prompt</c>) is listed as untranslated: that provider takes it,
+/// any other answers a 400 naming it. <c>background</c> is a 400 everywhere (the gateway keeps no background responses).
 /// </summary>
 internal static class ResponsesRequest
 {
     /// <summary>A parsed Responses request: the body and the fields the front door acts on.</summary>
     public sealed record Parsed(JsonObject Body, bool Stream, bool Store, string? PreviousResponseId);
 
-    /// <summary>The canonical request, and the conversation (earlier turns and this input, without instructions) to store.</summary>
-    public sealed record Translated(byte[] Canonical, JsonArray Conversation);
+    /// <summary>
+    /// The canonical request; the conversation (earlier turns and this input, as Responses input items, without instructions) to
+    /// store; and the client's request as a provider that serves the Responses API is sent it.
+    /// </summary>
+    public sealed record Translated(byte[] Canonical, JsonArray Conversation, NativeRequest Native);
 
     /// <summary>Reads the body: a JSON object with a model and an input.</summary>
     public static (Parsed? Value, GatewayError? Failure) Read(ReadOnlySpan<byte> body)
@@ -47,8 +52,13 @@ internal static class ResponsesRequest
     {
         try
         {
-            var (canonical, conversation) = Canonical(request, previous);
-            return (new Translated(JsonSerializer.SerializeToUtf8Bytes(canonical, GatewayJsonContext.Wire.JsonObject), conversation), null);
+            var untranslated = new List<string>();
+            var (canonical, conversation) = Canonical(request, previous, untranslated);
+            // The body a Responses upstream is sent: the stored conversation is the gateway's, so it goes in as input.
+            var native = request.DeepClone().AsObject();
+            if (native.Remove("previous_response_id")) native["input"] = conversation.DeepClone();
+            return (new Translated(JsonSerializer.SerializeToUtf8Bytes(canonical, GatewayJsonContext.Wire.JsonObject), conversation,
+                new NativeRequest(NativeRequest.OpenAIResponses, native, null, untranslated.Distinct().ToList())), null);
         }
         catch (TranslationException ex)
         {
@@ -56,32 +66,40 @@ internal static class ResponsesRequest
         }
     }
 
-    /// <summary>Output items (as a response holds them) as canonical chat messages, appended to <paramref name="conversation"/>.</summary>
-    public static void AppendOutput(JsonArray conversation, JsonArray output)
+    /// <summary>
+    /// A response's output items appended to <paramref name="conversation"/> as the next turn's input: as the upstream wrote them
+    /// when it was passed through (<paramref name="passedThrough"/>: their ids name items it may hold), else without the ids the
+    /// gateway made up.
+    /// </summary>
+    public static void AppendOutput(JsonArray conversation, JsonArray output, bool passedThrough)
     {
-        for (var i = 0; i < output.Count; i++)
-            if (output[i] is JsonObject item) Item(item, i, conversation);
+        foreach (var node in output)
+        {
+            if (node is not JsonObject item) continue;
+            var copy = item.DeepClone().AsObject();
+            if (!passedThrough) copy.Remove("id");
+            conversation.Add(copy);
+        }
     }
 
-    private static (JsonObject Canonical, JsonArray Conversation) Canonical(JsonObject request, JsonArray? previous)
+    private static (JsonObject Canonical, JsonArray Conversation) Canonical(JsonObject request, JsonArray? previous, List<string> untranslated)
     {
         var model = Str(request, "model") ?? throw new TranslationException("model: Field required", "model", "missing_required_parameter");
         foreach (var unsupported in (string[])["conversation", "prompt"])
-            if (request[unsupported] is { } given && given.GetValueKind() != JsonValueKind.Null)
-                throw new TranslationException($"{unsupported}: not supported by this gateway (it keeps conversations as stored responses: use previous_response_id)", unsupported);
+            if (request[unsupported] is { } given && given.GetValueKind() != JsonValueKind.Null) untranslated.Add($"'{unsupported}'");
         if (Bool(request, "background") == true) throw new TranslationException("background: background responses are not supported by this gateway", "background");
 
         var conversation = previous is null ? new JsonArray() : (JsonArray)previous.DeepClone();
         switch (request["input"])
         {
             case JsonValue text when text.TryGetValue<string>(out var plain):
-                conversation.Add(new JsonObject { ["role"] = "user", ["content"] = plain });
+                conversation.Add(new JsonObject { ["type"] = "message", ["role"] = "user", ["content"] = plain });
                 break;
             case JsonArray items:
                 for (var i = 0; i < items.Count; i++)
                 {
                     if (items[i] is not JsonObject item) throw new TranslationException($"input[{i}]: must be an object", "input", "invalid_type");
-                    Item(item, i, conversation);
+                    conversation.Add(item.DeepClone());
                 }
                 break;
             case null when previous is not null:
@@ -92,7 +110,9 @@ internal static class ResponsesRequest
 
         var messages = new JsonArray();
         if (Str(request, "instructions") is { Length: > 0 } instructions) messages.Add(new JsonObject { ["role"] = "system", ["content"] = instructions });
-        foreach (var message in conversation) messages.Add(message!.DeepClone());
+        var first = conversation.Count - (request["input"] is JsonArray input ? input.Count : request["input"] is JsonValue ? 1 : 0);
+        for (var i = 0; i < conversation.Count; i++)
+            Item(conversation[i]!.AsObject(), i - first, messages, untranslated); // input[n] in errors: the client's own items
 
         var canonical = new JsonObject { ["model"] = model, ["messages"] = messages };
         if (request["max_output_tokens"] is JsonValue max && max.GetValueKind() != JsonValueKind.Null)
@@ -101,9 +121,10 @@ internal static class ResponsesRequest
         foreach (var name in (string[])["temperature", "top_p", "user", "parallel_tool_calls", "metadata", "prompt_cache_key", "safety_identifier", "service_tier"])
             if (request[name] is { } value && value.GetValueKind() != JsonValueKind.Null) canonical[name] = value.DeepClone();
         if (request["reasoning"] is JsonObject reasoning && Str(reasoning, "effort") is { } effort) canonical["reasoning_effort"] = effort;
-        if (request["text"] is JsonObject format) Text(format, canonical);
-        if (request["tools"] is JsonArray tools && tools.Count > 0) canonical["tools"] = Tools(tools);
-        if (request["tool_choice"] is { } choice && choice.GetValueKind() != JsonValueKind.Null) canonical["tool_choice"] = ToolChoice(choice);
+        if (request["text"] is JsonObject format) Text(format, canonical, untranslated);
+        if (request["tools"] is JsonArray tools && Tools(tools, untranslated) is { Count: > 0 } functions) canonical["tools"] = functions;
+        if (request["tool_choice"] is { } choice && choice.GetValueKind() != JsonValueKind.Null && ToolChoice(choice, untranslated) is { } chosen)
+            canonical["tool_choice"] = chosen;
         if (Bool(request, "stream") == true)
         {
             canonical["stream"] = true;
@@ -113,13 +134,13 @@ internal static class ResponsesRequest
     }
 
     // One input item, appended to the canonical messages.
-    private static void Item(JsonObject item, int at, JsonArray chat)
+    private static void Item(JsonObject item, int at, JsonArray chat, List<string> untranslated)
     {
         var type = Str(item, "type") ?? (item["role"] is not null ? "message" : null);
         switch (type)
         {
             case "message":
-                Message(item, at, chat);
+                Message(item, at, chat, untranslated);
                 break;
             case "function_call":
                 var call = new JsonObject
@@ -154,16 +175,15 @@ internal static class ResponsesRequest
                 break;
             case "reasoning":
                 break; // no chat API takes reasoning back as input
-            case "item_reference":
-                throw new TranslationException($"input[{at}]: item references are not supported by this gateway; send the item itself, or use previous_response_id", "input");
             case null:
                 throw new TranslationException($"input[{at}].type: Field required", "input", "missing_required_parameter");
             default:
-                throw new TranslationException($"input[{at}]: '{type}' items are not supported by this gateway's translation to chat APIs", "input");
+                untranslated.Add($"'{type}' input items"); // item references, built-in tool calls and their outputs, custom tool calls
+                break;
         }
     }
 
-    private static void Message(JsonObject item, int at, JsonArray chat)
+    private static void Message(JsonObject item, int at, JsonArray chat, List<string> untranslated)
     {
         var role = Str(item, "role");
         if (role is not ("user" or "system" or "developer" or "assistant"))
@@ -171,14 +191,14 @@ internal static class ResponsesRequest
         JsonNode? content = item["content"] switch
         {
             JsonValue text when text.TryGetValue<string>(out var plain) => plain,
-            JsonArray parts => Parts(parts, at),
+            JsonArray parts => Parts(parts, at, untranslated),
             _ => throw new TranslationException($"input[{at}].content: Field required", "input", "missing_required_parameter"),
         };
         chat.Add(new JsonObject { ["role"] = role, ["content"] = content });
     }
 
     // Content parts → chat parts; text only → one string (what every chat API takes).
-    private static JsonNode Parts(JsonArray parts, int at)
+    private static JsonNode Parts(JsonArray parts, int at, List<string> untranslated)
     {
         var chat = new JsonArray();
         foreach (var node in parts)
@@ -198,9 +218,13 @@ internal static class ResponsesRequest
                     chat.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = image });
                     break;
                 case "input_image":
-                    throw new TranslationException($"input[{at}].content: images by file_id are not supported by this gateway (it has no files API); send image_url (a URL or a data: URL)", "input");
+                    untranslated.Add("images by file_id");
+                    break;
+                case null:
+                    throw new TranslationException($"input[{at}].content: a part's type is required", "input", "missing_required_parameter");
                 case var type:
-                    throw new TranslationException($"input[{at}].content: '{type}' parts are not supported by this gateway's translation to chat APIs", "input");
+                    untranslated.Add($"'{type}' content parts"); // input_file, input_audio
+                    break;
             }
         }
         return chat.All(p => Str(p!.AsObject(), "type") == "text")
@@ -208,7 +232,8 @@ internal static class ResponsesRequest
             : chat;
     }
 
-    private static JsonArray Tools(JsonArray tools)
+    // Function tools in the chat form; the others (built-in, custom, namespace) are untranslated.
+    private static JsonArray Tools(JsonArray tools, List<string> untranslated)
     {
         var functions = new JsonArray();
         for (var i = 0; i < tools.Count; i++)
@@ -216,8 +241,10 @@ internal static class ResponsesRequest
             if (tools[i] is not JsonObject tool) throw new TranslationException($"tools[{i}]: must be an object", "tools", "invalid_type");
             var type = Str(tool, "type");
             if (type != "function")
-                throw new TranslationException($"tools[{i}]: the built-in tool '{type}' is not supported: this gateway translates the Responses API to "
-                    + "the providers' chat APIs, which cannot run it. Declare a function tool and run it yourself.", "tools", "unsupported_tool");
+            {
+                untranslated.Add($"the tool '{type}'");
+                continue;
+            }
             var function = new JsonObject { ["name"] = Str(tool, "name") };
             if (Str(tool, "description") is { } description) function["description"] = description;
             if (tool["parameters"] is JsonObject parameters) function["parameters"] = parameters.DeepClone();
@@ -227,17 +254,17 @@ internal static class ResponsesRequest
         return functions;
     }
 
-    private static JsonNode ToolChoice(JsonNode choice)
+    // The chat APIs choose only 'auto', 'none', 'required' or a named function; another choice is untranslated (null).
+    private static JsonNode? ToolChoice(JsonNode choice, List<string> untranslated)
     {
         if (choice is JsonValue mode && mode.TryGetValue<string>(out var text)) return text;
         if (choice is JsonObject named && Str(named, "type") == "function" && Str(named, "name") is { } name)
             return new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = name } };
-        var type = choice is JsonObject other ? Str(other, "type") : null;
-        throw new TranslationException($"tool_choice: '{type}' is not supported: this gateway translates the Responses API to the providers' chat APIs, "
-            + "which choose only 'auto', 'none', 'required' or a named function", "tool_choice", "unsupported_tool");
+        untranslated.Add($"tool_choice '{(choice is JsonObject other ? Str(other, "type") : null)}'");
+        return null;
     }
 
-    private static void Text(JsonObject text, JsonObject canonical)
+    private static void Text(JsonObject text, JsonObject canonical, List<string> untranslated)
     {
         if (text["format"] is JsonObject format)
         {
@@ -256,7 +283,8 @@ internal static class ResponsesRequest
                     canonical["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = schema };
                     break;
                 case var type:
-                    throw new TranslationException($"text.format: '{type}' is not supported by this gateway's translation", "text", "invalid_value");
+                    untranslated.Add($"text.format '{type}'");
+                    break;
             }
         }
         if (Str(text, "verbosity") is { } verbosity) canonical["verbosity"] = verbosity;

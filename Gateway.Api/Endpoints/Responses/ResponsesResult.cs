@@ -17,15 +17,18 @@ namespace Gateway.Api.Endpoints.Responses;
 /// then <c>response.completed</c> (or <c>response.incomplete</c> when the output limit cut it short) with usage. A stream that
 /// breaks after it began ends with <c>error</c> and <c>response.failed</c>. Usage: <c>input_tokens</c> is the prompt with its cached
 /// part (<c>input_tokens_details.cached_tokens</c>), as OpenAI counts it.
+/// An answer of a Responses upstream to a passed-through request goes back as it wrote it (its response object, or its events
+/// relayed one for one), with the gateway's response id (under which it is stored) and the client's <c>previous_response_id</c>.
 /// </summary>
 internal static class ResponsesResult
 {
     /// <param name="http">The request.</param>
     /// <param name="result">The pipeline's result.</param>
     /// <param name="shape">The response object's fields that echo the request.</param>
-    /// <param name="save">Stores the finished response (when <c>store</c>) before the client gets it whole; null not to store.</param>
+    /// <param name="save">Stores the finished response (when <c>store</c>) before the client gets it whole, told whether the upstream
+    /// wrote it (passed through); null not to store.</param>
     /// <param name="ct">The request's token.</param>
-    public static async Task WriteAsync(HttpContext http, PipelineResult result, ResponseShape shape, Func<JsonObject, Task>? save, CancellationToken ct)
+    public static async Task WriteAsync(HttpContext http, PipelineResult result, ResponseShape shape, Func<JsonObject, bool, Task>? save, CancellationToken ct)
     {
         var response = http.Response;
         GatewayHeaders.Write(response, result.Facts);
@@ -36,8 +39,9 @@ internal static class ResponsesResult
         }
         if (result.Stream is not { } stream)
         {
-            var answer = shape.FromCompletion(JsonNode.Parse(result.Body.Span)!.AsObject());
-            if (save is not null) await save(answer);
+            var passedThrough = !result.Native.IsEmpty;
+            var answer = passedThrough ? shape.Own(JsonNode.Parse(result.Native.Span)!.AsObject()) : shape.FromCompletion(JsonNode.Parse(result.Body.Span)!.AsObject());
+            if (save is not null) await save(answer, passedThrough);
             var body = JsonSerializer.SerializeToUtf8Bytes(answer, GatewayJsonContext.Wire.JsonObject);
             await ServerSentEvents.WriteJsonAsync(response, body, ct);
             return;
@@ -59,15 +63,27 @@ internal static class ResponsesResult
                 await output.FlushAsync(ct);
                 return;
             }
-            if (item.Chunk.IsEmpty) continue; // another protocol's own events (a passed-through stream): not for this door
+            if (!item.Native.IsEmpty)
+            {
+                // A Responses upstream's own events, relayed; its final response stored before the client reads it.
+                if (!events.Started) ServerSentEvents.Start(response);
+                foreach (var (name, data) in ServerSentEvents.Split(item.Native))
+                {
+                    if (events.Native(name, data) is { } final && save is not null) await save(final, true);
+                }
+                await output.FlushAsync(ct);
+                continue;
+            }
+            if (item.Chunk.IsEmpty) continue;
             if (!events.Started) ServerSentEvents.Start(response);
             events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
             await output.FlushAsync(ct);
         }
         if (!events.Started) ServerSentEvents.Start(response);
+        if (events.Relayed) return; // the upstream's own ending went out with its events
         var finished = events.Finish();
         await output.FlushAsync(ct);
-        if (save is not null) await save(finished);
+        if (save is not null) await save(finished, false);
         events.Completed(finished);
         await output.FlushAsync(ct);
     }
@@ -109,6 +125,40 @@ internal static class ResponsesResult
         private JsonObject? _usage;
 
         public bool Started { get; private set; }
+
+        /// <summary>The upstream's own ending (<c>response.completed</c> or <c>.incomplete</c>) was relayed.</summary>
+        public bool Relayed { get; private set; }
+
+        /// <summary>
+        /// One event of a Responses upstream, relayed: a lifecycle event's response carries the gateway's id, and the numbering
+        /// follows the upstream's (an error of the gateway's own comes next). Returns the finished response of the last event.
+        /// </summary>
+        public JsonObject? Native(string name, ReadOnlyMemory<byte> data)
+        {
+            Started = true;
+            var body = JsonNode.Parse(data.Span) as JsonObject;
+            if (body?["sequence_number"] is JsonValue number && number.TryGetValue<int>(out var at)) _sequence = at + 1;
+            JsonObject? finished = null;
+            if (body?["response"] is JsonObject lifecycle)
+            {
+                body["response"] = shape.Own(lifecycle);
+                if (name is "response.completed" or "response.incomplete")
+                {
+                    finished = (JsonObject)body["response"]!.DeepClone();
+                    Relayed = true;
+                }
+                data = JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject);
+            }
+            else if (body is not null && data.Span.Contains((byte)'\n'))
+            {
+                data = JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject); // one line, as an event's data must be
+            }
+            output.Write("event: "u8);
+            output.Write(System.Text.Encoding.UTF8.GetBytes(name));
+            output.Write("\n"u8);
+            ServerSentEvents.Write(output, data.Span);
+            return finished;
+        }
 
         public void Chunk(JsonObject chunk)
         {

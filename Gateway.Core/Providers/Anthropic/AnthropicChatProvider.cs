@@ -49,7 +49,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
                 sent.JsonTool, sent.Response, deadline, ct, IsNative(call)), ct);
 
     /// <summary>The request came through the Anthropic door: it is passed through as the client wrote it.</summary>
-    private static bool IsNative(UpstreamCall call) => call.Request.Native is { Protocol: "anthropic" };
+    private static bool IsNative(UpstreamCall call) => call.Request.Native is { Protocol: NativeRequest.Anthropic };
 
     private sealed record Sent(HttpResponseMessage Response, string? JsonTool);
 
@@ -59,7 +59,7 @@ public sealed class AnthropicChatProvider(IHttpClientFactory clients, IOptions<U
         if (provider.SecretProblem is not null) return UpstreamFailure.SecretUnavailable(provider.Name);
         JsonObject body;
         string? jsonTool = null;
-        if (call.Request.Native is { Protocol: "anthropic" } native)
+        if (call.Request.Native is { Protocol: NativeRequest.Anthropic } native)
         {
             // The client's own request, only the model replaced and streaming as asked (a non-streaming request may be read streamed).
             body = native.Body.DeepClone().AsObject();

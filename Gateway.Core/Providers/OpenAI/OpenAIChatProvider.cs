@@ -13,7 +13,7 @@ namespace Gateway.Core.Providers.OpenAI;
 /// the client's body is passed on with only <c>model</c> and <c>stream_options</c> changed, and the
 /// answer is passed back as the provider sent it.
 /// </summary>
-public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options) : IChatProvider, IEmbeddingProvider
+public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<UpstreamOptions> options, TimeProvider time) : IChatProvider, IEmbeddingProvider
 {
     public const string HttpClientName = "openai";
 
@@ -31,13 +31,14 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
         var body = read.Value!;
         try
         {
+            if (Responses(call) is not null) return OpenAIResponsesApi.Answer(body, "resp_" + call.RequestId.ToString("N"));
             using var doc = JsonDocument.Parse(body);
             var root = doc.RootElement;
             var usage = root.TryGetProperty("usage", out var u) ? TokenUsage.FromOpenAI(u) : null;
             var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
             return new UpstreamCompletion(body, usage, model, usage is null ? AnswerText(root) : "");
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             return new UpstreamFailure(UpstreamFailureKind.Protocol, call.Route.Provider.Name, "its answer was not valid JSON");
         }
@@ -45,12 +46,21 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
 
     public Task<UpstreamResult<UpstreamStream>> OpenStreamAsync(UpstreamCall call, CancellationToken ct) =>
         UpstreamStream.OpenAsync(options.Value.TimeoutFor(call.Route), deadline => SendAsync(call, deadline, ct),
-            (response, deadline) => OpenAIJsonAnswer.IsJson(response)
-                ? new OpenAIJsonAnswer(call.Route.Provider.Name, response, deadline, ct)
-                : new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
+            (response, deadline) => Responses(call) is not null
+                ? new OpenAIResponsesStream(call.Route.Provider.Name, new ChunkWriter("chatcmpl-" + call.RequestId.ToString("N"),
+                    time.GetUtcNow().ToUnixTimeSeconds(), call.Route.UpstreamModel), response, deadline, ct)
+                : OpenAIJsonAnswer.IsJson(response)
+                    ? new OpenAIJsonAnswer(call.Route.Provider.Name, response, deadline, ct)
+                    : new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
+
+    /// <summary>The client's Responses request, when it came through the Responses door to a provider that serves that API.</summary>
+    private static NativeRequest? Responses(UpstreamCall call) =>
+        call.Request.Native is { Protocol: NativeRequest.OpenAIResponses } native && native.PassesThroughTo(call.Route.Provider) ? native : null;
 
     private Task<UpstreamResult<HttpResponseMessage>> SendAsync(UpstreamCall call, CancellationToken deadline, CancellationToken clientAborted) =>
-        PostAsync(call.Route.Provider, "chat/completions", () => UpstreamBody(call), deadline, clientAborted);
+        Responses(call) is { } responses
+            ? PostAsync(call.Route.Provider, "responses", () => OpenAIResponsesApi.Body(call, responses), deadline, clientAborted)
+            : PostAsync(call.Route.Provider, "chat/completions", () => UpstreamBody(call), deadline, clientAborted);
 
     private async Task<UpstreamResult<HttpResponseMessage>> PostAsync(ProviderInfo provider, string path, Func<byte[]> body,
         CancellationToken deadline, CancellationToken clientAborted)

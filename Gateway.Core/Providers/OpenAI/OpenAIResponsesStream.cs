@@ -1,0 +1,102 @@
+using System.Buffers;
+using System.Text.Json;
+using Gateway.Core.Wire;
+
+namespace Gateway.Core.Providers.OpenAI;
+
+/// <summary>
+/// OpenAI's Responses event stream (https://platform.openai.com/docs/api-reference/responses-streaming) → OpenAI chunks for the
+/// gateway's own use (metering, first-token deadline, the cache): <c>response.created</c> (model), <c>response.output_text.delta</c>
+/// and <c>response.refusal.delta</c> (text), a <c>function_call</c> item's <c>response.output_item.added</c> and
+/// <c>response.function_call_arguments.delta</c>s (tool calls, numbered 0, 1… as OpenAI's chat API does),
+/// <c>response.completed</c>/<c>response.incomplete</c> (finish and usage), <c>response.failed</c> and <c>error</c> (a failed stream).
+/// Every event also rides, as server-sent event text, on the chunk it completes (<see cref="StreamChunk.Native"/>), so the Responses
+/// door relays the stream as the upstream wrote it; events with no chunk of their own (reasoning, built-in tool progress, item and
+/// part boundaries) wait for the next chunk, and the final event waits for the request to be metered (<see cref="UpstreamStream.NativeTail"/>).
+/// </summary>
+internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks, HttpResponseMessage response, CancellationTokenSource deadline,
+    CancellationToken clientAborted) : SseUpstreamStream(provider, response, deadline, clientAborted)
+{
+    private readonly ArrayBufferWriter<byte> _native = new(1024);
+    private readonly Dictionary<string, int> _toolIndexByItem = new(StringComparer.Ordinal);
+
+    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    {
+        var list = Translate(data).ToArray();
+        _native.Write("event: "u8);
+        _native.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
+        _native.Write("\ndata: "u8);
+        _native.Write(data);
+        _native.Write("\n\n"u8);
+        if (Done)
+        {
+            NativeTail = _native.WrittenSpan.ToArray();
+            _native.ResetWrittenCount();
+            return list;
+        }
+        if (list.Length == 0) return list;
+        list[0] = list[0] with { Native = _native.WrittenSpan.ToArray() };
+        _native.ResetWrittenCount();
+        return list;
+    }
+
+    // The event's own "type" names it (the SSE event name repeats it, and some servers leave the name out).
+    private IEnumerable<StreamChunk> Translate(byte[] data)
+    {
+        string? type = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(data);
+            var root = doc.RootElement;
+            type = OpenAIRequestView.Str(root, "type");
+            switch (type)
+            {
+                case "response.created":
+                    ServedModel = root.TryGetProperty("response", out var created) ? OpenAIRequestView.Str(created, "model") : null;
+                    return [chunks.Role()];
+                case "response.output_text.delta" or "response.refusal.delta":
+                    var text = OpenAIRequestView.Str(root, "delta") ?? "";
+                    Text.Append(text);
+                    return [chunks.Text(text)];
+                case "response.output_item.added":
+                    var item = root.GetProperty("item");
+                    if (OpenAIRequestView.Str(item, "type") != "function_call") return [];
+                    var index = _toolIndexByItem.Count;
+                    _toolIndexByItem[OpenAIRequestView.Str(item, "id") ?? index.ToString(System.Globalization.CultureInfo.InvariantCulture)] = index;
+                    return [chunks.ToolCallStart(index, OpenAIRequestView.Str(item, "call_id") ?? "", OpenAIRequestView.Str(item, "name") ?? "")];
+                case "response.function_call_arguments.delta":
+                    var arguments = OpenAIRequestView.Str(root, "delta") ?? "";
+                    Text.Append(arguments);
+                    return _toolIndexByItem.TryGetValue(OpenAIRequestView.Str(root, "item_id") ?? "", out var at) ? [chunks.ToolCallArguments(at, arguments)] : [];
+                case "response.completed" or "response.incomplete":
+                    Done = true;
+                    var final = root.GetProperty("response");
+                    ServedModel = OpenAIRequestView.Str(final, "model") ?? ServedModel;
+                    StreamChunk finish = chunks.Finish(OpenAIResponsesApi.FinishReason(final, _toolIndexByItem.Count > 0));
+                    if (!final.TryGetProperty("usage", out var usage) || usage.ValueKind != JsonValueKind.Object) return [finish];
+                    var (tokens, wire) = OpenAIResponsesApi.Usage(usage);
+                    Usage = tokens;
+                    return [finish, chunks.Usage(wire)];
+                case "response.failed" or "error":
+                    var error = root.TryGetProperty("response", out var failed) && failed.TryGetProperty("error", out var e) ? e : root;
+                    var code = OpenAIRequestView.Str(error, "code");
+                    var kind = code switch
+                    {
+                        "rate_limit_exceeded" => UpstreamFailureKind.RateLimited,
+                        "server_is_overloaded" or "slow_down" => UpstreamFailureKind.Overloaded,
+                        "server_error" => UpstreamFailureKind.ServerError,
+                        _ => UpstreamFailureKind.Protocol,
+                    };
+                    throw new UpstreamStreamException(new UpstreamFailure(kind, Provider, $"it sent {type} ({code ?? "no code"})"));
+                default:
+                    return []; // reasoning, built-in tool progress, item and part boundaries, event types added later
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw Broken($"it sent a malformed {type ?? "Responses"} event");
+        }
+    }
+
+    protected override IEnumerable<StreamChunk> OnEnd() => throw Broken("the stream closed before response.completed");
+}
