@@ -12,16 +12,24 @@ public sealed class MeteringTests(TestEnvironment env)
 {
     private GatewayHost Gateway => env.Gateway;
 
-    [Fact]
-    public async Task ChatStream_ClientDisconnects_LeavesOneEstimatedUsageRecordAndCancelsUpstream()
+    [Theory]
+    [InlineData("/v1/chat/completions", "openai.chat_completions")]
+    [InlineData("/v1/messages", "anthropic.messages")]
+    [InlineData("/v1/responses", "openai.responses")]
+    public async Task Stream_ClientDisconnects_LeavesOneEstimatedUsageRecordAndCancelsUpstream_OnEveryFrontDoor(string door, string frontDoor)
     {
         var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-stream");
         var (key, _) = await Gateway.CreateKeyAsync();
         using var client = Gateway.Client(key);
         var marker = Guid.NewGuid().ToString("N");
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        using var request = new HttpRequestMessage(HttpMethod.Post, door)
         {
-            Content = Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"{{marker}}"}]}"""),
+            Content = Json(door switch
+            {
+                "/v1/messages" => $$"""{"model":"{{alias}}","max_tokens":500,"stream":true,"messages":[{"role":"user","content":"{{marker}}"}]}""",
+                "/v1/responses" => $$"""{"model":"{{alias}}","stream":true,"store":false,"input":"{{marker}}"}""",
+                _ => $$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"{{marker}}"}]}""",
+            }),
         };
 
         Guid requestId;
@@ -36,8 +44,7 @@ public sealed class MeteringTests(TestEnvironment env)
         } // disposing the response mid-stream closes the connection
 
         var row = await env.WaitForUsageAsync(requestId);
-        Assert.Equal((short)499, row.Status);
-        Assert.Equal("client_disconnected", row.ErrorKind);
+        Assert.Equal(((short)499, "client_disconnected", frontDoor), (row.Status, row.ErrorKind, row.FrontDoor));
         Assert.True(row.UsageEstimated);
         Assert.True(row.PromptTokens > 0 && row.CompletionTokens >= 3, $"{row.PromptTokens}/{row.CompletionTokens}");
         Assert.True(row.CostUsd > 0);
