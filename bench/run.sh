@@ -4,6 +4,7 @@
 #   bench/run.sh            the scenario table, then usage_events grown to BENCH_GROW_ROWS and the 32-connection row again
 #   bench/run.sh soak       BENCH_SOAK_SECONDS (600) at about half the saturated rate; RSS and GC heap every 10 s
 #   bench/run.sh quick      only the saturated row (0 ms upstream, 32 connections): for trying a change
+#   bench/run.sh memory     RSS after start-up (before any request), the 128-connection rows (peak RSS), RSS 10 s after them
 #   bench/run.sh serve      start everything, print the URLs and key, and wait (Ctrl-C stops it): for trying by hand
 #   bench/run.sh profile    15 s of CPU samples of the gateway at 32 connections (perf, with the JIT's symbol map), top symbols printed
 # Columns: CPU ms and alloc KB are the gateway's CPU time (user+sys, /proc) and managed allocations per request sent.
@@ -233,6 +234,21 @@ quick)
   wrk_row "chat 0 ms" gateway 32 "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
   gc_line
   ;;
+memory)
+  # Start-up: ready, then 5 s of nothing (the background start-up work done), before any request.
+  sleep 5
+  idle=$(rss_mb VmRSS)
+  warm_up
+  header
+  for scenario in "chat 0 ms|$UP0_PORT|bench" "chat 50 ms|$UP50_PORT|bench-50"; do
+    IFS='|' read -r name port model <<< "$scenario"
+    wrk_row "$name" direct 128 "http://127.0.0.1:$port" bench ""
+    wrk_row "$name" gateway 128 "http://127.0.0.1:$GW_PORT" "$model" "$GW_KEY"
+  done
+  sleep 10
+  echo "RSS: $idle MB after start-up, $(rss_mb VmHWM) MB peak, $(rss_mb VmRSS) MB 10 s after the load"
+  gc_line
+  ;;
 soak)
   warm_up
   soak_seconds=${BENCH_SOAK_SECONDS:-600}
@@ -284,5 +300,5 @@ profile)
   echo "Top symbols including callees:"
   perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2> /dev/null | grep -v '^#' | grep '%' | head -80
   ;;
-*) echo "usage: bench/run.sh [table|quick|serve|soak|profile]" >&2; exit 2 ;;
+*) echo "usage: bench/run.sh [table|quick|memory|serve|soak|profile]" >&2; exit 2 ;;
 esac

@@ -20,17 +20,20 @@ public sealed class TokenCounter
     private const int Slice = 256;
     private const int RunSlice = 64;
 
-    private readonly Tokenizer _tokenizer = TiktokenTokenizer.CreateForEncoding("o200k_base");
+    // Loaded on the first count (its vocabulary is ≈ 40 MB of heap): an instance whose requests never need a count (no capped
+    // key, no TPM limit, no token rule, providers that report usage) never holds it.
+    private readonly Lazy<Tokenizer> _encoding = new(() => TiktokenTokenizer.CreateForEncoding("o200k_base"));
 
     public int Count(string text)
     {
         if (string.IsNullOrEmpty(text)) return 0;
-        if (text.Length <= Slice) return _tokenizer.CountTokens(text);
+        var tokenizer = _encoding.Value;
+        if (text.Length <= Slice) return tokenizer.CountTokens(text);
         var total = 0;
         for (var start = 0; start < text.Length;)
         {
             var end = start + Slice >= text.Length ? text.Length : Cut(text, start);
-            total += _tokenizer.CountTokens(text.AsSpan(start, end - start));
+            total += tokenizer.CountTokens(text.AsSpan(start, end - start));
             start = end;
         }
         return total;
