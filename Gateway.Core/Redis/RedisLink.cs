@@ -25,6 +25,7 @@ public sealed partial class RedisLink(IConfiguration configuration, TimeProvider
     private ConnectionMultiplexer? _redis;
     private Task _probe = Task.CompletedTask;
     private volatile bool _up;
+    private bool _disposed;
     private int _downLogged; // 1 once the current outage was logged
 
     /// <summary>Whether a Redis connection string is set.</summary>
@@ -51,6 +52,7 @@ public sealed partial class RedisLink(IConfiguration configuration, TimeProvider
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_disposed) return; // a test host may dispose its services before it stops
         await _stop.CancelAsync();
         await _probe.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
@@ -101,6 +103,10 @@ public sealed partial class RedisLink(IConfiguration configuration, TimeProvider
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
+        _disposed = true;
+        await _stop.CancelAsync();
+        await _probe.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _stop.Dispose();
         if (_redis is not null) await _redis.DisposeAsync();
     }
