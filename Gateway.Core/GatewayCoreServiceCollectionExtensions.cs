@@ -117,6 +117,15 @@ public static class GatewayCoreServiceCollectionExtensions
     public static IServiceCollection AddGatewayProxy(this IServiceCollection services)
     {
         services.AddGatewayData();
+        // Optional Redis (ConnectionStrings:Redis): exact rate limits across instances, and the response cache if chosen.
+        services.AddSingleton<Redis.RedisLink>();
+        services.AddHostedService(sp => sp.GetRequiredService<Redis.RedisLink>());
+        services.AddOptions<Caching.CacheOptions>().BindConfiguration(Caching.CacheOptions.SectionName).ValidateDataAnnotations()
+            .Validate<Redis.RedisLink>((o, redis) => !o.InRedis || redis.Configured,
+                "Gateway:Cache:Store is redis, but no Redis is set (ConnectionStrings:Redis).")
+            .ValidateOnStart();
+        services.AddSingleton<Limits.LiveInstances>();
+        services.AddKeyedSingleton<TimeProvider>(Limits.KeyRateLimiter.ClockKey, (sp, _) => sp.GetRequiredService<TimeProvider>());
         services.AddSingleton<Limits.KeyRateLimiter>();
         services.AddSingleton<Guards.InjectionFilter>();
         services.AddSingleton<Guards.InjectionScreen>();

@@ -22,6 +22,7 @@ internal static class HealthEndpoints
             .AddCheck<StartupCheck>("startup", tags: [Ready])
             .AddCheck<DatabaseCheck>("database", tags: [Ready])
             .AddCheck<MeteringCheck>("metering", tags: [Ready])
+            .AddCheck<RedisCheck>("redis", tags: [Ready])
             .AddCheck<UpstreamsCheck>("upstreams", tags: [Upstreams]);
         return services;
     }
@@ -92,6 +93,25 @@ internal static class HealthEndpoints
                 // Degraded, not down: known keys are cached and usage records wait in the journal.
                 return HealthCheckResult.Degraded("unreachable");
             }
+        }
+    }
+
+    /// <summary>
+    /// How rate limits are enforced: <c>shared</c> (Redis answers: exact across instances), <c>off</c> (no Redis: a share per live
+    /// instance) or <c>degraded</c> (Redis set but unreachable: local shares until it answers). Degraded, never unhealthy: the
+    /// instance serves every request either way, so it stays in rotation.
+    /// </summary>
+    private sealed class RedisCheck(Gateway.Core.Redis.RedisLink redis, Gateway.Core.Limits.LiveInstances live) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var data = new Dictionary<string, object> { ["mode"] = redis.Mode, ["live_instances"] = live.Count };
+            return Task.FromResult(redis.Mode switch
+            {
+                "shared" => HealthCheckResult.Healthy("rate limits shared through Redis", data),
+                "off" => HealthCheckResult.Healthy("no Redis: rate limits are a share per live instance", data),
+                _ => HealthCheckResult.Degraded("Redis unreachable: rate limits are a local share per live instance until it answers", data: data),
+            });
         }
     }
 

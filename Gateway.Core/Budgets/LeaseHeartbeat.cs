@@ -1,4 +1,5 @@
 using Dapper;
+using Gateway.Core.Limits;
 using Gateway.Core.Metering;
 using Gateway.Core.Providers;
 using Microsoft.Extensions.Hosting;
@@ -17,11 +18,13 @@ namespace Gateway.Core.Budgets;
 ///     this instance's own clock: each is lowered to its claim and closed, so its unclaimed rest is free for every instance while
 ///     what the dead one had reserved or charged stays reserved for the rows its journal may still bring;
 /// (4) once this start has replayed the usage journal an earlier run of the same directory left, closes that run's leases at
-///     what they consumed (all of its rows are in PostgreSQL now), which frees the rest.
+///     what they consumed (all of its rows are in PostgreSQL now), which frees the rest;
+/// (5) counts the live instances (a heartbeat within the last three beats, on this instance's clock) for the rate limits' shares
+///     without Redis (<see cref="LiveInstances"/>).
 /// </summary>
 public sealed partial class LeaseHeartbeat(
     BudgetLedger ledger, NpgsqlDataSource db, UsageJournal journal, IOptions<BudgetOptions> options, IOptions<UpstreamOptions> upstream,
-    TimeProvider time, ILogger<LeaseHeartbeat> logger) : IHostedService, IDisposable
+    TimeProvider time, ILogger<LeaseHeartbeat> logger, LiveInstances? live = null) : IHostedService, IDisposable
 {
     private readonly Dictionary<Guid, (long Beats, long SeenAt)> _seen = [];
     private readonly SemaphoreSlim _one = new(1, 1);
@@ -110,6 +113,12 @@ public sealed partial class LeaseHeartbeat(
         RETURNING l.id
         """;
 
+    // This instance, and every other whose last beat is recent on this instance's clock (instances' clocks assumed within a beat of
+    // each other, which NTP gives): a stopped instance drops out of the count three beats after its last.
+    private const string LiveSql = """
+        SELECT count(*) FROM gateway_instances WHERE id = @me OR heartbeat_at >= @since
+        """;
+
     /// <summary>One heartbeat (see the class summary). The hosted loop calls it; tests may call it to step time by hand.</summary>
     public async Task BeatAsync(CancellationToken ct)
     {
@@ -151,6 +160,9 @@ public sealed partial class LeaseHeartbeat(
                 if (closed.Count > 0) Log.EarlierRunsClosed(logger, closed.Count);
                 _earlierRunsClosed = true;
             }
+            // (5) live instances
+            live?.Update((int)await connection.ExecuteScalarAsync<long>(new CommandDefinition(LiveSql,
+                new { me = ledger.InstanceId, since = now - 3 * Every }, cancellationToken: token)));
         }
         finally
         {

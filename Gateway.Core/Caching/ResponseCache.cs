@@ -5,9 +5,12 @@ using Dapper;
 using Gateway.Core.Catalog;
 using Gateway.Core.Keys;
 using Gateway.Core.Providers;
+using Gateway.Core.Redis;
 using Gateway.Core.Wire;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using StackExchange.Redis;
 
 namespace Gateway.Core.Caching;
 
@@ -16,7 +19,7 @@ public sealed record CachedAnswer(byte[] Body, string Provider, string? ServedMo
 
 /// <summary>
 /// Exact-match cache of deterministic answers, shared by every instance through an UNLOGGED
-/// PostgreSQL table. Only for keys with <c>cache_ttl_seconds</c>, and only for requests with
+/// PostgreSQL table, or through Redis (<see cref="CacheOptions.Store"/>; the same keys, scopes and TTLs). Only for keys with <c>cache_ttl_seconds</c>, and only for requests with
 /// <c>temperature: 0</c>, one choice and no tools. The key is a SHA-256 of the request (without
 /// <c>user</c> and the stream options: a streamed and a plain request share an answer), the model that
 /// serves it and the asking key's <see cref="CacheScope"/>: by default the key itself, so one key's answers are never
@@ -24,10 +27,13 @@ public sealed record CachedAnswer(byte[] Body, string Provider, string? ServedMo
 /// <c>global</c>) share one partition. A reader gets an entry only if it may use the model that answered (a fallback's answer
 /// is not served to a key not allowed that fallback) and the entry is no older than the reader's own TTL. Answers are stored
 /// as OpenAI <c>chat.completion</c> bodies; a streaming client gets one replayed as chunks. A lookup that fails or takes over a
-/// second is a miss; storing happens after the answer has left.
+/// second is a miss (in Redis: a command over its timeout, or Redis unreachable); storing happens after the answer has left.
 /// </summary>
-public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time, ILogger<ResponseCache> logger)
+public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time, ILogger<ResponseCache> logger,
+    IOptions<CacheOptions>? options = null, RedisLink? redis = null)
 {
+    private readonly RedisLink? _redis = options?.Value.InRedis == true ? redis : null;
+
     private static readonly TimeSpan LookupBudget = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PurgeEvery = TimeSpan.FromMinutes(5);
     private long _lastPurge;
@@ -96,6 +102,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
     public async Task<CachedAnswer?> GetAsync(byte[] key, GatewayKey reader, CancellationToken ct)
     {
         var now = time.GetUtcNow();
+        if (_redis is not null) return await GetFromRedisAsync(_redis, key, reader, now);
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
         budget.CancelAfter(LookupBudget);
         try
@@ -124,6 +131,11 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
     public void Store(byte[] key, UpstreamCompletion answer, ModelRoute route, int ttlSeconds)
     {
         var now = time.GetUtcNow();
+        if (_redis is not null)
+        {
+            _ = StoreInRedisAsync(_redis, key, answer, route, ttlSeconds, now);
+            return;
+        }
         var purge = time.GetElapsedTime(Interlocked.Read(ref _lastPurge)) > PurgeEvery;
         if (purge) Interlocked.Exchange(ref _lastPurge, time.GetTimestamp());
         _ = Task.Run(async () =>
@@ -159,6 +171,59 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 Log.StoreFailed(logger, ex.GetType().Name);
             }
         });
+    }
+
+    private static readonly RedisValue[] Fields = ["body", "provider", "served_model", "served_alias", "prompt", "completion", "cached", "stored_at"];
+
+    private static RedisKey RedisKeyOf(byte[] key) => "gw:cache:" + Convert.ToHexStringLower(key);
+
+    // The entry's fields, and its expiry moved later, never earlier: a key with a shorter TTL refreshing a shared entry does not
+    // shorten it for the others (as GREATEST does in PostgreSQL). PTTL is -1 for a key without one, -2 for none.
+    private const string StoreScript = """
+        redis.call('HSET', KEYS[1], 'body', ARGV[1], 'provider', ARGV[2], 'served_alias', ARGV[3], 'prompt', ARGV[4],
+          'completion', ARGV[5], 'cached', ARGV[6], 'stored_at', ARGV[7])
+        if ARGV[8] == '' then redis.call('HDEL', KEYS[1], 'served_model') else redis.call('HSET', KEYS[1], 'served_model', ARGV[8]) end
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[9]) then redis.call('PEXPIRE', KEYS[1], ARGV[9]) end
+        return 1
+        """;
+
+    private static async Task<CachedAnswer?> GetFromRedisAsync(RedisLink link, byte[] key, GatewayKey reader, DateTimeOffset now)
+    {
+        if (!link.IsUp) return null; // its outage is logged once by the link, not per lookup
+        try
+        {
+            var row = await link.Database.HashGetAsync(RedisKeyOf(key), Fields);
+            if (row[0].IsNull || row[7].IsNull) return null;
+            // No older than the reader's own TTL; the asked alias is in the key, the one that answered may be a fallback.
+            if ((long)row[7] < (now - TimeSpan.FromSeconds(reader.CacheTtlSeconds ?? 0)).ToUnixTimeMilliseconds()) return null;
+            if (row[3].IsNull || !reader.MayUse((string)row[3]!)) return null;
+            return new CachedAnswer((byte[])row[0]!, (string)row[1]!, (string?)row[2],
+                new TokenUsage((int)row[4], (int)row[5], (int)row[6]));
+        }
+        catch (Exception ex) when (RedisLink.IsOutage(ex))
+        {
+            link.Failed(ex);
+            return null;
+        }
+    }
+
+    private async Task StoreInRedisAsync(RedisLink link, byte[] key, UpstreamCompletion answer, ModelRoute route, int ttlSeconds, DateTimeOffset now)
+    {
+        if (!link.IsUp) return;
+        try
+        {
+            var usage = answer.Usage ?? default;
+            await link.Database.ScriptEvaluateAsync(StoreScript, [RedisKeyOf(key)],
+            [
+                answer.Body.ToArray(), route.Provider.Name, route.Alias, usage.PromptTokens, usage.CompletionTokens, usage.CachedTokens,
+                now.ToUnixTimeMilliseconds(), answer.ServedModel ?? "", (long)ttlSeconds * 1000,
+            ]);
+        }
+        catch (Exception ex) when (RedisLink.IsOutage(ex))
+        {
+            link.Failed(ex);
+            Log.StoreFailed(logger, ex.GetType().Name);
+        }
     }
 
     /// <summary>The <c>chat.completion</c> body a streamed answer would have had, for storing it.</summary>

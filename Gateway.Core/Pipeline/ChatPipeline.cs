@@ -77,7 +77,7 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
         bodies.Prompt(meter.RequestId, request);
 
         // :: Step 3 — limits. In long: a max_tokens near int.MaxValue must not wrap around to a negative cost that passes any limit.
-        if (Limit(run, () => (int)Math.Min(int.MaxValue, (long)tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0)))
+        if (await LimitAsync(run, () => (int)Math.Min(int.MaxValue, (long)tokens.CountPrompt(request.Messages!) + (request.MaxCompletionTokens ?? request.MaxTokens ?? 0)))
             is { } limited)
             return await run.FailAsync(limited);
 
@@ -173,7 +173,7 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
         var request = parsed.Value!;
         meter.Asked(request);
         // :: Step 3 — limits
-        if (Limit(run, () => request.Tokens(tokens.Count)) is { } limited) return await run.FailAsync(limited);
+        if (await LimitAsync(run, () => request.Tokens(tokens.Count)) is { } limited) return await run.FailAsync(limited);
         // :: Step 4 — route (no rules, screen or cache for embeddings)
         var (route, refused) = router.ResolveEmbedding(key, request);
         if (refused is not null) return await run.FailAsync(refused);
@@ -198,9 +198,9 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
     }
 
     /// <summary>The key's per-minute limits (OpenAI's x-ratelimit-* facts); the refusal (429 with Retry-After) when over one.</summary>
-    private GatewayError? Limit(PipelineRun run, Func<int> tokenCost)
+    private async ValueTask<GatewayError?> LimitAsync(PipelineRun run, Func<int> tokenCost)
     {
-        var (state, refused) = limiter.TryAcquire(run.Key, tokenCost);
+        var (state, refused) = await limiter.TryAcquireAsync(run.Key, tokenCost);
         run.Facts.Limits = state;
         return refused;
     }

@@ -1,13 +1,35 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Dapper;
 using Gateway.Tests.Fixtures;
+using Npgsql;
 
 namespace Gateway.Tests.Api;
 
-public sealed class RateLimitTests(TestEnvironment env)
+/// <summary>
+/// A key's limits on one instance. Without Redis an instance keeps the limit divided by the live instances on its database, and
+/// the run's shared database has several: these run on an instance alone on a database of its own, where its share is the whole
+/// limit (limits across instances: <see cref="SharedLimitsTests"/>, <see cref="InstanceShareTests"/>).
+/// </summary>
+public sealed class RateLimitTests(RateLimitTests.AloneInstance alone) : IClassFixture<RateLimitTests.AloneInstance>
 {
-    private GatewayHost Gateway => env.Gateway;
+    public sealed class AloneInstance : IAsyncLifetime
+    {
+        public string Database { get; private set; } = "";
+
+        public GatewayHost Host { get; private set; } = null!;
+
+        public async ValueTask InitializeAsync()
+        {
+            Database = await TestEnvironment.Current.Postgres.CreateDatabaseAsync();
+            Host = new GatewayHost(Database);
+        }
+
+        public ValueTask DisposeAsync() => Host is null ? ValueTask.CompletedTask : Host.DisposeAsync();
+    }
+
+    private GatewayHost Gateway => alone.Host;
 
     private const string Hello = """{"model":"mock","messages":[{"role":"user","content":"hi"}]}""";
 
@@ -27,7 +49,11 @@ public sealed class RateLimitTests(TestEnvironment env)
         Assert.InRange(int.Parse(refused.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 20);
         var error = (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!;
         Assert.Equal(("rate_limit_exceeded", "requests"), (error["code"]!.GetValue<string>(), error["type"]!.GetValue<string>()));
-        var row = await env.WaitForUsageAsync(Guid.Parse(refused.Headers.GetValues("x-gateway-request-id").Single()));
+        var requestId = Guid.Parse(refused.Headers.GetValues("x-gateway-request-id").Single());
+        await using var db = new NpgsqlConnection(alone.Database);
+        var rows = await Eventually.UntilAsync(async () => (await db.QueryAsync<UsageRow>("SELECT * FROM usage_events WHERE request_id = @requestId",
+            new { requestId })).AsList(), rows => rows.Count > 0, pause: TimeSpan.FromMilliseconds(50));
+        var row = Assert.Single(rows);
         Assert.Equal((keyId, (short)429, 0m), (row.KeyId, row.Status, row.CostUsd));
     }
 
