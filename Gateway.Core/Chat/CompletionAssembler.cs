@@ -1,7 +1,8 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Nodes;
-using Gateway.Core.Wire;
 
 namespace Gateway.Core.Chat;
 
@@ -15,20 +16,27 @@ namespace Gateway.Core.Chat;
 /// per-chunk padding (<c>obfuscation</c>) is no part of an answer. Text is built in one buffer per field, so a long answer
 /// costs linear time.
 /// </summary>
+/// <remarks>
+/// Every non-streaming answer goes through here, so it reads chunks with a pooled <see cref="JsonDocument"/>, keeps the fields
+/// it does not join as their raw JSON, and writes the answer with one <see cref="Utf8JsonWriter"/>: no JSON tree per chunk
+/// (building <c>JsonNode</c>s here was the largest share of the gateway's allocations per request).
+/// </remarks>
 public sealed class CompletionAssembler
 {
-    private readonly JsonObject _top = [];
+    private static readonly JsonWriterOptions Writing = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private readonly List<(string Name, byte[] Raw)> _top = []; // first non-null value of each top-level field, in order seen
     private readonly SortedDictionary<int, Choice> _choices = [];
-    private JsonNode? _usage;
+    private byte[]? _usage;
 
     private sealed class Choice
     {
         public readonly Dictionary<string, StringBuilder> Text = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, JsonNode?> Other = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, byte[]?> Other = new(StringComparer.Ordinal); // raw JSON; null for JSON null
         public readonly List<string> Order = [];
         public readonly List<ToolCall> Tools = []; // in the order they began
         public readonly Dictionary<int, ToolCall> ToolAt = []; // the call an index continues
-        public readonly Dictionary<string, JsonNode?> Fields = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, byte[]?> Fields = new(StringComparer.Ordinal);
 
         public void Seen(string name)
         {
@@ -48,84 +56,96 @@ public sealed class CompletionAssembler
     /// <summary>Adds one chunk (its JSON as the stream carried it).</summary>
     public void Add(ReadOnlyMemory<byte> chunk)
     {
-        if (JsonNode.Parse(chunk.Span) is not JsonObject node) return;
-        foreach (var (name, value) in node)
+        using var doc = JsonDocument.Parse(chunk);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) return;
+        foreach (var property in root.EnumerateObject())
         {
-            switch (name)
+            var value = property.Value;
+            if (property.NameEquals("choices"u8))
             {
-                case "choices" when value is JsonArray choices:
-                    foreach (var item in choices)
-                        if (item is JsonObject choice) AddChoice(choice);
-                    break;
-                case "choices" or "object" or "obfuscation": // padding of each chunk against side channels
-                    break;
-                case "usage":
-                    if (value is not null) _usage = value.DeepClone();
-                    break;
-                default:
-                    if (value is not null && _top[name] is null) _top[name] = value.DeepClone();
-                    break;
+                if (value.ValueKind != JsonValueKind.Array) continue;
+                foreach (var item in value.EnumerateArray())
+                    if (item.ValueKind == JsonValueKind.Object) AddChoice(item);
+            }
+            else if (property.NameEquals("usage"u8))
+            {
+                if (value.ValueKind != JsonValueKind.Null) _usage = Raw(value);
+            }
+            else if (!property.NameEquals("object"u8) && !property.NameEquals("obfuscation"u8) // padding of each chunk against side channels
+                && value.ValueKind != JsonValueKind.Null && !HasTop(property))
+            {
+                _top.Add((property.Name, Raw(value)));
             }
         }
     }
 
-    private void AddChoice(JsonObject choice)
+    private void AddChoice(JsonElement choice)
     {
-        var index = choice["index"] is JsonValue i && i.TryGetValue<int>(out var n) ? n : 0;
+        var index = choice.TryGetProperty("index"u8, out var i) && i.ValueKind == JsonValueKind.Number && i.TryGetInt32(out var n) ? n : 0;
         if (!_choices.TryGetValue(index, out var state)) _choices[index] = state = new Choice();
-        foreach (var (name, value) in choice)
+        foreach (var property in choice.EnumerateObject())
         {
-            if (name is "index" or "logprobs") continue;
-            if (name == "delta")
+            if (property.NameEquals("index"u8) || property.NameEquals("logprobs"u8)) continue;
+            if (property.NameEquals("delta"u8))
             {
-                if (value is JsonObject delta) AddDelta(state, delta);
+                if (property.Value.ValueKind == JsonValueKind.Object) AddDelta(state, property.Value);
                 continue;
             }
-            if (value is not null || !state.Fields.ContainsKey(name)) state.Fields[name] = value?.DeepClone();
+            var name = Name(property);
+            if (property.Value.ValueKind != JsonValueKind.Null) state.Fields[name] = Raw(property.Value);
+            else state.Fields.TryAdd(name, null);
         }
     }
 
-    private static void AddDelta(Choice state, JsonObject delta)
+    private static void AddDelta(Choice state, JsonElement delta)
     {
-        foreach (var (name, value) in delta)
+        foreach (var property in delta.EnumerateObject())
         {
-            if (name == "tool_calls")
+            var value = property.Value;
+            if (property.NameEquals("tool_calls"u8))
             {
-                if (value is JsonArray calls) AddToolCalls(state, calls);
-                state.Seen(name);
+                if (value.ValueKind == JsonValueKind.Array) AddToolCalls(state, value);
+                state.Seen("tool_calls");
                 continue;
             }
+            var name = Name(property);
             state.Seen(name);
-            if (value is JsonValue text && text.TryGetValue<string>(out var piece))
+            if (value.ValueKind == JsonValueKind.String)
             {
                 if (!state.Text.TryGetValue(name, out var buffer)) state.Text[name] = buffer = new StringBuilder();
-                if (name != "role" || buffer.Length == 0) buffer.Append(piece); // the role is said once, not joined
+                if (name != "role" || buffer.Length == 0) buffer.Append(value.GetString()); // the role is said once, not joined
             }
-            else if (value is not null || !state.Other.ContainsKey(name))
+            else if (value.ValueKind != JsonValueKind.Null)
             {
-                state.Other[name] = value?.DeepClone();
+                state.Other[name] = Raw(value);
+            }
+            else
+            {
+                state.Other.TryAdd(name, null);
             }
         }
     }
 
-    private static void AddToolCalls(Choice state, JsonArray calls)
+    private static void AddToolCalls(Choice state, JsonElement calls)
     {
-        foreach (var item in calls)
+        foreach (var call in calls.EnumerateArray())
         {
-            if (item is not JsonObject call) continue;
-            var index = call["index"] is JsonValue i && i.TryGetValue<int>(out var n) ? n : state.Tools.Count;
-            var id = call["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var idText) && idText.Length > 0 ? idText : null;
+            if (call.ValueKind != JsonValueKind.Object) continue;
+            var index = call.TryGetProperty("index"u8, out var i) && i.ValueKind == JsonValueKind.Number && i.TryGetInt32(out var n) ? n : state.Tools.Count;
+            var id = Str(call, "id"u8) is { Length: > 0 } idText ? idText : null;
             if (!state.ToolAt.TryGetValue(index, out var tool) || id is not null && tool.Id is not null && id != tool.Id)
             {
                 state.Tools.Add(tool = new ToolCall(index));
                 state.ToolAt[index] = tool;
             }
             tool.Id ??= id;
-            if (call["type"] is JsonValue type && type.TryGetValue<string>(out var typeText)) tool.Type = typeText;
-            if (call["function"] is JsonObject function)
+            if (Str(call, "type"u8) is { } type) tool.Type = type;
+            if (call.TryGetProperty("function"u8, out var function) && function.ValueKind == JsonValueKind.Object)
             {
-                if (function["name"] is JsonValue name && name.TryGetValue<string>(out var nameText) && nameText.Length > 0) tool.Name ??= nameText;
-                if (function["arguments"] is JsonValue args && args.TryGetValue<string>(out var argsText)) tool.Arguments.Append(argsText);
+                if (Str(function, "name"u8) is { Length: > 0 } name) tool.Name ??= name;
+                if (function.TryGetProperty("arguments"u8, out var arguments) && arguments.ValueKind == JsonValueKind.String)
+                    tool.Arguments.Append(arguments.GetString());
             }
         }
     }
@@ -134,46 +154,101 @@ public sealed class CompletionAssembler
     /// <param name="servedModel">The model the provider said it served, when the stream said it elsewhere than in its chunks.</param>
     public byte[] Build(string? servedModel = null)
     {
-        var body = new JsonObject
+        var output = new ArrayBufferWriter<byte>(512);
+        using (var writer = new Utf8JsonWriter(output, Writing))
         {
-            ["id"] = _top["id"]?.DeepClone(),
-            ["object"] = "chat.completion",
-            ["created"] = _top["created"]?.DeepClone(),
-            ["model"] = servedModel is not null ? servedModel : _top["model"]?.DeepClone(),
-            ["choices"] = new JsonArray([.. _choices.Select(c => (JsonNode)BuildChoice(c.Key, c.Value))]),
-            ["usage"] = _usage?.DeepClone(),
-        };
-        foreach (var (name, value) in _top)
-            if (!body.ContainsKey(name)) body[name] = value?.DeepClone();
-        return JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject);
+            writer.WriteStartObject();
+            WriteRaw(writer, "id", Top("id"));
+            writer.WriteString("object"u8, "chat.completion"u8);
+            WriteRaw(writer, "created", Top("created"));
+            if (servedModel is not null) writer.WriteString("model"u8, servedModel);
+            else WriteRaw(writer, "model", Top("model"));
+            writer.WriteStartArray("choices"u8);
+            foreach (var (index, state) in _choices) WriteChoice(writer, index, state);
+            writer.WriteEndArray();
+            WriteRaw(writer, "usage", _usage);
+            foreach (var (name, raw) in _top)
+                if (name is not ("id" or "created" or "model")) WriteRaw(writer, name, raw);
+            writer.WriteEndObject();
+        }
+        return output.WrittenSpan.ToArray();
     }
 
-    private static JsonObject BuildChoice(int index, Choice state)
+    private static void WriteChoice(Utf8JsonWriter writer, int index, Choice state)
     {
-        var message = new JsonObject
-        {
-            ["role"] = state.Text.TryGetValue("role", out var role) ? role.ToString() : "assistant",
-            // As OpenAI answers: null content beside tool calls when nothing was said.
-            ["content"] = state.Text.TryGetValue("content", out var content) && (content.Length > 0 || state.Tools.Count == 0) ? content.ToString() : null,
-        };
+        writer.WriteStartObject();
+        writer.WriteNumber("index"u8, index);
+        writer.WriteStartObject("message"u8);
+        writer.WriteString("role"u8, state.Text.TryGetValue("role", out var role) ? role.ToString() : "assistant");
+        // As OpenAI answers: null content beside tool calls when nothing was said.
+        if (state.Text.TryGetValue("content", out var content) && (content.Length > 0 || state.Tools.Count == 0)) writer.WriteString("content"u8, content.ToString());
+        else writer.WriteNull("content"u8);
         foreach (var name in state.Order)
         {
             if (name is "role" or "content") continue;
             if (name == "tool_calls")
             {
-                if (state.Tools.Count > 0)
-                    message["tool_calls"] = new JsonArray([.. state.Tools.OrderBy(t => t.Index).Select(t => (JsonNode)new JsonObject
-                    {
-                        ["id"] = t.Id, ["type"] = t.Type,
-                        ["function"] = new JsonObject { ["name"] = t.Name, ["arguments"] = t.Arguments.ToString() },
-                    })]);
+                if (state.Tools.Count == 0) continue;
+                writer.WriteStartArray("tool_calls"u8);
+                foreach (var tool in state.Tools.OrderBy(t => t.Index))
+                {
+                    writer.WriteStartObject();
+                    if (tool.Id is null) writer.WriteNull("id"u8);
+                    else writer.WriteString("id"u8, tool.Id);
+                    writer.WriteString("type"u8, tool.Type);
+                    writer.WriteStartObject("function"u8);
+                    if (tool.Name is null) writer.WriteNull("name"u8);
+                    else writer.WriteString("name"u8, tool.Name);
+                    writer.WriteString("arguments"u8, tool.Arguments.ToString());
+                    writer.WriteEndObject();
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
                 continue;
             }
-            message[name] = state.Text.TryGetValue(name, out var text) ? text.ToString() : state.Other.GetValueOrDefault(name)?.DeepClone();
+            if (state.Text.TryGetValue(name, out var text)) writer.WriteString(name, text.ToString());
+            else WriteRaw(writer, name, state.Other.GetValueOrDefault(name));
         }
-        var choice = new JsonObject { ["index"] = index, ["message"] = message, ["logprobs"] = null };
-        foreach (var (name, value) in state.Fields) choice[name] = value?.DeepClone();
-        if (!choice.ContainsKey("finish_reason")) choice["finish_reason"] = null;
-        return choice;
+        writer.WriteEndObject();
+        writer.WriteNull("logprobs"u8);
+        foreach (var (name, raw) in state.Fields)
+            if (name is not ("message" or "index")) WriteRaw(writer, name, raw);
+        if (!state.Fields.ContainsKey("finish_reason")) writer.WriteNull("finish_reason"u8);
+        writer.WriteEndObject();
     }
+
+    private bool HasTop(JsonProperty property)
+    {
+        foreach (var (name, _) in _top)
+            if (property.NameEquals(name)) return true;
+        return false;
+    }
+
+    private byte[]? Top(string name)
+    {
+        foreach (var (known, raw) in _top)
+            if (known == name) return raw;
+        return null;
+    }
+
+    private static void WriteRaw(Utf8JsonWriter writer, string name, byte[]? raw)
+    {
+        writer.WritePropertyName(name);
+        if (raw is null) writer.WriteNullValue();
+        else writer.WriteRawValue(raw, skipInputValidation: true); // a value the parser already read whole
+    }
+
+    private static byte[] Raw(JsonElement value) => JsonMarshal.GetRawUtf8Value(value).ToArray();
+
+    private static string? Str(JsonElement node, ReadOnlySpan<byte> name) =>
+        node.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    // The names every chunk repeats, without a new string each time.
+    private static string Name(JsonProperty property) =>
+        property.NameEquals("content"u8) ? "content"
+        : property.NameEquals("role"u8) ? "role"
+        : property.NameEquals("finish_reason"u8) ? "finish_reason"
+        : property.NameEquals("refusal"u8) ? "refusal"
+        : property.NameEquals("reasoning_content"u8) ? "reasoning_content"
+        : property.Name;
 }
