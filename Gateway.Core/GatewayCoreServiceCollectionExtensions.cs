@@ -59,6 +59,8 @@ public static class GatewayCoreServiceCollectionExtensions
             ?? throw new InvalidOperationException("Set ConnectionStrings__Gateway to the PostgreSQL connection string.")));
         services.AddSingleton(sp => new DirectDatabase(sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<IConfiguration>().GetConnectionString(DirectDatabase.ConnectionStringName)));
+        services.AddSingleton(sp => new ReportsDatabase(sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<IConfiguration>().GetConnectionString(ReportsDatabase.ConnectionStringName)));
         services.TryAddTimeProvider();
 
         services.AddDataProtection().SetApplicationName("llm-gateway");

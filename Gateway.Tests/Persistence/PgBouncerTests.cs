@@ -10,7 +10,8 @@ namespace Gateway.Tests.Persistence;
 
 /// <summary>
 /// The gateway with its ordinary connection through PgBouncer in transaction pooling mode and <c>ConnectionStrings:GatewayDirect</c>
-/// for what needs a session (LISTEN, the migration lock).
+/// for what needs a session (LISTEN, the migration lock); and reports read from <c>ConnectionStrings:GatewayReports</c> (a read
+/// replica in production) when it is set.
 /// </summary>
 public sealed class PgBouncerTests(TestEnvironment env, PgBouncerFixture bouncer) : IClassFixture<PgBouncerFixture>
 {
@@ -78,5 +79,31 @@ public sealed class PgBouncerTests(TestEnvironment env, PgBouncerFixture bouncer
         var listening = await connection.QueryAsync<string>(
             "SELECT query FROM pg_stat_activity WHERE application_name = @application", new { application });
         Assert.Contains(listening, q => q is "LISTEN gateway_changes" or "SELECT 1");
+    }
+
+    [Fact]
+    public async Task SpendReports_WithAReportsConnection_ReadThere_NotFromThePrimary()
+    {
+        // A database standing in for a read replica: it holds a day's aggregate the primary does not have.
+        var replica = await env.Postgres.CreateDatabaseAsync();
+        await using (var source = NpgsqlDataSource.Create(replica))
+        {
+            await new Gateway.Core.Persistence.Migrator(source, Microsoft.Extensions.Logging.Abstractions.NullLogger<Gateway.Core.Persistence.Migrator>.Instance)
+                .MigrateAsync(CancellationToken.None);
+            await using var c = await source.OpenConnectionAsync();
+            await c.ExecuteAsync("""
+                INSERT INTO usage_daily (key_id, day, requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+                VALUES (gen_random_uuid(), '2001-02-03', 7, 0, 70, 35, 0, 1.23)
+                """);
+        }
+        await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["ConnectionStrings:GatewayReports"] = replica });
+        using var admin = host.Admin();
+
+        var rows = (await admin.GetFromJsonAsync<JsonArray>("/admin/reports/spend?group_by=day&from=2001-02-03&to=2001-02-03"))!;
+
+        var day = Assert.Single(rows)!;
+        Assert.Equal((7L, 1.23m), (day["requests"]!.GetValue<long>(), day["cost_usd"]!.GetValue<decimal>()));
+        using var primary = env.Gateway.Admin();
+        Assert.Empty((await primary.GetFromJsonAsync<JsonArray>("/admin/reports/spend?group_by=day&from=2001-02-03&to=2001-02-03"))!);
     }
 }
