@@ -46,6 +46,9 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<Responses.ResponsesOptions>().BindConfiguration(Responses.ResponsesOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<UsageRetentionOptions>().BindConfiguration(UsageRetentionOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.RetentionDays is 0 or >= 2, "Gateway:Usage:RetentionDays must be 0 (keep every row) or at least 2.")
+            .ValidateOnStart();
         services.AddOptions<Budgets.BudgetOptions>().BindConfiguration(Budgets.BudgetOptions.SectionName).ValidateDataAnnotations()
             .Validate<IOptions<UpstreamOptions>>((o, upstream) => o.ReclaimAfter(upstream.Value).TotalSeconds >= 3 * o.LeaseHeartbeatSeconds,
                 "Gateway:Budgets:LeaseReclaimSeconds must be at least three heartbeats (Gateway:Budgets:LeaseHeartbeatSeconds).")
@@ -54,6 +57,10 @@ public static class GatewayCoreServiceCollectionExtensions
         // Resolved lazily, so hosts and tests may set the connection string after registration.
         services.AddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IConfiguration>().GetConnectionString("Gateway")
             ?? throw new InvalidOperationException("Set ConnectionStrings__Gateway to the PostgreSQL connection string.")));
+        services.AddSingleton(sp => new DirectDatabase(sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<IConfiguration>().GetConnectionString(DirectDatabase.ConnectionStringName)));
+        services.AddSingleton(sp => new ReportsDatabase(sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<IConfiguration>().GetConnectionString(ReportsDatabase.ConnectionStringName)));
         services.TryAddTimeProvider();
 
         services.AddDataProtection().SetApplicationName("llm-gateway");
@@ -76,7 +83,7 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<CatalogReferences>();
         services.AddSingleton<Audit.AuditLog>();
         services.AddSingleton<AdminTokens>();
-        services.AddSingleton<Migrator>();
+        services.AddSingleton(sp => new Migrator(sp.GetRequiredService<DirectDatabase>(), sp.GetRequiredService<ILogger<Migrator>>()));
 
         services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler);
@@ -152,6 +159,8 @@ public static class GatewayCoreServiceCollectionExtensions
         // After the journal (it names the directory an earlier run's leases belong to), before the web server listens.
         services.AddSingleton<Budgets.LeaseHeartbeat>();
         services.AddHostedService(sp => sp.GetRequiredService<Budgets.LeaseHeartbeat>());
+        services.AddSingleton<UsageRetention>();
+        services.AddHostedService(sp => sp.GetRequiredService<UsageRetention>());
         return services;
     }
 

@@ -15,8 +15,8 @@ namespace Gateway.Core.Metering;
 /// On shutdown it runs after the web server stopped, so every in-flight request's record is flushed.
 /// </summary>
 public sealed partial class UsageWriter(
-    UsageChannel channel, NpgsqlDataSource db, IOptions<MeteringOptions> options, TimeProvider time, ILogger<UsageWriter> logger,
-    GatewayMetrics metrics)
+    UsageChannel channel, NpgsqlDataSource db, Persistence.DirectDatabase direct, IOptions<MeteringOptions> options, TimeProvider time,
+    ILogger<UsageWriter> logger, GatewayMetrics metrics)
     : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _abort = new();
@@ -186,6 +186,16 @@ public sealed partial class UsageWriter(
         CREATE TEMP TABLE IF NOT EXISTS usage_stage (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
         """;
 
+    // Behind a pooler in transaction mode a session's temp table stays on a server connection that outlives this process: after
+    // an upgrade added a column to usage_events, the old one would refuse the new COPY. So there the table lives one transaction
+    // (under another name, which no session-long table left on that server connection can hold).
+    private const string StagePerTransactionSql = """
+        CREATE TEMP TABLE usage_stage_tx (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DROP
+        """;
+
+    private static readonly string CopyPerTransactionSql = CopySql.Replace("COPY usage_stage ", "COPY usage_stage_tx ", StringComparison.Ordinal);
+    private static readonly string MergePerTransactionSql = MergeSql.Replace("FROM usage_stage", "FROM usage_stage_tx", StringComparison.Ordinal);
+
     private const string CopySql = """
         COPY usage_stage (request_id, occurred_at, key_id, end_user, asked_model, served_model, provider,
             prompt_tokens, completion_tokens, cached_tokens, usage_estimated, input_price_per_mtok,
@@ -251,8 +261,8 @@ public sealed partial class UsageWriter(
         await using var connection = await db.OpenConnectionAsync(ct);
         await EnsurePartitionsAsync(connection, batch, ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(StageSql, transaction: tx, cancellationToken: ct));
-        await using (var copy = await connection.BeginBinaryImportAsync(CopySql, ct))
+        await connection.ExecuteAsync(new CommandDefinition(direct.PooledSeparately ? StagePerTransactionSql : StageSql, transaction: tx, cancellationToken: ct));
+        await using (var copy = await connection.BeginBinaryImportAsync(direct.PooledSeparately ? CopyPerTransactionSql : CopySql, ct))
         {
             foreach (var r in batch)
             {
@@ -298,7 +308,7 @@ public sealed partial class UsageWriter(
             }
             await copy.CompleteAsync(ct);
         }
-        await connection.ExecuteAsync(new CommandDefinition(MergeSql, transaction: tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(direct.PooledSeparately ? MergePerTransactionSql : MergeSql, transaction: tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
     }
 

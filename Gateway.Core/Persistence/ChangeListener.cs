@@ -9,9 +9,10 @@ namespace Gateway.Core.Persistence;
 /// <summary>
 /// LISTENs on <c>gateway_changes</c> (sent by triggers on the key, admin token, provider and model tables…) and
 /// reloads the matching in-memory snapshot, so every instance learns of an admin's change within a
-/// second. After a lost connection it reloads everything, since notifications may have been missed.
+/// second. After a lost connection it reloads everything, since notifications may have been missed. Listens on
+/// <see cref="DirectDatabase"/> (past any pooler); the snapshots reload through the ordinary data source.
 /// </summary>
-public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, ModelCatalog catalog, Routing.RuleBook rules,
+public sealed partial class ChangeListener(DirectDatabase direct, KeyCache keys, ModelCatalog catalog, Routing.RuleBook rules,
     Budgets.TagBudgets tagBudgets, Admin.AdminTokens adminTokens, TimeProvider time,
     ILogger<ChangeListener> logger) : BackgroundService
 {
@@ -26,7 +27,8 @@ public sealed partial class ChangeListener(NpgsqlDataSource db, KeyCache keys, M
         {
             try
             {
-                await using var connection = await db.OpenConnectionAsync(stoppingToken);
+                // LISTEN holds the session: a direct connection when the ordinary one goes through a pooler in transaction mode.
+                await using var connection = await direct.DataSource.OpenConnectionAsync(stoppingToken);
                 var pending = new HashSet<string>();
                 connection.Notification += (_, e) => pending.Add(e.Payload);
                 await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))

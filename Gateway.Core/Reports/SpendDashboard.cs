@@ -72,8 +72,10 @@ public sealed record SpendFilterOptions(IReadOnlyList<string> Models, IReadOnlyL
 /// percentiles need the usage rows themselves, so they are computed in SQL for at most <see cref="MaxLatencyDays"/> days; the
 /// drill-down reads one page of usage rows (OFFSET/LIMIT in SQL) and counts them from the aggregates.
 /// </summary>
-public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
+public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCalendar calendar)
 {
+    private readonly NpgsqlDataSource _db = reports.DataSource;
+
     /// <summary>The longest range whose latency percentiles are computed (they read every usage row of the range).</summary>
     public const int MaxLatencyDays = 31;
 
@@ -107,7 +109,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
             SpendGroup.Provider => DailyByProviderSql,
             _ => throw new ArgumentOutOfRangeException(nameof(by), by, "The dashboard splits spend by model or provider."),
         };
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<DailySpend>(new CommandDefinition(sql, filter.Parameters(calendar), cancellationToken: ct))).AsList();
     }
 
@@ -123,7 +125,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
     {
         var parameters = filter.Parameters(calendar);
         parameters.Add("limit", limit);
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<KeySpend>(new CommandDefinition(TopKeysSql, parameters, cancellationToken: ct))).AsList();
     }
 
@@ -134,7 +136,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
     /// <summary>How many usage rows the filter selects, counted from the aggregates (the drill-down's total).</summary>
     public async Task<long> CountAsync(SpendFilter filter, CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         return await connection.ExecuteScalarAsync<long>(new CommandDefinition(CountSql, filter.Parameters(calendar), cancellationToken: ct));
     }
 
@@ -152,7 +154,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
     public async Task<LatencyStats?> LatencyAsync(SpendFilter filter, CancellationToken ct)
     {
         if (filter.Days > MaxLatencyDays) return null;
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         return await connection.QuerySingleAsync<LatencyStats>(new CommandDefinition(LatencySql, filter.Parameters(calendar), cancellationToken: ct));
     }
 
@@ -176,7 +178,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
         var parameters = filter.Parameters(calendar);
         parameters.Add("offset", offset);
         parameters.Add("limit", limit);
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<UsageEvent>(new CommandDefinition(PageSql, parameters, cancellationToken: ct))).AsList();
     }
 
@@ -189,7 +191,7 @@ public sealed class SpendDashboard(NpgsqlDataSource db, BudgetCalendar calendar)
     /// <summary>Models and providers with use from <paramref name="from"/> to <paramref name="to"/>, and every tag a key carries.</summary>
     public async Task<SpendFilterOptions> FilterOptionsAsync(DateOnly from, DateOnly to, CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         await using var results = await connection.QueryMultipleAsync(new CommandDefinition(OptionsSql,
             new { from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct));
         var models = (await results.ReadAsync<string>()).AsList();

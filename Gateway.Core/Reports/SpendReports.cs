@@ -42,8 +42,10 @@ public sealed class FocusCharge
 /// Days are budget days (<see cref="Budgets.BudgetCalendar"/>: UTC unless configured), both ends included; a
 /// row counts on the day stored with it, so every grouping of a range adds up to the same total.
 /// </summary>
-public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar calendar)
+public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.BudgetCalendar calendar)
 {
+    private readonly NpgsqlDataSource _db = reports.DataSource;
+
     public const int MaxDays = 366;
 
     private const string Sums = """
@@ -78,7 +80,7 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
                 WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.provider
                 """,
         };
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<SpendRow>(new CommandDefinition(
             $"SELECT * FROM ({sql}) r ORDER BY cost_usd DESC, \"group\"", Range(from, to), cancellationToken: ct));
         return rows.AsList();
@@ -100,7 +102,7 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
     /// <summary>The usage rows a filter selects, oldest first, streamed from the database (never all in memory).</summary>
     public async IAsyncEnumerable<UsageRow> UsageAsync(SpendFilter filter, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         var rows = connection.QueryUnbufferedAsync<UsageRow>(UsageSql, filter.Parameters(calendar));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
@@ -111,7 +113,7 @@ public sealed class SpendReports(NpgsqlDataSource db, Budgets.BudgetCalendar cal
     public async IAsyncEnumerable<FocusCharge> FocusAsync(DateOnly from, DateOnly to,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var connection = await _db.OpenConnectionAsync(ct);
         var rows = connection.QueryUnbufferedAsync<FocusCharge>("""
             SELECT d.day, d.key_id, k.name AS key_name, k.tags AS key_tags, d.provider, d.model,
                    d.requests, d.prompt_tokens + d.completion_tokens AS tokens, d.cached_tokens, d.cache_write_tokens, d.cache_write_1h_tokens,
