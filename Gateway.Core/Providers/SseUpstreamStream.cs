@@ -17,10 +17,10 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     protected bool Done { get; set; }
 
     /// <summary>The chunks one upstream event becomes (often none).</summary>
-    protected abstract IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data);
+    protected abstract IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data);
 
     /// <summary>The chunks to send when the upstream closed the stream; throw if it closed too early.</summary>
-    protected abstract IEnumerable<StreamChunk> OnEnd();
+    protected abstract IReadOnlyList<StreamChunk> OnEnd();
 
     public sealed override async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct)
     {
@@ -53,12 +53,10 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
                 {
                     throw new UpstreamStreamException(new UpstreamFailure(UpstreamFailureKind.Timeout, provider, "timed out"));
                 }
-                if (!more)
-                {
-                    foreach (var chunk in OnEnd()) yield return chunk;
-                    yield break;
-                }
-                foreach (var chunk in OnEvent(events.Current.EventType, events.Current.Data)) yield return chunk;
+                // Lists read by index: no enumerator allocated per upstream event.
+                var chunks = more ? OnEvent(events.Current.EventType, events.Current.Data) : OnEnd();
+                for (var i = 0; i < chunks.Count; i++) yield return chunks[i];
+                if (!more) yield break;
             }
         }
     }

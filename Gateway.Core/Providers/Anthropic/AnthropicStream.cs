@@ -21,7 +21,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
 {
     private readonly ArrayBufferWriter<byte>? _native = native ? new(1024) : null;
 
-    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         var translated = Translate(eventType, data);
         if (_native is null) return translated;
@@ -49,7 +49,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
     private string? _stopReason;
     private AnthropicCounts _counts;
 
-    private IEnumerable<StreamChunk> Translate(string eventType, byte[] data)
+    private IReadOnlyList<StreamChunk> Translate(string eventType, byte[] data)
     {
         try
         {
@@ -139,5 +139,5 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
         return chunks.Text(text);
     }
 
-    protected override IEnumerable<StreamChunk> OnEnd() => throw Broken("the stream closed before message_stop");
+    protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream closed before message_stop");
 }

@@ -21,7 +21,7 @@ internal sealed class GeminiStream(UpstreamCall call, ChunkWriter chunks, HttpRe
     private int _toolCalls;
     private (TokenUsage Usage, ChatUsage Wire)? _usage;
 
-    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         var output = new List<StreamChunk>();
         try
@@ -92,7 +92,7 @@ internal sealed class GeminiStream(UpstreamCall call, ChunkWriter chunks, HttpRe
         return new UpstreamStreamException(new UpstreamFailure(kind, Provider, $"it sent an error event ({OpenAIRequestView.Str(error, "status") ?? code.ToString(System.Globalization.CultureInfo.InvariantCulture)})"));
     }
 
-    protected override IEnumerable<StreamChunk> OnEnd()
+    protected override IReadOnlyList<StreamChunk> OnEnd()
     {
         if (_finishReason is null && !_blocked) throw Broken("the stream closed before Gemini said why it finished");
         var output = new List<StreamChunk>();

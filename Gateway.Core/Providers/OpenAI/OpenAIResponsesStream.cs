@@ -20,7 +20,7 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
     private readonly ArrayBufferWriter<byte> _native = new(1024);
     private readonly Dictionary<string, int> _toolIndexByItem = new(StringComparer.Ordinal);
 
-    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         var list = Translate(data).ToArray();
         _native.Write("event: "u8);
@@ -41,7 +41,7 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
     }
 
     // The event's own "type" names it (the SSE event name repeats it, and some servers leave the name out).
-    private IEnumerable<StreamChunk> Translate(byte[] data)
+    private IReadOnlyList<StreamChunk> Translate(byte[] data)
     {
         string? type = null;
         try
@@ -98,5 +98,5 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
         }
     }
 
-    protected override IEnumerable<StreamChunk> OnEnd() => throw Broken("the stream closed before response.completed");
+    protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream closed before response.completed");
 }

@@ -9,7 +9,7 @@ namespace Gateway.Core.Providers.OpenAI;
 internal sealed class OpenAIStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline, CancellationToken clientAborted)
     : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
-    protected override IEnumerable<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         if (data.AsSpan().SequenceEqual("[DONE]"u8))
         {
@@ -19,7 +19,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         return [Inspect(data)];
     }
 
-    protected override IEnumerable<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
+    protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
 
     private StreamChunk Inspect(byte[] data)
     {
