@@ -7,9 +7,13 @@
 #   bench/run.sh memory     RSS after start-up (before any request), the 128-connection rows (peak RSS), RSS 10 s after them
 #   bench/run.sh serve      start everything, print the URLs and key, and wait (Ctrl-C stops it): for trying by hand
 #   bench/run.sh profile    15 s of CPU samples of the gateway at 32 connections (perf, with the JIT's symbol map), top symbols printed
+#   bench/run.sh scale      only the streaming-at-scale rows (500 and 2,000 concurrent streams; see scale_rows)
 # Columns: CPU ms and alloc KB are the gateway's CPU time (user+sys, /proc) and managed allocations per request sent.
+# Portkey's open-source gateway (bench/peers/portkey, pinned by its package-lock.json) is a row after each gateway row of the
+# chat and stream scenarios, of quick and of scale when bench/peers/portkey/node_modules exists; BENCH_PORTKEY=1 installs it
+# (npm ci) first, BENCH_PORTKEY=0 leaves it out. Its CPU and RSS are the node process's, read the same way.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
-# BENCH_SCENARIOS ("chat0 chat50 stream": which groups of rows the table runs),
+# BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0").
 # Everything it writes goes to bench/out/.
 set -euo pipefail
@@ -21,10 +25,13 @@ DURATION=${BENCH_DURATION:-10s}
 SECONDS_PER_ROW=${DURATION%s}
 CONNS=${BENCH_CONNS:-1 32 128}
 GROW_ROWS=${BENCH_GROW_ROWS:-10000000}
-SCENARIOS=${BENCH_SCENARIOS:-chat0 chat50 stream}
+SCENARIOS=${BENCH_SCENARIOS:-chat0 chat50 stream scale}
+SCALE_STREAMS=${BENCH_SCALE_STREAMS:-500 2000}
 UP0_PORT=${BENCH_UPSTREAM_PORT:-18091}
 UP50_PORT=$((UP0_PORT + 1))
+PK_PORT=$((UP0_PORT + 2))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
+PK_DIR=$ROOT/bench/peers/portkey
 PG_PORT=${BENCH_PG_PORT:-55491}
 TICKS=$(getconf CLK_TCK)
 mkdir -p "$OUT"
@@ -32,8 +39,22 @@ mkdir -p "$OUT"
 for tool in wrk bc; do
   command -v $tool >/dev/null 2>&1 || { echo "Installing $tool"; apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
 done
+# One socket per stream on each side of every hop: 2,000 streams through the gateway hold 4,000 descriptors in it.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# Portkey's gateway: installed from the committed lock file (its one install script runs patch-package, which has no
+# patches to apply in the published package, so scripts are skipped).
+if [ "${BENCH_PORTKEY:-}" = 1 ] && [ ! -d "$PK_DIR/node_modules" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "BENCH_PORTKEY=1 needs node (18.14.1 or later) and npm" >&2; exit 3; }
+  echo "Installing Portkey's gateway (npm ci in bench/peers/portkey)"
+  (cd "$PK_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+# Only the modes with Portkey rows (and serve) start it.
+PORTKEY=0
+if [[ " table quick scale serve " == *" $MODE "* ]] && [ "${BENCH_PORTKEY:-}" != 0 ] && [ -d "$PK_DIR/node_modules" ]; then PORTKEY=1; fi
 
 PIDS=()
+PK_PID=
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -69,17 +90,46 @@ JSON
 MASTER=bench-master-key
 # profile: the JIT writes /tmp/perf-PID.map, so perf can name managed frames.
 [ "$MODE" = profile ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-env ${BENCH_GATEWAY_ENV:-} Gateway__MasterKey=$MASTER Gateway__SeedFile="$OUT/gateway.json" Gateway__DataProtectionKeysDirectory="$OUT/keys" \
-  Gateway__Metering__JournalDirectory="$OUT/journal" Logging__LogLevel__Default=Warning ASPNETCORE_URLS="http://127.0.0.1:$GW_PORT" \
-  dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gateway.Api/bin/Release/net10.0" > "$OUT/gateway.log" 2>&1 &
-GW_PID=$!
-PIDS+=($GW_PID)
-for _ in $(seq 1 120); do
-  curl -fsS "http://127.0.0.1:$GW_PORT/health/ready" >/dev/null 2>&1 \
-    && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP0_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
-    && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP50_PORT/v1/chat/completions" -d '{}' 2>/dev/null && break
-  sleep 0.5
-done
+: > "$OUT/gateway.log"
+# Starts the gateway (GW_PID) and waits until it and both upstreams answer; restart_gateway stops it first.
+start_gateway() {
+  env ${BENCH_GATEWAY_ENV:-} Gateway__MasterKey=$MASTER Gateway__SeedFile="$OUT/gateway.json" Gateway__DataProtectionKeysDirectory="$OUT/keys" \
+    Gateway__Metering__JournalDirectory="$OUT/journal" Logging__LogLevel__Default=Warning ASPNETCORE_URLS="http://127.0.0.1:$GW_PORT" \
+    dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gateway.Api/bin/Release/net10.0" >> "$OUT/gateway.log" 2>&1 &
+  GW_PID=$!
+  PIDS+=($GW_PID)
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$GW_PORT/health/ready" >/dev/null 2>&1 \
+      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP0_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
+      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP50_PORT/v1/chat/completions" -d '{}' 2>/dev/null && return
+    sleep 0.5
+  done
+  echo "The gateway did not become ready (bench/out/gateway.log)" >&2; exit 1
+}
+restart_gateway() {
+  local pid kept=()
+  kill -TERM "$GW_PID"; wait "$GW_PID" || true
+  for pid in "${PIDS[@]}"; do [ "$pid" = "$GW_PID" ] || kept+=("$pid"); done
+  PIDS=("${kept[@]}")
+  start_gateway
+}
+start_gateway
+
+# Portkey routes by headers: provider "openai" at a custom host (its docs' way to reach an OpenAI-compatible server; loopback
+# is on its default list of trusted custom hosts); the bearer token is passed through to the fake, which ignores it.
+pk_headers() { printf 'x-portkey-provider: openai\nx-portkey-custom-host: http://127.0.0.1:%s/v1' "$1"; }
+if [ "$PORTKEY" = 1 ]; then
+  node "$PK_DIR/node_modules/@portkey-ai/gateway/build/start-server.js" --port="$PK_PORT" --headless > "$OUT/portkey.log" 2>&1 &
+  PK_PID=$!
+  PIDS+=($PK_PID)
+  for i in $(seq 1 60); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$PK_PORT/v1/chat/completions" -H 'Content-Type: application/json' \
+      -H 'Authorization: Bearer anything' -H "x-portkey-provider: openai" -H "x-portkey-custom-host: http://127.0.0.1:$UP0_PORT/v1" \
+      -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' 2>/dev/null && break
+    [ "$i" = 60 ] && { echo "Portkey did not answer through the fake upstream (bench/out/portkey.log)" >&2; exit 1; }
+    sleep 0.5
+  done
+fi
 # Budgets on: a daily budget (downgrade threshold) and a hard cap (leased slices), both far above what the run spends.
 GW_KEY=$(curl -fsS "http://127.0.0.1:$GW_PORT/admin/keys" -H "Authorization: Bearer $MASTER" -H 'Content-Type: application/json' \
   -d '{"name":"bench","daily_budget_usd":100000,"hard_cap_usd":1000000}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
@@ -87,8 +137,11 @@ GW_KEY=$(curl -fsS "http://127.0.0.1:$GW_PORT/admin/keys" -H "Authorization: Bea
 rows() { "${PSQL[@]}" -c "SELECT count(*) FROM usage_events"; }
 # Bytes the gateway has allocated since it started (the runtime's own counter, from /metrics).
 allocated() { curl -fsS "http://127.0.0.1:$GW_PORT/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes/ {print $NF}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
-rss_mb() { awk -v f="$1" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/$GW_PID/status"; }
+# CPU ticks (user+sys) and RSS fields of a process: the row's (ROW_PID) or, by default, the gateway's.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$GW_PID}/stat"; }
+rss_mb() { awk -v f="$1" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/${2:-$GW_PID}/status"; }
+# The process a row's target runs in (none for direct rows: the upstream is the baseline).
+row_pid() { case $1 in gateway*) echo "$GW_PID" ;; portkey) echo "$PK_PID" ;; *) echo "" ;; esac; }
 # wrk prints latencies as 306.00us, 2.40ms or 1.02s.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'; }
 # Waits until the writer has stored at least $1 rows more than $2 (or 20 s), then prints how many it stored.
@@ -108,37 +161,51 @@ settled_rows() {
   echo "$now"
 }
 
-declare -A DIRECT
-# Before and after a row: usage rows, the gateway's CPU ticks and its allocated bytes.
-begin_row() { before=$(rows); alloc0=$(allocated); ticks0=$(cpu_ticks); }
-end_row() { ticks1=$(cpu_ticks); alloc1=$(allocated); }
+declare -A DIRECT RPS CPU
+# Before and after a row of TARGET: usage rows, the target process's CPU ticks and (gateway) its allocated bytes.
+begin_row() {
+  ROW_PID=$(row_pid "$1"); before=$(rows); alloc0=; ticks0=
+  [ "$1" = direct ] || ticks0=$(cpu_ticks "$ROW_PID")
+  [[ "$1" != gateway* ]] || alloc0=$(allocated)
+}
+end_row() {
+  [ -z "$ticks0" ] || ticks1=$(cpu_ticks "$ROW_PID")
+  [ -z "$alloc0" ] || alloc1=$(allocated)
+}
 
 # result_row SCENARIO TARGET CONNS REQ/S P50 P90 P99 SENT TROUBLE -> the table row. A direct row is kept for the added-latency
-# column of the gateway row after it; a gateway row adds its CPU, allocations, RSS and rows stored (waiting for the writer).
+# column of the rows after it; a gateway row adds its CPU, allocations, RSS and rows stored (waiting for the writer); a portkey
+# row its CPU and RSS (it stores nothing).
 result_row() {
   local scenario=$1 target=$2 conns=$3 rps=$4 p50=$5 p90=$6 p99=$7 sent=$8 trouble=$9
+  RPS[$scenario-$target-$conns]=$rps
   if [ "$target" = direct ]; then
     DIRECT[$scenario-$conns]="$p50 $p99"
     emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "" "" "" "" "$trouble"
     return
   fi
-  local stored cpu alloc added d50 d99
-  stored=$(stored_since "$sent" "$before")
+  local stored cpu alloc= added d50 d99
   cpu=$(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
-  alloc=$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)
+  CPU[$scenario-$target-$conns]=$cpu
   read -r d50 d99 <<< "${DIRECT[$scenario-$conns]}"
   added=$(printf '+%.2f / +%.2f' "$(echo "$p50 - $d50" | bc)" "$(echo "$p99 - $d99" | bc)")
-  emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$alloc" "$(rss_mb VmRSS) ($(rss_mb VmHWM))" \
-    "$stored / $sent$([ -z "$trouble" ] || echo ", $trouble")"
+  if [ "$target" = gateway ]; then
+    stored="$(stored_since "$sent" "$before") / $sent"
+    alloc=$(echo "scale=1; ($alloc1 - $alloc0) / $sent / 1024" | bc)
+  else
+    stored="not metered, $sent sent"
+  fi
+  emit "$scenario" "$target" "$conns" "$rps" "$p50" "$p90" "$p99" "$added" "$cpu" "$alloc" \
+    "$(rss_mb VmRSS "$ROW_PID") ($(rss_mb VmHWM "$ROW_PID"))" "$stored$([ -z "$trouble" ] || echo ", $trouble")"
 }
 
-# wrk_row SCENARIO TARGET CONNS URL MODEL KEY -> table row from wrk.
+# wrk_row SCENARIO TARGET CONNS URL MODEL KEY [HEADERS] -> table row from wrk (HEADERS: extra request headers, one a line).
 wrk_row() {
-  local scenario=$1 target=$2 conns=$3 url=$4 model=$5 key=$6 file="$OUT/wrk-$1-$2-$3.txt"
+  local scenario=$1 target=$2 conns=$3 url=$4 model=$5 key=$6 headers=${7:-} file="$OUT/wrk-$1-$2-$3.txt"
   local threads=$(( conns < 2 ? 1 : 2 )) non2xx
-  begin_row
-  BENCH_MODEL=$model GW_KEY=$key BENCH_SENT_FILE="$OUT/sent" wrk -t"$threads" -c"$conns" -d"$DURATION" --latency \
-    -s bench/chat.lua "$url/v1/chat/completions" > "$file"
+  begin_row "$target"
+  BENCH_MODEL=$model GW_KEY=$key BENCH_HEADERS=$headers BENCH_SENT_FILE="$OUT/sent" wrk -t"$threads" -c"$conns" -d"$DURATION" \
+    --latency -s bench/chat.lua "$url/v1/chat/completions" > "$file"
   end_row
   non2xx=$(awk '/Non-2xx/ {print $5}' "$file")
   result_row "$scenario" "$target" "$conns" "$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$file")" \
@@ -147,12 +214,12 @@ wrk_row() {
     "$([ "$target" = direct ] && echo "${non2xx:-0} non-2xx" || { [ -z "$non2xx" ] || echo "$non2xx non-2xx"; })"
 }
 
-# stream_row TARGET CONNS URL KEY -> table row from bench/LoadGen (times to the first content chunk; the end of the stream
-# is shown for direct rows).
+# stream_row TARGET CONNS URL KEY [HEADERS] -> table row from bench/LoadGen (times to the first content chunk; the end of the
+# stream is shown for direct rows).
 stream_row() {
-  local target=$1 conns=$2 url=$3 key=$4 sent failed rps t50 t90 t99 e50
-  begin_row
-  read -r sent _ failed rps t50 t90 t99 e50 _ < <(dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
+  local target=$1 conns=$2 url=$3 key=$4 headers=${5:-} sent failed rps t50 t90 t99 e50
+  begin_row "$target"
+  read -r sent _ failed rps t50 t90 t99 e50 _ < <(BENCH_HEADERS=$headers dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
     "$url/v1/chat/completions" "$key" bench-50 "$conns" "$SECONDS_PER_ROW")
   end_row
   result_row "stream 50 ms TTFT" "$target" "$conns" "$rps" "$t50" "$t90" "$t99" "$sent" \
@@ -176,6 +243,78 @@ gc_line() {
       heap / 1048576, committed / 1048576, ws / 1048576, allocated / 1048576}'
 }
 
+# After the table: how the saturated row compares with Portkey's (when both ran).
+ratio_line() {
+  local g=${RPS[chat 0 ms-gateway-32]:-} p=${RPS[chat 0 ms-portkey-32]:-} gc=${CPU[chat 0 ms-gateway-32]:-} pc=${CPU[chat 0 ms-portkey-32]:-}
+  [ -n "$g" ] && [ -n "$p" ] && [ "$p" -gt 0 ] || return 0
+  printf 'saturated req/s at 32 conns (chat 0 ms): gateway / portkey = %.1f× (%s / %s); CPU ms per request: portkey / gateway = %.1f×\n' \
+    "$(echo "scale=3; $g / $p" | bc)" "$g" "$p" "$(echo "scale=3; $pc / $gc" | bc)"
+}
+
+# Streaming at scale: SCALE_STREAMS concurrent streams (closed loop, bench/LoadGen) against the 50 ms upstream (50 ms to the
+# first token, 16 chunks 5 ms apart), straight to it, through the warm gateway and through Portkey; then the largest count
+# again against a fresh gateway (restarted, then 3 s of the same load before the timed row). Peak RSS is sampled every
+# 0.2 s during the row (the process's peak since start would carry earlier rows' peaks).
+scale_emit() { printf '| %7s | %-15s | %9s | %8s | %8s | %-21s | %8s | %9s | %8s | %s |\n' "$@"; }
+scale_header() {
+  echo "| streams | target          | streams/s | TTFT p50 | TTFT p99 | added p50 / p99       | end p50  | CPU ms/st | peak RSS | failed, rows stored / sent |"
+  echo "|---------|-----------------|-----------|----------|----------|-----------------------|----------|-----------|----------|----------------------------|"
+}
+# Highest VmRSS of PID, in KB, written to FILE whenever it grows, until PID ends or this is stopped.
+peak_rss_sampler() {
+  local pid=$1 file=$2 peak=0 kb
+  echo 0 > "$file"
+  while kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [ -n "$kb" ]; do
+    if [ "$kb" -gt "$peak" ]; then peak=$kb; echo "$peak" > "$file"; fi
+    sleep 0.2
+  done
+}
+# scale_row TARGET STREAMS URL KEY [HEADERS]
+scale_row() {
+  local target=$1 n=$2 url=$3 key=$4 headers=${5:-} sent failed rps t50 t99 e50 sampler= cpu= peak= added= stored=
+  # Rows still arriving from the load before (the fresh row's warm-up) must not count as this row's.
+  [[ "$target" != gateway* ]] || settled_rows > /dev/null
+  begin_row "$target"
+  if [ -n "$ROW_PID" ]; then peak_rss_sampler "$ROW_PID" "$OUT/peak-rss" & sampler=$!; fi
+  read -r sent _ failed rps t50 _ t99 e50 _ < <(BENCH_HEADERS=$headers dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
+    "$url/v1/chat/completions" "$key" bench-50 "$n" "$SECONDS_PER_ROW")
+  end_row
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
+  if [ "$target" = direct ]; then
+    DIRECT[scale-$n]="$t50 $t99"
+  else
+    local d50 d99
+    read -r d50 d99 <<< "${DIRECT[scale-$n]}"
+    added=$(printf '+%.2f / +%.2f' "$(echo "$t50 - $d50" | bc)" "$(echo "$t99 - $d99" | bc)")
+    cpu=$(echo "scale=3; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc)
+    peak="$(( $(cat "$OUT/peak-rss") / 1024 )) MB"
+  fi
+  case $target in
+    gateway*) stored="$(stored_since "$sent" "$before") / $sent" ;;
+    portkey) stored="not metered, $sent sent" ;;
+    *) stored="$sent sent" ;;
+  esac
+  scale_emit "$n" "$target" "$rps" "$t50" "$t99" "$added" "$e50" "$cpu" "$peak" "$failed failed, $stored"
+}
+scale_rows() {
+  local n fresh=0
+  for n in $SCALE_STREAMS; do if [ "$n" -gt "$fresh" ]; then fresh=$n; fi; done
+  echo
+  echo "Streaming at scale: 50 ms to the first token, 16 chunks 5 ms apart; $SECONDS_PER_ROW s per row, the first second untimed."
+  echo "CPU ms/st = the target process's user+sys time per stream sent; peak RSS sampled during the row; end = whole stream."
+  echo
+  scale_header
+  for n in $SCALE_STREAMS; do
+    scale_row direct "$n" "http://127.0.0.1:$UP50_PORT" ""
+    scale_row gateway "$n" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
+    [ "$PORTKEY" = 0 ] || scale_row portkey "$n" "http://127.0.0.1:$PK_PORT" anything "$(pk_headers "$UP50_PORT")"
+  done
+  # 3 s of load: LoadGen's untimed first second and 2 more.
+  restart_gateway
+  dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 "$fresh" 2 > /dev/null
+  scale_row "gateway (fresh)" "$fresh" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
+}
+
 # Every path the rows take, long enough for tiered compilation to settle: right after start the JIT's background
 # thread is most of the gateway's CPU (seen in the profile), which is start-up, not the cost of a request.
 warm_up() {
@@ -184,6 +323,11 @@ warm_up() {
   BENCH_MODEL=bench-50 GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
   dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 32 8 > /dev/null
   wrk -t2 -c32 -d2s -s bench/chat.lua "http://127.0.0.1:$UP0_PORT/v1/chat/completions" > /dev/null
+  [ "$PORTKEY" = 0 ] && return
+  # Portkey's JavaScript is compiled as it runs too (V8): the same paths, shorter.
+  BENCH_HEADERS=$(pk_headers "$UP0_PORT") GW_KEY=anything wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
+  BENCH_HEADERS=$(pk_headers "$UP50_PORT") GW_KEY=anything wrk -t2 -c32 -d3s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
+  BENCH_HEADERS=$(pk_headers "$UP50_PORT") dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$PK_PORT/v1/chat/completions" anything bench-50 32 4 > /dev/null
 }
 
 case "$MODE" in
@@ -191,24 +335,33 @@ table)
   warm_up
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), .NET $(dotnet --version), $DURATION per row"
-  echo "CPU ms = gateway process user+sys time per request sent (from /proc); added = gateway minus direct at the same percentile."
+  echo "CPU ms = gateway (or portkey) process user+sys time per request sent (from /proc); added = target minus direct at the same percentile."
   echo
   header
   for c in $CONNS; do
     [[ " $SCENARIOS " == *" chat0 "* ]] || break
     wrk_row "chat 0 ms" direct "$c" "http://127.0.0.1:$UP0_PORT" bench ""
     wrk_row "chat 0 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
+    [ "$PORTKEY" = 0 ] || wrk_row "chat 0 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP0_PORT")"
   done
   for c in $CONNS; do
     [[ " $SCENARIOS " == *" chat50 "* ]] || break
     wrk_row "chat 50 ms" direct "$c" "http://127.0.0.1:$UP50_PORT" bench ""
     wrk_row "chat 50 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench-50 "$GW_KEY"
+    [ "$PORTKEY" = 0 ] || wrk_row "chat 50 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP50_PORT")"
   done
   for c in 1 32; do
     [[ " $SCENARIOS " == *" stream "* ]] || break
     stream_row direct "$c" "http://127.0.0.1:$UP50_PORT" ""
     stream_row gateway "$c" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
+    [ "$PORTKEY" = 0 ] || stream_row portkey "$c" "http://127.0.0.1:$PK_PORT" anything "$(pk_headers "$UP50_PORT")"
   done
+  ratio_line
+  if [[ " $SCENARIOS " == *" scale "* ]]; then
+    scale_rows
+    # The fresh row restarted the gateway: warm it again for the growth row.
+    [ "$GROW_ROWS" -le 0 ] || warm_up
+  fi
   if [ "$GROW_ROWS" -gt 0 ]; then
     have=$(rows)
     echo
@@ -225,6 +378,8 @@ table)
   ;;
 serve)
   echo "Gateway http://127.0.0.1:$GW_PORT (pid $GW_PID, key $GW_KEY), upstreams :$UP0_PORT (0 ms) and :$UP50_PORT (50 ms), $ConnectionStrings__Gateway"
+  [ "$PORTKEY" = 0 ] || echo "Portkey http://127.0.0.1:$PK_PORT (pid $PK_PID), headers x-portkey-provider: openai," \
+    "x-portkey-custom-host: http://127.0.0.1:$UP0_PORT/v1 (or :$UP50_PORT), Authorization: Bearer anything"
   wait "$GW_PID"
   ;;
 quick)
@@ -232,7 +387,15 @@ quick)
   header
   wrk_row "chat 0 ms" direct 32 "http://127.0.0.1:$UP0_PORT" bench ""
   wrk_row "chat 0 ms" gateway 32 "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
+  [ "$PORTKEY" = 0 ] || wrk_row "chat 0 ms" portkey 32 "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP0_PORT")"
+  ratio_line
   gc_line
+  ;;
+scale)
+  warm_up
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), .NET $(dotnet --version)"
+  scale_rows
   ;;
 memory)
   # Start-up: ready, then 5 s of nothing (the background start-up work done), before any request.
@@ -300,5 +463,5 @@ profile)
   echo "Top symbols including callees:"
   perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2> /dev/null | grep -v '^#' | grep '%' | head -80
   ;;
-*) echo "usage: bench/run.sh [table|quick|memory|serve|soak|profile]" >&2; exit 2 ;;
+*) echo "usage: bench/run.sh [table|quick|memory|serve|soak|profile|scale]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,8 @@
 // per request. The first second is warm-up (new connections, this process's own JIT): sent and counted, not timed.
 // Prints one line: requests sent, completed, failed, req/s, then TTFT p50/p90/p99 and total p50/p90/p99 in ms.
 //   LoadGen URL KEY MODEL CONNS SECONDS
+// BENCH_HEADERS (if set): extra request headers, one "Name: value" a line (bench/run.sh routes its Portkey rows with them).
+// One connection per worker (thousands work: raise `ulimit -n` first, as bench/run.sh does).
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -19,6 +21,11 @@ var seconds = double.Parse(args[4], CultureInfo.InvariantCulture);
 var body = Encoding.UTF8.GetBytes(
     $$"""{"model":"{{model}}","stream":true,"messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}""");
 var contentMarker = "\"content\""u8.ToArray();
+var extraHeaders = (Environment.GetEnvironmentVariable("BENCH_HEADERS") ?? "")
+    .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+    .Select(line => line.Split(':', 2, StringSplitOptions.TrimEntries))
+    .Where(parts => parts.Length == 2)
+    .ToArray();
 
 using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = conns, UseProxy = false })
 {
@@ -50,6 +57,7 @@ async Task Worker(int w)
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         if (key.Length > 0) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        foreach (var header in extraHeaders) request.Headers.TryAddWithoutValidation(header[0], header[1]);
         Interlocked.Increment(ref sent);
         var start = Stopwatch.GetTimestamp();
         try
