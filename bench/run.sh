@@ -30,6 +30,7 @@ SCALE_STREAMS=${BENCH_SCALE_STREAMS:-500 2000}
 UP0_PORT=${BENCH_UPSTREAM_PORT:-18091}
 UP50_PORT=$((UP0_PORT + 1))
 PK_PORT=$((UP0_PORT + 2))
+CHAT50_PORT=$((UP0_PORT + 3))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
 PK_DIR=$ROOT/bench/peers/portkey
 PG_PORT=${BENCH_PG_PORT:-55491}
@@ -73,18 +74,26 @@ ConnectionStrings__Gateway=$(PG_EXTRA_OPTIONS="-c max_connections=200" scripts/p
 PSQL=("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql" "postgresql://postgres@127.0.0.1:$PG_PORT/gateway" -qtA)
 export PGPASSWORD; PGPASSWORD=$(cat "$OUT/pg.password")
 
-# The 50 ms upstream streams 16 content chunks 5 ms apart after its 50 ms time to first token.
+# The 50 ms upstream streams 16 content chunks 5 ms apart after its 50 ms time to first token (the stream rows). The chat 50 ms
+# rows use one that answers whole after 50 ms, streamed or not: the gateway calls non-streaming requests streaming (to give
+# them a first-token deadline), and an upstream whose stream took longer than its unstreamed answer would charge the gateway
+# for the fake's pacing, not its own work (a real API's unstreamed answer takes as long as its stream).
 FAKE_DELAY_MS=0 ASPNETCORE_URLS="http://127.0.0.1:$UP0_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
 PIDS+=($!)
 FAKE_DELAY_MS=50 FAKE_CHUNK_MS=5 ASPNETCORE_URLS="http://127.0.0.1:$UP50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
 PIDS+=($!)
+FAKE_DELAY_MS=50 ASPNETCORE_URLS="http://127.0.0.1:$CHAT50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
+PIDS+=($!)
 
 cat > "$OUT/gateway.json" <<JSON
 { "providers": [ { "name": "upstream-0ms", "protocol": "openai", "base_url": "http://127.0.0.1:$UP0_PORT/v1" },
-                 { "name": "upstream-50ms", "protocol": "openai", "base_url": "http://127.0.0.1:$UP50_PORT/v1" } ],
+                 { "name": "upstream-50ms", "protocol": "openai", "base_url": "http://127.0.0.1:$UP50_PORT/v1" },
+                 { "name": "upstream-50ms-whole", "protocol": "openai", "base_url": "http://127.0.0.1:$CHAT50_PORT/v1" } ],
   "models": [ { "alias": "bench", "provider": "upstream-0ms", "upstream_model": "gpt-4o-mini",
                 "input_price_per_mtok": 0.15, "output_price_per_mtok": 0.60, "cached_input_price_per_mtok": 0.075 },
               { "alias": "bench-50", "provider": "upstream-50ms", "upstream_model": "gpt-4o-mini",
+                "input_price_per_mtok": 0.15, "output_price_per_mtok": 0.60, "cached_input_price_per_mtok": 0.075 },
+              { "alias": "bench-50-whole", "provider": "upstream-50ms-whole", "upstream_model": "gpt-4o-mini",
                 "input_price_per_mtok": 0.15, "output_price_per_mtok": 0.60, "cached_input_price_per_mtok": 0.075 } ] }
 JSON
 MASTER=bench-master-key
@@ -101,7 +110,8 @@ start_gateway() {
   for _ in $(seq 1 120); do
     curl -fsS "http://127.0.0.1:$GW_PORT/health/ready" >/dev/null 2>&1 \
       && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP0_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
-      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP50_PORT/v1/chat/completions" -d '{}' 2>/dev/null && return
+      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP50_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
+      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$CHAT50_PORT/v1/chat/completions" -d '{}' 2>/dev/null && return
     sleep 0.5
   done
   echo "The gateway did not become ready (bench/out/gateway.log)" >&2; exit 1
@@ -320,13 +330,13 @@ scale_rows() {
 warm_up() {
   echo "Warming up" >&2
   BENCH_MODEL=bench GW_KEY=$GW_KEY wrk -t2 -c32 -d10s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
-  BENCH_MODEL=bench-50 GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
+  BENCH_MODEL=bench-50-whole GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
   dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 32 8 > /dev/null
   wrk -t2 -c32 -d2s -s bench/chat.lua "http://127.0.0.1:$UP0_PORT/v1/chat/completions" > /dev/null
   [ "$PORTKEY" = 0 ] && return
   # Portkey's JavaScript is compiled as it runs too (V8): the same paths, shorter.
   BENCH_HEADERS=$(pk_headers "$UP0_PORT") GW_KEY=anything wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
-  BENCH_HEADERS=$(pk_headers "$UP50_PORT") GW_KEY=anything wrk -t2 -c32 -d3s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
+  BENCH_HEADERS=$(pk_headers "$CHAT50_PORT") GW_KEY=anything wrk -t2 -c32 -d3s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
   BENCH_HEADERS=$(pk_headers "$UP50_PORT") dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$PK_PORT/v1/chat/completions" anything bench-50 32 4 > /dev/null
 }
 
@@ -346,9 +356,9 @@ table)
   done
   for c in $CONNS; do
     [[ " $SCENARIOS " == *" chat50 "* ]] || break
-    wrk_row "chat 50 ms" direct "$c" "http://127.0.0.1:$UP50_PORT" bench ""
-    wrk_row "chat 50 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench-50 "$GW_KEY"
-    [ "$PORTKEY" = 0 ] || wrk_row "chat 50 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP50_PORT")"
+    wrk_row "chat 50 ms" direct "$c" "http://127.0.0.1:$CHAT50_PORT" bench ""
+    wrk_row "chat 50 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench-50-whole "$GW_KEY"
+    [ "$PORTKEY" = 0 ] || wrk_row "chat 50 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$CHAT50_PORT")"
   done
   for c in 1 32; do
     [[ " $SCENARIOS " == *" stream "* ]] || break
@@ -377,7 +387,7 @@ table)
   fi
   ;;
 serve)
-  echo "Gateway http://127.0.0.1:$GW_PORT (pid $GW_PID, key $GW_KEY), upstreams :$UP0_PORT (0 ms) and :$UP50_PORT (50 ms), $ConnectionStrings__Gateway"
+  echo "Gateway http://127.0.0.1:$GW_PORT (pid $GW_PID, key $GW_KEY), upstreams :$UP0_PORT (0 ms), :$UP50_PORT (50 ms, streams paced) and :$CHAT50_PORT (50 ms, whole), $ConnectionStrings__Gateway"
   [ "$PORTKEY" = 0 ] || echo "Portkey http://127.0.0.1:$PK_PORT (pid $PK_PID), headers x-portkey-provider: openai," \
     "x-portkey-custom-host: http://127.0.0.1:$UP0_PORT/v1 (or :$UP50_PORT), Authorization: Bearer anything"
   wait "$GW_PID"
@@ -403,7 +413,7 @@ memory)
   idle=$(rss_mb VmRSS)
   warm_up
   header
-  for scenario in "chat 0 ms|$UP0_PORT|bench" "chat 50 ms|$UP50_PORT|bench-50"; do
+  for scenario in "chat 0 ms|$UP0_PORT|bench" "chat 50 ms|$CHAT50_PORT|bench-50-whole"; do
     IFS='|' read -r name port model <<< "$scenario"
     wrk_row "$name" direct 128 "http://127.0.0.1:$port" bench ""
     wrk_row "$name" gateway 128 "http://127.0.0.1:$GW_PORT" "$model" "$GW_KEY"
