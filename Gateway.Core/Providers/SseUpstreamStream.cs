@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 
@@ -59,6 +60,34 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
                 if (!more) yield break;
             }
         }
+    }
+
+    private ArrayBufferWriter<byte>? _relayed;
+
+    /// <summary>
+    /// For a request passed through in the upstream's own protocol: the event, as server-sent event text, rides on the first chunk
+    /// it was translated to (<see cref="StreamChunk.Native"/>); an event with no chunk of its own waits for the next one; the
+    /// stream's last event (once <see cref="Done"/>) waits for the request to be metered (<see cref="UpstreamStream.NativeTail"/>).
+    /// </summary>
+    protected IReadOnlyList<StreamChunk> Relay(string eventType, byte[] data, IReadOnlyList<StreamChunk> translated)
+    {
+        var pending = _relayed ??= new ArrayBufferWriter<byte>(1024);
+        pending.Write("event: "u8);
+        pending.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
+        pending.Write("\ndata: "u8);
+        pending.Write(data);
+        pending.Write("\n\n"u8);
+        if (Done)
+        {
+            NativeTail = pending.WrittenSpan.ToArray();
+            pending.ResetWrittenCount();
+            return translated;
+        }
+        if (translated.Count == 0) return translated;
+        var chunks = translated.ToArray();
+        chunks[0] = chunks[0] with { Native = pending.WrittenSpan.ToArray() };
+        pending.ResetWrittenCount();
+        return chunks;
     }
 
     protected UpstreamStreamException Broken(string detail) =>

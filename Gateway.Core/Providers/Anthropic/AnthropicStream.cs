@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Gateway.Core.Wire;
 
@@ -19,29 +18,10 @@ namespace Gateway.Core.Providers.Anthropic;
 internal sealed class AnthropicStream(string provider, ChunkWriter chunks, string? jsonTool, HttpResponseMessage response,
     CancellationTokenSource deadline, CancellationToken clientAborted, bool native = false) : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
-    private readonly ArrayBufferWriter<byte>? _native = native ? new(1024) : null;
-
     protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         var translated = Translate(eventType, data);
-        if (_native is null) return translated;
-        _native.Write("event: "u8);
-        _native.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
-        _native.Write("\ndata: "u8);
-        _native.Write(data);
-        _native.Write("\n\n"u8);
-        var list = translated.ToArray();
-        if (eventType == "message_stop")
-        {
-            // The ending waits for the request to be metered (the pipeline sends it then): its chunks carry no events.
-            NativeTail = _native.WrittenSpan.ToArray();
-            _native.ResetWrittenCount();
-            return list;
-        }
-        if (list.Length == 0) return list;
-        list[0] = list[0] with { Native = _native.WrittenSpan.ToArray() };
-        _native.ResetWrittenCount();
-        return list;
+        return native ? Relay(eventType, data, translated) : translated; // message_stop, the last, waits for the metering
     }
 
     private readonly Dictionary<int, int> _toolIndexByBlock = [];

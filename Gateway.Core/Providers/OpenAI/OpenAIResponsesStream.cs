@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Gateway.Core.Wire;
 
@@ -17,28 +16,9 @@ namespace Gateway.Core.Providers.OpenAI;
 internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks, HttpResponseMessage response, CancellationTokenSource deadline,
     CancellationToken clientAborted) : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
-    private readonly ArrayBufferWriter<byte> _native = new(1024);
     private readonly Dictionary<string, int> _toolIndexByItem = new(StringComparer.Ordinal);
 
-    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
-    {
-        var list = Translate(data).ToArray();
-        _native.Write("event: "u8);
-        _native.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
-        _native.Write("\ndata: "u8);
-        _native.Write(data);
-        _native.Write("\n\n"u8);
-        if (Done)
-        {
-            NativeTail = _native.WrittenSpan.ToArray();
-            _native.ResetWrittenCount();
-            return list;
-        }
-        if (list.Length == 0) return list;
-        list[0] = list[0] with { Native = _native.WrittenSpan.ToArray() };
-        _native.ResetWrittenCount();
-        return list;
-    }
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data) => Relay(eventType, data, Translate(data));
 
     // The event's own "type" names it (the SSE event name repeats it, and some servers leave the name out).
     private IReadOnlyList<StreamChunk> Translate(byte[] data)
