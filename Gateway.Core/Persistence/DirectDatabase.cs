@@ -10,29 +10,13 @@ namespace Gateway.Core.Persistence;
 /// <c>ConnectionStrings:GatewayDirect</c> when set (the database itself, past the pooler), else the ordinary data source.
 /// Everything else works per transaction and goes through <c>ConnectionStrings:Gateway</c>, pooled or not.
 /// </summary>
-public sealed class DirectDatabase : IDisposable
+public sealed class DirectDatabase(NpgsqlDataSource pooled, string? directConnectionString) : OptionalDatabase(pooled, directConnectionString)
 {
     public const string ConnectionStringName = "GatewayDirect";
-
-    private readonly bool _owned;
-
-    public DirectDatabase(NpgsqlDataSource pooled, string? directConnectionString)
-    {
-        _owned = !string.IsNullOrWhiteSpace(directConnectionString);
-        DataSource = _owned ? NpgsqlDataSource.Create(directConnectionString!) : pooled;
-    }
-
-    /// <summary>Where session work connects: the direct data source, or the ordinary one when none is configured.</summary>
-    public NpgsqlDataSource DataSource { get; }
 
     /// <summary>
     /// True when a direct connection string is configured, which says <c>ConnectionStrings:Gateway</c> may be a pooler in
     /// transaction mode: state that would outlive a transaction on a server connection must not be kept there.
     /// </summary>
-    public bool PooledSeparately => _owned;
-
-    public void Dispose()
-    {
-        if (_owned) DataSource.Dispose();
-    }
+    public bool PooledSeparately => Configured;
 }

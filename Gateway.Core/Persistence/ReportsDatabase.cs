@@ -7,23 +7,7 @@ namespace Gateway.Core.Persistence;
 /// read replica, so finance's long ranges never compete with the request path on the primary), else the ordinary data
 /// source. Only reads go there; a replica's lag (usually under a second) shows as rows not yet in a report.
 /// </summary>
-public sealed class ReportsDatabase : IDisposable
+public sealed class ReportsDatabase(NpgsqlDataSource primary, string? reportsConnectionString) : OptionalDatabase(primary, reportsConnectionString)
 {
     public const string ConnectionStringName = "GatewayReports";
-
-    private readonly bool _owned;
-
-    public ReportsDatabase(NpgsqlDataSource primary, string? reportsConnectionString)
-    {
-        _owned = !string.IsNullOrWhiteSpace(reportsConnectionString);
-        DataSource = _owned ? NpgsqlDataSource.Create(reportsConnectionString!) : primary;
-    }
-
-    /// <summary>The replica's data source, or the ordinary one when none is configured.</summary>
-    public NpgsqlDataSource DataSource { get; }
-
-    public void Dispose()
-    {
-        if (_owned) DataSource.Dispose();
-    }
 }
