@@ -39,6 +39,11 @@ public sealed class RequestBudget(ModelCatalog catalog, BudgetLedger ledger, Tag
     {
         if (!key.HasBudget && !tagBudgets.Covers(key.Tags))
             return new BudgetDecision(decision, request, null, null, null, null);
+        // Input the upstream fetches itself (a file by URL, a prompt template) has no size here: no worst case covers it.
+        if (key.HardCapUsd is not null && request.Native is { Unbounded.Count: > 0 } unbounded)
+            return new BudgetDecision(decision, request, null, null, null, GatewayError.BadRequest(
+                $"This key has a hard cap, and {string.Join(", ", unbounded.Unbounded!)} cannot be bounded against it before the call: "
+                + "send the content in the request itself.", "input", "unbounded_input"));
         var prompt = PromptBound(request);
         var check = await ledger.ReserveAsync(key, day, WorstCase(decision.Chain, request, prompt), ct);
         var capped = key.HardCapUsd is not null;
@@ -97,8 +102,9 @@ public sealed class RequestBudget(ModelCatalog catalog, BudgetLedger ledger, Tag
             + request.Messages!.Sum(m => (m.ToolCalls?.GetRawText().Length ?? 0)
                 + (m.Content is { ValueKind: JsonValueKind.Array } parts ? parts.GetRawText().Length : 0));
         var bound = tokens.CountPrompt(request.Messages!) + other / 3;
-        // A passed-through request's own body may hold what its translation left out (a PDF, a document): bounded by its size too.
-        return request.Native is { Untranslated.Count: > 0 } native
+        // A passed-through request's own body may hold what its translation left out (a PDF, a document, encrypted reasoning): bounded
+        // by its size too.
+        return request.Native is { } native
             ? Math.Max(bound, System.Text.Encoding.UTF8.GetByteCount(native.Body.ToJsonString()) / 3)
             : bound;
     }

@@ -40,6 +40,9 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
 
     public static bool IsCacheable(ChatCompletionRequest request) =>
         request.Temperature == 0 && (request.N ?? 1) == 1
+        // The cache keeps the canonical answer, which cannot hold what only the upstream's own protocol carries (a built-in
+        // tool's output items, a server tool's blocks): such a request is not answered from the cache.
+        && request.Native is not { Untranslated.Count: > 0 }
         && (request.Tools is not { ValueKind: JsonValueKind.Array } tools || tools.GetArrayLength() == 0);
 
     /// <summary>The <c>cache_scope</c> named <paramref name="name"/> (<c>key</c>, <c>tags</c>, <c>global</c>), or null.</summary>

@@ -26,13 +26,13 @@ public sealed class InjectionScreen(InjectionFilter filter, IOptions<GatewayOpti
 
     /// <summary>
     /// Every text of a passed-through request's own messages and system prompt (a document's text, a search result, a tool result's
-    /// blocks; Anthropic's <c>system</c> and <c>messages</c>, Responses' <c>instructions</c> and <c>input</c>), as one user message:
+    /// blocks; Anthropic's <c>system</c> and <c>messages</c>, Responses' <c>instructions</c>, <c>input</c> and <c>prompt</c> variables), as one user message:
     /// an upstream of its protocol reads them all, whatever the translation carried.
     /// </summary>
     private static ChatMessage[] NativeText(NativeRequest native)
     {
         var texts = new List<string>();
-        foreach (var field in (string[])["system", "messages", "instructions", "input"])
+        foreach (var field in (string[])["system", "messages", "instructions", "input", "prompt"])
         {
             if (native.Body[field] is System.Text.Json.Nodes.JsonValue whole && whole.TryGetValue<string>(out var plain)) texts.Add(plain);
             else Collect(native.Body[field], texts);

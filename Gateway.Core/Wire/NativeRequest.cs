@@ -12,7 +12,10 @@ namespace Gateway.Core.Wire;
 /// <param name="Beta">The client's <c>anthropic-beta</c> header, forwarded to Anthropic upstreams.</param>
 /// <param name="Untranslated">What the canonical translation could not carry (a server tool, a PDF, a built-in tool): an upstream that
 /// does not take the body itself refuses the request with a 400 naming it rather than answer a different question.</param>
-public sealed record NativeRequest(string Protocol, JsonObject Body, string? Beta, IReadOnlyList<string> Untranslated)
+/// <param name="Unbounded">Input the body only names (a file by URL, a stored prompt template): what the upstream bills for it cannot
+/// be bounded before the call, so a key with a hard cap may not send it.</param>
+public sealed record NativeRequest(string Protocol, JsonObject Body, string? Beta, IReadOnlyList<string> Untranslated,
+    IReadOnlyList<string>? Unbounded = null)
 {
     /// <summary>Anthropic's Messages API (<c>POST /v1/messages</c>).</summary>
     public const string Anthropic = "anthropic";

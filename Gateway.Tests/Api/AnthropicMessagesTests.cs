@@ -328,7 +328,8 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         var second = await http.PostAsync("/v1/messages", Json(Body("JVBERi0xLjQKQkJCQg==")), TestContext.Current.CancellationToken);
 
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
-        Assert.Equal("miss", second.Headers.GetValues("x-gateway-cache").Single());
+        // Not a hit: a request holding what only Anthropic's own format carries (a PDF) is not answered from the cache at all.
+        Assert.NotEqual("hit", second.Headers.TryGetValues("x-gateway-cache", out var cache) ? cache.Single() : null);
         Assert.Contains(env.Anthropic.Requests, r => r.Body.Contains("JVBERi0xLjQKQkJCQg==", StringComparison.Ordinal));
     }
 

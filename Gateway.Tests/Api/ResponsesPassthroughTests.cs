@@ -213,6 +213,63 @@ public sealed class ResponsesPassthroughTests(TestEnvironment env)
         Assert.NotNull((await limited.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!["message"]);
     }
 
+    [Fact]
+    public async Task Responses_CappedKey_InputTheUpstreamFetchesItself_Is400_ButAnUncappedKeySendsIt()
+    {
+        var (alias, capped, _) = await SetUpAsync(keyJson: """{"name":"capped-by-reference","hard_cap_usd":5}""");
+        const string byUrl = """[{"role":"user","content":[{"type":"input_file","file_url":"https://example.invalid/1000-pages.pdf"},{"type":"input_text","text":"Summarize"}]}]""";
+        using var cappedHttp = env.Gateway.Client(capped);
+        var refused = await cappedHttp.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","input":{{byUrl}},"store":false}"""), Ct);
+        var error = (await refused.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!;
+        Assert.Equal((HttpStatusCode.BadRequest, "unbounded_input"), (refused.StatusCode, error["code"]!.GetValue<string>()));
+        Assert.Contains("a file by URL", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        var template = await cappedHttp.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","prompt":{"id":"pmpt_1","variables":{"x":"y"} },"input":"hi","store":false}"""), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, template.StatusCode);
+
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = env.Gateway.Client(key);
+        var marker = "url-" + Guid.NewGuid().ToString("N");
+        var sent = await http.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","input":{{byUrl}},"instructions":"{{marker}}","store":false}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, sent.StatusCode);
+        Assert.Equal("input_file", env.Upstream.Find(marker)!.Json["input"]![0]!["content"]![0]!["type"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("""{"input":"hi","conversation":"conv_123"}""", "conversation")]
+    [InlineData("""{"input":[{"type":"item_reference","id":"msg_123"}]}""", "input")]
+    [InlineData("""{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-123"}]}]}""", "input")]
+    [InlineData("""{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-123"}]}]}""", "input")]
+    public async Task Responses_StateHeldByTheUpstreamsOrganization_Is400EvenToAProviderServingResponses(string body, string param)
+    {
+        // Conversations, items and files stored at OpenAI belong to the organization behind the gateway, not to a key.
+        var (alias, key, _) = await SetUpAsync();
+        using var http = env.Gateway.Client(key);
+        var request = JsonNode.Parse(body)!.AsObject();
+        request["model"] = alias;
+        var refused = await http.PostAsync("/v1/responses", Json(request.ToJsonString()), Ct);
+        var error = (await refused.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!;
+        Assert.Equal((HttpStatusCode.BadRequest, param), (refused.StatusCode, error["param"]!.GetValue<string>()));
+        var row = await env.WaitForUsageAsync(Guid.Parse(refused.Headers.GetValues("x-gateway-request-id").Single()));
+        Assert.Equal(400, (int)row.Status);
+    }
+
+    [Fact]
+    public async Task Responses_StreamedFromAServerThatNamesNoEvents_EndsOnceWithItsOwnCompletedResponse()
+    {
+        // The event's own "type" names it when the server leaves out the event: line.
+        var (alias, key, _) = await SetUpAsync("no-event-names");
+        using var http = env.Gateway.Client(key);
+        var streamed = await http.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","input":"Hello","stream":true}"""), Ct);
+        var events = Events(await streamed.Content.ReadAsStringAsync(Ct));
+        Assert.Single(events, e => e.Name == "response.completed");
+        var completed = events[^1];
+        Assert.Equal("response.completed", completed.Name);
+        Assert.Equal("message", completed.Data["response"]!["output"]![1]!["type"]!.GetValue<string>());
+        var id = completed.Data["response"]!["id"]!.GetValue<string>();
+        var stored = (await http.GetFromJsonAsync<JsonObject>($"/v1/responses/{id}", Ct))!;
+        Assert.Equal(2, stored["output"]!.AsArray().Count);
+    }
+
     [Theory]
     [InlineData("https://api.openai.com/v1", null, true)]
     [InlineData("https://api.deepseek.com", null, false)]

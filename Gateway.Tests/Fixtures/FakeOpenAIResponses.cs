@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// built-in tool, then the answer's <c>message</c> (or, for <c>fn-call*</c> models whose input does not end on a
 /// <c>function_call_output</c>, a <c>function_call</c> of the first function tool); usage with <c>input_tokens_details</c> and
 /// <c>output_tokens_details</c>. Streamed: named events numbered by <c>sequence_number</c>, from <c>response.created</c> to
-/// <c>response.completed</c>, no <c>[DONE]</c>. <c>status-NNN</c> answers that status; <c>drop-mid-stream</c> ends the stream
+/// <c>response.completed</c>, no <c>[DONE]</c>. <c>status-NNN</c> answers that status; <c>no-event-names</c> streams data lines only (no <c>event:</c> lines); <c>drop-mid-stream</c> ends the stream
 /// after two text deltas, without <c>response.completed</c>.
 /// </summary>
 public sealed partial class FakeOpenAI
@@ -81,7 +81,8 @@ public sealed partial class FakeOpenAI
                 data.Remove(name);
                 payload[name] = value;
             }
-            await http.Response.WriteAsync($"event: {type}\ndata: {payload.ToJsonString()}\n\n", ct);
+            // no-event-names: as a server that sends only data lines (the type is in each event's JSON).
+            await http.Response.WriteAsync(model == "no-event-names" ? $"data: {payload.ToJsonString()}\n\n" : $"event: {type}\ndata: {payload.ToJsonString()}\n\n", ct);
             await http.Response.Body.FlushAsync(ct);
         }
         var opening = Response(body, model, "in_progress", [], null);

@@ -37,7 +37,11 @@ internal static class MessagesRequest
         {
             var untranslated = new List<string>();
             var canonical = JsonSerializer.SerializeToUtf8Bytes(Canonical(request, untranslated), GatewayJsonContext.Wire.JsonObject);
-            return (canonical, new NativeRequest(NativeRequest.Anthropic, request, beta, untranslated), null);
+            // A document Anthropic fetches itself (by URL or file id) has no size here: a capped key may not send one.
+            var byReference = request["messages"] is JsonArray messages && messages.OfType<JsonObject>().Any(m => m["content"] is JsonArray blocks
+                && blocks.OfType<JsonObject>().Any(b => Str(b, "type") == "document" && b["source"] is JsonObject source && Str(source, "type") is "url" or "file"));
+            return (canonical, new NativeRequest(NativeRequest.Anthropic, request, beta, untranslated,
+                byReference ? ["a document by URL or file id"] : null), null);
         }
         catch (TranslationException ex)
         {

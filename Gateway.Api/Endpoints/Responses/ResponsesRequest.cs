@@ -52,13 +52,13 @@ internal static class ResponsesRequest
     {
         try
         {
-            var untranslated = new List<string>();
-            var (canonical, conversation) = Canonical(request, previous, untranslated);
+            var left = new Left();
+            var (canonical, conversation) = Canonical(request, previous, left);
             // The body a Responses upstream is sent: the stored conversation is the gateway's, so it goes in as input.
             var native = request.DeepClone().AsObject();
             if (native.Remove("previous_response_id")) native["input"] = conversation.DeepClone();
             return (new Translated(JsonSerializer.SerializeToUtf8Bytes(canonical, GatewayJsonContext.Wire.JsonObject), conversation,
-                new NativeRequest(NativeRequest.OpenAIResponses, native, null, untranslated.Distinct().ToList())), null);
+                new NativeRequest(NativeRequest.OpenAIResponses, native, null, left.Untranslated.Distinct().ToList(), left.Unbounded.Distinct().ToList())), null);
         }
         catch (TranslationException ex)
         {
@@ -82,11 +82,17 @@ internal static class ResponsesRequest
         }
     }
 
-    private static (JsonObject Canonical, JsonArray Conversation) Canonical(JsonObject request, JsonArray? previous, List<string> untranslated)
+    private static (JsonObject Canonical, JsonArray Conversation) Canonical(JsonObject request, JsonArray? previous, Left left)
     {
         var model = Str(request, "model") ?? throw new TranslationException("model: Field required", "model", "missing_required_parameter");
-        foreach (var unsupported in (string[])["conversation", "prompt"])
-            if (request[unsupported] is { } given && given.GetValueKind() != JsonValueKind.Null) untranslated.Add($"'{unsupported}'");
+        // OpenAI's own conversations belong to the organization behind the gateway, not to a key: never reached through it.
+        if (request["conversation"] is { } conversationId && conversationId.GetValueKind() != JsonValueKind.Null)
+            throw new TranslationException("conversation: not supported by this gateway (it keeps conversations per key as stored responses: use previous_response_id)", "conversation");
+        if (request["prompt"] is { } prompt && prompt.GetValueKind() != JsonValueKind.Null)
+        {
+            left.Untranslated.Add("'prompt'");
+            left.Unbounded.Add("a prompt template");
+        }
         if (Bool(request, "background") == true) throw new TranslationException("background: background responses are not supported by this gateway", "background");
 
         var conversation = previous is null ? new JsonArray() : (JsonArray)previous.DeepClone();
@@ -112,7 +118,7 @@ internal static class ResponsesRequest
         if (Str(request, "instructions") is { Length: > 0 } instructions) messages.Add(new JsonObject { ["role"] = "system", ["content"] = instructions });
         var first = conversation.Count - (request["input"] is JsonArray input ? input.Count : request["input"] is JsonValue ? 1 : 0);
         for (var i = 0; i < conversation.Count; i++)
-            Item(conversation[i]!.AsObject(), i - first, messages, untranslated); // input[n] in errors: the client's own items
+            Item(conversation[i]!.AsObject(), i - first, messages, left); // input[n] in errors: the client's own items
 
         var canonical = new JsonObject { ["model"] = model, ["messages"] = messages };
         if (request["max_output_tokens"] is JsonValue max && max.GetValueKind() != JsonValueKind.Null)
@@ -121,9 +127,9 @@ internal static class ResponsesRequest
         foreach (var name in (string[])["temperature", "top_p", "user", "parallel_tool_calls", "metadata", "prompt_cache_key", "safety_identifier", "service_tier"])
             if (request[name] is { } value && value.GetValueKind() != JsonValueKind.Null) canonical[name] = value.DeepClone();
         if (request["reasoning"] is JsonObject reasoning && Str(reasoning, "effort") is { } effort) canonical["reasoning_effort"] = effort;
-        if (request["text"] is JsonObject format) Text(format, canonical, untranslated);
-        if (request["tools"] is JsonArray tools && Tools(tools, untranslated) is { Count: > 0 } functions) canonical["tools"] = functions;
-        if (request["tool_choice"] is { } choice && choice.GetValueKind() != JsonValueKind.Null && ToolChoice(choice, untranslated) is { } chosen)
+        if (request["text"] is JsonObject format) Text(format, canonical, left);
+        if (request["tools"] is JsonArray tools && Tools(tools, left) is { Count: > 0 } functions) canonical["tools"] = functions;
+        if (request["tool_choice"] is { } choice && choice.GetValueKind() != JsonValueKind.Null && ToolChoice(choice, left) is { } chosen)
             canonical["tool_choice"] = chosen;
         if (Bool(request, "stream") == true)
         {
@@ -134,13 +140,13 @@ internal static class ResponsesRequest
     }
 
     // One input item, appended to the canonical messages.
-    private static void Item(JsonObject item, int at, JsonArray chat, List<string> untranslated)
+    private static void Item(JsonObject item, int at, JsonArray chat, Left left)
     {
         var type = Str(item, "type") ?? (item["role"] is not null ? "message" : null);
         switch (type)
         {
             case "message":
-                Message(item, at, chat, untranslated);
+                Message(item, at, chat, left);
                 break;
             case "function_call":
                 var call = new JsonObject
@@ -161,6 +167,8 @@ internal static class ResponsesRequest
                 }
                 break;
             case "function_call_output":
+                if (item["output"] is JsonArray outputParts && outputParts.OfType<JsonObject>().Any(p => Str(p, "type") is not ("input_text" or "output_text" or "text")))
+                    left.Untranslated.Add("tool outputs with images or files"); // a chat tool message holds text only
                 chat.Add(new JsonObject
                 {
                     ["role"] = "tool",
@@ -177,13 +185,16 @@ internal static class ResponsesRequest
                 break; // no chat API takes reasoning back as input
             case null:
                 throw new TranslationException($"input[{at}].type: Field required", "input", "missing_required_parameter");
+            case "item_reference":
+                // Items stored at the upstream belong to its organization, not to a key.
+                throw new TranslationException($"input[{at}]: item references are not supported by this gateway; send the item itself, or use previous_response_id", "input");
             default:
-                untranslated.Add($"'{type}' input items"); // item references, built-in tool calls and their outputs, custom tool calls
+                left.Untranslated.Add($"'{type}' input items"); // built-in tool calls and their outputs, custom tool calls
                 break;
         }
     }
 
-    private static void Message(JsonObject item, int at, JsonArray chat, List<string> untranslated)
+    private static void Message(JsonObject item, int at, JsonArray chat, Left left)
     {
         var role = Str(item, "role");
         if (role is not ("user" or "system" or "developer" or "assistant"))
@@ -191,14 +202,14 @@ internal static class ResponsesRequest
         JsonNode? content = item["content"] switch
         {
             JsonValue text when text.TryGetValue<string>(out var plain) => plain,
-            JsonArray parts => Parts(parts, at, untranslated),
+            JsonArray parts => Parts(parts, at, left),
             _ => throw new TranslationException($"input[{at}].content: Field required", "input", "missing_required_parameter"),
         };
         chat.Add(new JsonObject { ["role"] = role, ["content"] = content });
     }
 
     // Content parts → chat parts; text only → one string (what every chat API takes).
-    private static JsonNode Parts(JsonArray parts, int at, List<string> untranslated)
+    private static JsonNode Parts(JsonArray parts, int at, Left left)
     {
         var chat = new JsonArray();
         foreach (var node in parts)
@@ -217,13 +228,23 @@ internal static class ResponsesRequest
                     if (Str(part, "detail") is { } detail) image["detail"] = detail;
                     chat.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = image });
                     break;
+                case "image_url" when part["image_url"] is JsonObject:
+                    chat.Add(part.DeepClone()); // a chat part, as conversations stored by earlier versions hold them
+                    break;
+                case "input_image" or "input_file" when part["file_id"] is not null:
+                    // Files uploaded to the upstream belong to its organization, not to a key (and the gateway has no files API).
+                    throw new TranslationException($"input[{at}].content: files by file_id are not supported by this gateway; send the content itself (a data: URL or file_data)", "input");
                 case "input_image":
-                    untranslated.Add("images by file_id");
+                    left.Untranslated.Add("'input_image' parts without image_url");
+                    break;
+                case "input_file":
+                    left.Untranslated.Add("'input_file' content parts");
+                    if (part["file_url"] is not null) left.Unbounded.Add("a file by URL");
                     break;
                 case null:
                     throw new TranslationException($"input[{at}].content: a part's type is required", "input", "missing_required_parameter");
                 case var type:
-                    untranslated.Add($"'{type}' content parts"); // input_file, input_audio
+                    left.Untranslated.Add($"'{type}' content parts"); // input_file, input_audio
                     break;
             }
         }
@@ -233,7 +254,7 @@ internal static class ResponsesRequest
     }
 
     // Function tools in the chat form; the others (built-in, custom, namespace) are untranslated.
-    private static JsonArray Tools(JsonArray tools, List<string> untranslated)
+    private static JsonArray Tools(JsonArray tools, Left left)
     {
         var functions = new JsonArray();
         for (var i = 0; i < tools.Count; i++)
@@ -242,7 +263,7 @@ internal static class ResponsesRequest
             var type = Str(tool, "type");
             if (type != "function")
             {
-                untranslated.Add($"the tool '{type}'");
+                left.Untranslated.Add($"the tool '{type}'");
                 continue;
             }
             var function = new JsonObject { ["name"] = Str(tool, "name") };
@@ -255,16 +276,16 @@ internal static class ResponsesRequest
     }
 
     // The chat APIs choose only 'auto', 'none', 'required' or a named function; another choice is untranslated (null).
-    private static JsonNode? ToolChoice(JsonNode choice, List<string> untranslated)
+    private static JsonNode? ToolChoice(JsonNode choice, Left left)
     {
         if (choice is JsonValue mode && mode.TryGetValue<string>(out var text)) return text;
         if (choice is JsonObject named && Str(named, "type") == "function" && Str(named, "name") is { } name)
             return new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = name } };
-        untranslated.Add($"tool_choice '{(choice is JsonObject other ? Str(other, "type") : null)}'");
+        left.Untranslated.Add($"tool_choice '{(choice is JsonObject other ? Str(other, "type") : null)}'");
         return null;
     }
 
-    private static void Text(JsonObject text, JsonObject canonical, List<string> untranslated)
+    private static void Text(JsonObject text, JsonObject canonical, Left left)
     {
         if (text["format"] is JsonObject format)
         {
@@ -283,7 +304,7 @@ internal static class ResponsesRequest
                     canonical["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = schema };
                     break;
                 case var type:
-                    untranslated.Add($"text.format '{type}'");
+                    left.Untranslated.Add($"text.format '{type}'");
                     break;
             }
         }
@@ -295,6 +316,13 @@ internal static class ResponsesRequest
 
     private static bool? Bool(JsonObject node, string name) =>
         node[name] is JsonValue value && value.TryGetValue<bool>(out var flag) ? flag : null;
+
+    // What the translation leaves to an upstream that takes the body itself, and what of that the body only names.
+    private sealed class Left
+    {
+        public readonly List<string> Untranslated = [];
+        public readonly List<string> Unbounded = [];
+    }
 
     private sealed class TranslationException(string message, string param, string? code = null) : Exception(message)
     {

@@ -136,7 +136,9 @@ internal static class ResponsesResult
         public JsonObject? Native(string name, ReadOnlyMemory<byte> data)
         {
             Started = true;
-            var body = JsonNode.Parse(data.Span) as JsonObject;
+            var body = JsonNode.Parse(data.Span, documentOptions: new JsonDocumentOptions { MaxDepth = GatewayJsonContext.MaxWireDepth }) as JsonObject;
+            // The event's own type names it: a server that leaves out the event: line still has its ending recognised.
+            if (ResponsesResult.Str(body, "type") is { Length: > 0 } type) name = type;
             if (body?["sequence_number"] is JsonValue number && number.TryGetValue<int>(out var at)) _sequence = at + 1;
             JsonObject? finished = null;
             if (body?["response"] is JsonObject lifecycle)

@@ -26,7 +26,7 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
         string? type = null;
         try
         {
-            using var doc = JsonDocument.Parse(data);
+            using var doc = JsonDocument.Parse(data, new JsonDocumentOptions { MaxDepth = GatewayJsonContext.MaxWireDepth }); // events nest the request's schemas deeper
             var root = doc.RootElement;
             type = OpenAIRequestView.Str(root, "type");
             switch (type)
