@@ -11,6 +11,12 @@ public sealed class ChunkWriter(string id, long created, string model)
 {
     public StreamChunk Role() => Chunk(new ChunkDelta("assistant", ""), null, hasContent: false);
 
+    /// <summary>
+    /// An empty delta that still counts as the answer under way (a reasoning or built-in tool step a passed-through stream reports):
+    /// it passes the first-token deadline and carries that step's own events to the client.
+    /// </summary>
+    public StreamChunk Progress() => Role() with { HasContent = true };
+
     public StreamChunk Text(string text) => Chunk(new ChunkDelta(Content: text), null, hasContent: text.Length > 0);
 
     public StreamChunk ToolCallStart(int index, string callId, string name, string arguments = "") =>

@@ -270,6 +270,24 @@ public sealed class ResponsesPassthroughTests(TestEnvironment env)
         Assert.Equal(2, stored["output"]!.AsArray().Count);
     }
 
+    [Fact]
+    public async Task Responses_ModelThatReasonsPastTheFirstTokenDeadline_IsNotTakenForStalled_AndItsReasoningIsRelayedAtOnce()
+    {
+        // The model's first-token deadline is 1 s; it reasons for 3 s before its first word. Its reasoning item beginning is the
+        // answer under way: neither a timeout nor a failover, and the client sees that item before the text.
+        var alias = await env.Gateway.AddModelAsync(env.Upstream.BaseUrl, "slow-reasoning", settings: (JsonObject)ServesResponses.DeepClone(), ttftTimeoutMs: 1000, timeoutMs: 20_000);
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var http = env.Gateway.Client(key);
+        var streamed = await http.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","input":"Think first","stream":true,"store":false}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+        var events = Events(await streamed.Content.ReadAsStringAsync(Ct));
+        Assert.True(events[^1].Name == "response.completed", string.Join("\n", events.TakeLast(2).Select(e => e.Data.ToJsonString())));
+        var reasoning = events.FindIndex(e => e.Name == "response.output_item.added" && e.Data["item"]!["type"]!.GetValue<string>() == "reasoning");
+        var text = events.FindIndex(e => e.Name == "response.output_text.delta");
+        Assert.InRange(reasoning, 0, text - 1);
+        Assert.Equal(FakeOpenAI.ResponsesAnswer, string.Concat(events.Where(e => e.Name == "response.output_text.delta").Select(e => e.Data["delta"]!.GetValue<string>())));
+    }
+
     [Theory]
     [InlineData("https://api.openai.com/v1", null, true)]
     [InlineData("https://api.deepseek.com", null, false)]

@@ -12,7 +12,7 @@ namespace Gateway.Tests.Fixtures;
 /// built-in tool, then the answer's <c>message</c> (or, for <c>fn-call*</c> models whose input does not end on a
 /// <c>function_call_output</c>, a <c>function_call</c> of the first function tool); usage with <c>input_tokens_details</c> and
 /// <c>output_tokens_details</c>. Streamed: named events numbered by <c>sequence_number</c>, from <c>response.created</c> to
-/// <c>response.completed</c>, no <c>[DONE]</c>. <c>status-NNN</c> answers that status; <c>no-event-names</c> streams data lines only (no <c>event:</c> lines); <c>drop-mid-stream</c> ends the stream
+/// <c>response.completed</c>, no <c>[DONE]</c>. <c>status-NNN</c> answers that status; <c>slow-reasoning</c> waits 3 s after its reasoning item begins; <c>no-event-names</c> streams data lines only (no <c>event:</c> lines); <c>drop-mid-stream</c> ends the stream
 /// after two text deltas, without <c>response.completed</c>.
 /// </summary>
 public sealed partial class FakeOpenAI
@@ -97,6 +97,8 @@ public sealed partial class FakeOpenAI
             if (item["type"]!.GetValue<string>() == "message") started["content"] = new JsonArray();
             if (item["type"]!.GetValue<string>() == "function_call") started["arguments"] = "";
             await EventAsync("response.output_item.added", new JsonObject { ["output_index"] = index, ["item"] = started });
+            // slow-reasoning: a model that thinks for 3 s before it writes (its reasoning item is all it has said meanwhile).
+            if (model == "slow-reasoning" && item["type"]!.GetValue<string>() == "reasoning") await Task.Delay(3000, ct);
             switch (item["type"]!.GetValue<string>())
             {
                 case "web_search_call":

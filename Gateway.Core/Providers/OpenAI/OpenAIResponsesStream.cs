@@ -10,8 +10,11 @@ namespace Gateway.Core.Providers.OpenAI;
 /// <c>response.function_call_arguments.delta</c>s (tool calls, numbered 0, 1… as OpenAI's chat API does),
 /// <c>response.completed</c>/<c>response.incomplete</c> (finish and usage), <c>response.failed</c> and <c>error</c> (a failed stream).
 /// Every event also rides, as server-sent event text, on the chunk it completes (<see cref="StreamChunk.Native"/>), so the Responses
-/// door relays the stream as the upstream wrote it; events with no chunk of their own (reasoning, built-in tool progress, item and
-/// part boundaries) wait for the next chunk, and the final event waits for the request to be metered (<see cref="UpstreamStream.NativeTail"/>).
+/// door relays the stream as the upstream wrote it. Other output items beginning (reasoning, a built-in tool call), reasoning deltas
+/// and built-in tools' progress become an empty chunk that counts as the answer under way (<see cref="ChunkWriter.Progress"/>): a
+/// model that reasons or searches before it writes passes the first-token deadline, and the client sees those steps as they come.
+/// Events with no chunk of their own (item and part boundaries) wait for the next chunk, and the final event waits for the request
+/// to be metered (<see cref="UpstreamStream.NativeTail"/>).
 /// </summary>
 internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks, HttpResponseMessage response, CancellationTokenSource deadline,
     CancellationToken clientAborted) : SseUpstreamStream(provider, response, deadline, clientAborted)
@@ -40,7 +43,7 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
                     return [chunks.Text(text)];
                 case "response.output_item.added":
                     var item = root.GetProperty("item");
-                    if (OpenAIRequestView.Str(item, "type") != "function_call") return [];
+                    if (OpenAIRequestView.Str(item, "type") != "function_call") return [chunks.Progress()]; // reasoning, a built-in tool call…
                     var index = _toolIndexByItem.Count;
                     _toolIndexByItem[OpenAIRequestView.Str(item, "id") ?? index.ToString(System.Globalization.CultureInfo.InvariantCulture)] = index;
                     return [chunks.ToolCallStart(index, OpenAIRequestView.Str(item, "call_id") ?? "", OpenAIRequestView.Str(item, "name") ?? "")];
@@ -68,8 +71,14 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
                         _ => UpstreamFailureKind.Protocol,
                     };
                     throw new UpstreamStreamException(new UpstreamFailure(kind, Provider, $"it sent {type} ({code ?? "no code"})"));
+                case "response.in_progress" or "response.queued":
+                    return []; // the response's own state, said at once: not the model at work
+                case not null when type.StartsWith("response.reasoning", StringComparison.Ordinal) || type.EndsWith(".in_progress", StringComparison.Ordinal)
+                    || type.EndsWith(".searching", StringComparison.Ordinal) || type.EndsWith(".interpreting", StringComparison.Ordinal)
+                    || type.EndsWith(".generating", StringComparison.Ordinal):
+                    return [chunks.Progress()]; // the model is at work: relayed as it comes, and it counts as the answer begun
                 default:
-                    return []; // reasoning, built-in tool progress, item and part boundaries, event types added later
+                    return []; // item and part boundaries, event types added later
             }
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
