@@ -334,6 +334,32 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task Messages_CappedKey_DocumentAnthropicFetchesItself_Is400_ButAnUncappedKeySendsIt()
+    {
+        // A PDF by URL is billed in full by Anthropic, and nothing in the request says how large it is: no reservation bounds it.
+        var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
+        var marker = "doc-url-" + Guid.NewGuid().ToString("N");
+        var body = $$$"""
+            {"model":"{{{alias}}}","max_tokens":100,"messages":[{"role":"user","content":[
+               {"type":"document","source":{"type":"url","url":"https://example.invalid/1000-pages.pdf"}},
+               {"type":"text","text":"Summarise {{{marker}}}"}]}]}
+            """;
+        var (capped, _) = await env.Gateway.CreateKeyFromJsonAsync("""{"name":"capped-doc-url","hard_cap_usd":5}""");
+        using (var http = Raw(capped))
+        {
+            var refused = await http.PostAsync("/v1/messages", Json(body), TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("a document by URL or file id", await refused.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain(env.Anthropic.Requests, r => r.Body.Contains(marker, StringComparison.Ordinal));
+
+        var (key, _) = await env.Gateway.CreateKeyAsync();
+        using var uncapped = Raw(key);
+        Assert.Equal(HttpStatusCode.OK, (await uncapped.PostAsync("/v1/messages", Json(body), TestContext.Current.CancellationToken)).StatusCode);
+        Assert.Contains(env.Anthropic.Requests, r => r.Body.Contains(marker, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Messages_ToolResultHoldingAnImage_IsPassedThroughToAnAnthropicModel()
     {
         var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
