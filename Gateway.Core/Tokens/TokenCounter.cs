@@ -1,11 +1,10 @@
 using Gateway.Core.Wire;
-using Microsoft.ML.Tokenizers;
 
 namespace Gateway.Core.Tokens;
 
 /// <summary>
-/// Counts tokens with OpenAI's o200k_base encoding (Microsoft.ML.Tokenizers, data shipped in the
-/// package, no download). Used where a provider gives no usage: the mock provider and streams cut
+/// Counts tokens with OpenAI's o200k_base encoding (<see cref="O200kEncoding"/>, its vocabulary shipped in
+/// Microsoft.ML.Tokenizers.Data.O200kBase, no download). Used where a provider gives no usage: the mock provider and streams cut
 /// short, whose rows are flagged as estimated.
 /// </summary>
 public sealed class TokenCounter
@@ -20,20 +19,20 @@ public sealed class TokenCounter
     private const int Slice = 256;
     private const int RunSlice = 64;
 
-    // Loaded on the first count (its vocabulary is ≈ 40 MB of heap): an instance whose requests never need a count (no capped
-    // key, no TPM limit, no token rule, providers that report usage) never holds it.
-    private readonly Lazy<Tokenizer> _encoding = new(() => TiktokenTokenizer.CreateForEncoding("o200k_base"));
+    // Loaded on the first count (≈ 6 MB): an instance whose requests never need a count (no capped key, no TPM limit, no
+    // token rule, providers that report usage) never holds it.
+    private readonly Lazy<O200kEncoding> _encoding = new(O200kEncoding.Load);
 
     public int Count(string text)
     {
         if (string.IsNullOrEmpty(text)) return 0;
         var tokenizer = _encoding.Value;
-        if (text.Length <= Slice) return tokenizer.CountTokens(text);
+        if (text.Length <= Slice) return tokenizer.Count(text);
         var total = 0;
         for (var start = 0; start < text.Length;)
         {
             var end = start + Slice >= text.Length ? text.Length : Cut(text, start);
-            total += tokenizer.CountTokens(text.AsSpan(start, end - start));
+            total += tokenizer.Count(text.AsSpan(start, end - start));
             start = end;
         }
         return total;
