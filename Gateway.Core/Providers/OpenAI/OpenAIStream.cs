@@ -21,51 +21,152 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
 
     protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
 
+    // Read forward once, without a document: every chunk of every answer comes through here, and a non-streaming answer's chunks
+    // are parsed again by the assembler. What this keeps: the served model, usage, the text and tool calls (for metering), and
+    // whether the chunk carries content (first token) or only usage.
     private StreamChunk Inspect(byte[] data)
     {
+        var textBefore = Text.Length;
         try
         {
-            using var doc = JsonDocument.Parse(data);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw Broken("it sent a chunk that is not a JSON object");
-            if (root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
-                throw Broken("it sent an error event");
-            if (ServedModel is null && root.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
-                ServedModel = model.GetString();
-            if (root.TryGetProperty("usage", out var usage) && TokenUsage.FromOpenAI(usage) is { } u)
-                Usage = u;
-
-            var hasContent = false;
-            var hasToolCall = false;
-            var hasChoices = false;
-            if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array)
+            var reader = new Utf8JsonReader(data);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                foreach (var choice in choices.EnumerateArray())
+                using (JsonDocument.Parse(data)) { } // JSON, but not an object? (throws when it is not JSON at all)
+                throw Broken("it sent a chunk that is not a JSON object");
+            }
+            string? model = null;
+            TokenUsage? usage = null;
+            var chunk = new ChunkFacts();
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("error"u8))
                 {
-                    hasChoices = true;
-                    if (!choice.TryGetProperty("delta", out var delta) || delta.ValueKind != JsonValueKind.Object) continue;
-                    if (delta.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String)
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject) throw Broken("it sent an error event");
+                    reader.Skip();
+                }
+                else if (reader.ValueTextEquals("model"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String) model = reader.GetString();
+                    else reader.Skip();
+                }
+                else if (reader.ValueTextEquals("usage"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject)
                     {
-                        var text = content.GetString();
-                        if (!string.IsNullOrEmpty(text))
-                        {
-                            Text.Append(text);
-                            hasContent = true;
-                        }
+                        using var document = JsonDocument.ParseValue(ref reader);
+                        usage = TokenUsage.FromOpenAI(document.RootElement) ?? usage;
                     }
-                    if (delta.TryGetProperty("tool_calls", out var tools) && tools.ValueKind == JsonValueKind.Array)
-                    {
-                        Text.Append(tools.GetRawText());
-                        hasContent = true;
-                        hasToolCall = true;
-                    }
+                    else reader.Skip();
+                }
+                else if (reader.ValueTextEquals("choices"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, data, ref chunk);
+                    else reader.Skip();
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
                 }
             }
-            return new StreamChunk(data, IsUsageOnly: !hasChoices && Usage is not null, hasContent, hasToolCall);
+            if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else
+            if (ServedModel is null && model is not null) ServedModel = model;
+            if (usage is not null) Usage = usage;
+            return new StreamChunk(data, IsUsageOnly: !chunk.HasChoices && Usage is not null, chunk.HasContent, chunk.HasToolCall);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
+            Text.Length = textBefore;
             throw Broken("it sent a chunk that is not JSON");
+        }
+        catch (UpstreamStreamException)
+        {
+            Text.Length = textBefore; // an error event's text is not the answer's
+            throw;
+        }
+    }
+
+    private struct ChunkFacts
+    {
+        public bool HasChoices;
+        public bool HasContent;
+        public bool HasToolCall;
+    }
+
+    private void ReadChoices(ref Utf8JsonReader reader, byte[] data, ref ChunkFacts chunk)
+    {
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            chunk.HasChoices = true;
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                reader.Skip();
+                continue;
+            }
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isDelta = reader.ValueTextEquals("delta"u8);
+                reader.Read();
+                if (isDelta && reader.TokenType == JsonTokenType.StartObject) ReadDelta(ref reader, data, ref chunk);
+                else reader.Skip();
+            }
+        }
+    }
+
+    private void ReadDelta(ref Utf8JsonReader reader, byte[] data, ref ChunkFacts chunk)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("content"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0)
+                {
+                    AppendString(ref reader);
+                    chunk.HasContent = true;
+                }
+                else reader.Skip();
+            }
+            else if (reader.ValueTextEquals("tool_calls"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.StartArray)
+                {
+                    var start = (int)reader.TokenStartIndex;
+                    reader.Skip();
+                    Text.Append(System.Text.Encoding.UTF8.GetString(data, start, (int)reader.BytesConsumed - start)); // as written
+                    chunk.HasContent = true;
+                    chunk.HasToolCall = true;
+                }
+                else reader.Skip();
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+    }
+
+    // The string's text, unescaped, onto Text without a string of its own.
+    private void AppendString(ref Utf8JsonReader reader)
+    {
+        var most = reader.ValueSpan.Length; // UTF-16 units never outnumber the UTF-8 bytes they come from
+        char[]? rented = null;
+        var buffer = most <= 256 ? stackalloc char[256] : (rented = System.Buffers.ArrayPool<char>.Shared.Rent(most));
+        try
+        {
+            var length = reader.CopyString(buffer);
+            Text.Append(buffer[..length]);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<char>.Shared.Return(rented);
         }
     }
 }

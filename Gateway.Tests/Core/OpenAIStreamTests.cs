@@ -1,0 +1,117 @@
+using System.Net;
+using System.Text;
+using Gateway.Core.Providers;
+using Gateway.Core.Providers.OpenAI;
+
+namespace Gateway.Tests.Core;
+
+/// <summary>
+/// The OpenAI stream reader, fed chunks in the documented chat.completion.chunk shape and the odd ones an upstream may send: what it
+/// keeps for metering (text, tool calls, usage, served model) and which chunks it refuses.
+/// </summary>
+public sealed class OpenAIStreamTests
+{
+    private static async Task<(List<StreamChunk> Chunks, UpstreamStream Stream)> ReadAsync(params string[] events)
+    {
+        var body = string.Concat(events.Select(e => $"data: {e}\n\n")) + "data: [DONE]\n\n";
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "text/event-stream") };
+        var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None);
+        var chunks = new List<StreamChunk>();
+        await foreach (var chunk in stream.ReadChunksAsync(CancellationToken.None)) chunks.Add(chunk);
+        return (chunks, stream);
+    }
+
+    private static async Task<UpstreamStreamException> RefusedAsync(params string[] events) =>
+        await Assert.ThrowsAsync<UpstreamStreamException>(() => ReadAsync(events));
+
+    [Fact]
+    public async Task Chunks_KeepEscapedTextToolCallsUsageAndModel_AndPassTheBytesOnUnchanged()
+    {
+        string[] events =
+        [
+            """{"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}""",
+            """{"id":"c","object":"chat.completion.chunk","model":"ignored-later","choices":[{"index":0,"delta":{"content":"caf\u00e9 \"quoted\"\nline \ud83d\ude00"}}]}""",
+            """{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1}"}}]}}]}""",
+            """{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}""",
+            """{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3}}}""",
+        ];
+
+        var (chunks, stream) = await ReadAsync(events);
+
+        Assert.Equal(events, chunks.Select(c => Encoding.UTF8.GetString(c.Json.Span)));
+        Assert.Equal([false, true, true, false, false], chunks.Select(c => c.HasContent));
+        Assert.Equal([false, false, true, false, false], chunks.Select(c => c.HasToolCall));
+        Assert.Equal([false, false, false, false, true], chunks.Select(c => c.IsUsageOnly));
+        Assert.Equal("gpt-4o-2024-08-06", stream.ServedModel);
+        Assert.Equal(new TokenUsage(11, 7, 3), stream.Usage);
+        Assert.Equal("café \"quoted\"\nline 😀" + """[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1}"}}]""",
+            stream.Text.ToString());
+    }
+
+    [Fact]
+    public async Task LongText_InOneChunk_IsKeptWhole()
+    {
+        var text = string.Concat(Enumerable.Repeat("é\\n", 5_000)); // escaped in the JSON: longer than any stack buffer
+
+        var (_, stream) = await ReadAsync($$$"""{"choices":[{"index":0,"delta":{"content":"{{{text}}}"}}]}""");
+
+        Assert.Equal(string.Concat(Enumerable.Repeat("é\n", 5_000)), stream.Text.ToString());
+    }
+
+    [Fact]
+    public async Task ErrorEvent_AfterText_IsRefused_AndItsTextIsNotCountedAsTheAnswer()
+    {
+        var refused = await Assert.ThrowsAsync<UpstreamStreamException>(async () =>
+        {
+            var body = """
+                data: {"choices":[{"index":0,"delta":{"content":"Hello"}}]}
+
+                data: {"choices":[{"index":0,"delta":{"content":" not this"}}],"error":{"message":"overloaded","type":"server_error"}}
+
+
+                """;
+            var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body) };
+            var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None);
+            try
+            {
+                await foreach (var _ in stream.ReadChunksAsync(CancellationToken.None)) { }
+            }
+            finally
+            {
+                Assert.Equal("Hello", stream.Text.ToString());
+            }
+        });
+        Assert.Equal("it sent an error event", refused.Failure.Detail);
+    }
+
+    [Theory]
+    [InlineData("""{"choices":[{"delta":{"content":"x"}}]""", "it sent a chunk that is not JSON")]
+    [InlineData("""{"choices":[]} {"choices":[]}""", "it sent a chunk that is not JSON")]
+    [InlineData("""{"choices":[{"delta":{"content":"x"}}]}garbage""", "it sent a chunk that is not JSON")]
+    [InlineData("""{"a":1,"a":}""", "it sent a chunk that is not JSON")]
+    [InlineData("not json", "it sent a chunk that is not JSON")]
+    [InlineData("""[{"choices":[]}]""", "it sent a chunk that is not a JSON object")]
+    [InlineData("\"text\"", "it sent a chunk that is not a JSON object")]
+    [InlineData("42", "it sent a chunk that is not a JSON object")]
+    public async Task MalformedChunk_IsRefusedAsTheProtocolBroken(string chunk, string detail)
+    {
+        var refused = await RefusedAsync(chunk);
+
+        Assert.Equal(UpstreamFailureKind.Protocol, refused.Failure.Kind);
+        Assert.Equal(detail, refused.Failure.Detail);
+    }
+
+    [Fact]
+    public async Task OddButValidShapes_AreReadWithoutFailing()
+    {
+        var (chunks, stream) = await ReadAsync(
+            """{"error":null,"model":7,"usage":"none","choices":[1,"x",{"delta":null},{"delta":{"content":null,"tool_calls":{}}}]}""",
+            """{"choices":{"not":"an array"},"usage":{"prompt_tokens":-4,"completion_tokens":2.5}}""");
+
+        Assert.All(chunks, c => Assert.False(c.HasContent));
+        Assert.True(chunks[0].Json.Length > 0);
+        Assert.Null(stream.ServedModel);
+        Assert.Equal(new TokenUsage(0, 0, 0), stream.Usage);
+        Assert.Equal("", stream.Text.ToString());
+    }
+}
