@@ -14,7 +14,8 @@
 # (npm ci) first, BENCH_PORTKEY=0 leaves it out. Its CPU and RSS are the node process's, read the same way.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
-# BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0").
+# BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
+# folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build).
 # Everything it writes goes to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,7 @@ UP50_PORT=$((UP0_PORT + 1))
 PK_PORT=$((UP0_PORT + 2))
 CHAT50_PORT=$((UP0_PORT + 3))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
+GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway}
 PK_DIR=$ROOT/bench/peers/portkey
 PG_PORT=${BENCH_PG_PORT:-55491}
 TICKS=$(getconf CLK_TCK)
@@ -67,6 +69,9 @@ echo "Building (Release)"
 for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj bench/Micro/Micro.csproj; do
   dotnet build "$project" -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 done
+# The gateway as the image ships it: published ReadyToRun (Dockerfile).
+dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+  -o "$OUT/gateway" --nologo -v quiet -clp:NoSummary >/dev/null
 
 rm -rf "$OUT/pg" "$OUT/pg.password" "$OUT/journal"
 export ConnectionStrings__Gateway
@@ -104,7 +109,7 @@ MASTER=bench-master-key
 start_gateway() {
   env ${BENCH_GATEWAY_ENV:-} Gateway__MasterKey=$MASTER Gateway__SeedFile="$OUT/gateway.json" Gateway__DataProtectionKeysDirectory="$OUT/keys" \
     Gateway__Metering__JournalDirectory="$OUT/journal" Logging__LogLevel__Default=Warning ASPNETCORE_URLS="http://127.0.0.1:$GW_PORT" \
-    dotnet Gateway.Api/bin/Release/net10.0/Gateway.Api.dll --contentRoot "$ROOT/Gateway.Api/bin/Release/net10.0" >> "$OUT/gateway.log" 2>&1 &
+    dotnet "$GW_DIR/Gateway.Api.dll" --contentRoot "$GW_DIR" >> "$OUT/gateway.log" 2>&1 &
   GW_PID=$!
   PIDS+=($GW_PID)
   for _ in $(seq 1 120); do
