@@ -15,7 +15,8 @@
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
-# folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build).
+# folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build),
+# BENCH_UPSTREAM_JITTER_MS (0: up to this many ms added at random to the whole-answer 50 ms upstream's delay, for the tail study).
 # Everything it writes goes to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,7 +88,7 @@ FAKE_DELAY_MS=0 ASPNETCORE_URLS="http://127.0.0.1:$UP0_PORT" dotnet bench/FakeUp
 PIDS+=($!)
 FAKE_DELAY_MS=50 FAKE_CHUNK_MS=5 ASPNETCORE_URLS="http://127.0.0.1:$UP50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
 PIDS+=($!)
-FAKE_DELAY_MS=50 ASPNETCORE_URLS="http://127.0.0.1:$CHAT50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
+FAKE_DELAY_MS=50 FAKE_JITTER_MS=${BENCH_UPSTREAM_JITTER_MS:-0} ASPNETCORE_URLS="http://127.0.0.1:$CHAT50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
 PIDS+=($!)
 
 cat > "$OUT/gateway.json" <<JSON

@@ -14,6 +14,9 @@ builder.Logging.ClearProviders();
 var app = builder.Build();
 var delay = Setting("FAKE_DELAY_MS", 0);
 var chunkInterval = Setting("FAKE_CHUNK_MS", 0);
+// Up to this many ms added to FAKE_DELAY_MS, uniformly at random per request (0: none). With none, answers due within one
+// timer tick leave together, so their clients' next requests arrive at the gateway in bursts (bench/RESULTS.md, the tail).
+var jitter = Setting("FAKE_JITTER_MS", 0);
 
 var completion = Encoding.UTF8.GetBytes("""
     {"id":"chatcmpl-bench","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_bench"}
@@ -30,7 +33,7 @@ app.MapPost("/v1/chat/completions", async (HttpContext http) =>
 {
     var body = new MemoryStream();
     await http.Request.Body.CopyToAsync(body);
-    if (delay > 0) await Task.Delay(delay);
+    if (delay > 0) await Task.Delay(TimeSpan.FromMilliseconds(delay + (jitter > 0 ? Random.Shared.NextDouble() * jitter : 0)));
     if (body.GetBuffer().AsSpan(0, (int)body.Length).IndexOf(streamMarker) < 0)
     {
         http.Response.ContentType = "application/json";
