@@ -23,7 +23,10 @@ public sealed class AdminBrowser : IAsyncLifetime
     {
         App = new AdminHost(TestEnvironment.Current.Postgres.ConnectionString);
         _playwright = await Playwright.CreateAsync();
-        Assertions.SetDefaultExpectTimeout(15_000); // Blazor Server answers over a circuit; the suite shares 2 cores
+        // Generous, as the pages' own timeout: Blazor Server answers over a circuit, the suite shares 2 cores, and late in a run the
+        // providers page lists every provider and model the other tests made: after "Add model" its table took 5.3 s to show the
+        // new row in a full local run (the whole test takes 7 s alone), and an earlier full run failed there at 15 s.
+        Assertions.SetDefaultExpectTimeout(30_000);
         Browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumPath, Headless = true, Args = ["--no-sandbox"] });
         Directory.CreateDirectory(ScreenshotDir);
     }
