@@ -8,7 +8,7 @@ using System.Text.RegularExpressions;
 namespace Gateway.Core.Tokens;
 
 /// <summary>
-/// OpenAI's o200k_base byte-pair encoding, for counting only, in ≈ 6 MB: the vocabulary (Microsoft.ML.Tokenizers.Data.O200kBase's
+/// OpenAI's o200k_base byte-pair encoding, for counting only, in ≈ 4 MB: the vocabulary (Microsoft.ML.Tokenizers.Data.O200kBase's
 /// file, one base64 token per line, rank = line) is kept as one byte array, its offsets, and an open-addressing table of
 /// ranks. Microsoft.ML.Tokenizers' own encoder holds the same vocabulary in dictionaries of separate arrays and strings, ≈ 40 MB
 /// of heap (half of it in the large-object heap) in every instance that counts a prompt; its counts are the reference this

@@ -19,7 +19,7 @@ public sealed class TokenCounter
     private const int Slice = 256;
     private const int RunSlice = 64;
 
-    // Loaded on the first count (≈ 6 MB): an instance whose requests never need a count (no capped key, no TPM limit, no
+    // Loaded on the first count (≈ 4 MB): an instance whose requests never need a count (no capped key, no TPM limit, no
     // token rule, providers that report usage) never holds it.
     private readonly Lazy<O200kEncoding> _encoding = new(O200kEncoding.Load);
 
