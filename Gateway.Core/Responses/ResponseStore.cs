@@ -35,7 +35,8 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
         if (time.GetElapsedTime(Interlocked.Read(ref _lastPurge)) > PurgeEvery)
         {
             Interlocked.Exchange(ref _lastPurge, time.GetTimestamp());
-            _ = Task.Run(PurgeExpiredAsync, CancellationToken.None);
+            // What had expired at this write: a purge the thread pool runs late never reaches past the moment it was due.
+            _ = Task.Run(() => PurgeExpiredAsync(now), CancellationToken.None);
         }
     }
 
@@ -68,7 +69,9 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
         id.Length is > 0 and <= 128 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
 
     /// <summary>Deletes expired rows, a batch at a time, until none is left; returns how many.</summary>
-    public async Task<int> PurgeExpiredAsync()
+    public Task<int> PurgeExpiredAsync() => PurgeExpiredAsync(time.GetUtcNow());
+
+    private async Task<int> PurgeExpiredAsync(DateTimeOffset now)
     {
         var deleted = 0;
         try
@@ -80,7 +83,7 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
             {
                 batch = await connection.ExecuteAsync(new CommandDefinition("""
                     DELETE FROM stored_responses WHERE id IN (SELECT id FROM stored_responses WHERE expires_at <= @now LIMIT @limit)
-                    """, new { now = time.GetUtcNow().UtcDateTime, limit = PurgeBatch }, cancellationToken: timeout.Token));
+                    """, new { now = now.UtcDateTime, limit = PurgeBatch }, cancellationToken: timeout.Token));
                 deleted += batch;
             } while (batch == PurgeBatch);
         }
