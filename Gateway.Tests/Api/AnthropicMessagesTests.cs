@@ -333,16 +333,21 @@ public sealed class AnthropicMessagesTests(TestEnvironment env)
         Assert.Contains(env.Anthropic.Requests, r => r.Body.Contains("JVBERi0xLjQKQkJCQg==", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task Messages_CappedKey_DocumentAnthropicFetchesItself_Is400_ButAnUncappedKeySendsIt()
+    [Theory]
+    [InlineData("""{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://example.invalid/1000-pages.pdf"}},{"type":"text","text":"Summarise MARKER"}]}""")]
+    [InlineData("""
+        {"role":"user","content":"Fetch the report."},
+        {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"fetch","input":{}}]},
+        {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"document","source":{"type":"file","file_id":"file_1"}}]},{"type":"text","text":"Summarise MARKER"}]}
+        """)]
+    public async Task Messages_CappedKey_DocumentAnthropicFetchesItself_Is400_ButAnUncappedKeySendsIt(string messages)
     {
-        // A PDF by URL is billed in full by Anthropic, and nothing in the request says how large it is: no reservation bounds it.
+        // A PDF by URL (or an uploaded file) is billed in full by Anthropic, and nothing in the request says how large it is: no
+        // reservation bounds it, in a message of the user's or inside a tool's result.
         var alias = await env.Gateway.AddModelAsync(env.Anthropic.BaseUrl, "claude-haiku-4-5", protocol: "anthropic", secret: FakeAnthropic.ApiKey);
         var marker = "doc-url-" + Guid.NewGuid().ToString("N");
         var body = $$$"""
-            {"model":"{{{alias}}}","max_tokens":100,"messages":[{"role":"user","content":[
-               {"type":"document","source":{"type":"url","url":"https://example.invalid/1000-pages.pdf"}},
-               {"type":"text","text":"Summarise {{{marker}}}"}]}]}
+            {"model":"{{{alias}}}","max_tokens":100,"tools":[{"name":"fetch","input_schema":{"type":"object"}}],"messages":[{{{messages.Replace("MARKER", marker, StringComparison.Ordinal)}}}]}
             """;
         var (capped, _) = await env.Gateway.CreateKeyFromJsonAsync("""{"name":"capped-doc-url","hard_cap_usd":5}""");
         using (var http = Raw(capped))

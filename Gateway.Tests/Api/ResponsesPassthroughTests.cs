@@ -225,6 +225,10 @@ public sealed class ResponsesPassthroughTests(TestEnvironment env)
         Assert.Contains("a file by URL", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
         var template = await cappedHttp.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","prompt":{"id":"pmpt_1","variables":{"x":"y"} },"input":"hi","store":false}"""), Ct);
         Assert.Equal(HttpStatusCode.BadRequest, template.StatusCode);
+        // Also as a tool's output: the upstream fetches it all the same.
+        const string inToolOutput = """[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":[{"type":"input_file","file_url":"https://example.invalid/1000-pages.pdf"}]}]""";
+        var fromTool = await cappedHttp.PostAsync("/v1/responses", Json($$"""{"model":"{{alias}}","input":{{inToolOutput}},"store":false}"""), Ct);
+        Assert.Equal((HttpStatusCode.BadRequest, "unbounded_input"), (fromTool.StatusCode, (await fromTool.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!["code"]!.GetValue<string>()));
 
         var (key, _) = await env.Gateway.CreateKeyAsync();
         using var http = env.Gateway.Client(key);
@@ -239,6 +243,7 @@ public sealed class ResponsesPassthroughTests(TestEnvironment env)
     [InlineData("""{"input":[{"type":"item_reference","id":"msg_123"}]}""", "input")]
     [InlineData("""{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-123"}]}]}""", "input")]
     [InlineData("""{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-123"}]}]}""", "input")]
+    [InlineData("""{"input":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":[{"type":"input_file","file_id":"file-123"}]}]}""", "input")]
     public async Task Responses_StateHeldByTheUpstreamsOrganization_Is400EvenToAProviderServingResponses(string body, string param)
     {
         // Conversations, items and files stored at OpenAI belong to the organization behind the gateway, not to a key.

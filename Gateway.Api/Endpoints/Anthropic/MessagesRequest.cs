@@ -26,6 +26,18 @@ namespace Gateway.Api.Endpoints.Anthropic;
 /// </summary>
 internal static class MessagesRequest
 {
+    /// <summary>
+    /// Whether a document Anthropic fetches itself (by URL or file id) sits anywhere in the messages, a tool result's content
+    /// included: it has no size here, so a key with a hard cap may not send one.
+    /// </summary>
+    private static bool DocumentByReference(JsonNode? node) => node switch
+    {
+        JsonObject block when Str(block, "type") == "document" && block["source"] is JsonObject source && Str(source, "type") is "url" or "file" => true,
+        JsonObject other => other.Any(p => DocumentByReference(p.Value)),
+        JsonArray items => items.Any(DocumentByReference),
+        _ => false,
+    };
+
     /// <returns>The canonical request's JSON and the client's own request (passed through to Anthropic upstreams), or why it
     /// cannot be translated.</returns>
     public static (byte[]? Canonical, NativeRequest? Native, GatewayError? Failure) Translate(ReadOnlySpan<byte> body, string? beta = null)
@@ -37,11 +49,8 @@ internal static class MessagesRequest
         {
             var untranslated = new List<string>();
             var canonical = JsonSerializer.SerializeToUtf8Bytes(Canonical(request, untranslated), GatewayJsonContext.Wire.JsonObject);
-            // A document Anthropic fetches itself (by URL or file id) has no size here: a capped key may not send one.
-            var byReference = request["messages"] is JsonArray messages && messages.OfType<JsonObject>().Any(m => m["content"] is JsonArray blocks
-                && blocks.OfType<JsonObject>().Any(b => Str(b, "type") == "document" && b["source"] is JsonObject source && Str(source, "type") is "url" or "file"));
             return (canonical, new NativeRequest(NativeRequest.Anthropic, request, beta, untranslated,
-                byReference ? ["a document by URL or file id"] : null), null);
+                DocumentByReference(request["messages"]) ? ["a document by URL or file id"] : null), null);
         }
         catch (TranslationException ex)
         {

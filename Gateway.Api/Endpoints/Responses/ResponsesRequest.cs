@@ -167,8 +167,12 @@ internal static class ResponsesRequest
                 }
                 break;
             case "function_call_output":
-                if (item["output"] is JsonArray outputParts && outputParts.OfType<JsonObject>().Any(p => Str(p, "type") is not ("input_text" or "output_text" or "text")))
-                    left.Untranslated.Add("tool outputs with images or files"); // a chat tool message holds text only
+                if (item["output"] is JsonArray outputParts)
+                {
+                    foreach (var part in outputParts.OfType<JsonObject>()) ByReference(part, at, left);
+                    if (outputParts.OfType<JsonObject>().Any(p => Str(p, "type") is not ("input_text" or "output_text" or "text")))
+                        left.Untranslated.Add("tool outputs with images or files"); // a chat tool message holds text only
+                }
                 chat.Add(new JsonObject
                 {
                     ["role"] = "tool",
@@ -215,6 +219,7 @@ internal static class ResponsesRequest
         foreach (var node in parts)
         {
             if (node is not JsonObject part) throw new TranslationException($"input[{at}].content: parts must be objects", "input", "invalid_type");
+            ByReference(part, at, left);
             switch (Str(part, "type"))
             {
                 case "input_text" or "output_text" or "text":
@@ -231,15 +236,11 @@ internal static class ResponsesRequest
                 case "image_url" when part["image_url"] is JsonObject:
                     chat.Add(part.DeepClone()); // a chat part, as conversations stored by earlier versions hold them
                     break;
-                case "input_image" or "input_file" when part["file_id"] is not null:
-                    // Files uploaded to the upstream belong to its organization, not to a key (and the gateway has no files API).
-                    throw new TranslationException($"input[{at}].content: files by file_id are not supported by this gateway; send the content itself (a data: URL or file_data)", "input");
                 case "input_image":
                     left.Untranslated.Add("'input_image' parts without image_url");
                     break;
                 case "input_file":
                     left.Untranslated.Add("'input_file' content parts");
-                    if (part["file_url"] is not null) left.Unbounded.Add("a file by URL");
                     break;
                 case null:
                     throw new TranslationException($"input[{at}].content: a part's type is required", "input", "missing_required_parameter");
@@ -251,6 +252,17 @@ internal static class ResponsesRequest
         return chat.All(p => Str(p!.AsObject(), "type") == "text")
             ? string.Join("", chat.Select(p => Str(p!.AsObject(), "text")))
             : chat;
+    }
+
+    // A part that names content the upstream holds or fetches, wherever it sits (a message's content, a tool's output): files by
+    // file_id belong to the upstream's organization, not to a key (and the gateway has no files API): refused; a file by URL has no
+    // size here, so a key with a hard cap may not send it.
+    private static void ByReference(JsonObject part, int at, Left left)
+    {
+        if (Str(part, "type") is not ("input_image" or "input_file")) return;
+        if (part["file_id"] is not null)
+            throw new TranslationException($"input[{at}]: files by file_id are not supported by this gateway; send the content itself (a data: URL or file_data)", "input");
+        if (Str(part, "type") == "input_file" && part["file_url"] is not null) left.Unbounded.Add("a file by URL");
     }
 
     // Function tools in the chat form; the others (built-in, custom, namespace) are untranslated.
