@@ -131,8 +131,8 @@ public sealed partial class LeaseHeartbeat(
             var now = time.GetUtcNow();
             await using var connection = await db.OpenConnectionAsync(token);
             // (1) alive
-            await connection.ExecuteAsync(new CommandDefinition(BeatSql,
-                new { id = ledger.InstanceId, journal = journal.Id, started = _startedAt, now }, cancellationToken: token));
+            await connection.ExecuteAsync(BeatSql,
+                new { id = ledger.InstanceId, journal = journal.Id, started = _startedAt, now, token });
             // (2) this instance's claims
             await ledger.PublishClaimsAsync(connection, token);
             // (3) instances whose counter stood still for the bound, on this instance's clock (instances need not agree on the time)

@@ -82,7 +82,7 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
         };
         await using var connection = await _db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<SpendRow>(new CommandDefinition(
-            $"SELECT * FROM ({sql}) r ORDER BY cost_usd DESC, \"group\"", Range(from, to), cancellationToken: ct));
+            $"SELECT * FROM ({sql}) r ORDER BY cost_usd DESC, \"group\"", new { from, to }, cancellationToken: ct));
         return rows.AsList();
     }
 
@@ -121,13 +121,8 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
             FROM usage_daily_models d JOIN api_keys k ON k.id = d.key_id
             WHERE d.day BETWEEN @from::date AND @to::date
             ORDER BY d.day, k.name, d.key_id, d.provider, d.model
-            """, Range(from, to));
+            """, new { from, to });
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 
-    private static object Range(DateOnly from, DateOnly to) => new
-    {
-        from = from.ToDateTime(TimeOnly.MinValue),
-        to = to.ToDateTime(TimeOnly.MinValue),
-    };
 }
