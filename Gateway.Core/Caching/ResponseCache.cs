@@ -111,11 +111,10 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
         try
         {
             await using var connection = await db.OpenConnectionAsync(budget.Token);
-            var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition("""
+            var row = await connection.QuerySingleOrDefaultAsync<Row>("""
                 SELECT body, provider, served_model, served_alias, prompt_tokens, completion_tokens, cached_tokens
                 FROM response_cache WHERE cache_key = @key AND expires_at > @now AND stored_at >= @oldest
-                """, new { key, now = now.UtcDateTime, oldest = (now - TimeSpan.FromSeconds(reader.CacheTtlSeconds ?? 0)).UtcDateTime },
-                cancellationToken: budget.Token));
+                """, new { key, now = now.UtcDateTime, oldest = (now - TimeSpan.FromSeconds(reader.CacheTtlSeconds ?? 0)).UtcDateTime, budget.Token });
             // The asked alias is in the key, and routing allowed it; the one that answered may be a fallback this reader may not use.
             if (row?.ServedAlias is not { } answeredBy || !reader.MayUse(answeredBy)) return null;
             return new CachedAnswer(row.Body, row.Provider, row.ServedModel, new TokenUsage(row.PromptTokens, row.CompletionTokens, row.CachedTokens));
@@ -148,7 +147,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
                 await using var connection = await db.OpenConnectionAsync(timeout.Token);
                 var usage = answer.Usage ?? default;
-                await connection.ExecuteAsync(new CommandDefinition("""
+                await connection.ExecuteAsync("""
                     INSERT INTO response_cache (cache_key, body, provider, served_model, served_alias, prompt_tokens, completion_tokens, cached_tokens,
                                                 stored_at, expires_at)
                     VALUES (@key, @body, @provider, @served, @alias, @prompt, @completion, @cached, @now, @expires)
@@ -161,12 +160,11 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
                 {
                     key, body = answer.Body.ToArray(), provider = route.Provider.Name, served = answer.ServedModel, alias = route.Alias,
                     prompt = usage.PromptTokens, completion = usage.CompletionTokens, cached = usage.CachedTokens,
-                    now = now.UtcDateTime, expires = (now + TimeSpan.FromSeconds(ttlSeconds)).UtcDateTime,
-                }, cancellationToken: timeout.Token));
+                    now = now.UtcDateTime, expires = (now + TimeSpan.FromSeconds(ttlSeconds)).UtcDateTime, timeout.Token,
+                });
                 if (purge)
                 {
-                    await connection.ExecuteAsync(new CommandDefinition("DELETE FROM response_cache WHERE expires_at < @now",
-                        new { now = now.UtcDateTime }, cancellationToken: timeout.Token));
+                    await connection.ExecuteAsync("DELETE FROM response_cache WHERE expires_at < @now", new { now = now.UtcDateTime, timeout.Token });
                 }
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
@@ -350,7 +348,7 @@ public sealed partial class ResponseCache(NpgsqlDataSource db, TimeProvider time
     }
 
 #pragma warning disable CA1812 // instantiated by Dapper
-    private sealed class Row
+    internal sealed class Row
     {
         public byte[] Body { get; init; } = [];
         public string Provider { get; init; } = "";

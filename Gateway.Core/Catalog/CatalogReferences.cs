@@ -64,12 +64,16 @@ public sealed class CatalogReferences(NpgsqlDataSource db)
     {
         if (providers.Length == 0 && models.Length == 0) return ([], []);
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<(string Kind, string Name)>(new CommandDefinition("""
-            SELECT 'p', name FROM providers WHERE name = ANY(@providers)
+        // The columns are named: rows are read into ExistingName by column name.
+        var rows = await connection.QueryAsync<ExistingName>("""
+            SELECT 'p' AS kind, name FROM providers WHERE name = ANY(@providers)
             UNION ALL
             SELECT 'm', alias FROM models WHERE alias = ANY(@models)
-            """, new { providers, models }, cancellationToken: ct));
+            """, new { providers, models, ct });
         var found = rows.ToLookup(r => r.Kind, r => r.Name);
         return ([.. found["p"]], [.. found["m"]]);
     }
+
+    /// <summary>A provider (<c>p</c>) or model (<c>m</c>) name that exists.</summary>
+    internal sealed record ExistingName(string Kind, string Name);
 }

@@ -14,8 +14,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderView.Columns} FROM providers ORDER BY name", cancellationToken: ct));
+        var rows = await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers ORDER BY name", new { ct });
         return rows.Select(Masked).ToList();
     }
 
@@ -31,7 +30,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     private async Task<ProviderView?> CreateProviderAsync(NpgsqlConnection connection, ProviderRequest request, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
+        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>($"""
             INSERT INTO providers (id, name, protocol, base_url, secret_ref, enabled, settings, created_at, updated_at)
             VALUES (@Id, @Name, @Protocol, @BaseUrl, @SecretRef, @Enabled, @Settings::jsonb, @Now, @Now)
             ON CONFLICT (name) DO NOTHING
@@ -46,7 +45,8 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             Enabled = request.Enabled ?? true,
             Settings = (request.Settings ?? ProviderSettings.Default).ToJson(),
             Now = now.UtcDateTime,
-        }, cancellationToken: ct));
+            ct,
+        });
         return view is null ? null : Masked(view);
     }
 
@@ -63,7 +63,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
 
     private async Task<ProviderView?> UpdateProviderAsync(NpgsqlConnection connection, string name, ProviderRequest request, CancellationToken ct)
     {
-        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition($"""
+        var view = await connection.QuerySingleOrDefaultAsync<ProviderView>($"""
             UPDATE providers SET protocol = @Protocol, base_url = @BaseUrl,
                 secret_ref = CASE WHEN @SecretSent THEN @SecretRef ELSE secret_ref END,
                 enabled = coalesce(@Enabled, enabled), settings = coalesce(@Settings::jsonb, settings), updated_at = @Now
@@ -79,7 +79,8 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             request.Enabled,
             Settings = request.Settings?.ToJson(),
             Now = time.GetUtcNow().UtcDateTime,
-        }, cancellationToken: ct));
+            ct,
+        });
         return view is null ? null : Masked(view);
     }
 
@@ -93,8 +94,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
 
     /// <summary>A provider's row, its secret reference unmasked.</summary>
     private static Task<ProviderView?> ProviderRowAsync(NpgsqlConnection connection, string name, CancellationToken ct) =>
-        connection.QuerySingleOrDefaultAsync<ProviderView>(new CommandDefinition(
-            $"SELECT {ProviderView.Columns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
+        connection.QuerySingleOrDefaultAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers WHERE name = @name", new { name, ct });
 
     private string? SecretRefOf(ProviderRequest request) =>
         request.Secret is { Length: > 0 } secret ? secrets.Protect(secret) : request.SecretRef;
@@ -104,7 +104,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     public async Task<IReadOnlyList<ModelView>> ListModelsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ModelView>(new CommandDefinition($"{ModelView.Select} ORDER BY m.alias", cancellationToken: ct));
+        var rows = await connection.QueryAsync<ModelView>($"{ModelView.Select} ORDER BY m.alias", new { ct });
         return rows.AsList();
     }
 
@@ -124,7 +124,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
         CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var created = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition("""
+        var created = await connection.QuerySingleOrDefaultAsync<bool?>("""
             INSERT INTO models AS m (id, alias, provider_id, upstream_model, input_price_per_mtok, output_price_per_mtok,
                                      cached_input_price_per_mtok, cache_write_price_per_mtok, cache_write_1h_price_per_mtok,
                                      context_window, max_output_tokens, fallbacks, ttft_timeout_ms, timeout_ms, enabled, created_at, updated_at)
@@ -160,13 +160,14 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
             request.TimeoutMs,
             request.Enabled,
             Now = now.UtcDateTime,
-        }, cancellationToken: ct));
+            ct,
+        });
         if (created is null) return (null, false);
         return (await ModelRowAsync(connection, alias, ct), created.Value);
     }
 
     private static Task<ModelView?> ModelRowAsync(NpgsqlConnection connection, string alias, CancellationToken ct) =>
-        connection.QuerySingleOrDefaultAsync<ModelView>(new CommandDefinition($"{ModelView.Select} WHERE m.alias = @alias", new { alias }, cancellationToken: ct));
+        connection.QuerySingleOrDefaultAsync<ModelView>($"{ModelView.Select} WHERE m.alias = @alias", new { alias, ct });
 
     /// <summary>Applies the seed file: providers by name, models by alias (creating or updating). Not audited: it is configuration.</summary>
     public async Task ApplySeedAsync(IEnumerable<ProviderRequest> providers, IEnumerable<ModelRequest> models, CancellationToken ct)

@@ -63,15 +63,13 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        // One round trip, the rows the admin store shows: each table's columns are listed once (ProviderView, ModelView).
-        await using var results = await connection.QueryMultipleAsync(new CommandDefinition($"""
-            SELECT {ProviderView.Columns} FROM providers WHERE enabled;
-            {ModelView.Select} WHERE m.enabled AND p.enabled;
-            """, cancellationToken: ct));
-        var rows = (await results.ReadAsync<ProviderView>()).ToDictionary(p => p.Name, StringComparer.Ordinal);
+        // The rows the admin store shows: each table's columns are listed once (ProviderView, ModelView). Providers, then models,
+        // in two statements (Dapper.AOT, which runs every call here, reads no multiple result sets).
+        var rows = (await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers WHERE enabled", new { ct }))
+            .ToDictionary(p => p.Name, StringComparer.Ordinal);
         var providers = new Dictionary<string, ProviderInfo>(StringComparer.Ordinal);
         var models = new Dictionary<string, ModelRoute>(StringComparer.Ordinal);
-        foreach (var m in await results.ReadAsync<ModelView>())
+        foreach (var m in await connection.QueryAsync<ModelView>($"{ModelView.Select} WHERE m.enabled AND p.enabled", new { ct }))
         {
             // A provider enabled or disabled between the two statements: its models wait for the reload its NOTIFY brings.
             if (!rows.TryGetValue(m.Provider, out var p)) continue;

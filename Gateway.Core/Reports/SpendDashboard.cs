@@ -103,14 +103,14 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
     /// <summary>Spend per budget day and model or provider (<paramref name="by"/>), oldest day first, dearest group first within a day.</summary>
     public async Task<IReadOnlyList<DailySpend>> DailyAsync(SpendFilter filter, SpendGroup by, CancellationToken ct)
     {
-        var sql = by switch
-        {
-            SpendGroup.Model => DailyByModelSql,
-            SpendGroup.Provider => DailyByProviderSql,
-            _ => throw new ArgumentOutOfRangeException(nameof(by), by, "The dashboard splits spend by model or provider."),
-        };
+        if (by is not (SpendGroup.Model or SpendGroup.Provider))
+            throw new ArgumentOutOfRangeException(nameof(by), by, "The dashboard splits spend by model or provider.");
         await using var connection = await _db.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<DailySpend>(new CommandDefinition(sql, filter.Parameters(calendar), cancellationToken: ct))).AsList();
+        // One call per grouping, each with constant SQL, which Dapper.AOT binds at build time.
+        var rows = by == SpendGroup.Model
+            ? await connection.QueryAsync<DailySpend>(DailyByModelSql, filter.Args(calendar, ct))
+            : await connection.QueryAsync<DailySpend>(DailyByProviderSql, filter.Args(calendar, ct));
+        return rows.AsList();
     }
 
     private const string TopKeysSql = $"""
@@ -123,10 +123,8 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
     /// <summary>The <paramref name="limit"/> keys that cost most, dearest first.</summary>
     public async Task<IReadOnlyList<KeySpend>> TopKeysAsync(SpendFilter filter, int limit, CancellationToken ct)
     {
-        var parameters = filter.Parameters(calendar);
-        parameters.Add("limit", limit);
         await using var connection = await _db.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<KeySpend>(new CommandDefinition(TopKeysSql, parameters, cancellationToken: ct))).AsList();
+        return (await connection.QueryAsync<KeySpend>(TopKeysSql, filter.Args(calendar, ct) with { Limit = limit })).AsList();
     }
 
     private const string CountSql = $"""
@@ -137,7 +135,7 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
     public async Task<long> CountAsync(SpendFilter filter, CancellationToken ct)
     {
         await using var connection = await _db.OpenConnectionAsync(ct);
-        return await connection.ExecuteScalarAsync<long>(new CommandDefinition(CountSql, filter.Parameters(calendar), cancellationToken: ct));
+        return await connection.ExecuteScalarAsync<long>(CountSql, filter.Args(calendar, ct));
     }
 
     private const string LatencySql = $"""
@@ -155,7 +153,7 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
     {
         if (filter.Days > MaxLatencyDays) return null;
         await using var connection = await _db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleAsync<LatencyStats>(new CommandDefinition(LatencySql, filter.Parameters(calendar), cancellationToken: ct));
+        return await connection.QuerySingleAsync<LatencyStats>(LatencySql, filter.Args(calendar, ct));
     }
 
     // Keys are revoked, never deleted; the outer join still shows a row whose key is gone, as the aggregates count it.
@@ -175,28 +173,22 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, MaxPageSize);
-        var parameters = filter.Parameters(calendar);
-        parameters.Add("offset", offset);
-        parameters.Add("limit", limit);
         await using var connection = await _db.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<UsageEvent>(new CommandDefinition(PageSql, parameters, cancellationToken: ct))).AsList();
+        return (await connection.QueryAsync<UsageEvent>(PageSql, filter.Args(calendar, ct) with { Offset = offset, Limit = limit })).AsList();
     }
 
-    private const string OptionsSql = """
-        SELECT DISTINCT model FROM usage_daily_models WHERE day BETWEEN @from::date AND @to::date ORDER BY 1;
-        SELECT DISTINCT provider FROM usage_daily_models WHERE day BETWEEN @from::date AND @to::date ORDER BY 1;
-        SELECT DISTINCT tag FROM api_keys CROSS JOIN LATERAL unnest(tags) AS t(tag) ORDER BY 1;
-        """;
+    // One statement each (Dapper.AOT, which runs every call here, reads no multiple result sets); the range goes as dates.
+    private const string ModelOptionsSql = "SELECT DISTINCT model FROM usage_daily_models WHERE day BETWEEN @from::date AND @to::date ORDER BY 1";
+    private const string ProviderOptionsSql = "SELECT DISTINCT provider FROM usage_daily_models WHERE day BETWEEN @from::date AND @to::date ORDER BY 1";
+    private const string TeamOptionsSql = "SELECT DISTINCT tag FROM api_keys CROSS JOIN LATERAL unnest(tags) AS t(tag) ORDER BY 1";
 
     /// <summary>Models and providers with use from <paramref name="from"/> to <paramref name="to"/>, and every tag a key carries.</summary>
     public async Task<SpendFilterOptions> FilterOptionsAsync(DateOnly from, DateOnly to, CancellationToken ct)
     {
         await using var connection = await _db.OpenConnectionAsync(ct);
-        await using var results = await connection.QueryMultipleAsync(new CommandDefinition(OptionsSql,
-            new { from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct));
-        var models = (await results.ReadAsync<string>()).AsList();
-        var providers = (await results.ReadAsync<string>()).AsList();
-        var teams = (await results.ReadAsync<string>()).AsList();
+        var models = (await connection.QueryAsync<string>(ModelOptionsSql, new { from, to, ct })).AsList();
+        var providers = (await connection.QueryAsync<string>(ProviderOptionsSql, new { from, to, ct })).AsList();
+        var teams = (await connection.QueryAsync<string>(TeamOptionsSql, new { ct })).AsList();
         return new SpendFilterOptions(models, providers, teams);
     }
 }

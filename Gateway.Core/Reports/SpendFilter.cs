@@ -1,4 +1,3 @@
-using Dapper;
 using Gateway.Core.Budgets;
 
 namespace Gateway.Core.Reports;
@@ -37,17 +36,41 @@ public sealed record SpendFilter(DateOnly From, DateOnly To, Guid? KeyId = null,
                                               AND (@team = ANY (t.tags) OR @team = '(untagged)' AND cardinality(t.tags) = 0)))
         """;
 
-    internal DynamicParameters Parameters(BudgetCalendar calendar)
+    /// <summary>
+    /// The parameters of <see cref="AggregateWhere"/> and <see cref="UsageWhere"/>, with <paramref name="ct"/> for the command.
+    /// The range goes as dates (<c>@from::date</c>) and as UTC instants (<c>timestamptz</c>); an unset key, team, model or
+    /// provider goes as a typed NULL.
+    /// </summary>
+    internal SpendFilterArgs Args(BudgetCalendar calendar, CancellationToken ct) => new()
     {
-        var parameters = new DynamicParameters();
-        parameters.Add("from", From.ToDateTime(TimeOnly.MinValue));
-        parameters.Add("to", To.ToDateTime(TimeOnly.MinValue));
-        parameters.Add("fromTime", calendar.StartOf(From).AddDays(-1));
-        parameters.Add("toTime", calendar.StartOf(To.AddDays(1)).AddDays(1));
-        parameters.Add("keyId", KeyId);
-        parameters.Add("team", Team, System.Data.DbType.String);
-        parameters.Add("model", Model, System.Data.DbType.String);
-        parameters.Add("provider", Provider, System.Data.DbType.String);
-        return parameters;
-    }
+        From = From,
+        To = To,
+        FromTime = calendar.StartOf(From).AddDays(-1),
+        ToTime = calendar.StartOf(To.AddDays(1)).AddDays(1),
+        KeyId = KeyId,
+        Team = Team,
+        Model = Model,
+        Provider = Provider,
+        Ct = ct,
+    };
+}
+
+/// <summary>
+/// A <see cref="SpendFilter"/>'s SQL parameters (named as in <see cref="SpendFilter.AggregateWhere"/> and
+/// <see cref="SpendFilter.UsageWhere"/>), a page's <see cref="Offset"/> and <see cref="Limit"/>, and the command's cancellation
+/// token: the typed argument Dapper.AOT binds at build time.
+/// </summary>
+internal sealed record SpendFilterArgs
+{
+    public DateOnly From { get; init; }
+    public DateOnly To { get; init; }
+    public DateTimeOffset FromTime { get; init; }
+    public DateTimeOffset ToTime { get; init; }
+    public Guid? KeyId { get; init; }
+    public string? Team { get; init; }
+    public string? Model { get; init; }
+    public string? Provider { get; init; }
+    public int Offset { get; init; }
+    public int Limit { get; init; }
+    public CancellationToken Ct { get; init; }
 }

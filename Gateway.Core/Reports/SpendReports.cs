@@ -53,36 +53,49 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
         sum(d.completion_tokens)::bigint AS completion_tokens, sum(d.cost_usd) AS cost_usd
         """;
 
+    private const string SpendOrder = "ORDER BY cost_usd DESC, \"group\"";
+
+    private const string SpendByKey = $"""
+        SELECT k.name AS "group", d.key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+        WHERE d.day BETWEEN @from::date AND @to::date GROUP BY k.name, d.key_id
+        """;
+
+    // A key with several tags counts toward each; keys with none are '(untagged)'.
+    private const string SpendByTeam = $"""
+        SELECT t.tag AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
+        CROSS JOIN LATERAL unnest(CASE WHEN cardinality(k.tags) = 0 THEN ARRAY['(untagged)'] ELSE k.tags END) AS t(tag)
+        WHERE d.day BETWEEN @from::date AND @to::date GROUP BY t.tag
+        """;
+
+    private const string SpendByDay = $"""
+        SELECT to_char(d.day, 'YYYY-MM-DD') AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d
+        WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.day
+        """;
+
+    private const string SpendByModel = $"""
+        SELECT d.model AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
+        WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.model
+        """;
+
+    private const string SpendByProvider = $"""
+        SELECT d.provider AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
+        WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.provider
+        """;
+
     public async Task<IReadOnlyList<SpendRow>> SpendAsync(SpendGroup by, DateOnly from, DateOnly to, CancellationToken ct)
     {
-        var sql = by switch
-        {
-            SpendGroup.Key => $"""
-                SELECT k.name AS "group", d.key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
-                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY k.name, d.key_id
-                """,
-            // A key with several tags counts toward each; keys with none are '(untagged)'.
-            SpendGroup.Team => $"""
-                SELECT t.tag AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
-                CROSS JOIN LATERAL unnest(CASE WHEN cardinality(k.tags) = 0 THEN ARRAY['(untagged)'] ELSE k.tags END) AS t(tag)
-                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY t.tag
-                """,
-            SpendGroup.Day => $"""
-                SELECT to_char(d.day, 'YYYY-MM-DD') AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d
-                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.day
-                """,
-            SpendGroup.Model => $"""
-                SELECT d.model AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
-                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.model
-                """,
-            _ => $"""
-                SELECT d.provider AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
-                WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.provider
-                """,
-        };
         await using var connection = await _db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<SpendRow>(new CommandDefinition(
-            $"SELECT * FROM ({sql}) r ORDER BY cost_usd DESC, \"group\"", new { from, to }, cancellationToken: ct));
+        var range = new { from, to, ct };
+        // One call per grouping, each with constant SQL: Dapper.AOT binds constant SQL at build time (with a non-constant
+        // command and a cancellation token, Dapper.AOT 1.1.0 generates code that does not compile).
+        var rows = by switch
+        {
+            SpendGroup.Key => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByKey}) r {SpendOrder}", range),
+            SpendGroup.Team => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByTeam}) r {SpendOrder}", range),
+            SpendGroup.Day => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByDay}) r {SpendOrder}", range),
+            SpendGroup.Model => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByModel}) r {SpendOrder}", range),
+            _ => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByProvider}) r {SpendOrder}", range),
+        };
         return rows.AsList();
     }
 
@@ -103,7 +116,7 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
     public async IAsyncEnumerable<UsageRow> UsageAsync(SpendFilter filter, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         await using var connection = await _db.OpenConnectionAsync(ct);
-        var rows = connection.QueryUnbufferedAsync<UsageRow>(UsageSql, filter.Parameters(calendar));
+        var rows = connection.QueryUnbufferedAsync<UsageRow>(UsageSql, filter.Args(calendar, ct));
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
 

@@ -25,12 +25,11 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
         var now = time.GetUtcNow();
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
-            await connection.ExecuteAsync(new CommandDefinition("""
+            await connection.ExecuteAsync("""
                 INSERT INTO stored_responses (id, key_id, created_at, expires_at, items, response)
                 VALUES (@id, @keyId, @now, @expires, @items::jsonb, @response::jsonb)
                 ON CONFLICT (id) DO UPDATE SET items = excluded.items, response = excluded.response
-                """, new { id, keyId, now = now.UtcDateTime, expires = now.AddDays(options.Value.RetentionDays).UtcDateTime, items, response },
-                cancellationToken: ct));
+                """, new { id, keyId, now = now.UtcDateTime, expires = now.AddDays(options.Value.RetentionDays).UtcDateTime, items, response, ct });
         }
         if (time.GetElapsedTime(Interlocked.Read(ref _lastPurge)) > PurgeEvery)
         {
@@ -45,10 +44,10 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
     {
         if (!CouldBeStored(id)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<Stored>(new CommandDefinition("""
+        return await connection.QuerySingleOrDefaultAsync<Stored>("""
             SELECT items::text AS items, response::text AS response FROM stored_responses
             WHERE id = @id AND key_id = @keyId AND expires_at > @now
-            """, new { id, keyId, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+            """, new { id, keyId, now = time.GetUtcNow().UtcDateTime, ct });
     }
 
     /// <summary>Deletes the key's stored response; false when it had none by that id.</summary>
@@ -56,9 +55,9 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
     {
         if (!CouldBeStored(id)) return false;
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteAsync(new CommandDefinition("""
+        return await connection.ExecuteAsync("""
             DELETE FROM stored_responses WHERE id = @id AND key_id = @keyId AND expires_at > @now
-            """, new { id, keyId, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct)) > 0;
+            """, new { id, keyId, now = time.GetUtcNow().UtcDateTime, ct }) > 0;
     }
 
     /// <summary>
@@ -81,9 +80,9 @@ public sealed partial class ResponseStore(NpgsqlDataSource db, TimeProvider time
             int batch;
             do
             {
-                batch = await connection.ExecuteAsync(new CommandDefinition("""
+                batch = await connection.ExecuteAsync("""
                     DELETE FROM stored_responses WHERE id IN (SELECT id FROM stored_responses WHERE expires_at <= @now LIMIT @limit)
-                    """, new { now = now.UtcDateTime, limit = PurgeBatch }, cancellationToken: timeout.Token));
+                    """, new { now = now.UtcDateTime, limit = PurgeBatch, timeout.Token });
                 deleted += batch;
             } while (batch == PurgeBatch);
         }
