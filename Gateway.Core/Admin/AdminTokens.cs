@@ -37,8 +37,7 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<(string Name, byte[] TokenHash)>(new CommandDefinition(
-            "SELECT name, token_hash FROM admin_tokens WHERE revoked_at IS NULL", cancellationToken: ct));
+        var rows = await connection.QueryAsync<LiveToken>("SELECT name, token_hash FROM admin_tokens WHERE revoked_at IS NULL", new { ct });
         Interlocked.Exchange(ref _live, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.TokenHash), r => (r.TokenHash, r.Name)));
     }
 
@@ -47,11 +46,11 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
         var token = Scheme + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var now = time.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var view = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition($"""
+        var view = await connection.QuerySingleOrDefaultAsync<AdminTokenView>($"""
             INSERT INTO admin_tokens (id, name, prefix, token_hash, created_at) VALUES (@id, @name, @prefix, @hash, @now)
             ON CONFLICT (name) DO NOTHING
             RETURNING {Columns}
-            """, new { id = Guid.CreateVersion7(now), name, prefix = token[..12], hash = ApiKeySecret.Hash(token), now = now.UtcDateTime }, cancellationToken: ct));
+            """, new { id = Guid.CreateVersion7(now), name, prefix = token[..12], hash = ApiKeySecret.Hash(token), now = now.UtcDateTime, ct });
         if (view is null) return null;
         await ReloadAsync(ct); // this instance at once; the others on NOTIFY
         await audit.RecordAsync(connection, null, actor, AuditActions.AdminTokenCreate, Entity, view.Id.ToString(), null, view, ct);
@@ -61,8 +60,7 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
     public async Task<IReadOnlyList<AdminTokenView>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<AdminTokenView>(new CommandDefinition(
-            $"SELECT {Columns} FROM admin_tokens ORDER BY created_at, id", cancellationToken: ct))).AsList();
+        return (await connection.QueryAsync<AdminTokenView>($"SELECT {Columns} FROM admin_tokens ORDER BY created_at, id", new { ct })).AsList();
     }
 
     public async Task<AdminTokenView?> RevokeAsync(Guid id, string actor, CancellationToken ct)
@@ -70,9 +68,9 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
         AdminTokenView? revoked;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
-            revoked = await connection.QuerySingleOrDefaultAsync<AdminTokenView>(new CommandDefinition($"""
+            revoked = await connection.QuerySingleOrDefaultAsync<AdminTokenView>($"""
                 UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id RETURNING {Columns}
-                """, new { id, now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+                """, new { id, now = time.GetUtcNow().UtcDateTime, ct });
         }
         if (revoked is null) return null;
         await ReloadAsync(ct); // refused here from the next call; elsewhere on NOTIFY
@@ -88,4 +86,16 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
         return _live.TryGetValue(ApiKeySecret.Slot(hash), out var token) && CryptographicOperations.FixedTimeEquals(token.Hash, hash)
             ? token.Name : null;
     }
+
+#pragma warning disable CA1812 // instantiated by Dapper
+    /// <summary>
+    /// A live token's row for the snapshot: a type, not a value tuple (Dapper.AOT reads no tuples), and internal (its generated
+    /// code cannot reach a private type).
+    /// </summary>
+    internal sealed record LiveToken
+    {
+        public string Name { get; init; } = "";
+        public byte[] TokenHash { get; init; } = [];
+    }
+#pragma warning restore CA1812
 }

@@ -43,11 +43,11 @@ public sealed class AuditLog(NpgsqlDataSource db, TimeProvider time)
     /// <summary>Records a change on the connection (and in the transaction, if any) that made it: for the stores.</summary>
     internal async Task RecordAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string actor, string action, string entity,
         string entityId, object? before, object? after, CancellationToken ct) =>
-        await connection.ExecuteAsync(new CommandDefinition("""
+        await connection.ExecuteAsync("""
             INSERT INTO audit_log (at, actor, action, entity, entity_id, before, after)
             VALUES (@at, @actor, @action, @entity, @entityId, @before::jsonb, @after::jsonb)
-            """, new { at = time.GetUtcNow().UtcDateTime, actor, action, entity, entityId, before = Masked(before), after = Masked(after) },
-            transaction, cancellationToken: ct));
+            """, new { at = time.GetUtcNow().UtcDateTime, actor, action, entity, entityId, before = Masked(before), after = Masked(after), ct },
+            transaction);
 
     /// <summary>Newest first, filtered by any of: entity, actor, a text in the entity id or the records.</summary>
     public async Task<(IReadOnlyList<AuditEntry> Items, int Total)> SearchAsync(string? entity, string? actor, string? text, int offset, int limit,
@@ -57,15 +57,15 @@ public sealed class AuditLog(NpgsqlDataSource db, TimeProvider time)
             WHERE (@entity::text IS NULL OR entity = @entity) AND (@actor::text IS NULL OR actor = @actor)
               AND (@text::text IS NULL OR strpos(lower(entity_id || ' ' || coalesce(before::text, '') || ' ' || coalesce(after::text, '')), lower(@text)) > 0)
             """;
-        var parameters = new { entity = Blank(entity), actor = Blank(actor), text = Blank(text), offset, limit };
+        var parameters = new { entity = Blank(entity), actor = Blank(actor), text = Blank(text), offset, limit, ct };
         await using var connection = await db.OpenConnectionAsync(ct);
-        var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition($"SELECT count(*) FROM audit_log {Where}", parameters, cancellationToken: ct));
-        var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition($"""
+        var total = await connection.ExecuteScalarAsync<int>($"SELECT count(*) FROM audit_log {Where}", parameters);
+        var rows = await connection.QueryAsync<AuditEntry>($"""
             SELECT id, at, actor, action, entity, entity_id, coalesce(after ->> 'name', before ->> 'name') AS name,
                    before::text AS before, after::text AS after
             FROM audit_log {Where}
             ORDER BY at DESC, id DESC OFFSET @offset LIMIT @limit
-            """, parameters, cancellationToken: ct));
+            """, parameters);
         return (rows.AsList(), total);
     }
 

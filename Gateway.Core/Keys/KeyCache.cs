@@ -19,8 +19,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<HashedKey>(new CommandDefinition(
-            $"SELECT {KeyView.Columns}, key_hash FROM api_keys", cancellationToken: ct));
+        var rows = await connection.QueryAsync<HashedKey>($"SELECT {KeyView.Columns}, key_hash FROM api_keys", new { ct });
         Interlocked.Exchange(ref _keys, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.KeyHash), ToGatewayKey));
     }
 
@@ -61,8 +60,8 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     private static DateTimeOffset? Utc(DateTime? value) => value is { } v ? new DateTimeOffset(v, TimeSpan.Zero) : null;
 
 #pragma warning disable CA1812 // instantiated by Dapper
-    /// <summary>A key's row with its hash, which only the snapshot reads.</summary>
-    private sealed record HashedKey : KeyView
+    /// <summary>A key's row with its hash, which only the snapshot reads (internal: Dapper.AOT's generated code cannot reach a private type).</summary>
+    internal sealed record HashedKey : KeyView
     {
         public byte[] KeyHash { get; init; } = [];
     }

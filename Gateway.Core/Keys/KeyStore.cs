@@ -44,9 +44,9 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         // A concurrent claim of the same marker waits here for the first one's commit, then claims nothing.
-        var claimed = await connection.ExecuteAsync(new CommandDefinition("""
+        var claimed = await connection.ExecuteAsync("""
             INSERT INTO seed_markers (name, ref_id, created_at) VALUES (@marker, @id, @now) ON CONFLICT (name) DO NOTHING
-            """, new { marker, id, now = now.UtcDateTime }, transaction, cancellationToken: ct));
+            """, new { marker, id, now = now.UtcDateTime, ct }, transaction);
         if (claimed == 0) return null;
         var created = await InsertAsync(connection, transaction, id, request, ct);
         await audit.RecordAsync(connection, transaction, actor, AuditActions.KeyCreate, Entity, created.Id.ToString(), null, created, ct);
@@ -58,17 +58,15 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         CancellationToken ct)
     {
         var (key, prefix, hash) = ApiKeySecret.Create();
-        var parameters = Settings(id, request);
-        parameters.AddDynamicParams(new { Prefix = prefix, Hash = hash, CreatedAt = time.GetUtcNow().UtcDateTime });
-        var view = await connection.QuerySingleAsync<KeyView>(new CommandDefinition(InsertSql, parameters, transaction, cancellationToken: ct));
+        var parameters = Settings(id, request, ct) with { Prefix = prefix, Hash = hash, CreatedAt = time.GetUtcNow().UtcDateTime };
+        var view = await connection.QuerySingleAsync<KeyView>(InsertSql, parameters, transaction);
         return new CreatedKey(key, view);
     }
 
     public async Task<IReadOnlyList<KeyView>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<KeyView>(new CommandDefinition(
-            $"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", cancellationToken: ct));
+        var rows = await connection.QueryAsync<KeyView>($"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", new { ct });
         return rows.AsList();
     }
 
@@ -95,19 +93,19 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
                 .Replace("_", "\\_", StringComparison.Ordinal) + "%",
             status,
             now = time.GetUtcNow().UtcDateTime,
-            today = today.ToDateTime(TimeOnly.MinValue),
+            today,
             offset,
             limit,
+            ct,
         };
         await using var connection = await db.OpenConnectionAsync(ct);
-        var total = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-            $"SELECT count(*) FROM api_keys k {Where}", parameters, cancellationToken: ct));
-        var rows = await connection.QueryAsync<KeyListRow>(new CommandDefinition($"""
+        var total = await connection.ExecuteScalarAsync<int>($"SELECT count(*) FROM api_keys k {Where}", parameters);
+        var rows = await connection.QueryAsync<KeyListRow>($"""
             SELECT {KeyView.Columns}, coalesce(d.cost_usd, 0) AS spent_today_usd
             FROM api_keys k LEFT JOIN usage_daily d ON d.key_id = k.id AND d.day = @today::date
             {Where}
             ORDER BY k.created_at DESC, k.id OFFSET @offset LIMIT @limit
-            """, parameters, cancellationToken: ct));
+            """, parameters);
         return (rows.AsList(), total);
     }
 
@@ -120,9 +118,9 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         var (key, prefix, hash) = ApiKeySecret.Create();
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await GetAsync(connection, id, ct);
-        var view = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+        var view = await connection.QuerySingleOrDefaultAsync<KeyView>($"""
             UPDATE api_keys SET prefix = @prefix, key_hash = @hash WHERE id = @id AND revoked_at IS NULL RETURNING {KeyView.Columns}
-            """, new { id, prefix, hash }, cancellationToken: ct));
+            """, new { id, prefix, hash, ct });
         if (view is null) return null;
         var rotated = new CreatedKey(key, view);
         await audit.RecordAsync(connection, null, actor, AuditActions.KeyRotate, Entity, id.ToString(), before, rotated, ct);
@@ -134,9 +132,9 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await GetAsync(connection, id, ct);
-        var revoked = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+        var revoked = await connection.QuerySingleOrDefaultAsync<KeyView>($"""
             UPDATE api_keys SET revoked_at = coalesce(revoked_at, @Now) WHERE id = @id RETURNING {KeyView.Columns}
-            """, new { id, Now = time.GetUtcNow().UtcDateTime }, cancellationToken: ct));
+            """, new { id, Now = time.GetUtcNow().UtcDateTime, ct });
         if (revoked is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyRevoke, Entity, id.ToString(), before, revoked, ct);
         return revoked;
     }
@@ -148,44 +146,74 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
     }
 
     private static Task<KeyView?> GetAsync(NpgsqlConnection connection, Guid id, CancellationToken ct) =>
-        connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition(
-            $"SELECT {KeyView.Columns} FROM api_keys WHERE id = @id", new { id }, cancellationToken: ct));
+        connection.QuerySingleOrDefaultAsync<KeyView>($"SELECT {KeyView.Columns} FROM api_keys WHERE id = @id", new { id, ct });
 
     /// <summary>Replaces a key's settings (not its secret); every instance reloads it on the NOTIFY. Null if unknown.</summary>
     public async Task<KeyView?> UpdateAsync(Guid id, CreateKeyRequest request, string actor, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await GetAsync(connection, id, ct);
-        var updated = await connection.QuerySingleOrDefaultAsync<KeyView>(new CommandDefinition($"""
+        var updated = await connection.QuerySingleOrDefaultAsync<KeyView>($"""
             UPDATE api_keys SET name = @Name, owner = @Owner, allowed_models = @AllowedModels, tags = @Tags, daily_budget_usd = @DailyBudgetUsd,
                 hard_cap_usd = @HardCapUsd, downgrade_model = @DowngradeModel, rpm_limit = @RpmLimit, tpm_limit = @TpmLimit,
                 cache_ttl_seconds = @CacheTtlSeconds, cache_scope = @CacheScope, budget_tiers = @BudgetTiers::jsonb, monthly_budget_usd = @MonthlyBudgetUsd,
                 end_user_daily_budget_usd = @EndUserDailyBudgetUsd, injection_filter = @InjectionFilter, expires_at = @ExpiresAt
             WHERE id = @Id RETURNING {KeyView.Columns}
-            """, Settings(id, request), cancellationToken: ct));
+            """, Settings(id, request, ct));
         if (updated is not null) await audit.RecordAsync(connection, null, actor, AuditActions.KeyUpdate, Entity, id.ToString(), before, updated, ct);
         return updated;
     }
 
     /// <summary>The settable columns of a key, as given by a create or update request.</summary>
-    private static DynamicParameters Settings(Guid id, CreateKeyRequest request) => new(new
+    private static KeyArgs Settings(Guid id, CreateKeyRequest request, CancellationToken ct) => new()
     {
         Id = id,
         Name = request.Name!.Trim(),
         Owner = string.IsNullOrWhiteSpace(request.Owner) ? null : request.Owner.Trim(),
         AllowedModels = (request.AllowedModels ?? []).Distinct(StringComparer.Ordinal).ToArray(),
         Tags = (request.Tags ?? []).Distinct(StringComparer.Ordinal).ToArray(),
-        request.DailyBudgetUsd,
-        request.HardCapUsd,
-        request.DowngradeModel,
-        request.RpmLimit,
-        request.TpmLimit,
-        request.CacheTtlSeconds,
+        DailyBudgetUsd = request.DailyBudgetUsd,
+        HardCapUsd = request.HardCapUsd,
+        DowngradeModel = request.DowngradeModel,
+        RpmLimit = request.RpmLimit,
+        TpmLimit = request.TpmLimit,
+        CacheTtlSeconds = request.CacheTtlSeconds,
         CacheScope = request.CacheScope ?? "key",
-        request.MonthlyBudgetUsd,
-        request.EndUserDailyBudgetUsd,
-        request.InjectionFilter,
+        MonthlyBudgetUsd = request.MonthlyBudgetUsd,
+        EndUserDailyBudgetUsd = request.EndUserDailyBudgetUsd,
+        InjectionFilter = request.InjectionFilter,
         BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
         ExpiresAt = request.ExpiresAt?.UtcDateTime,
-    });
+        Ct = ct,
+    };
+
+    /// <summary>
+    /// A key's parameters for Dapper.AOT's generated binder (a typed object: it cannot bind <see cref="DynamicParameters"/>):
+    /// the settable columns, and for an insert the secret's prefix and hash and the creation time. Internal: the generated code cannot
+    /// reach a private type.
+    /// </summary>
+    internal sealed record KeyArgs
+    {
+        public Guid Id { get; init; }
+        public string Name { get; init; } = "";
+        public string? Owner { get; init; }
+        public string[] AllowedModels { get; init; } = [];
+        public string[] Tags { get; init; } = [];
+        public decimal? DailyBudgetUsd { get; init; }
+        public decimal? HardCapUsd { get; init; }
+        public string? DowngradeModel { get; init; }
+        public int? RpmLimit { get; init; }
+        public int? TpmLimit { get; init; }
+        public int? CacheTtlSeconds { get; init; }
+        public string CacheScope { get; init; } = "key";
+        public decimal? MonthlyBudgetUsd { get; init; }
+        public decimal? EndUserDailyBudgetUsd { get; init; }
+        public string? InjectionFilter { get; init; }
+        public string BudgetTiers { get; init; } = "[]";
+        public DateTime? ExpiresAt { get; init; }
+        public string? Prefix { get; init; }
+        public byte[]? Hash { get; init; }
+        public DateTime? CreatedAt { get; init; }
+        public CancellationToken Ct { get; init; }
+    }
 }

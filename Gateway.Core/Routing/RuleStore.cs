@@ -16,7 +16,7 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
     public async Task<IReadOnlyList<RoutingRule>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} ORDER BY priority, name", cancellationToken: ct));
+        var rows = await connection.QueryAsync<RuleRow>($"{RuleRow.Select} ORDER BY priority, name", new { ct });
         return [.. rows.Select(r => r.ToRule())];
     }
 
@@ -40,7 +40,7 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
     private async Task<(RoutingRule Rule, bool Created)> UpsertAsync(NpgsqlConnection connection, string name, RoutingRule rule, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var created = await connection.ExecuteScalarAsync<bool>(new CommandDefinition("""
+        var created = await connection.ExecuteScalarAsync<bool>("""
             INSERT INTO routing_rules AS r (id, name, priority, enabled, match, targets, fallbacks, downgrade_model, injection_filter, created_at,
                                             updated_at)
             VALUES (@Id, @name, @Priority, @Enabled, @Match::jsonb, @Targets::jsonb, @Fallbacks, @DowngradeModel, @InjectionFilter, @Now, @Now)
@@ -60,7 +60,8 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
             rule.DowngradeModel,
             rule.InjectionFilter,
             Now = now.UtcDateTime,
-        }, cancellationToken: ct));
+            ct,
+        });
         return ((await FindAsync(connection, name, ct))!, created);
     }
 
@@ -68,13 +69,12 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await FindAsync(connection, name, ct);
-        if (await connection.ExecuteAsync(new CommandDefinition("DELETE FROM routing_rules WHERE name = @name", new { name }, cancellationToken: ct)) == 0)
+        if (await connection.ExecuteAsync("DELETE FROM routing_rules WHERE name = @name", new { name, ct }) == 0)
             return false;
         await audit.RecordAsync(connection, null, actor, AuditActions.RouteDelete, Entity, name, before, null, ct);
         return true;
     }
 
     private static async Task<RoutingRule?> FindAsync(NpgsqlConnection connection, string name, CancellationToken ct) =>
-        (await connection.QuerySingleOrDefaultAsync<RuleRow>(new CommandDefinition($"{RuleRow.Select} WHERE name = @name", new { name },
-            cancellationToken: ct)))?.ToRule();
+        (await connection.QuerySingleOrDefaultAsync<RuleRow>($"{RuleRow.Select} WHERE name = @name", new { name, ct }))?.ToRule();
 }
