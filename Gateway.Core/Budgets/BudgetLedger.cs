@@ -83,9 +83,9 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         var spent = await ReadOrKnownAsync(known.Spent, async token =>
         {
             await using var connection = await db.OpenConnectionAsync(token);
-            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+            return await connection.ExecuteScalarAsync<decimal?>(
                 "SELECT sum(cost_usd) FROM usage_events WHERE key_id = @key AND end_user = @user AND occurred_at >= @start AND occurred_at < @end",
-                new { key, user, start = calendar.StartOf(day), end = calendar.StartOf(day.AddDays(1)) }, cancellationToken: token)) ?? 0;
+                new { key, user, start = calendar.StartOf(day), end = calendar.StartOf(day.AddDays(1)), token }) ?? 0;
         });
         if (_users.Count > 100_000) _users.Clear(); // a bound on memory; entries are only a 2-second cache
         _users[(key, user, day)] = (spent, time.GetTimestamp());
@@ -104,10 +104,9 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         var spent = await ReadOrKnownAsync(known.Spent, async token =>
         {
             await using var connection = await db.OpenConnectionAsync(token);
-            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+            return await connection.ExecuteScalarAsync<decimal?>(
                 "SELECT sum(cost_usd) FROM usage_daily WHERE key_id = @key AND day >= @first::date AND day < @next::date",
-                new { key, first = first.ToDateTime(TimeOnly.MinValue), next = first.AddMonths(1).ToDateTime(TimeOnly.MinValue) },
-                cancellationToken: token)) ?? 0;
+                new { key, first, next = first.AddMonths(1), token }) ?? 0;
         });
         _months[(key, month)] = (spent, time.GetTimestamp());
         return spent;
@@ -186,12 +185,18 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         }
     }
 
-    // Grants for one key and day are serialized across instances by a transaction-scoped advisory lock.
-    private const string GrantSql = """
-        SELECT pg_advisory_xact_lock(hashtextextended(@key::text || @day::text, 0));
+    // Grants for one key and day are serialized across instances by a transaction-scoped advisory lock. The day is sent as a
+    // date; the lock's key hashes it as the timestamp text it had when it was sent as one ('2026-03-01 00:00:00'), so instances
+    // of the previous release, during a rolling upgrade, take the same lock.
+    private const string GrantLockSql = """
+        SELECT pg_advisory_xact_lock(hashtextextended(@key::text || @day::timestamp::text, 0))
+        """;
+
+    // Read under the lock, in the same transaction.
+    private const string GrantReadSql = """
         SELECT coalesce((SELECT cost_usd FROM usage_daily WHERE key_id = @key AND day = @day::date), 0) AS spent,
                coalesce((SELECT sum(amount - consumed) FROM budget_leases
-                         WHERE key_id = @key AND day = @day::date AND amount > consumed), 0) AS outstanding;
+                         WHERE key_id = @key AND day = @day::date AND amount > consumed), 0) AS outstanding
         """;
 
     // A closed lease's amount becomes what was charged to it: its outstanding part is then only charges not yet written.
@@ -202,12 +207,15 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
 
     private readonly record struct Grant(Lease? Lease, decimal Spent, decimal Available);
 
+    /// <summary>A key-day's stored spend and its leases' outstanding parts (<see cref="GrantReadSql"/>'s row).</summary>
+    internal sealed record Committed(decimal Spent, decimal Outstanding);
+
     private async Task<decimal> SpentAsync(Guid key, DateOnly day, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition(
+        return await connection.ExecuteScalarAsync<decimal?>(
             "SELECT cost_usd FROM usage_daily WHERE key_id = @key AND day = @day::date",
-            new { key, day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct)) ?? 0;
+            new { key, day, ct }) ?? 0;
     }
 
     /// <summary>
@@ -236,13 +244,11 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         var ct = timeout.Token;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var dayValue = day.ToDateTime(TimeOnly.MinValue);
         if (idle.Count > 0)
-            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
-                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, tx, cancellationToken: ct));
-        using var results = await connection.QueryMultipleAsync(new CommandDefinition(GrantSql, new { key, day = dayValue }, tx, cancellationToken: ct));
-        await results.ReadAsync(); // the lock
-        var (spent, outstanding) = await results.ReadSingleAsync<(decimal, decimal)>();
+            await connection.ExecuteAsync(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray(), ct }, tx);
+        await connection.ExecuteAsync(GrantLockSql, new { key, day, ct }, tx);
+        var (spent, outstanding) = await connection.QuerySingleAsync<Committed>(GrantReadSql, new { key, day, ct }, tx);
         var available = cap - spent - outstanding;
         if (available < needed)
         {
@@ -253,9 +259,9 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         var amount = Math.Min(slice, available);
         var id = Guid.CreateVersion7(time.GetUtcNow());
         // Claimed whole: it was leased for a request that is about to reserve; the next heartbeat lowers the claim to what is used.
-        await connection.ExecuteAsync(new CommandDefinition(
+        await connection.ExecuteAsync(
             "INSERT INTO budget_leases (id, key_id, day, amount, instance_id, claimed) VALUES (@id, @key, @day, @amount, @instance, @amount)",
-            new { id, key, day = dayValue, amount, instance = InstanceId }, tx, cancellationToken: ct));
+            new { id, key, day, amount, instance = InstanceId, ct }, tx);
         await tx.CommitAsync(ct);
         foreach (var lease in idle) lease.Closed = true;
         return new Grant(new Lease(id, amount), spent, available - amount);
@@ -270,8 +276,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         """;
 
     private static async Task<HashSet<Guid>> ClaimAsync(NpgsqlConnection connection, List<(Lease Lease, decimal Claim)> claims, CancellationToken ct) =>
-        [.. await connection.QueryAsync<Guid>(new CommandDefinition(ClaimSql,
-            new { ids = claims.Select(c => c.Lease.Id).ToArray(), claims = claims.Select(c => c.Claim).ToArray() }, cancellationToken: ct))];
+        [.. await connection.QueryAsync<Guid>(ClaimSql,
+            new { ids = claims.Select(c => c.Lease.Id).ToArray(), claims = claims.Select(c => c.Claim).ToArray(), ct })];
 
     /// <summary>Claims the whole of <paramref name="leases"/> (the caller holds the key-day's gate); one taken back by another instance retires.</summary>
     private async Task RaiseClaimsAsync(KeyDay state, List<Lease> leases)
@@ -323,8 +329,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
         var idle = open.FindAll(o => !o.InUse && o.Lease.InFlight == 0).ConvertAll(o => o.Lease);
         if (idle.Count > 0)
         {
-            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
-                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, cancellationToken: ct));
+            await connection.ExecuteAsync(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray(), ct });
             foreach (var lease in idle) lease.Closed = true;
         }
         var lost = new List<(KeyDay State, Lease Lease)>();
@@ -392,8 +398,8 @@ public sealed class BudgetLedger(NpgsqlDataSource db, TimeProvider time, BudgetC
             }
             if (idle.Count == 0) continue;
             await using var connection = await db.OpenConnectionAsync(ct);
-            await connection.ExecuteAsync(new CommandDefinition(CloseSql,
-                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray() }, cancellationToken: ct));
+            await connection.ExecuteAsync(CloseSql,
+                new { ids = idle.Select(l => l.Id).ToArray(), charged = idle.Select(l => l.Charged).ToArray(), ct });
             foreach (var lease in idle) lease.Closed = true;
         }
     }

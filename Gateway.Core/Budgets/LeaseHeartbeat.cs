@@ -119,6 +119,9 @@ public sealed partial class LeaseHeartbeat(
         SELECT count(*) FROM gateway_instances WHERE id = @me OR heartbeat_at >= @since
         """;
 
+    /// <summary>An instance that holds open leases, with its counter (<see cref="OthersSql"/>).</summary>
+    internal sealed record Instance(Guid Id, long Beats);
+
     /// <summary>One heartbeat (see the class summary). The hosted loop calls it; tests may call it to step time by hand.</summary>
     public async Task BeatAsync(CancellationToken ct)
     {
@@ -136,8 +139,8 @@ public sealed partial class LeaseHeartbeat(
             // (2) this instance's claims
             await ledger.PublishClaimsAsync(connection, token);
             // (3) instances whose counter stood still for the bound, on this instance's clock (instances need not agree on the time)
-            var others = (await connection.QueryAsync<(Guid Id, long Beats)>(new CommandDefinition(OthersSql,
-                new { me = ledger.InstanceId, forgetBefore = now.AddDays(-7) }, cancellationToken: token))).AsList();
+            var others = (await connection.QueryAsync<Instance>(OthersSql,
+                new { me = ledger.InstanceId, forgetBefore = now.AddDays(-7), token })).AsList();
             var bound = options.Value.ReclaimAfter(upstream.Value);
             var stale = new List<(Guid Id, long Beats)>();
             foreach (var (id, beats) in others)
@@ -148,21 +151,21 @@ public sealed partial class LeaseHeartbeat(
             foreach (var id in _seen.Keys.Where(id => !others.Exists(o => o.Id == id)).ToList()) _seen.Remove(id);
             if (stale.Count > 0)
             {
-                var freed = (await connection.QueryAsync<decimal>(new CommandDefinition(ReclaimSql,
-                    new { ids = stale.Select(s => s.Id).ToArray(), beats = stale.Select(s => s.Beats).ToArray(), now }, cancellationToken: token))).AsList();
+                var freed = (await connection.QueryAsync<decimal>(ReclaimSql,
+                    new { ids = stale.Select(s => s.Id).ToArray(), beats = stale.Select(s => s.Beats).ToArray(), now, token })).AsList();
                 if (freed.Count > 0) Log.Reclaimed(logger, stale.Count, freed.Count, freed.Sum(), (int)bound.TotalSeconds);
             }
             // (4) the earlier runs of this journal directory, once their files are replayed
             if (!_earlierRunsClosed && journal.Id is { } journalId && journal.EarlierRunsStored)
             {
-                var closed = (await connection.QueryAsync<Guid>(new CommandDefinition(CloseEarlierRunsSql,
-                    new { journal = journalId, me = ledger.InstanceId, now }, cancellationToken: token))).AsList();
+                var closed = (await connection.QueryAsync<Guid>(CloseEarlierRunsSql,
+                    new { journal = journalId, me = ledger.InstanceId, now, token })).AsList();
                 if (closed.Count > 0) Log.EarlierRunsClosed(logger, closed.Count);
                 _earlierRunsClosed = true;
             }
             // (5) live instances
-            live?.Update((int)await connection.ExecuteScalarAsync<long>(new CommandDefinition(LiveSql,
-                new { me = ledger.InstanceId, since = now - 3 * Every }, cancellationToken: token)));
+            live?.Update((int)await connection.ExecuteScalarAsync<long>(LiveSql,
+                new { me = ledger.InstanceId, since = now - 3 * Every, token }));
         }
         finally
         {

@@ -26,8 +26,11 @@ public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<TagBudget>(new CommandDefinition(
-            $"SELECT {Columns} FROM tag_budgets", cancellationToken: ct));
+        // The token alone is the args: Dapper.AOT reads it as the cancellation (an args object with only a token member, and no
+        // parameter in the SQL, would lose it); DAP018 says only that the token carries no SQL parameter.
+#pragma warning disable DAP018
+        var rows = await connection.QueryAsync<TagBudget>($"SELECT {Columns} FROM tag_budgets", ct);
+#pragma warning restore DAP018
         Interlocked.Exchange(ref _budgets, rows.ToFrozenDictionary(b => b.Tag, StringComparer.Ordinal));
     }
 
@@ -62,11 +65,10 @@ public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider
         var spent = await BudgetLedger.ReadOrKnownAsync(known.Spent, async token =>
         {
             await using var connection = await db.OpenConnectionAsync(token);
-            return await connection.ExecuteScalarAsync<decimal?>(new CommandDefinition("""
+            return await connection.ExecuteScalarAsync<decimal?>("""
                 SELECT sum(d.cost_usd) FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
                 WHERE @tag = ANY (k.tags) AND d.day BETWEEN @from::date AND @to::date
-                """, new { tag, from = from.ToDateTime(TimeOnly.MinValue), to = to.ToDateTime(TimeOnly.MinValue) },
-                cancellationToken: token)) ?? 0;
+                """, new { tag, from, to, token }) ?? 0;
         });
         _spent[(tag, from, to)] = (spent, time.GetTimestamp());
         return spent;
@@ -76,12 +78,12 @@ public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await FindAsync(connection, budget.Tag, ct);
-        var saved = await connection.QuerySingleAsync<TagBudget>(new CommandDefinition($"""
+        var saved = await connection.QuerySingleAsync<TagBudget>($"""
             INSERT INTO tag_budgets (tag, daily_budget_usd, monthly_budget_usd, updated_at) VALUES (@Tag, @DailyBudgetUsd, @MonthlyBudgetUsd, now())
             ON CONFLICT (tag) DO UPDATE SET daily_budget_usd = excluded.daily_budget_usd, monthly_budget_usd = excluded.monthly_budget_usd,
                 updated_at = excluded.updated_at
             RETURNING {Columns}
-            """, budget, cancellationToken: ct));
+            """, new { budget.Tag, budget.DailyBudgetUsd, budget.MonthlyBudgetUsd, ct });
         await audit.RecordAsync(connection, null, actor, AuditActions.TagBudgetSet, Entity, budget.Tag, before, saved, ct);
         return saved;
     }
@@ -90,13 +92,12 @@ public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var before = await FindAsync(connection, tag, ct);
-        if (await connection.ExecuteAsync(new CommandDefinition("DELETE FROM tag_budgets WHERE tag = @tag", new { tag }, cancellationToken: ct)) == 0)
+        if (await connection.ExecuteAsync("DELETE FROM tag_budgets WHERE tag = @tag", new { tag, ct }) == 0)
             return false;
         await audit.RecordAsync(connection, null, actor, AuditActions.TagBudgetDelete, Entity, tag, before, null, ct);
         return true;
     }
 
     private static Task<TagBudget?> FindAsync(NpgsqlConnection connection, string tag, CancellationToken ct) =>
-        connection.QuerySingleOrDefaultAsync<TagBudget>(new CommandDefinition($"SELECT {Columns} FROM tag_budgets WHERE tag = @tag", new { tag },
-            cancellationToken: ct));
+        connection.QuerySingleOrDefaultAsync<TagBudget>($"SELECT {Columns} FROM tag_budgets WHERE tag = @tag", new { tag, ct });
 }

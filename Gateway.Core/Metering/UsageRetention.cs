@@ -94,7 +94,11 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
     private async Task<List<(string Name, DateOnly Day)>> ListPartitionsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var names = await connection.QueryAsync<string>(new CommandDefinition(PartitionsSql, cancellationToken: ct));
+        // The token alone is the args: Dapper.AOT reads it as the cancellation (an args object with only a token member, and no
+        // parameter in the SQL, would lose it); DAP018 says only that the token carries no SQL parameter.
+#pragma warning disable DAP018
+        var names = await connection.QueryAsync<string>(PartitionsSql, ct);
+#pragma warning restore DAP018
         return [.. names.Select(n => (n, DateOnly.ParseExact(n["usage_events_".Length..], "yyyyMMdd", CultureInfo.InvariantCulture)))];
     }
 
@@ -116,12 +120,12 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
         await using var tx = await connection.BeginTransactionAsync(ct);
         if (!await TryLockAsync(connection, tx, ct)) return Outcome.Busy;
         // Another instance may have dropped it since the list was read (its drop committed before this lock was granted).
-        var exists = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+        var exists = await connection.ExecuteScalarAsync<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(@name) AND inhparent = 'usage_events'::regclass)",
-            new { name }, tx, cancellationToken: ct));
+            new { name, ct }, tx);
         if (!exists) return Outcome.Gone;
         var quoted = $"\"{name}\""; // matched ^usage_events_[0-9]{8}$: nothing to escape
-        var missing = await connection.ExecuteScalarAsync<long>(new CommandDefinition(MissingSql(quoted), transaction: tx, cancellationToken: ct));
+        var missing = await connection.ExecuteScalarAsync<long>(MissingSql(quoted), ct, tx);
         if (missing > 0)
         {
             Log.AggregatesIncomplete(logger, day, missing);
@@ -129,7 +133,7 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
         }
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition($"DROP TABLE {quoted}", transaction: tx, cancellationToken: ct));
+            await connection.ExecuteAsync($"DROP TABLE {quoted}", ct, tx);
             await tx.CommitAsync(ct);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.LockNotAvailable)
@@ -148,14 +152,13 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
         await using var tx = await connection.BeginTransactionAsync(ct);
         if (!await TryLockAsync(connection, tx, ct)) return (Outcome.Busy, 0);
         var rows = $"(SELECT * FROM usage_events_default WHERE occurred_at < '{before:yyyy-MM-dd}T00:00:00Z'::timestamptz) AS e";
-        var missing = await connection.ExecuteScalarAsync<long>(new CommandDefinition(MissingSql(rows), transaction: tx, cancellationToken: ct));
+        var missing = await connection.ExecuteScalarAsync<long>(MissingSql(rows), ct, tx);
         if (missing > 0)
         {
             Log.DefaultIncomplete(logger, missing);
             return (Outcome.Incomplete, 0);
         }
-        var deleted = await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM usage_events_default WHERE occurred_at < @before", new { before }, tx, cancellationToken: ct));
+        var deleted = await connection.ExecuteAsync("DELETE FROM usage_events_default WHERE occurred_at < @before", new { before, ct }, tx);
         await tx.CommitAsync(ct);
         if (deleted > 0) Log.DefaultPruned(logger, deleted, cutoff);
         return (Outcome.Done, deleted);
@@ -163,11 +166,9 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
 
     private static async Task<bool> TryLockAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
     {
-        if (!await connection.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT pg_try_advisory_xact_lock(@LockKey)", new { LockKey }, tx,
-                cancellationToken: ct)))
+        if (!await connection.ExecuteScalarAsync<bool>("SELECT pg_try_advisory_xact_lock(@LockKey)", new { LockKey, ct }, tx))
             return false;
-        await connection.ExecuteAsync(new CommandDefinition(
-            $"SET LOCAL lock_timeout = '{(int)LockWait.TotalMilliseconds}ms'", transaction: tx, cancellationToken: ct));
+        await connection.ExecuteAsync($"SET LOCAL lock_timeout = '{(int)LockWait.TotalMilliseconds}ms'", ct, tx);
         return true;
     }
 

@@ -261,7 +261,7 @@ public sealed partial class UsageWriter(
         await using var connection = await db.OpenConnectionAsync(ct);
         await EnsurePartitionsAsync(connection, batch, ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(direct.PooledSeparately ? StagePerTransactionSql : StageSql, transaction: tx, cancellationToken: ct));
+        await connection.ExecuteAsync(direct.PooledSeparately ? StagePerTransactionSql : StageSql, ct, tx);
         await using (var copy = await connection.BeginBinaryImportAsync(direct.PooledSeparately ? CopyPerTransactionSql : CopySql, ct))
         {
             foreach (var r in batch)
@@ -308,7 +308,7 @@ public sealed partial class UsageWriter(
             }
             await copy.CompleteAsync(ct);
         }
-        await connection.ExecuteAsync(new CommandDefinition(direct.PooledSeparately ? MergePerTransactionSql : MergeSql, transaction: tx, cancellationToken: ct));
+        await connection.ExecuteAsync(direct.PooledSeparately ? MergePerTransactionSql : MergeSql, ct, tx);
         await tx.CommitAsync(ct);
     }
 
@@ -327,8 +327,7 @@ public sealed partial class UsageWriter(
             if (_partitions.Contains(day)) continue;
             try
             {
-                await connection.ExecuteAsync(new CommandDefinition("SELECT ensure_usage_partition(@day::date)",
-                    new { day = day.ToDateTime(TimeOnly.MinValue) }, cancellationToken: ct));
+                await connection.ExecuteAsync("SELECT ensure_usage_partition(@day::date)", new { day, ct });
             }
             catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateTable or PostgresErrorCodes.CheckViolation
                                                    or PostgresErrorCodes.UniqueViolation)

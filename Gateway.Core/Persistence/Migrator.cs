@@ -26,7 +26,7 @@ public sealed partial class Migrator(DirectDatabase direct, ILogger<Migrator> lo
         // mode it must be a direct connection, or it is taken on one server connection and "released" on another.
         var db = direct.DataSource;
         await using var lockConnection = await db.OpenConnectionAsync(ct);
-        await lockConnection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@LockKey)", new { LockKey }, cancellationToken: ct));
+        await lockConnection.ExecuteAsync("SELECT pg_advisory_lock(@LockKey)", new { LockKey, ct });
         try
         {
             var upgrader = DeployChanges.To
@@ -45,7 +45,7 @@ public sealed partial class Migrator(DirectDatabase direct, ILogger<Migrator> lo
         }
         finally
         {
-            await lockConnection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_unlock(@LockKey)", new { LockKey }, cancellationToken: CancellationToken.None));
+            await lockConnection.ExecuteAsync("SELECT pg_advisory_unlock(@LockKey)", new { LockKey });
         }
     }
 
