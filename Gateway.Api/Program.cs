@@ -26,7 +26,10 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddGatewayProxy();
 builder.Services.AddGatewayHealthChecks();
 builder.AddGatewayTelemetry();
-builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions));
+// The admin API's JSON: source-generated contracts only, no reflection, so a type missing from them fails the tests as it
+// would fail the Native AOT build.
+builder.Services.ConfigureHttpJsonOptions(o => AdminJson.Configure(o.SerializerOptions, reflection: false,
+    Gateway.Api.Endpoints.Admin.AdminApiJson.Default, AdminJsonContext.Default));
 // Ours first, so framework-made errors (unknown route, bad admin JSON, crashes) leave in OpenAI's shape.
 builder.Services.AddSingleton<IProblemDetailsWriter, OpenAIErrorWriter>();
 builder.Services.AddProblemDetails();
@@ -34,7 +37,7 @@ builder.Services.AddProblemDetails();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 // Header sizes and slow clients (slow-loris): Kestrel enforces them, from Gateway:Server.
-builder.Services.AddOptions<ServerLimitsOptions>().BindConfiguration(ServerLimitsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddOptions<ServerLimitsOptions>().BindConfiguration(ServerLimitsOptions.SectionName).ValidateAnnotations<ServerLimitsOptions, ServerLimitsOptionsValidator>().ValidateOnStart();
 builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServerLimitsOptions>>((kestrel, limits) => limits.Value.ApplyTo(kestrel.Limits));
 // Failed admin API authentications per client address (Gateway:AdminAuthFailuresPerAddress within the window), in memory.
 builder.Services.AddSingleton(sp =>
@@ -62,6 +65,7 @@ if (TrustedProxies.ReplaceWith(app.Services.GetRequiredService<IOptions<GatewayO
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseManagementPort();
+app.UseMasterKey();
 app.MapHealth();
 app.MapPrometheusScrapingEndpoint("/metrics").ManagementOnly();
 app.MapOpenAI();

@@ -49,3 +49,7 @@ internal sealed class ServerLimitsOptions
         limits.KeepAliveTimeout = TimeSpan.FromSeconds(KeepAliveTimeoutSeconds);
     }
 }
+
+/// <summary>Data-annotation checks of <see cref="ServerLimitsOptions"/>, generated at build time (Native AOT).</summary>
+[Microsoft.Extensions.Options.OptionsValidator]
+internal sealed partial class ServerLimitsOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<ServerLimitsOptions>;

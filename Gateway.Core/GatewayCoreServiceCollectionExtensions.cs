@@ -38,18 +38,18 @@ public static class GatewayCoreServiceCollectionExtensions
     {
         DefaultTypeMap.MatchNamesWithUnderscores = true;
 
-        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations()
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateAnnotations<GatewayOptions, GatewayOptionsValidator>()
             .Validate(o => TimeZoneInfo.TryFindSystemTimeZoneById(o.BudgetTimeZone, out _), "Gateway:BudgetTimeZone is not a known time zone id.")
             .Validate(o => Limits.TrustedProxies.TryParse(o.TrustedProxies, out _), "Gateway:TrustedProxies holds an entry that is neither an IP address nor a CIDR network.")
             .ValidateOnStart();
-        services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<Responses.ResponsesOptions>().BindConfiguration(Responses.ResponsesOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<UsageRetentionOptions>().BindConfiguration(UsageRetentionOptions.SectionName).ValidateDataAnnotations()
+        services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateAnnotations<UpstreamOptions, UpstreamOptionsValidator>().ValidateOnStart();
+        services.AddOptions<FailoverOptions>().BindConfiguration(FailoverOptions.SectionName).ValidateAnnotations<FailoverOptions, FailoverOptionsValidator>().ValidateOnStart();
+        services.AddOptions<Responses.ResponsesOptions>().BindConfiguration(Responses.ResponsesOptions.SectionName).ValidateAnnotations<Responses.ResponsesOptions, ResponsesOptionsValidator>().ValidateOnStart();
+        services.AddOptions<MeteringOptions>().BindConfiguration(MeteringOptions.SectionName).ValidateAnnotations<MeteringOptions, MeteringOptionsValidator>().ValidateOnStart();
+        services.AddOptions<UsageRetentionOptions>().BindConfiguration(UsageRetentionOptions.SectionName).ValidateAnnotations<UsageRetentionOptions, UsageRetentionOptionsValidator>()
             .Validate(o => o.RetentionDays is 0 or >= 2, "Gateway:Usage:RetentionDays must be 0 (keep every row) or at least 2.")
             .ValidateOnStart();
-        services.AddOptions<Budgets.BudgetOptions>().BindConfiguration(Budgets.BudgetOptions.SectionName).ValidateDataAnnotations()
+        services.AddOptions<Budgets.BudgetOptions>().BindConfiguration(Budgets.BudgetOptions.SectionName).ValidateAnnotations<Budgets.BudgetOptions, BudgetOptionsValidator>()
             .Validate<IOptions<UpstreamOptions>>((o, upstream) => o.ReclaimAfter(upstream.Value).TotalSeconds >= 3 * o.LeaseHeartbeatSeconds,
                 "Gateway:Budgets:LeaseReclaimSeconds must be at least three heartbeats (Gateway:Budgets:LeaseHeartbeatSeconds).")
             .ValidateOnStart();
@@ -127,7 +127,7 @@ public static class GatewayCoreServiceCollectionExtensions
         // Optional Redis (ConnectionStrings:Redis): exact rate limits across instances, and the response cache if chosen.
         services.AddSingleton<Redis.RedisLink>();
         services.AddHostedService(sp => sp.GetRequiredService<Redis.RedisLink>());
-        services.AddOptions<Caching.CacheOptions>().BindConfiguration(Caching.CacheOptions.SectionName).ValidateDataAnnotations()
+        services.AddOptions<Caching.CacheOptions>().BindConfiguration(Caching.CacheOptions.SectionName).ValidateAnnotations<Caching.CacheOptions, CacheOptionsValidator>()
             .Validate<Redis.RedisLink>((o, redis) => !o.InRedis || redis.Configured,
                 "Gateway:Cache:Store is redis, but no Redis is set (ConnectionStrings:Redis).")
             .ValidateOnStart();

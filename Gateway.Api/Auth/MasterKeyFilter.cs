@@ -46,34 +46,42 @@ internal static class MasterKeyFilter
         return Results.Empty;
     }
 
-    public static RouteGroupBuilder RequireMasterKey(this RouteGroupBuilder group)
-    {
-        group.AddEndpointFilter(static async (context, next) =>
+    /// <summary>
+    /// Guards every path under <c>/admin</c> before its endpoint binds a body, so a caller without the key learns nothing
+    /// about the body it sent (a middleware, not an endpoint filter: generated endpoints read the body before any filter).
+    /// </summary>
+    public static IApplicationBuilder UseMasterKey(this IApplicationBuilder app) =>
+        app.UseWhen(http => http.Request.Path.StartsWithSegments("/admin", StringComparison.Ordinal), admin => admin.Use(async (http, next) =>
         {
-            var http = context.HttpContext;
-            var options = http.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
-            // Bound to its own port (e.g. a loopback-only listener): elsewhere the admin API does not exist.
-            if (options.AdminPort is { } port && http.Connection.LocalPort != port) return OpenAIResults.Error(NotHere);
-            var master = options.MasterKey;
-            if (string.IsNullOrEmpty(master)) return OpenAIResults.Error(Disabled);
-            var throttle = http.RequestServices.GetRequiredService<FailedAuthThrottle>();
-            var address = http.Connection.RemoteIpAddress;
-            if (throttle.IsRefused(address, out var retryAfter)) return await RefuseAsync(http, retryAfter);
-            var presented = GatewayKeyFilter.BearerToken(http).ToString();
-            // Hashing both sides makes the comparison constant-time whatever the lengths.
-            if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(master))))
+            var (refused, caller) = await CheckAsync(http);
+            if (refused is not null)
             {
-                AdminCaller.Set(null);
-                return await next(context);
+                await refused.ExecuteAsync(http);
+                return;
             }
-            if (http.RequestServices.GetRequiredService<AdminTokens>().NameOf(presented) is { } name)
-            {
-                AdminCaller.Set("admin-token:" + name);
-                return await next(context);
-            }
-            // Concurrent guesses may all pass the check above; the one that is one too many is answered 429 as well.
-            return throttle.RecordFailure(address, out retryAfter) ? OpenAIResults.Error(Wrong) : await RefuseAsync(http, retryAfter);
-        });
-        return group;
+            // Set here, not in CheckAsync: an async local set inside an awaited method does not outlive it.
+            AdminCaller.Set(caller);
+            await next(http);
+        }));
+
+    // The refusal, or null and the caller's name for the audit log (null: the master key).
+    private static async Task<(IResult? Refused, string? Caller)> CheckAsync(HttpContext http)
+    {
+        var options = http.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        // Bound to its own port (e.g. a loopback-only listener): elsewhere the admin API does not exist.
+        if (options.AdminPort is { } port && http.Connection.LocalPort != port) return (OpenAIResults.Error(NotHere), null);
+        var master = options.MasterKey;
+        if (string.IsNullOrEmpty(master)) return (OpenAIResults.Error(Disabled), null);
+        var throttle = http.RequestServices.GetRequiredService<FailedAuthThrottle>();
+        var address = http.Connection.RemoteIpAddress;
+        if (throttle.IsRefused(address, out var retryAfter)) return (await RefuseAsync(http, retryAfter), null);
+        var presented = GatewayKeyFilter.BearerToken(http).ToString();
+        // Hashing both sides makes the comparison constant-time whatever the lengths.
+        if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(master))))
+            return (null, null);
+        if (http.RequestServices.GetRequiredService<AdminTokens>().NameOf(presented) is { } name)
+            return (null, "admin-token:" + name);
+        // Concurrent guesses may all pass the check above; the one that is one too many is answered 429 as well.
+        return (throttle.RecordFailure(address, out retryAfter) ? OpenAIResults.Error(Wrong) : await RefuseAsync(http, retryAfter), null);
     }
 }

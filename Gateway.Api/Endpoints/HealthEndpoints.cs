@@ -36,20 +36,42 @@ internal static class HealthEndpoints
         return app;
     }
 
-    private static Task WriteAsync(HttpContext http, HealthReport report)
+    private static async Task WriteAsync(HttpContext http, HealthReport report)
     {
         http.Response.ContentType = "application/json";
-        var body = new Dictionary<string, object>
+        // Written by hand: a check's data holds strings and numbers of any type, which no source-generated contract lists.
+        await using var json = new Utf8JsonWriter(http.Response.Body);
+        json.WriteStartObject();
+        json.WriteString("status", report.Status.ToString());
+        json.WriteStartObject("checks");
+        foreach (var (name, entry) in report.Entries)
         {
-            ["status"] = report.Status.ToString(),
-            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new
+            json.WriteStartObject(name);
+            json.WriteString("status", entry.Status.ToString());
+            json.WriteString("description", entry.Description);
+            if (entry.Data.Count == 0) json.WriteNull("data");
+            else
             {
-                status = e.Value.Status.ToString(),
-                description = e.Value.Description,
-                data = e.Value.Data.Count == 0 ? null : e.Value.Data,
-            }),
-        };
-        return JsonSerializer.SerializeAsync(http.Response.Body, body, cancellationToken: http.RequestAborted);
+                json.WriteStartObject("data");
+                foreach (var (key, value) in entry.Data)
+                {
+                    switch (value)
+                    {
+                        case int i: json.WriteNumber(key, i); break;
+                        case long l: json.WriteNumber(key, l); break;
+                        case double d: json.WriteNumber(key, d); break;
+                        case bool b: json.WriteBoolean(key, b); break;
+                        case null: json.WriteNull(key); break;
+                        default: json.WriteString(key, Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)); break;
+                    }
+                }
+                json.WriteEndObject();
+            }
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+        json.WriteEndObject();
+        await json.FlushAsync(http.RequestAborted);
     }
 
     private sealed class StartupCheck(GatewayStartup startup) : IHealthCheck

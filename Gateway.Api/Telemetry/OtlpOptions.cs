@@ -21,3 +21,7 @@ public sealed class OtlpOptions
     [AllowedValues(Grpc, HttpProtobuf)]
     public string Protocol { get; set; } = Grpc;
 }
+
+/// <summary>Data-annotation checks of <see cref="OtlpOptions"/>, generated at build time (Native AOT).</summary>
+[Microsoft.Extensions.Options.OptionsValidator]
+internal sealed partial class OtlpOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<OtlpOptions>;

@@ -1,3 +1,4 @@
+using Gateway.Core;
 using Gateway.Core.Metering;
 using Gateway.Core.Telemetry;
 using OpenTelemetry;
@@ -17,7 +18,7 @@ internal static class TelemetryServiceCollectionExtensions
     /// </summary>
     public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<OtlpOptions>().BindConfiguration(OtlpOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<OtlpOptions>().BindConfiguration(OtlpOptions.SectionName).ValidateAnnotations<OtlpOptions, OtlpOptionsValidator>().ValidateOnStart();
         // Read here, not through IOptions: whether to export decides which providers exist.
         var otlp = builder.Configuration.GetSection(OtlpOptions.SectionName).Get<OtlpOptions>() ?? new OtlpOptions();
         var export = otlp.Endpoint is not null || !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);

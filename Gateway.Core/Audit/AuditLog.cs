@@ -74,7 +74,7 @@ public sealed class AuditLog(NpgsqlDataSource db, TimeProvider time)
     internal static string? Masked(object? record)
     {
         if (record is null) return null;
-        var node = JsonSerializer.SerializeToNode(record, record.GetType(), Admin.AdminJson.Options);
+        var node = JsonSerializer.SerializeToNode(record, Admin.AdminJson.Options.GetTypeInfo(record.GetType()));
         Mask(node);
         return node?.ToJsonString();
     }

@@ -12,11 +12,6 @@ public sealed record ProviderSettings
 {
     public static readonly ProviderSettings Default = new();
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault,
-    };
 
     /// <summary>Anthropic: the <c>anthropic-version</c> header sent on every call.</summary>
     public string? AnthropicVersion { get; init; }
@@ -66,9 +61,9 @@ public sealed record ProviderSettings
     [JsonIgnore] public bool ChangesOpenAIBody => MaxTokensField is not null || DropParams is { Count: > 0 } || StreamUsage == false;
 
     public static ProviderSettings Parse(string? json) =>
-        string.IsNullOrWhiteSpace(json) || json == "{}" ? Default : JsonSerializer.Deserialize<ProviderSettings>(json, Json) ?? Default;
+        string.IsNullOrWhiteSpace(json) || json == "{}" ? Default : JsonSerializer.Deserialize(json, ProviderSettingsJson.Default.ProviderSettings) ?? Default;
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, ProviderSettingsJson.Default.ProviderSettings);
 
     /// <summary>Why these settings are invalid, or null.</summary>
     public string? Problem() =>
@@ -80,3 +75,9 @@ public sealed record ProviderSettings
                     ? "'anthropic_sampling' must be 'all', 'one' or 'none'."
                     : null;
 }
+
+/// <summary>A provider's settings as its column keeps them: snake_case, defaults left out.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
+[JsonSerializable(typeof(ProviderSettings))]
+internal sealed partial class ProviderSettingsJson : JsonSerializerContext;

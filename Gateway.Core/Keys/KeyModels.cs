@@ -54,7 +54,7 @@ public record KeyView
     /// <summary>The key's prompt-injection filter action (<c>off</c>, <c>flag</c>, <c>block</c>); null: the gateway's default alone.</summary>
     public string? InjectionFilter { get; init; }
     [JsonIgnore] public string BudgetTiersJson { get; init; } = "[]";
-    public IReadOnlyList<BudgetTier> BudgetTiers => System.Text.Json.JsonSerializer.Deserialize<List<BudgetTier>>(BudgetTiersJson) ?? [];
+    public IReadOnlyList<BudgetTier> BudgetTiers => System.Text.Json.JsonSerializer.Deserialize(BudgetTiersJson, Persistence.StoredJson.Default.ListBudgetTier) ?? [];
     public DateTime? ExpiresAt { get; init; }
     public DateTime? RevokedAt { get; init; }
     public DateTime CreatedAt { get; init; }

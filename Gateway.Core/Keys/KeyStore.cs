@@ -182,7 +182,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
         MonthlyBudgetUsd = request.MonthlyBudgetUsd,
         EndUserDailyBudgetUsd = request.EndUserDailyBudgetUsd,
         InjectionFilter = request.InjectionFilter,
-        BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers ?? []),
+        BudgetTiers = System.Text.Json.JsonSerializer.Serialize(request.BudgetTiers?.ToList() ?? [], Persistence.StoredJson.Default.ListBudgetTier),
         ExpiresAt = request.ExpiresAt?.UtcDateTime,
         Ct = ct,
     };

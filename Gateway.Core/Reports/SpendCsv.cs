@@ -108,7 +108,7 @@ public static class SpendCsv
             var month = new DateOnly(day.Year, day.Month, 1);
             var cost = Cost(c.CostUsd);
             var tokens = c.Tokens.ToString(CultureInfo.InvariantCulture);
-            var tags = System.Text.Json.JsonSerializer.Serialize(c.KeyTags.Distinct(StringComparer.Ordinal).ToDictionary(t => "gateway/" + t, _ => "true"));
+            var tags = System.Text.Json.JsonSerializer.Serialize(c.KeyTags.Distinct(StringComparer.Ordinal).ToDictionary(t => "gateway/" + t, _ => "true"), Persistence.StoredJson.Default.DictionaryStringString);
             foreach (var field in (string[])[
                 cost, c.Provider, c.Provider, "USD", Iso(calendar, month.AddMonths(1)), Iso(calendar, month), "Usage",
                 "", $"{c.Model} tokens via {c.Provider}", "Usage-Based", Iso(calendar, day.AddDays(1)), Iso(calendar, day), tokens, "Tokens",

@@ -39,17 +39,19 @@ public sealed record RuleMatch
 public sealed record RuleTarget(string Model, int Weight = 1);
 
 /// <summary>A routing rule as stored and as the admin API shows it.</summary>
+// Settable, not init: the source-generated reader passes every init-only property to the initializer, so a field missing
+// from the JSON would be null instead of its default below.
 public sealed record RoutingRule
 {
     public Guid Id { get; init; }
-    public string Name { get; init; } = "";
+    public string Name { get; set; } = "";
     /// <summary>Lower runs first.</summary>
     public int Priority { get; init; }
-    public bool Enabled { get; init; } = true;
-    public RuleMatch Match { get; init; } = new();
-    public IReadOnlyList<RuleTarget> Targets { get; init; } = [];
+    public bool Enabled { get; set; } = true;
+    public RuleMatch Match { get; set; } = new();
+    public IReadOnlyList<RuleTarget> Targets { get; set; } = [];
     /// <summary>Aliases tried after the chosen target; empty: the target model's own fallbacks.</summary>
-    public IReadOnlyList<string> Fallbacks { get; init; } = [];
+    public IReadOnlyList<string> Fallbacks { get; set; } = [];
     /// <summary>
     /// Where the rule's requests go once the key is over its daily budget (or its hard cap has no room for them), for a key
     /// with no <c>downgrade_model</c> of its own; before <c>Gateway:DefaultDowngradeModel</c>.
@@ -63,9 +65,11 @@ public sealed record RoutingRule
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 
-    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
 }
+
+/// <summary>A rule's match and targets as their columns keep them: snake_case, nulls left out.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(RuleMatch))]
+[JsonSerializable(typeof(List<RuleTarget>))]
+internal sealed partial class RoutingJson : JsonSerializerContext;

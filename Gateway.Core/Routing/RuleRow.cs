@@ -26,8 +26,8 @@ internal sealed class RuleRow
     public RoutingRule ToRule() => new()
     {
         Id = Id, Name = Name, Priority = Priority, Enabled = Enabled,
-        Match = JsonSerializer.Deserialize<RuleMatch>(MatchJson, RoutingRule.Json) ?? new RuleMatch(),
-        Targets = JsonSerializer.Deserialize<List<RuleTarget>>(TargetsJson, RoutingRule.Json) ?? [],
+        Match = JsonSerializer.Deserialize(MatchJson, RoutingJson.Default.RuleMatch) ?? new RuleMatch(),
+        Targets = JsonSerializer.Deserialize(TargetsJson, RoutingJson.Default.ListRuleTarget) ?? [],
         Fallbacks = Fallbacks, DowngradeModel = DowngradeModel, InjectionFilter = InjectionFilter, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
     };
 }

@@ -58,7 +58,7 @@ public sealed partial class GatewayStartup(
         var full = Path.IsPathRooted(path) ? path : Path.Combine(environment.ContentRootPath, path);
         if (!File.Exists(full)) return;
         await using var stream = File.OpenRead(full);
-        var seed = await JsonSerializer.DeserializeAsync<SeedFile>(stream, AdminJson.Options, ct)
+        var seed = await JsonSerializer.DeserializeAsync(stream, AdminJson.Info<SeedFile>(), ct)
                    ?? throw new InvalidOperationException($"Seed file {full} is empty.");
         var modelRules = new ModelRequestValidator();
         foreach (var p in seed.Providers ?? [])

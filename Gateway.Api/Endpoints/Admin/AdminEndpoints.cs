@@ -25,7 +25,7 @@ internal static class AdminEndpoints
 
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/admin").RequireMasterKey();
+        var admin = app.MapGroup("/admin"); // guarded by MasterKeyFilter.UseMasterKey
 
         admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
@@ -41,7 +41,7 @@ internal static class AdminEndpoints
         admin.MapPatch("/keys/{id:guid}", async Task<IResult> (Guid id, JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
             if (await keys.GetAsync(id, ct) is not { } current) return NotFound("key", id.ToString());
-            if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Options)!.AsObject(), body, out var wrongType) is not { } request)
+            if (KeyRequest(JsonSerializer.SerializeToNode(current, AdminJson.Info<KeyView>())!.AsObject(), body, out var wrongType) is not { } request)
                 return wrongType;
             if (Invalid(KeyRules, request) is { } bad) return bad;
             if (await keys.UpdateAsync(id, request, AdminCaller.Name, ct) is not { } updated) return NotFound("key", id.ToString());
@@ -115,7 +115,7 @@ internal static class AdminEndpoints
                 return OpenAIResults.Error(GatewayError.BadRequest("'name' is required (at most 100 characters).", "name", "invalid_value"));
             if (await tokens.CreateAsync(request.Name.Trim(), AdminCaller.Name, ct) is not var (token, view))
                 return OpenAIResults.Error(new GatewayError(409, $"An admin token named '{request.Name}' exists.", "invalid_request_error", "name", "conflict"));
-            return TypedResults.Created($"/admin/tokens/{view.Id}", new { view.Id, view.Name, view.Prefix, view.CreatedAt, token });
+            return TypedResults.Created($"/admin/tokens/{view.Id}", new CreatedAdminToken(view.Id, view.Name, view.Prefix, view.CreatedAt, token));
         });
         admin.MapGet("/tokens", async (AdminTokens tokens, CancellationToken ct) => TypedResults.Ok(await tokens.ListAsync(ct)));
         admin.MapPost("/tokens/{id:guid}/revoke", async Task<IResult> (Guid id, AdminTokens tokens, CancellationToken ct) =>
@@ -128,12 +128,8 @@ internal static class AdminEndpoints
         return admin;
     }
 
-    private sealed record RouteTestRequest(System.Text.Json.JsonElement Request, Guid? KeyId = null, Dictionary<string, string>? Headers = null);
-
     private static readonly GatewayError MasterKeyOnly = new(403, "Only the master key may manage admin tokens.", "invalid_request_error", null,
         "master_key_required");
-
-    private sealed record AdminTokenRequest(string? Name);
 
     private static async Task<IResult> UpsertRuleAsync(string name, RoutingRule rule, RuleStore rules, RuleBook book, CatalogReferences references,
         CancellationToken ct)
@@ -172,7 +168,7 @@ internal static class AdminEndpoints
         try
         {
             wrongType = null!;
-            return current.Deserialize<CreateKeyRequest>(AdminJson.Options);
+            return current.Deserialize(AdminJson.Info<CreateKeyRequest>());
         }
         catch (JsonException ex)
         {
@@ -185,7 +181,8 @@ internal static class AdminEndpoints
         }
     }
 
-    private static IResult? Invalid<T>(IValidator<T> validator, T request)
+    private static IResult? Invalid<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicProperties)] T>(
+        IValidator<T> validator, T request)
     {
         var result = validator.Validate(request);
         if (result.IsValid) return null;
@@ -194,7 +191,8 @@ internal static class AdminEndpoints
     }
 
     // The field as the body names it: its JSON name where it has its own (cache_write_1h_price_per_mtok), else its snake_case.
-    private static string Param<T>(string propertyName) =>
+    private static string Param<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicProperties)] T>(
+        string propertyName) =>
         typeof(T).GetProperty(propertyName)?.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), false)
             is [System.Text.Json.Serialization.JsonPropertyNameAttribute named, ..] ? named.Name : ToSnake(propertyName);
 
@@ -208,3 +206,19 @@ internal static class AdminEndpoints
 
     private static string ToSnake(string name) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(name);
 }
+
+internal sealed record RouteTestRequest(JsonElement Request, Guid? KeyId = null, Dictionary<string, string>? Headers = null);
+
+internal sealed record AdminTokenRequest(string? Name);
+
+/// <summary>An admin token as issued: the only time its secret is shown.</summary>
+internal sealed record CreatedAdminToken(Guid Id, string Name, string Prefix, DateTime CreatedAt, string Token);
+
+/// <summary>Source-generated serializers for the admin API's own request and response shapes (snake_case, as <see cref="AdminJson"/>).</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(JsonSerializerDefaults.Web,
+    PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower,
+    ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(RouteTestRequest))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(AdminTokenRequest))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(CreatedAdminToken))]
+internal sealed partial class AdminApiJson : System.Text.Json.Serialization.JsonSerializerContext;

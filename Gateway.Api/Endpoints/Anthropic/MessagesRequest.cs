@@ -67,11 +67,11 @@ internal static class MessagesRequest
 
         var canonical = new JsonObject { ["model"] = model, ["max_tokens"] = max };
         var chat = new JsonArray();
-        if (request["system"] is { } system) chat.Add(new JsonObject { ["role"] = "system", ["content"] = TextOf(system, "system") });
+        if (request["system"] is { } system) chat.Add((JsonNode)new JsonObject { ["role"] = "system", ["content"] = TextOf(system, "system") });
         for (var i = 0; i < messages.Count; i++)
         {
             if (messages[i] is not JsonObject message) throw new TranslationException($"messages.{i}: must be an object", "messages");
-            foreach (var translated in Message(message, i, untranslated)) chat.Add(translated);
+            foreach (var translated in Message(message, i, untranslated)) chat.Add((JsonNode)translated);
         }
         canonical["messages"] = chat;
         Copy(request, canonical, "temperature");
@@ -113,16 +113,16 @@ internal static class MessagesRequest
             switch (Str(block, "type"))
             {
                 case "text":
-                    parts.Add(new JsonObject { ["type"] = "text", ["text"] = Str(block, "text") ?? "" });
+                    parts.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = Str(block, "text") ?? "" });
                     break;
                 case "image" when ImageUrl(block) is { } url:
-                    parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = url } });
+                    parts.Add((JsonNode)new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = url } });
                     break;
                 case "document" when block["source"] is JsonObject { } source && Str(source, "type") == "text":
-                    parts.Add(new JsonObject { ["type"] = "text", ["text"] = Str(source, "data") ?? "" });
+                    parts.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = Str(source, "data") ?? "" });
                     break;
                 case "tool_use" when role == "assistant":
-                    toolCalls.Add(new JsonObject
+                    toolCalls.Add((JsonNode)new JsonObject
                     {
                         ["id"] = Str(block, "id"),
                         ["type"] = "function",
@@ -179,7 +179,7 @@ internal static class MessagesRequest
             var function = new JsonObject { ["name"] = Str(tool, "name") };
             if (Str(tool, "description") is { } description) function["description"] = description;
             function["parameters"] = tool["input_schema"]?.DeepClone() ?? new JsonObject { ["type"] = "object" };
-            functions.Add(new JsonObject { ["type"] = "function", ["function"] = function });
+            functions.Add((JsonNode)new JsonObject { ["type"] = "function", ["function"] = function });
         }
         return functions;
     }

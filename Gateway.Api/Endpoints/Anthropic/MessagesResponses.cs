@@ -68,13 +68,13 @@ internal static class MessagesResponses
         var choice = completion["choices"] is JsonArray { Count: > 0 } choices ? choices[0]!.AsObject() : new JsonObject();
         var message = choice["message"] as JsonObject ?? new JsonObject();
         var content = new JsonArray();
-        if (Str(message, "content") is { Length: > 0 } text) content.Add(new JsonObject { ["type"] = "text", ["text"] = text });
+        if (Str(message, "content") is { Length: > 0 } text) content.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = text });
         if (message["tool_calls"] is JsonArray calls)
         {
             foreach (var call in calls.OfType<JsonObject>())
             {
                 var function = call["function"] as JsonObject ?? new JsonObject();
-                content.Add(new JsonObject
+                content.Add((JsonNode)new JsonObject
                 {
                     ["type"] = "tool_use", ["id"] = Str(call, "id"), ["name"] = Str(function, "name"), ["input"] = Arguments(Str(function, "arguments")),
                 });

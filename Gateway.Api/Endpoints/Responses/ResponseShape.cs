@@ -78,7 +78,7 @@ internal sealed class ResponseShape(string id, long createdAt, JsonObject reques
         var refusal = ResponsesResult.Str(message, "refusal");
         if (ResponsesResult.Str(message, "content") is { Length: > 0 } text || refusal is { Length: > 0 })
         {
-            output.Add(new JsonObject
+            output.Add((JsonNode)new JsonObject
             {
                 ["id"] = ItemId("msg", 0), ["type"] = "message", ["status"] = status, ["role"] = "assistant",
                 ["content"] = new JsonArray(refusal is { Length: > 0 } ? new JsonObject { ["type"] = "refusal", ["refusal"] = refusal } : TextPart(ResponsesResult.Str(message, "content")!)),
@@ -89,7 +89,7 @@ internal sealed class ResponseShape(string id, long createdAt, JsonObject reques
             foreach (var call in calls.OfType<JsonObject>())
             {
                 var function = call["function"] as JsonObject;
-                output.Add(new JsonObject
+                output.Add((JsonNode)new JsonObject
                 {
                     ["id"] = ItemId("fc", output.Count), ["type"] = "function_call", ["status"] = status,
                     ["arguments"] = ResponsesResult.Str(function, "arguments") ?? "", ["call_id"] = ResponsesResult.Str(call, "id") ?? ItemId("call", output.Count),

@@ -78,7 +78,7 @@ internal static class ResponsesRequest
             if (node is not JsonObject item) continue;
             var copy = item.DeepClone().AsObject();
             if (!passedThrough) copy.Remove("id");
-            conversation.Add(copy);
+            conversation.Add((JsonNode)copy);
         }
     }
 
@@ -99,7 +99,7 @@ internal static class ResponsesRequest
         switch (request["input"])
         {
             case JsonValue text when text.TryGetValue<string>(out var plain):
-                conversation.Add(new JsonObject { ["type"] = "message", ["role"] = "user", ["content"] = plain });
+                conversation.Add((JsonNode)new JsonObject { ["type"] = "message", ["role"] = "user", ["content"] = plain });
                 break;
             case JsonArray items:
                 for (var i = 0; i < items.Count; i++)
@@ -115,7 +115,7 @@ internal static class ResponsesRequest
         }
 
         var messages = new JsonArray();
-        if (Str(request, "instructions") is { Length: > 0 } instructions) messages.Add(new JsonObject { ["role"] = "system", ["content"] = instructions });
+        if (Str(request, "instructions") is { Length: > 0 } instructions) messages.Add((JsonNode)new JsonObject { ["role"] = "system", ["content"] = instructions });
         var first = conversation.Count - (request["input"] is JsonArray input ? input.Count : request["input"] is JsonValue ? 1 : 0);
         for (var i = 0; i < conversation.Count; i++)
             Item(conversation[i]!.AsObject(), i - first, messages, left); // input[n] in errors: the client's own items
@@ -159,11 +159,11 @@ internal static class ResponsesRequest
                 if (chat.Count > 0 && chat[^1] is JsonObject last && Str(last, "role") == "assistant")
                 {
                     if (last["tool_calls"] is not JsonArray calls) last["tool_calls"] = calls = [];
-                    calls.Add(call);
+                    calls.Add((JsonNode)call);
                 }
                 else
                 {
-                    chat.Add(new JsonObject { ["role"] = "assistant", ["content"] = null, ["tool_calls"] = new JsonArray(call) });
+                    chat.Add((JsonNode)new JsonObject { ["role"] = "assistant", ["content"] = null, ["tool_calls"] = new JsonArray(call) });
                 }
                 break;
             case "function_call_output":
@@ -173,7 +173,7 @@ internal static class ResponsesRequest
                     if (outputParts.OfType<JsonObject>().Any(p => Str(p, "type") is not ("input_text" or "output_text" or "text")))
                         left.Untranslated.Add("tool outputs with images or files"); // a chat tool message holds text only
                 }
-                chat.Add(new JsonObject
+                chat.Add((JsonNode)new JsonObject
                 {
                     ["role"] = "tool",
                     ["tool_call_id"] = Str(item, "call_id") ?? throw new TranslationException($"input[{at}].call_id: Field required", "input", "missing_required_parameter"),
@@ -209,7 +209,7 @@ internal static class ResponsesRequest
             JsonArray parts => Parts(parts, at, left),
             _ => throw new TranslationException($"input[{at}].content: Field required", "input", "missing_required_parameter"),
         };
-        chat.Add(new JsonObject { ["role"] = role, ["content"] = content });
+        chat.Add((JsonNode)new JsonObject { ["role"] = role, ["content"] = content });
     }
 
     // Content parts → chat parts; text only → one string (what every chat API takes).
@@ -223,15 +223,15 @@ internal static class ResponsesRequest
             switch (Str(part, "type"))
             {
                 case "input_text" or "output_text" or "text":
-                    chat.Add(new JsonObject { ["type"] = "text", ["text"] = Str(part, "text") ?? "" });
+                    chat.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = Str(part, "text") ?? "" });
                     break;
                 case "refusal":
-                    chat.Add(new JsonObject { ["type"] = "text", ["text"] = Str(part, "refusal") ?? "" });
+                    chat.Add((JsonNode)new JsonObject { ["type"] = "text", ["text"] = Str(part, "refusal") ?? "" });
                     break;
                 case "input_image" when Str(part, "image_url") is { } url:
                     var image = new JsonObject { ["url"] = url };
                     if (Str(part, "detail") is { } detail) image["detail"] = detail;
-                    chat.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = image });
+                    chat.Add((JsonNode)new JsonObject { ["type"] = "image_url", ["image_url"] = image });
                     break;
                 case "image_url" when part["image_url"] is JsonObject:
                     chat.Add(part.DeepClone()); // a chat part, as conversations stored by earlier versions hold them
@@ -282,7 +282,7 @@ internal static class ResponsesRequest
             if (Str(tool, "description") is { } description) function["description"] = description;
             if (tool["parameters"] is JsonObject parameters) function["parameters"] = parameters.DeepClone();
             if (Bool(tool, "strict") is { } strict) function["strict"] = strict;
-            functions.Add(new JsonObject { ["type"] = "function", ["function"] = function });
+            functions.Add((JsonNode)new JsonObject { ["type"] = "function", ["function"] = function });
         }
         return functions;
     }

@@ -265,7 +265,7 @@ internal static class ResponsesResult
         private (JsonObject Item, int Index) Add(JsonObject item)
         {
             var index = _output.Count;
-            _output.Add(item);
+            _output.Add((JsonNode)item);
             Event("response.output_item.added", new JsonObject { ["output_index"] = index, ["item"] = item.DeepClone() });
             return (item, index);
         }

@@ -172,9 +172,9 @@ internal static class AnthropicRequestMapper
         if (messages.Count > 0 && messages[^1]!["role"]!.GetValue<string>() == role)
         {
             var existing = messages[^1]!["content"]!.AsArray();
-            foreach (var block in blocks) existing.Add(block);
+            foreach (var block in blocks) existing.Add((JsonNode)block);
             return;
         }
-        messages.Add(new JsonObject { ["role"] = role, ["content"] = new JsonArray([.. blocks]) });
+        messages.Add((JsonNode)new JsonObject { ["role"] = role, ["content"] = new JsonArray([.. blocks]) });
     }
 }

@@ -143,10 +143,10 @@ internal static class GeminiRequestMapper
         if (contents.Count > 0 && contents[^1]!["role"]!.GetValue<string>() == role)
         {
             var existing = contents[^1]!["parts"]!.AsArray();
-            foreach (var part in parts) existing.Add(part);
+            foreach (var part in parts) existing.Add((JsonNode)part);
             return;
         }
-        contents.Add(new JsonObject { ["role"] = role, ["parts"] = new JsonArray([.. parts]) });
+        contents.Add((JsonNode)new JsonObject { ["role"] = role, ["parts"] = new JsonArray([.. parts]) });
     }
 
     // Gemini rejects an OBJECT schema with no properties for function parameters; a tool without arguments sends none.

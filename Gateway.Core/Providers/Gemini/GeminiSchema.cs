@@ -76,7 +76,7 @@ internal static class GeminiSchema
                     foreach (var option in value.EnumerateArray())
                     {
                         if (OpenAIRequestView.Str(option, "type") == "null") result["nullable"] = true;
-                        else options.Add(Convert(option, root, depth + 1));
+                        else options.Add((JsonNode)Convert(option, root, depth + 1));
                     }
                     if (options.Count == 1) Merge(result, (JsonObject)options[0]!);
                     else if (options.Count > 1) result["anyOf"] = options;

@@ -49,7 +49,7 @@ internal static class OpenAIResponsesApi
                             text.Append(OpenAIRequestView.Str(part, "text") ?? OpenAIRequestView.Str(part, "refusal"));
                         break;
                     case "function_call":
-                        calls.Add(new JsonObject
+                        calls.Add((JsonNode)new JsonObject
                         {
                             ["id"] = OpenAIRequestView.Str(item, "call_id"), ["type"] = "function",
                             ["function"] = new JsonObject { ["name"] = OpenAIRequestView.Str(item, "name"), ["arguments"] = OpenAIRequestView.Str(item, "arguments") ?? "" },
