@@ -37,7 +37,7 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<LiveToken>("SELECT name, token_hash FROM admin_tokens WHERE revoked_at IS NULL", new { ct });
+        var rows = await connection.QueryAsync<LiveToken>("SELECT name, token_hash FROM admin_tokens WHERE revoked_at IS NULL", ct);
         Interlocked.Exchange(ref _live, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.TokenHash), r => (r.TokenHash, r.Name)));
     }
 
@@ -60,7 +60,7 @@ public sealed class AdminTokens(NpgsqlDataSource db, AuditLog audit, TimeProvide
     public async Task<IReadOnlyList<AdminTokenView>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<AdminTokenView>($"SELECT {Columns} FROM admin_tokens ORDER BY created_at, id", new { ct })).AsList();
+        return (await connection.QueryAsync<AdminTokenView>($"SELECT {Columns} FROM admin_tokens ORDER BY created_at, id", ct)).AsList();
     }
 
     public async Task<AdminTokenView?> RevokeAsync(Guid id, string actor, CancellationToken ct)

@@ -26,11 +26,7 @@ public sealed class TagBudgets(NpgsqlDataSource db, AuditLog audit, TimeProvider
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        // The token alone is the args: Dapper.AOT reads it as the cancellation (an args object with only a token member, and no
-        // parameter in the SQL, would lose it); DAP018 says only that the token carries no SQL parameter.
-#pragma warning disable DAP018
         var rows = await connection.QueryAsync<TagBudget>($"SELECT {Columns} FROM tag_budgets", ct);
-#pragma warning restore DAP018
         Interlocked.Exchange(ref _budgets, rows.ToFrozenDictionary(b => b.Tag, StringComparer.Ordinal));
     }
 

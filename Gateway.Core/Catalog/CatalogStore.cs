@@ -14,7 +14,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     public async Task<IReadOnlyList<ProviderView>> ListProvidersAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers ORDER BY name", new { ct });
+        var rows = await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers ORDER BY name", ct);
         return rows.Select(Masked).ToList();
     }
 
@@ -104,7 +104,7 @@ public sealed class CatalogStore(NpgsqlDataSource db, SecretResolver secrets, Au
     public async Task<IReadOnlyList<ModelView>> ListModelsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<ModelView>($"{ModelView.Select} ORDER BY m.alias", new { ct });
+        var rows = await connection.QueryAsync<ModelView>($"{ModelView.Select} ORDER BY m.alias", ct);
         return rows.AsList();
     }
 

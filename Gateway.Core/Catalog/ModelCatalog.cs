@@ -65,11 +65,11 @@ public sealed partial class ModelCatalog(NpgsqlDataSource db, SecretResolver sec
         await using var connection = await db.OpenConnectionAsync(ct);
         // The rows the admin store shows: each table's columns are listed once (ProviderView, ModelView). Providers, then models,
         // in two statements (Dapper.AOT, which runs every call here, reads no multiple result sets).
-        var rows = (await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers WHERE enabled", new { ct }))
+        var rows = (await connection.QueryAsync<ProviderView>($"SELECT {ProviderView.Columns} FROM providers WHERE enabled", ct))
             .ToDictionary(p => p.Name, StringComparer.Ordinal);
         var providers = new Dictionary<string, ProviderInfo>(StringComparer.Ordinal);
         var models = new Dictionary<string, ModelRoute>(StringComparer.Ordinal);
-        foreach (var m in await connection.QueryAsync<ModelView>($"{ModelView.Select} WHERE m.enabled AND p.enabled", new { ct }))
+        foreach (var m in await connection.QueryAsync<ModelView>($"{ModelView.Select} WHERE m.enabled AND p.enabled", ct))
         {
             // A provider enabled or disabled between the two statements: its models wait for the reload its NOTIFY brings.
             if (!rows.TryGetValue(m.Provider, out var p)) continue;

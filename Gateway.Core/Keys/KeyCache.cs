@@ -19,7 +19,7 @@ public sealed class KeyCache(NpgsqlDataSource db, TimeProvider time)
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<HashedKey>($"SELECT {KeyView.Columns}, key_hash FROM api_keys", new { ct });
+        var rows = await connection.QueryAsync<HashedKey>($"SELECT {KeyView.Columns}, key_hash FROM api_keys", ct);
         Interlocked.Exchange(ref _keys, rows.ToFrozenDictionary(r => ApiKeySecret.Slot(r.KeyHash), ToGatewayKey));
     }
 

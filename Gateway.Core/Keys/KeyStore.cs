@@ -66,7 +66,7 @@ public sealed class KeyStore(NpgsqlDataSource db, AuditLog audit, TimeProvider t
     public async Task<IReadOnlyList<KeyView>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<KeyView>($"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", new { ct });
+        var rows = await connection.QueryAsync<KeyView>($"SELECT {KeyView.Columns} FROM api_keys ORDER BY created_at DESC, id", ct);
         return rows.AsList();
     }
 

@@ -94,11 +94,7 @@ public sealed partial class UsageRetention(NpgsqlDataSource db, IOptions<UsageRe
     private async Task<List<(string Name, DateOnly Day)>> ListPartitionsAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        // The token alone is the args: Dapper.AOT reads it as the cancellation (an args object with only a token member, and no
-        // parameter in the SQL, would lose it); DAP018 says only that the token carries no SQL parameter.
-#pragma warning disable DAP018
         var names = await connection.QueryAsync<string>(PartitionsSql, ct);
-#pragma warning restore DAP018
         return [.. names.Select(n => (n, DateOnly.ParseExact(n["usage_events_".Length..], "yyyyMMdd", CultureInfo.InvariantCulture)))];
     }
 

@@ -188,7 +188,7 @@ public sealed class SpendDashboard(Persistence.ReportsDatabase reports, BudgetCa
         await using var connection = await _db.OpenConnectionAsync(ct);
         var models = (await connection.QueryAsync<string>(ModelOptionsSql, new { from, to, ct })).AsList();
         var providers = (await connection.QueryAsync<string>(ProviderOptionsSql, new { from, to, ct })).AsList();
-        var teams = (await connection.QueryAsync<string>(TeamOptionsSql, new { ct })).AsList();
+        var teams = (await connection.QueryAsync<string>(TeamOptionsSql, ct)).AsList();
         return new SpendFilterOptions(models, providers, teams);
     }
 }

@@ -40,7 +40,7 @@ public sealed partial class RuleBook(NpgsqlDataSource db, ModelCatalog catalog, 
     public async Task ReloadAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<RuleRow>($"{RuleRow.Select} ORDER BY priority, name", new { ct });
+        var rows = await connection.QueryAsync<RuleRow>($"{RuleRow.Select} ORDER BY priority, name", ct);
         var compiled = new List<CompiledRule>();
         foreach (var row in rows)
         {

@@ -16,7 +16,7 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
     public async Task<IReadOnlyList<RoutingRule>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<RuleRow>($"{RuleRow.Select} ORDER BY priority, name", new { ct });
+        var rows = await connection.QueryAsync<RuleRow>($"{RuleRow.Select} ORDER BY priority, name", ct);
         return [.. rows.Select(r => r.ToRule())];
     }
 
@@ -40,6 +40,10 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
     private async Task<(RoutingRule Rule, bool Created)> UpsertAsync(NpgsqlConnection connection, string name, RoutingRule rule, CancellationToken ct)
     {
         var now = time.GetUtcNow();
+        // Serialized first: Dapper.AOT's generator cannot see the JSON generator's output, so an args member typed through
+        // RoutingJson would leave this call on vanilla Dapper.
+        string match = JsonSerializer.Serialize(rule.Match, RoutingJson.Default.RuleMatch);
+        string targets = JsonSerializer.Serialize(rule.Targets.ToList(), RoutingJson.Default.ListRuleTarget);
         var created = await connection.ExecuteScalarAsync<bool>("""
             INSERT INTO routing_rules AS r (id, name, priority, enabled, match, targets, fallbacks, downgrade_model, injection_filter, created_at,
                                             updated_at)
@@ -54,8 +58,8 @@ public sealed class RuleStore(NpgsqlDataSource db, AuditLog audit, TimeProvider 
             name,
             rule.Priority,
             rule.Enabled,
-            Match = JsonSerializer.Serialize(rule.Match, RoutingJson.Default.RuleMatch),
-            Targets = JsonSerializer.Serialize(rule.Targets.ToList(), RoutingJson.Default.ListRuleTarget),
+            Match = match,
+            Targets = targets,
             Fallbacks = rule.Fallbacks.ToArray(),
             rule.DowngradeModel,
             rule.InjectionFilter,
