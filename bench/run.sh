@@ -16,7 +16,8 @@
 # BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
 # folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build),
-# BENCH_UPSTREAM_JITTER_MS (0: up to this many ms added at random to the whole-answer 50 ms upstream's delay, for the tail study).
+# BENCH_UPSTREAM_JITTER_MS (0: up to this many ms added at random to the whole-answer 50 ms upstream's delay, for the tail study),
+# BENCH_GATEWAY_BUILD (r2r: ReadyToRun on the .NET runtime, as the image ships it; aot: Native AOT, published to bench/out/gateway-aot).
 # Everything it writes goes to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,8 @@ UP50_PORT=$((UP0_PORT + 1))
 PK_PORT=$((UP0_PORT + 2))
 CHAT50_PORT=$((UP0_PORT + 3))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
-GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway}
+GW_BUILD=${BENCH_GATEWAY_BUILD:-r2r}
+if [ "$GW_BUILD" = aot ]; then GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway-aot}; else GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway}; fi
 PK_DIR=$ROOT/bench/peers/portkey
 PG_PORT=${BENCH_PG_PORT:-55491}
 TICKS=$(getconf CLK_TCK)
@@ -73,6 +75,9 @@ done
 # The gateway as the image ships it: published ReadyToRun (Dockerfile).
 dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -o "$OUT/gateway" --nologo -v quiet -clp:NoSummary >/dev/null
+# The Native AOT build (README: "Native AOT"): one native executable, no JIT.
+[ "$GW_BUILD" = aot ] && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 -p:PublishAot=true \
+  -o "$OUT/gateway-aot" --nologo -v quiet -clp:NoSummary >/dev/null
 
 rm -rf "$OUT/pg" "$OUT/pg.password" "$OUT/journal"
 export ConnectionStrings__Gateway
@@ -110,7 +115,7 @@ MASTER=bench-master-key
 start_gateway() {
   env ${BENCH_GATEWAY_ENV:-} Gateway__MasterKey=$MASTER Gateway__SeedFile="$OUT/gateway.json" Gateway__DataProtectionKeysDirectory="$OUT/keys" \
     Gateway__Metering__JournalDirectory="$OUT/journal" Logging__LogLevel__Default=Warning ASPNETCORE_URLS="http://127.0.0.1:$GW_PORT" \
-    dotnet "$GW_DIR/Gateway.Api.dll" --contentRoot "$GW_DIR" >> "$OUT/gateway.log" 2>&1 &
+    $( [ -f "$GW_DIR/Gateway.Api.dll" ] && echo dotnet "$GW_DIR/Gateway.Api.dll" || echo "$GW_DIR/Gateway.Api" ) --contentRoot "$GW_DIR" >> "$OUT/gateway.log" 2>&1 &
   GW_PID=$!
   PIDS+=($GW_PID)
   for _ in $(seq 1 120); do
