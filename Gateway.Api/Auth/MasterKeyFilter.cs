@@ -46,23 +46,35 @@ internal static class MasterKeyFilter
         return Results.Empty;
     }
 
+    private sealed class MasterKeyMetadata;
+
+    private static readonly MasterKeyMetadata Marker = new();
+
+    /// <summary>Marks the group's endpoints as the admin API's: <see cref="UseMasterKey"/> guards them.</summary>
+    public static RouteGroupBuilder RequireMasterKey(this RouteGroupBuilder group) => group.WithMetadata(Marker);
+
     /// <summary>
-    /// Guards every path under <c>/admin</c> before its endpoint binds a body, so a caller without the key learns nothing
-    /// about the body it sent (a middleware, not an endpoint filter: generated endpoints read the body before any filter).
+    /// Guards every endpoint marked by <see cref="RequireMasterKey"/>, chosen by the endpoint routing picked (never by the path's
+    /// spelling), before the endpoint binds a body: a middleware, not an endpoint filter, since generated handlers read the
+    /// body before any filter runs. Runs after routing (WebApplication routes before the app's own middleware).
     /// </summary>
-    public static IApplicationBuilder UseMasterKey(this IApplicationBuilder app) =>
-        app.UseWhen(http => http.Request.Path.StartsWithSegments("/admin", StringComparison.Ordinal), admin => admin.Use(async (http, next) =>
+    public static IApplicationBuilder UseMasterKey(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        if (http.GetEndpoint()?.Metadata.GetMetadata<MasterKeyMetadata>() is null)
         {
-            var (refused, caller) = await CheckAsync(http);
-            if (refused is not null)
-            {
-                await refused.ExecuteAsync(http);
-                return;
-            }
-            // Set here, not in CheckAsync: an async local set inside an awaited method does not outlive it.
-            AdminCaller.Set(caller);
             await next(http);
-        }));
+            return;
+        }
+        var (refused, caller) = await CheckAsync(http);
+        if (refused is not null)
+        {
+            await refused.ExecuteAsync(http);
+            return;
+        }
+        // Set here, not in CheckAsync: an async local set inside an awaited method does not outlive it.
+        AdminCaller.Set(caller);
+        await next(http);
+    });
 
     // The refusal, or null and the caller's name for the audit log (null: the master key).
     private static async Task<(IResult? Refused, string? Caller)> CheckAsync(HttpContext http)

@@ -50,6 +50,28 @@ public sealed class AdminAuthTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task AdminRoute_SpelledInAnyCase_WithAnyBody_IsRefusedWithoutTheKey()
+    {
+        // A host of its own: the refusals count as failed authentications of this address, which the shared host's other
+        // tests would then meet as 429s.
+        await using var host = new GatewayHost(env.Postgres.ConnectionString);
+        using var stranger = host.Client(BogusToken());
+        using var admin = host.Admin();
+        // Routing ignores case, so the guard must too; and it runs before a handler reads the body (none is sent).
+        foreach (var (method, path) in ((string, string)[])[("GET", "/ADMIN/keys"), ("GET", "/Admin/Providers"), ("POST", "/admin/KEYS"),
+                     ("POST", "/admin/routes/test")])
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), path);
+            using var response = await stranger.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+            Assert.Equal((path, HttpStatusCode.Unauthorized, "invalid_master_key"), (path, response.StatusCode, await ErrorCodeAsync(response)));
+
+            using var withKey = new HttpRequestMessage(new HttpMethod(method), path);
+            using var answer = await admin.SendAsync(withKey, HttpCompletionOption.ResponseContentRead);
+            Assert.True(answer.StatusCode is not (HttpStatusCode.Unauthorized or HttpStatusCode.NotFound), $"{method} {path}: {answer.StatusCode}");
+        }
+    }
+
+    [Fact]
     public async Task FiveHundredConcurrentBogusTokens_NoServerError_NoDatabaseQuery_AndChatIsStillServed()
     {
         // A database of its own, so the commands counted are this host's only.

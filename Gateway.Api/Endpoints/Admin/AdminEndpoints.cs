@@ -25,7 +25,7 @@ internal static class AdminEndpoints
 
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/admin"); // guarded by MasterKeyFilter.UseMasterKey
+        var admin = app.MapGroup("/admin").RequireMasterKey();
 
         admin.MapPost("/keys", async Task<IResult> (JsonObject body, KeyStore keys, CancellationToken ct) =>
         {
