@@ -53,11 +53,10 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
         sum(d.completion_tokens)::bigint AS completion_tokens, sum(d.cost_usd) AS cost_usd
         """;
 
-    private const string SpendOrder = "ORDER BY cost_usd DESC, \"group\"";
-
     private const string SpendByKey = $"""
         SELECT k.name AS "group", d.key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
         WHERE d.day BETWEEN @from::date AND @to::date GROUP BY k.name, d.key_id
+        ORDER BY cost_usd DESC, "group"
         """;
 
     // A key with several tags counts toward each; keys with none are '(untagged)'.
@@ -65,21 +64,25 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
         SELECT t.tag AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d JOIN api_keys k ON k.id = d.key_id
         CROSS JOIN LATERAL unnest(CASE WHEN cardinality(k.tags) = 0 THEN ARRAY['(untagged)'] ELSE k.tags END) AS t(tag)
         WHERE d.day BETWEEN @from::date AND @to::date GROUP BY t.tag
+        ORDER BY cost_usd DESC, "group"
         """;
 
     private const string SpendByDay = $"""
         SELECT to_char(d.day, 'YYYY-MM-DD') AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily d
         WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.day
+        ORDER BY cost_usd DESC, "group"
         """;
 
     private const string SpendByModel = $"""
         SELECT d.model AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
         WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.model
+        ORDER BY cost_usd DESC, "group"
         """;
 
     private const string SpendByProvider = $"""
         SELECT d.provider AS "group", NULL::uuid AS key_id, {Sums} FROM usage_daily_models d
         WHERE d.day BETWEEN @from::date AND @to::date GROUP BY d.provider
+        ORDER BY cost_usd DESC, "group"
         """;
 
     public async Task<IReadOnlyList<SpendRow>> SpendAsync(SpendGroup by, DateOnly from, DateOnly to, CancellationToken ct)
@@ -90,11 +93,11 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
         // command and a cancellation token, Dapper.AOT 1.1.0 generates code that does not compile).
         var rows = by switch
         {
-            SpendGroup.Key => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByKey}) r {SpendOrder}", range),
-            SpendGroup.Team => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByTeam}) r {SpendOrder}", range),
-            SpendGroup.Day => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByDay}) r {SpendOrder}", range),
-            SpendGroup.Model => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByModel}) r {SpendOrder}", range),
-            _ => await connection.QueryAsync<SpendRow>($"SELECT * FROM ({SpendByProvider}) r {SpendOrder}", range),
+            SpendGroup.Key => await connection.QueryAsync<SpendRow>(SpendByKey, range),
+            SpendGroup.Team => await connection.QueryAsync<SpendRow>(SpendByTeam, range),
+            SpendGroup.Day => await connection.QueryAsync<SpendRow>(SpendByDay, range),
+            SpendGroup.Model => await connection.QueryAsync<SpendRow>(SpendByModel, range),
+            _ => await connection.QueryAsync<SpendRow>(SpendByProvider, range),
         };
         return rows.AsList();
     }
@@ -137,5 +140,4 @@ public sealed class SpendReports(Persistence.ReportsDatabase reports, Budgets.Bu
             """, new { from, to });
         await foreach (var row in rows.WithCancellation(ct)) yield return row;
     }
-
 }
