@@ -26,8 +26,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         await page.GotoAsync("/");
         await AdminBrowser.WaitInteractiveAsync(page);
         if (key is null) return page;
-        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(key);
-        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = key }).ClickAsync();
+        await AdminBrowser.PickAsync(page, page.GetByLabel("Key", new() { Exact = true }), key);
         return page;
     }
 
@@ -167,8 +166,7 @@ public sealed class SpendPageTests(TestEnvironment env, AdminBrowser browser) : 
         await page.GotoAsync("/");
         await AdminBrowser.WaitInteractiveAsync(page);
 
-        await page.GetByLabel("Key", new() { Exact = true }).FillAsync(marker);
-        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = marker }).ClickAsync();
+        await AdminBrowser.PickAsync(page, page.GetByLabel("Key", new() { Exact = true }), marker);
         await Assertions.Expect(page.GetByTestId("requests")).ToHaveTextAsync("1");
 
         // The chart's label is the name cut to 17 characters: text, not an element.

@@ -75,6 +75,30 @@ public sealed class AdminBrowser : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Types <paramref name="text"/> into an autocomplete and picks the suggestion holding it, typing again if none shows: as
+    /// with <see cref="OpenDialogAsync"/>, under load the input can land while the page is still being rendered, and Blazor
+    /// drops it (the suggestion itself must still come from the server).
+    /// </summary>
+    public static async Task PickAsync(IPage page, ILocator input, string text)
+    {
+        var suggestion = page.Locator(".mud-popover-open .mud-list-item", new() { HasText = text });
+        for (var attempt = 1; ; attempt++)
+        {
+            await input.FillAsync(text);
+            try
+            {
+                await suggestion.WaitForAsync(new() { Timeout = 10_000 });
+                await suggestion.ClickAsync();
+                return;
+            }
+            catch (TimeoutException) when (attempt < 4)
+            {
+                await input.FillAsync(""); // typed again from empty, so the autocomplete sees a change and searches
+            }
+        }
+    }
+
     /// <summary>Closes the notices (snackbars) in the top corner, which would hide the page's buttons in a screenshot.</summary>
     public static async Task DismissNoticesAsync(IPage page)
     {
