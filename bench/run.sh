@@ -76,7 +76,7 @@ done
 dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -o "$OUT/gateway" --nologo -v quiet -clp:NoSummary >/dev/null
 # The Native AOT build (README: "Native AOT"): one native executable, no JIT.
-[ "$GW_BUILD" = aot ] && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 -p:PublishAot=true \
+[ "$GW_BUILD" = aot ] && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 -p:PublishAot=true -p:NuGetLockFilePath=obj/aot.packages.lock.json \
   -o "$OUT/gateway-aot" --nologo -v quiet -clp:NoSummary >/dev/null
 
 rm -rf "$OUT/pg" "$OUT/pg.password" "$OUT/journal"

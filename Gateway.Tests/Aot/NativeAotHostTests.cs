@@ -136,11 +136,13 @@ public sealed class NativeAotHostTests(TestEnvironment env)
         return JsonNode.Parse(text)!;
     }
 
-    // dotnet publish -p:PublishAot=true, as README and bench/run.sh do (clang and zlib from apt: .ci/run installs them).
+    // dotnet publish -p:PublishAot=true, as README and bench/run.sh do (clang and zlib from apt: .ci/run installs them). Its
+    // restore adds the ILCompiler package, which the lock files (restored in locked mode by .ci/run) must not record.
     private static async Task<string> PublishAsync(string output)
     {
         var publish = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepoPaths.Root };
-        foreach (var arg in (string[])["publish", "Gateway.Api/Gateway.Api.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-o", output, "--nologo"])
+        foreach (var arg in (string[])["publish", "Gateway.Api/Gateway.Api.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true",
+                     "-p:NuGetLockFilePath=obj/aot.packages.lock.json", "-o", output, "--nologo"])
             publish.ArgumentList.Add(arg);
         using var process = Process.Start(publish)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
