@@ -114,7 +114,7 @@ public sealed class CompletionAssembler
             if (value.ValueKind == JsonValueKind.String)
             {
                 if (!state.Text.TryGetValue(name, out var buffer)) state.Text[name] = buffer = new StringBuilder();
-                if (name != "role" || buffer.Length == 0) buffer.Append(value.GetString()); // the role is said once, not joined
+                if (name != "role" || buffer.Length == 0) AppendString(buffer, value); // the role is said once, not joined
             }
             else if (value.ValueKind != JsonValueKind.Null)
             {
@@ -145,7 +145,7 @@ public sealed class CompletionAssembler
             {
                 if (Str(function, "name"u8) is { Length: > 0 } name) tool.Name ??= name;
                 if (function.TryGetProperty("arguments"u8, out var arguments) && arguments.ValueKind == JsonValueKind.String)
-                    tool.Arguments.Append(arguments.GetString());
+                    AppendString(tool.Arguments, arguments);
             }
         }
     }
@@ -239,6 +239,20 @@ public sealed class CompletionAssembler
     }
 
     private static byte[] Raw(JsonElement value) => JsonMarshal.GetRawUtf8Value(value).ToArray();
+
+    // A string value's text onto the buffer, without a string of its own when it has no escapes (every chunk's text goes through here).
+    private static void AppendString(StringBuilder buffer, JsonElement value)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(value); // with its quotes
+        var utf8 = raw[1..^1];
+        if (utf8.Contains((byte)'\\') || utf8.Length > 1024)
+        {
+            buffer.Append(value.GetString());
+            return;
+        }
+        Span<char> chars = stackalloc char[1024]; // UTF-16 units never outnumber the UTF-8 bytes they come from
+        buffer.Append(chars[..Encoding.UTF8.GetChars(utf8, chars)]);
+    }
 
     private static string? Str(JsonElement node, ReadOnlySpan<byte> name) =>
         node.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

@@ -64,6 +64,19 @@ public sealed class CompletionAssemblerTests
     }
 
     [Fact]
+    public void Text_InAnyScript_WithEscapes_OrLongerThanAChunkBuffer_IsJoinedAsWritten()
+    {
+        // As JSON writes them: escapes left in the chunk.
+        string[] pieces = ["héllo ", "😀 ", "日本語 ", """\"quoted\"\n\ttab \\ \u00e9 """, new string('x', 1024), "€", new string('ü', 700), """\ud83d\ude00"""];
+        var chunks = pieces.Select(p => $$$"""{"id":"c","choices":[{"index":0,"delta":{"content":"{{{p}}}"}}]}""").ToArray();
+        var calls = pieces.Select(p => $$$"""{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{{{p}}}"}}]}}]}""");
+        var expected = string.Concat(pieces.Select(p => JsonNode.Parse($"\"{p}\"")!.GetValue<string>()));
+
+        Assert.Equal(expected, Assemble(chunks)["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Equal(expected, Assemble([.. calls])["choices"]![0]!["message"]!["tool_calls"]![0]!["function"]!["arguments"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void ALongAnswer_IsJoinedWhole()
     {
         var chunks = Enumerable.Range(0, 20_000).Select(i => $$$"""{"id":"c","choices":[{"index":0,"delta":{"content":"{{{i % 10}}}"}}]}""").ToArray();

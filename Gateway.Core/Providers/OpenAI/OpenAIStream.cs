@@ -9,6 +9,9 @@ namespace Gateway.Core.Providers.OpenAI;
 internal sealed class OpenAIStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline, CancellationToken clientAborted)
     : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
+    // Each event is one chunk, handed on in this one array: the caller reads it before asking for the next event.
+    private readonly StreamChunk[] _chunk = new StreamChunk[1];
+
     protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
     {
         if (data.AsSpan().SequenceEqual("[DONE]"u8))
@@ -16,7 +19,8 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
             Done = true;
             return [];
         }
-        return [Inspect(data)];
+        _chunk[0] = Inspect(data);
+        return _chunk;
     }
 
     protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
@@ -46,7 +50,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                     if (reader.TokenType == JsonTokenType.StartObject) throw Broken("it sent an error event");
                     reader.Skip();
                 }
-                else if (reader.ValueTextEquals("model"u8))
+                else if (ServedModel is null && reader.ValueTextEquals("model"u8)) // the first chunk's (every chunk repeats it)
                 {
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String) model = reader.GetString();
