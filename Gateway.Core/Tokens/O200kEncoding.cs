@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.IO.Compression;
 using System.Reflection;
 using System.Numerics;
@@ -53,21 +54,56 @@ internal sealed partial class O200kEncoding
         var assembly = Assembly.Load("Microsoft.ML.Tokenizers.Data.O200kBase");
         using var stream = assembly.GetManifestResourceStream(Resource)
             ?? throw new InvalidOperationException($"{Resource} is missing from {assembly.FullName}");
-        using var reader = new StreamReader(new DeflateStream(stream, CompressionMode.Decompress), Encoding.ASCII);
-        var bytes = new List<byte>(1 << 21);
-        var starts = new List<int>(200_001);
-        Span<byte> token = stackalloc byte[256];
-        while (reader.ReadLine() is { } line)
+        // Read as bytes and decoded in two passes (sizes, then tokens) into arrays of their final size: a string per line
+        // and growing lists made garbage at the first count that the GC then kept committed.
+        using var text = new MemoryStream();
+        using (var inflate = new DeflateStream(stream, CompressionMode.Decompress)) inflate.CopyTo(text);
+        var file = text.GetBuffer().AsSpan(0, (int)text.Length);
+        int count = 0, size = 0;
+        foreach (var line in new TokenLines(file))
         {
-            if (line.Length == 0 || line.StartsWith("Capacity:", StringComparison.Ordinal)) continue;
-            if (!Convert.TryFromBase64String(line, token, out var length))
-                throw new InvalidDataException($"{Resource}: line {starts.Count + 1} is not a token");
-            starts.Add(bytes.Count);
-            bytes.AddRange(token[..length]);
+            count++;
+            size += Base64.GetMaxDecodedFromUtf8Length(line.Length) - (line.EndsWith("=="u8) ? 2 : line.EndsWith("="u8) ? 1 : 0);
         }
-        var count = starts.Count;
-        starts.Add(bytes.Count);
-        return new O200kEncoding([.. bytes], [.. starts], count);
+        var bytes = new byte[size];
+        var starts = new int[count + 1];
+        int rank = 0, at = 0;
+        foreach (var line in new TokenLines(file))
+        {
+            if (Base64.DecodeFromUtf8(line, bytes.AsSpan(at), out _, out var written) != OperationStatus.Done)
+                throw new InvalidDataException($"{Resource}: token {rank} is not base64");
+            starts[rank++] = at;
+            at += written;
+        }
+        starts[count] = at;
+        return new O200kEncoding(bytes, starts, count);
+    }
+
+    // The file's token lines: base64, one per line; blank lines and the "Capacity:" header skipped.
+    private ref struct TokenLines
+    {
+        private ReadOnlySpan<byte> _rest;
+
+        public TokenLines(ReadOnlySpan<byte> file) => _rest = file;
+
+        public ReadOnlySpan<byte> Current { get; private set; }
+
+        public readonly TokenLines GetEnumerator() => this;
+
+        public bool MoveNext()
+        {
+            while (!_rest.IsEmpty)
+            {
+                var end = _rest.IndexOf((byte)'\n');
+                var line = end < 0 ? _rest : _rest[..end];
+                _rest = end < 0 ? default : _rest[(end + 1)..];
+                if (line.EndsWith("\r"u8)) line = line[..^1];
+                if (line.IsEmpty || line.StartsWith("Capacity:"u8)) continue;
+                Current = line;
+                return true;
+            }
+            return false;
+        }
     }
 
     /// <summary>How many tokens the text encodes to.</summary>
