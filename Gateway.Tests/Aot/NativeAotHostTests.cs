@@ -77,6 +77,7 @@ public sealed class NativeAotHostTests(TestEnvironment env)
             // Every door, plain and streamed, through the mock and through an OpenAI-compatible upstream.
             using var client = new HttpClient { BaseAddress = admin.BaseAddress };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (string)key["key"]!);
+            await GatewayHost.WaitUntilServedAsync(client, "mock", "aot-model");
             var metered = 0;
             async Task<string> Door(string path, string body, bool isMetered = true)
             {

@@ -160,6 +160,18 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
         return alias;
     }
 
+    /// <summary>
+    /// For a gateway in another process, whose caches this test cannot read: waits until <paramref name="client"/>'s key is
+    /// accepted and <c>/v1/models</c> lists every one of <paramref name="models"/> (keys and models reach a host by NOTIFY).
+    /// </summary>
+    public static Task WaitUntilServedAsync(HttpClient client, params string[] models) => Eventually.TrueAsync(async () =>
+    {
+        using var response = await client.GetAsync("/v1/models");
+        if (response.StatusCode != System.Net.HttpStatusCode.OK) return false;
+        var listed = await response.Content.ReadAsStringAsync();
+        return models.All(m => listed.Contains($"\"{m}\"", StringComparison.Ordinal));
+    }, what: $"The key and the models {string.Join(", ", models)} served");
+
     /// <summary>Polls until <paramref name="condition"/> holds (e.g. a NOTIFY reached this instance); the default bound is <see cref="Eventually.Bound"/>.</summary>
     public static Task WaitUntilAsync(Func<bool> condition, int timeoutMs = 30_000) => Eventually.TrueAsync(condition, TimeSpan.FromMilliseconds(timeoutMs));
 

@@ -69,6 +69,7 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
         var keyId = created["id"]!.GetValue<Guid>();
         using var client = new HttpClient { BaseAddress = url };
         client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        await GatewayHost.WaitUntilServedAsync(client, "mock");
         var answered = new ConcurrentBag<Guid>();
         var killed = 0;
 
@@ -136,6 +137,7 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
             })).EnsureSuccessStatusCode();
         using var client = new HttpClient { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
         client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        await GatewayHost.WaitUntilServedAsync(client, $"{provider}/stall-after-first", $"{provider}/hang");
         var marker = Guid.NewGuid().ToString("N");
 
         var seen = new List<Guid>(); // request ids the streaming clients saw, with the first words of their answers
@@ -302,6 +304,7 @@ public sealed class CrashTests(TestEnvironment env) : IAsyncDisposable
         var keyId = created["id"]!.GetValue<Guid>();
         using var client = new HttpClient { BaseAddress = url };
         client.DefaultRequestHeaders.Authorization = new("Bearer", created["key"]!.GetValue<string>());
+        await GatewayHost.WaitUntilServedAsync(client, "mock");
         var answered = new ConcurrentBag<Guid>();
         var refused = 0;
 
