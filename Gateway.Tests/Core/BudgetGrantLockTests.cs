@@ -4,9 +4,7 @@ using Dapper;
 using Gateway.Core;
 using Gateway.Core.Budgets;
 using Gateway.Core.Keys;
-using Gateway.Core.Persistence;
 using Gateway.Tests.Fixtures;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
@@ -18,22 +16,9 @@ namespace Gateway.Tests.Core;
 /// serialized only while both releases take the same advisory lock. The previous release sent the day as a timestamp and
 /// hashed <c>@key::text || @day::text</c>, i.e. <c>'&lt;key id&gt;2031-03-11 00:00:00'</c>; this one sends a date.
 /// </summary>
-public sealed class BudgetGrantLockTests(BudgetGrantLockTests.Database database) : IClassFixture<BudgetGrantLockTests.Database>
+public sealed class BudgetGrantLockTests(OwnDatabase database) : IClassFixture<OwnDatabase>
 {
-    /// <summary>A database of its own: the lock and the leases here are this class's alone.</summary>
-    public sealed class Database : IAsyncLifetime
-    {
-        public NpgsqlDataSource Source { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
-        {
-            Source = NpgsqlDataSource.Create(await TestEnvironment.Current.Postgres.CreateDatabaseAsync());
-            await new Migrator(Source, NullLogger<Migrator>.Instance).MigrateAsync(CancellationToken.None);
-        }
-
-        public ValueTask DisposeAsync() => Source.DisposeAsync();
-    }
-
+    // A database of its own (OwnDatabase): the lock and the leases here are this class's alone.
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]

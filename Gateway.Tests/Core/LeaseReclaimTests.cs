@@ -20,25 +20,12 @@ namespace Gateway.Tests.Core;
 /// <see cref="FakeTimeProvider"/>: a dead instance's leases come back once its heartbeat stood still for the bound (and not a
 /// moment before), less what it may still charge; a live one keeps them however much time passes.
 /// </summary>
-public sealed class LeaseReclaimTests(LeaseReclaimTests.Database database) : IClassFixture<LeaseReclaimTests.Database>
+public sealed class LeaseReclaimTests(OwnDatabase database) : IClassFixture<OwnDatabase>
 {
+    // A database of its own (OwnDatabase): an instance here judges every instance it sees, and no other test's is here.
     private const decimal Cap = 1m; // leased in slices of 0.1
     private static readonly TimeSpan Beat = TimeSpan.FromSeconds(5);
     private const int ReclaimSeconds = 60;
-
-    /// <summary>A database only these tests use: an instance here judges every instance it sees, and no other test's is here.</summary>
-    public sealed class Database : IAsyncLifetime
-    {
-        public NpgsqlDataSource Source { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
-        {
-            Source = NpgsqlDataSource.Create(await TestEnvironment.Current.Postgres.CreateDatabaseAsync());
-            await new Migrator(Source, NullLogger<Migrator>.Instance).MigrateAsync(CancellationToken.None);
-        }
-
-        public ValueTask DisposeAsync() => Source.DisposeAsync();
-    }
 
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2031, 3, 10, 12, 0, 0, TimeSpan.Zero));
     private readonly GatewayKey _key = new(Guid.NewGuid(), "leased", "gw-lease", [], FrozenSet<string>.Empty, null, null, HardCapUsd: Cap);

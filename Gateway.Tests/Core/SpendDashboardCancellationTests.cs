@@ -4,7 +4,6 @@ using Gateway.Core.Budgets;
 using Gateway.Core.Persistence;
 using Gateway.Core.Reports;
 using Gateway.Tests.Fixtures;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -16,26 +15,10 @@ namespace Gateway.Tests.Core;
 /// object itself for a query without parameters), so each way a query passes it is covered: <see cref="SpendFilterArgs.Ct"/>,
 /// an anonymous object's <c>ct</c>, and the token as the args.
 /// </summary>
-public sealed class SpendDashboardCancellationTests(SpendDashboardCancellationTests.Database database)
-    : IClassFixture<SpendDashboardCancellationTests.Database>
+public sealed class SpendDashboardCancellationTests(OwnDatabase database)
+    : IClassFixture<OwnDatabase>
 {
-    /// <summary>A database of its own: the tables locked here would otherwise stall every other test's usage writer and key reads.</summary>
-    public sealed class Database : IAsyncLifetime
-    {
-        public string ConnectionString { get; private set; } = "";
-
-        public NpgsqlDataSource Source { get; private set; } = null!;
-
-        public async ValueTask InitializeAsync()
-        {
-            ConnectionString = await TestEnvironment.Current.Postgres.CreateDatabaseAsync();
-            Source = NpgsqlDataSource.Create(ConnectionString);
-            await new Migrator(Source, NullLogger<Migrator>.Instance).MigrateAsync(CancellationToken.None);
-        }
-
-        public ValueTask DisposeAsync() => Source.DisposeAsync();
-    }
-
+    // A database of its own (OwnDatabase): the tables locked here would otherwise stall every other test's usage writer and key reads.
     private static readonly DateOnly Day = new(2032, 6, 1);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
