@@ -102,6 +102,24 @@ public sealed class CompletionAssemblerTests
     }
 
     [Fact]
+    public void IndexesAndIds_WrittenAfterWhatTheyPlace_StillPlaceIt()
+    {
+        // JSON objects are unordered: a choice's index after its delta, a tool call's index and id after its function.
+        var answer = Assemble(
+            """{"id":"c","choices":[{"delta":{"content":"B"},"index":1},{"delta":{"content":"A"},"finish_reason":null,"index":0}]}""",
+            """{"id":"c","choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{","name":"f"},"type":"function","id":"call_a","index":0}]},"index":0}]}""",
+            """{"id":"c","choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"},"index":0}]},"index":0}]}""",
+            """{"id":"c","choices":[{"delta":{"tool_calls":[{"function":{"name":"g","arguments":"[]"},"id":"call_b","index":0}]},"index":0}]}""",
+            """{"id":"c","choices":[{"delta":{"content":"b"},"finish_reason":"stop","index":1}]}""");
+
+        var choices = answer["choices"]!.AsArray();
+        Assert.Equal([(0, "A"), (1, "Bb")], choices.Select(c => (c!["index"]!.GetValue<int>(), c["message"]!["content"]!.GetValue<string>())));
+        Assert.Equal([("call_a", "f", "{}"), ("call_b", "g", "[]")], choices[0]!["message"]!["tool_calls"]!.AsArray()
+            .Select(c => (c!["id"]!.GetValue<string>(), c["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
+        Assert.Equal("stop", choices[1]!["finish_reason"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void StreamOnlyPadding_IsNotPartOfTheAnswer()
     {
         // OpenAI pads every chunk with a random "obfuscation" string (stream_options.include_obfuscation, on by default); a

@@ -131,7 +131,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0)
                 {
-                    AppendString(ref reader);
+                    Wire.JsonText.Append(Text, ref reader);
                     chunk.HasContent = true;
                 }
                 else reader.Skip();
@@ -154,23 +154,6 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                 reader.Read();
                 reader.Skip();
             }
-        }
-    }
-
-    // The string's text, unescaped, onto Text without a string of its own.
-    private void AppendString(ref Utf8JsonReader reader)
-    {
-        var most = reader.ValueSpan.Length; // UTF-16 units never outnumber the UTF-8 bytes they come from
-        char[]? rented = null;
-        var buffer = most <= 256 ? stackalloc char[256] : (rented = System.Buffers.ArrayPool<char>.Shared.Rent(most));
-        try
-        {
-            var length = reader.CopyString(buffer);
-            Text.Append(buffer[..length]);
-        }
-        finally
-        {
-            if (rented is not null) System.Buffers.ArrayPool<char>.Shared.Return(rented);
         }
     }
 }
