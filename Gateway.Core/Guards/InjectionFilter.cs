@@ -167,6 +167,7 @@ public sealed partial class InjectionFilter
     /// </summary>
     public IReadOnlyList<string> Scan(IReadOnlyList<ChatMessage> messages)
     {
+        var categories = Compiled.Value; // built before the clock starts: building is not the request's scan
         var started = _time.GetTimestamp();
         var found = 0; // bit i: Catalog[i]; the last bit: SystemOverride
         var instructions = 0;
@@ -185,7 +186,7 @@ public sealed partial class InjectionFilter
                     conversationStarted = true;
                     var text = message.Text();
                     if (unscanned > 0) unscanned += text.Length;
-                    else found |= Match(text, started, ref unscanned);
+                    else found |= Match(categories, text, started, ref unscanned);
                     break;
             }
         }
@@ -196,12 +197,11 @@ public sealed partial class InjectionFilter
     }
 
     /// <summary>The categories (as bits) one text matches; sets <paramref name="unscanned"/> when the request's budget runs out.</summary>
-    private int Match(string text, long started, ref int unscanned)
+    private int Match((SearchValues<string> Anchors, Regex Regex)[] categories, string text, long started, ref int unscanned)
     {
         if (text.Length == 0) return 0;
         var folded = InjectionText.Fold(text).ToLowerInvariant();
         var found = 0;
-        var categories = Compiled.Value;
         for (var i = 0; i < categories.Length; i++)
         {
             if (_time.GetElapsedTime(started) > Budget)
