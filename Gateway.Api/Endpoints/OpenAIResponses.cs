@@ -8,7 +8,7 @@ namespace Gateway.Api.Endpoints;
 
 /// <summary>
 /// Writes a <see cref="PipelineResult"/> in OpenAI's wire format: an error in OpenAI's shape with its status, a JSON answer, or
-/// server-sent events (each chunk flushed as it comes, a broken stream's error as one more event, then <c>[DONE]</c>).
+/// server-sent events (chunks flushed as they come, those that came together in one write, a broken stream's error as one more event, then <c>[DONE]</c>).
 /// </summary>
 internal static class OpenAIResponses
 {
@@ -29,8 +29,10 @@ internal static class OpenAIResponses
 
         var output = response.BodyWriter;
         var started = false;
-        await foreach (var item in stream)
+        await using var items = stream.GetAsyncEnumerator(ct);
+        while (await ServerSentEvents.NextAsync(items, output, started, ct))
         {
+            var item = items.Current;
             if (item.Error is { } broken)
             {
                 // Nothing reached the client yet: it still gets a real status code.
@@ -49,7 +51,6 @@ internal static class OpenAIResponses
                 started = true;
             }
             ServerSentEvents.Write(output, item.Chunk.Span);
-            await output.FlushAsync(ct);
         }
         if (!started) ServerSentEvents.Start(response);
         output.Write("data: [DONE]\n\n"u8);

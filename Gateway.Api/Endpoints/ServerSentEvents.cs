@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 
 namespace Gateway.Api.Endpoints;
 
@@ -22,6 +23,35 @@ internal static class ServerSentEvents
         response.ContentType = "application/json";
         response.ContentLength = body.Length;
         return response.Body.WriteAsync(body, ct).AsTask();
+    }
+
+    // What a burst may hold back at most before it is flushed anyway.
+    private const int FlushAt = 16 * 1024;
+
+    /// <summary>
+    /// Moves a relayed stream on, flushing what was written first when its next item is not ready at once: items that arrived
+    /// together (an upstream's burst, or a relay that fell behind under load) leave in one write, and no item waits for one that
+    /// has not come. A burst is flushed every <see cref="FlushAt"/> bytes. Nothing is flushed before the door has
+    /// <paramref name="started"/> its event stream: until then it may still answer with another status.
+    /// </summary>
+    public static async ValueTask<bool> NextAsync<T>(IAsyncEnumerator<T> items, PipeWriter output, bool started, CancellationToken ct)
+    {
+        var next = items.MoveNextAsync();
+        var waiting = !next.IsCompleted;
+        if (started && (!output.CanGetUnflushedBytes || output.UnflushedBytes >= (waiting ? 1 : FlushAt)))
+        {
+            try
+            {
+                await output.FlushAsync(ct);
+            }
+            catch when (waiting)
+            {
+                // The client left: the relay sees the same token and ends; the stream is not disposed while it is moving on.
+                try { await next; } catch { /* the flush's exception is the one to report */ }
+                throw;
+            }
+        }
+        return await next;
     }
 
     /// <summary>One unnamed event of one line (JSON holds no raw newline).</summary>

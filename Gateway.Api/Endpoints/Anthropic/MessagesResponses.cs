@@ -39,8 +39,10 @@ internal static class MessagesResponses
 
         var output = response.BodyWriter;
         var events = new EventWriter(output, promptEstimate);
-        await foreach (var item in stream)
+        await using var items = stream.GetAsyncEnumerator(ct);
+        while (await ServerSentEvents.NextAsync(items, output, events.Started, ct))
         {
+            var item = items.Current;
             if (item.Error is { } broken)
             {
                 if (!events.Started)
@@ -55,7 +57,6 @@ internal static class MessagesResponses
             if (!events.Started) ServerSentEvents.Start(response);
             if (!item.Native.IsEmpty) events.Native(item.Native.Span);
             else events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
-            await output.FlushAsync(ct);
         }
         if (!events.Started) ServerSentEvents.Start(response);
         events.End();

@@ -49,8 +49,10 @@ internal static class ResponsesResult
 
         var output = response.BodyWriter;
         var events = new EventWriter(output, shape);
-        await foreach (var item in stream)
+        await using var items = stream.GetAsyncEnumerator(ct);
+        while (await ServerSentEvents.NextAsync(items, output, events.Started, ct))
         {
+            var item = items.Current;
             if (item.Error is { } broken)
             {
                 // Nothing reached the client yet: it still gets a real status code.
@@ -71,13 +73,11 @@ internal static class ResponsesResult
                 {
                     if (events.Native(name, data) is { } final && save is not null) await save(final, true);
                 }
-                await output.FlushAsync(ct);
                 continue;
             }
             if (item.Chunk.IsEmpty) continue;
             if (!events.Started) ServerSentEvents.Start(response);
             events.Chunk(JsonNode.Parse(item.Chunk.Span)!.AsObject());
-            await output.FlushAsync(ct);
         }
         if (!events.Started) ServerSentEvents.Start(response);
         if (events.Relayed) return; // the upstream's own ending went out with its events
