@@ -98,7 +98,7 @@ public sealed class CompletionAssembler
     // At the choice's StartObject.
     private void AddChoice(ref Utf8JsonReader reader, ReadOnlySpan<byte> data)
     {
-        var index = IndexAhead(reader, "index"u8) ?? 0;
+        var index = IndexAhead(reader) ?? 0;
         if (!_choices.TryGetValue(index, out var state)) _choices[index] = state = new Choice();
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -163,7 +163,7 @@ public sealed class CompletionAssembler
                 reader.Skip();
                 continue;
             }
-            var index = IndexAhead(reader, "index"u8) ?? state.Tools.Count;
+            var index = IndexAhead(reader) ?? state.Tools.Count;
             var id = IdAhead(reader);
             if (!state.ToolAt.TryGetValue(index, out var tool) || id is not null && tool.Id is not null && id != tool.Id)
             {
@@ -207,13 +207,13 @@ public sealed class CompletionAssembler
         }
     }
 
-    // Looks ahead in a copy of the reader (at an object's StartObject), which stays where it is: a number field that decides
-    // where the rest goes, wherever the object puts it.
-    private static int? IndexAhead(Utf8JsonReader ahead, ReadOnlySpan<byte> field)
+    // An object's "index", read ahead in a copy of the reader (at the object's StartObject), which stays where it is: the index
+    // decides where the rest of the object goes, wherever the object puts it.
+    private static int? IndexAhead(Utf8JsonReader ahead)
     {
         while (ahead.Read() && ahead.TokenType == JsonTokenType.PropertyName)
         {
-            var found = ahead.ValueTextEquals(field);
+            var found = ahead.ValueTextEquals("index"u8);
             ahead.Read();
             if (found) return ahead.TokenType == JsonTokenType.Number && ahead.TryGetInt32(out var n) ? n : null;
             ahead.Skip();
