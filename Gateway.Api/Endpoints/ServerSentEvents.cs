@@ -32,8 +32,10 @@ internal static class ServerSentEvents
     /// Moves a relayed stream on, flushing what was written first when its next item is not ready at once: items that arrived
     /// together (an upstream's burst, or a relay that fell behind under load) leave in one write, and no item waits for one that
     /// has not come. A burst is flushed every <see cref="FlushAt"/> bytes. Nothing is flushed before the door has
-    /// <paramref name="started"/> its event stream: until then it may still answer with another status.
+    /// <paramref name="started"/> its event stream: until then it may still answer with another status. Called once per event and
+    /// most often waiting (an upstream's events come apart), its state machine is pooled rather than allocated per wait.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<bool> NextAsync<T>(IAsyncEnumerator<T> items, PipeWriter output, bool started, CancellationToken ct)
     {
         var next = items.MoveNextAsync();
