@@ -207,31 +207,25 @@ public sealed class CompletionAssembler
         }
     }
 
-    // An object's "index", read ahead in a copy of the reader (at the object's StartObject), which stays where it is: the index
-    // decides where the rest of the object goes, wherever the object puts it.
-    private static int? IndexAhead(Utf8JsonReader ahead)
-    {
-        while (ahead.Read() && ahead.TokenType == JsonTokenType.PropertyName)
-        {
-            var found = ahead.ValueTextEquals("index"u8);
-            ahead.Read();
-            if (found) return ahead.TokenType == JsonTokenType.Number && ahead.TryGetInt32(out var n) ? n : null;
-            ahead.Skip();
-        }
-        return null;
-    }
+    // An object's "index" and a tool call's non-empty "id", read ahead in a copy of the reader (at the object's StartObject), which
+    // stays where it is: they decide where the rest of the object goes, wherever the object writes them.
+    private static int? IndexAhead(Utf8JsonReader ahead) =>
+        ToFieldAhead(ref ahead, "index"u8) && ahead.TokenType == JsonTokenType.Number && ahead.TryGetInt32(out var n) ? n : null;
 
-    // A tool call's non-empty id, looked ahead as IndexAhead does.
-    private static string? IdAhead(Utf8JsonReader ahead)
+    private static string? IdAhead(Utf8JsonReader ahead) =>
+        ToFieldAhead(ref ahead, "id"u8) && ahead.TokenType == JsonTokenType.String && ahead.ValueSpan.Length > 0 ? ahead.GetString() : null;
+
+    // Moves the copy onto the value of the object's field; false when the object has none.
+    private static bool ToFieldAhead(ref Utf8JsonReader ahead, ReadOnlySpan<byte> field)
     {
         while (ahead.Read() && ahead.TokenType == JsonTokenType.PropertyName)
         {
-            var found = ahead.ValueTextEquals("id"u8);
+            var found = ahead.ValueTextEquals(field);
             ahead.Read();
-            if (found) return ahead.TokenType == JsonTokenType.String && ahead.ValueSpan.Length > 0 ? ahead.GetString() : null;
+            if (found) return true;
             ahead.Skip();
         }
-        return null;
+        return false;
     }
 
     /// <summary>The assembled <c>chat.completion</c>.</summary>
