@@ -54,11 +54,20 @@ public sealed class CompletionAssembler
     }
 
     /// <summary>Adds one chunk (its JSON as the stream carried it).</summary>
-    public void Add(ReadOnlyMemory<byte> chunk)
+    public void Add(ReadOnlyMemory<byte> chunk) => Read(chunk.Span, null);
+
+    /// <summary>
+    /// Adds one chunk and says what the stream reader meters in it (<see cref="ChunkFacts"/>), so that a stream being assembled
+    /// is read once: <paramref name="produced"/> gets the chunk's delta content and its tool calls as written, as the reader keeps
+    /// them for an estimate. Throws <see cref="JsonException"/> when the chunk is not one JSON value; a JSON value that is not an
+    /// object adds nothing.
+    /// </summary>
+    internal ChunkFacts Read(ReadOnlySpan<byte> data, StringBuilder? produced)
     {
-        var data = chunk.Span;
+        var facts = new ChunkFacts();
         var reader = new Utf8JsonReader(data);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return facts;
+        facts.IsObject = true;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("choices"u8))
@@ -71,14 +80,25 @@ public sealed class CompletionAssembler
                 }
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    if (reader.TokenType == JsonTokenType.StartObject) AddChoice(ref reader, data);
+                    facts.HasChoices = true;
+                    if (reader.TokenType == JsonTokenType.StartObject) AddChoice(ref reader, data, ref facts, produced);
                     else reader.Skip();
                 }
             }
             else if (reader.ValueTextEquals("usage"u8))
             {
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.Null) _usage = Raw(ref reader, data);
+                if (reader.TokenType == JsonTokenType.Null) continue;
+                var start = (int)reader.TokenStartIndex;
+                var isObject = reader.TokenType == JsonTokenType.StartObject;
+                _usage = Raw(ref reader, data);
+                if (isObject) facts.Usage = start..(int)reader.BytesConsumed;
+            }
+            else if (reader.ValueTextEquals("error"u8))
+            {
+                reader.Read();
+                facts.IsError |= reader.TokenType == JsonTokenType.StartObject; // an error event, which ends the stream: no part of an answer
+                reader.Skip();
             }
             else if (reader.ValueTextEquals("object"u8) || reader.ValueTextEquals("obfuscation"u8) // padding of each chunk against side channels
                 || HasTop(ref reader))
@@ -90,13 +110,17 @@ public sealed class CompletionAssembler
             {
                 var name = reader.GetString()!;
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.Null) _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, data)));
+                if (reader.TokenType == JsonTokenType.Null) continue;
+                if (name == "model" && reader.TokenType == JsonTokenType.String) facts.Model = reader.GetString();
+                _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, data)));
             }
         }
+        if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else
+        return facts;
     }
 
     // At the choice's StartObject.
-    private void AddChoice(ref Utf8JsonReader reader, ReadOnlySpan<byte> data)
+    private void AddChoice(ref Utf8JsonReader reader, ReadOnlySpan<byte> data, ref ChunkFacts facts, StringBuilder? produced)
     {
         var index = IndexAhead(reader) ?? 0;
         if (!_choices.TryGetValue(index, out var state)) _choices[index] = state = new Choice();
@@ -111,7 +135,7 @@ public sealed class CompletionAssembler
             if (reader.ValueTextEquals("delta"u8))
             {
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.StartObject) AddDelta(state, ref reader, data);
+                if (reader.TokenType == JsonTokenType.StartObject) AddDelta(state, ref reader, data, ref facts, produced);
                 else reader.Skip();
                 continue;
             }
@@ -122,14 +146,20 @@ public sealed class CompletionAssembler
         }
     }
 
-    private static void AddDelta(Choice state, ref Utf8JsonReader reader, ReadOnlySpan<byte> data)
+    private static void AddDelta(Choice state, ref Utf8JsonReader reader, ReadOnlySpan<byte> data, ref ChunkFacts facts, StringBuilder? produced)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("tool_calls"u8))
             {
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.StartArray) AddToolCalls(state, ref reader);
+                if (reader.TokenType == JsonTokenType.StartArray)
+                {
+                    var start = (int)reader.TokenStartIndex;
+                    AddToolCalls(state, ref reader);
+                    produced?.Append(Encoding.UTF8.GetString(data[start..(int)reader.BytesConsumed])); // as written
+                    facts.HasContent = facts.HasToolCall = true;
+                }
                 else reader.Skip();
                 state.Seen("tool_calls");
                 continue;
@@ -140,7 +170,14 @@ public sealed class CompletionAssembler
             if (reader.TokenType == JsonTokenType.String)
             {
                 if (!state.Text.TryGetValue(name, out var buffer)) state.Text[name] = buffer = new StringBuilder();
-                if (name != "role" || buffer.Length == 0) JsonText.Append(buffer, ref reader); // the role is said once, not joined
+                if (name == "content" && reader.ValueSpan.Length > 0)
+                {
+                    var before = buffer.Length;
+                    JsonText.Append(buffer, ref reader);
+                    produced?.Append(buffer, before, buffer.Length - before);
+                    facts.HasContent = true;
+                }
+                else if (name != "role" || buffer.Length == 0) JsonText.Append(buffer, ref reader); // the role is said once, not joined
             }
             else if (reader.TokenType != JsonTokenType.Null)
             {

@@ -73,10 +73,11 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
         Action<ModelRoute, UpstreamStream?>? reading, CancellationToken ct)
     {
         var streamed = request.AsStreamed();
+        var assembler = new CompletionAssembler();
         // A model's own ttft_timeout_ms applies as to streams; without one, the longer non-streaming default: reasoning models that
         // think silently were given the whole timeout_ms before, and a client that did not stream did not ask for a fast first token.
         var opened = await OpenPrimedAsync(requestId, streamed, route,
-            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultNonStreamingTtftTimeoutMs), ct);
+            TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultNonStreamingTtftTimeoutMs), ct, assembler);
         if (opened.Failure is { Kind: UpstreamFailureKind.CallerError, UpstreamStatus: 400 } refusal
             && (refusal.CallerError?.Param == "stream" || StreamWord().IsMatch(refusal.CallerError?.Message ?? "")))
         {
@@ -91,11 +92,11 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
         if (opened.Failure is { } failure) return failure;
         await using var primed = opened.Value!;
         var stream = primed.Inner;
-        var assembler = new CompletionAssembler();
         reading?.Invoke(route, stream); // left set if the client goes (an exception): what was read is what it is charged
         try
         {
-            await foreach (var chunk in primed.ReadChunksAsync(ct)) assembler.Add(chunk.Json);
+            await foreach (var chunk in primed.ReadChunksAsync(ct))
+                if (!stream.Assembles) assembler.Add(chunk.Json);
         }
         catch (UpstreamStreamException broken)
         {
@@ -121,11 +122,11 @@ public sealed partial class UpstreamCaller(ModelCatalog catalog, IEnumerable<ICh
         OpenPrimedAsync(requestId, request, route, TimeSpan.FromMilliseconds(route.TtftTimeoutMs ?? failoverOptions.Value.DefaultTtftTimeoutMs), ct);
 
     private Task<UpstreamResult<PrimedStream>> OpenPrimedAsync(Guid requestId, ChatCompletionRequest request, ModelRoute route, TimeSpan firstToken,
-        CancellationToken ct) =>
+        CancellationToken ct, CompletionAssembler? assembler = null) =>
         Untranslatable(request, route) is { } refused
             ? Task.FromResult<UpstreamResult<PrimedStream>>(refused)
-            : PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route), open), route.Provider.Name,
-                firstToken, ct);
+            : PrimedStream.OpenAsync(open => Provider(route).OpenStreamAsync(new UpstreamCall(requestId, request, route) { Assembler = assembler }, open),
+                route.Provider.Name, firstToken, ct);
 
     private IChatProvider Provider(ModelRoute route) => _providers[route.Provider.Protocol];
 

@@ -27,6 +27,12 @@ public abstract class UpstreamStream : IAsyncDisposable
     /// <summary>The text content the stream carried so far.</summary>
     public StringBuilder Text { get; } = new();
 
+    /// <summary>
+    /// Whether the stream adds its chunks to the call's <see cref="UpstreamCall.Assembler"/> itself as it reads them (so they are read
+    /// once); when false, whoever assembles adds each chunk it is handed.
+    /// </summary>
+    public virtual bool Assembles => false;
+
     /// <summary>Yields chunks until the provider's end of stream; throws <see cref="UpstreamStreamException"/> on failure.</summary>
     public abstract IAsyncEnumerable<StreamChunk> ReadChunksAsync(CancellationToken ct);
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Gateway.Core.Chat;
 using Gateway.Core.Providers;
 using Gateway.Core.Providers.OpenAI;
 
@@ -7,25 +8,37 @@ namespace Gateway.Tests.Core;
 
 /// <summary>
 /// The OpenAI stream reader, fed chunks in the documented chat.completion.chunk shape and the odd ones an upstream may send: what it
-/// keeps for metering (text, tool calls, usage, served model) and which chunks it refuses.
+/// keeps for metering (text, tool calls, usage, served model) and which chunks it refuses. Each test runs twice: reading alone (a
+/// relayed stream) and adding each chunk to an assembler as it reads (a non-streamed answer, read once): the facts kept must be
+/// the same, and the assembled answer the one the assembler builds when handed the chunks afterwards.
 /// </summary>
 public sealed class OpenAIStreamTests
 {
-    private static async Task<(List<StreamChunk> Chunks, UpstreamStream Stream)> ReadAsync(params string[] events)
+    private static async Task<(List<StreamChunk> Chunks, UpstreamStream Stream)> ReadAsync(bool assembling, params string[] events)
     {
         var body = string.Concat(events.Select(e => $"data: {e}\n\n")) + "data: [DONE]\n\n";
         var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "text/event-stream") };
-        var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None);
+        var assembler = assembling ? new CompletionAssembler() : null;
+        var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None, assembler);
+        Assert.Equal(assembling, stream.Assembles);
         var chunks = new List<StreamChunk>();
         await foreach (var chunk in stream.ReadChunksAsync(CancellationToken.None)) chunks.Add(chunk);
+        if (assembler is not null)
+        {
+            var after = new CompletionAssembler();
+            foreach (var chunk in chunks) after.Add(chunk.Json);
+            Assert.Equal(Encoding.UTF8.GetString(after.Build()), Encoding.UTF8.GetString(assembler.Build()));
+        }
         return (chunks, stream);
     }
 
-    private static async Task<UpstreamStreamException> RefusedAsync(params string[] events) =>
-        await Assert.ThrowsAsync<UpstreamStreamException>(() => ReadAsync(events));
+    private static async Task<UpstreamStreamException> RefusedAsync(bool assembling, params string[] events) =>
+        await Assert.ThrowsAsync<UpstreamStreamException>(() => ReadAsync(assembling, events));
 
-    [Fact]
-    public async Task Chunks_KeepEscapedTextToolCallsUsageAndModel_AndPassTheBytesOnUnchanged()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Chunks_KeepEscapedTextToolCallsUsageAndModel_AndPassTheBytesOnUnchanged(bool assembling)
     {
         string[] events =
         [
@@ -36,7 +49,7 @@ public sealed class OpenAIStreamTests
             """{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3}}}""",
         ];
 
-        var (chunks, stream) = await ReadAsync(events);
+        var (chunks, stream) = await ReadAsync(assembling, events);
 
         Assert.Equal(events, chunks.Select(c => Encoding.UTF8.GetString(c.Json.Span)));
         Assert.Equal([false, true, true, false, false], chunks.Select(c => c.HasContent));
@@ -48,18 +61,22 @@ public sealed class OpenAIStreamTests
             stream.Text.ToString());
     }
 
-    [Fact]
-    public async Task LongText_InOneChunk_IsKeptWhole()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LongText_InOneChunk_IsKeptWhole(bool assembling)
     {
         var text = string.Concat(Enumerable.Repeat("é\\n", 5_000)); // escaped in the JSON: longer than any stack buffer
 
-        var (_, stream) = await ReadAsync($$$"""{"choices":[{"index":0,"delta":{"content":"{{{text}}}"}}]}""");
+        var (_, stream) = await ReadAsync(assembling, $$$"""{"choices":[{"index":0,"delta":{"content":"{{{text}}}"}}]}""");
 
         Assert.Equal(string.Concat(Enumerable.Repeat("é\n", 5_000)), stream.Text.ToString());
     }
 
-    [Fact]
-    public async Task ErrorEvent_AfterText_IsRefused_AndItsTextIsNotCountedAsTheAnswer()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ErrorEvent_AfterText_IsRefused_AndItsTextIsNotCountedAsTheAnswer(bool assembling)
     {
         var refused = await Assert.ThrowsAsync<UpstreamStreamException>(async () =>
         {
@@ -71,7 +88,8 @@ public sealed class OpenAIStreamTests
 
                 """;
             var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body) };
-            var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None);
+            var stream = new OpenAIStream("fake", response, new CancellationTokenSource(), CancellationToken.None,
+                assembling ? new CompletionAssembler() : null);
             try
             {
                 await foreach (var _ in stream.ReadChunksAsync(CancellationToken.None)) { }
@@ -95,16 +113,21 @@ public sealed class OpenAIStreamTests
     [InlineData("42", "it sent a chunk that is not a JSON object")]
     public async Task MalformedChunk_IsRefusedAsTheProtocolBroken(string chunk, string detail)
     {
-        var refused = await RefusedAsync(chunk);
+        foreach (var assembling in new[] { false, true })
+        {
+            var refused = await RefusedAsync(assembling, chunk);
 
-        Assert.Equal(UpstreamFailureKind.Protocol, refused.Failure.Kind);
-        Assert.Equal(detail, refused.Failure.Detail);
+            Assert.Equal(UpstreamFailureKind.Protocol, refused.Failure.Kind);
+            Assert.Equal(detail, refused.Failure.Detail);
+        }
     }
 
-    [Fact]
-    public async Task OddButValidShapes_AreReadWithoutFailing()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OddButValidShapes_AreReadWithoutFailing(bool assembling)
     {
-        var (chunks, stream) = await ReadAsync(
+        var (chunks, stream) = await ReadAsync(assembling,
             """{"error":null,"model":7,"usage":"none","choices":[1,"x",{"delta":null},{"delta":{"content":null,"tool_calls":{}}}]}""",
             """{"choices":{"not":"an array"},"usage":{"prompt_tokens":-4,"completion_tokens":2.5}}""");
 

@@ -51,7 +51,7 @@ public sealed class OpenAIChatProvider(IHttpClientFactory clients, IOptions<Upst
                     time.GetUtcNow().ToUnixTimeSeconds(), call.Route.UpstreamModel), response, deadline, ct)
                 : OpenAIJsonAnswer.IsJson(response)
                     ? new OpenAIJsonAnswer(call.Route.Provider.Name, response, deadline, ct)
-                    : new OpenAIStream(call.Route.Provider.Name, response, deadline, ct), ct);
+                    : new OpenAIStream(call.Route.Provider.Name, response, deadline, ct, call.Assembler), ct);
 
     /// <summary>The client's Responses request, when it came through the Responses door to a provider that serves that API.</summary>
     private static NativeRequest? Responses(UpstreamCall call) =>

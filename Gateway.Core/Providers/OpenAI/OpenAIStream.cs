@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Gateway.Core.Chat;
+using Gateway.Core.Wire;
 
 namespace Gateway.Core.Providers.OpenAI;
 
@@ -6,9 +8,15 @@ namespace Gateway.Core.Providers.OpenAI;
 /// An OpenAI-format SSE stream: each chunk's JSON is handed on unchanged, noting usage, the served
 /// model and the text for metering. Ends at <c>data: [DONE]</c>.
 /// </summary>
-internal sealed class OpenAIStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline, CancellationToken clientAborted)
-    : SseUpstreamStream(provider, response, deadline, clientAborted)
+/// <remarks>
+/// Given an <paramref name="assembler"/> (a non-streaming request called streaming), the stream adds each chunk to it as it reads
+/// the chunk, and the caller does not (<see cref="UpstreamStream.Assembles"/>).
+/// </remarks>
+internal sealed class OpenAIStream(string provider, HttpResponseMessage response, CancellationTokenSource deadline, CancellationToken clientAborted,
+    CompletionAssembler? assembler = null) : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
+    public override bool Assembles => assembler is not null;
+
     // Each event is one chunk, handed on in this one array: the caller reads it before asking for the next event.
     private readonly StreamChunk[] _chunk = new StreamChunk[1];
 
@@ -25,62 +33,27 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
 
     protected override IReadOnlyList<StreamChunk> OnEnd() => throw Broken("the stream ended without [DONE]");
 
-    // Read forward once, without a document: every chunk of every answer comes through here, and a non-streaming answer's chunks
-    // are parsed again by the assembler. What this keeps: the served model, usage, the text and tool calls (for metering), and
-    // whether the chunk carries content (first token) or only usage.
+    // Read forward once, without a document: every chunk of every answer comes through here. A non-streamed answer's chunks are
+    // read by the assembler that joins them, which notes the same facts on the way. What is kept: the served model, usage, the
+    // text and tool calls (for metering), and whether the chunk carries content (first token) or only usage.
     private StreamChunk Inspect(byte[] data)
     {
         var textBefore = Text.Length;
         try
         {
-            var reader = new Utf8JsonReader(data);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            var chunk = assembler is null ? Read(data) : assembler.Read(data, Text);
+            if (!chunk.IsObject)
             {
                 using (JsonDocument.Parse(data)) { } // JSON, but not an object? (throws when it is not JSON at all)
                 throw Broken("it sent a chunk that is not a JSON object");
             }
-            string? model = null;
-            TokenUsage? usage = null;
-            var chunk = new ChunkFacts();
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            if (chunk.IsError) throw Broken("it sent an error event");
+            if (ServedModel is null && chunk.Model is not null) ServedModel = chunk.Model;
+            if (chunk.Usage is { } at)
             {
-                if (reader.ValueTextEquals("error"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartObject) throw Broken("it sent an error event");
-                    reader.Skip();
-                }
-                else if (ServedModel is null && reader.ValueTextEquals("model"u8)) // the first chunk's (every chunk repeats it)
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String) model = reader.GetString();
-                    else reader.Skip();
-                }
-                else if (reader.ValueTextEquals("usage"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartObject)
-                    {
-                        using var document = JsonDocument.ParseValue(ref reader);
-                        usage = TokenUsage.FromOpenAI(document.RootElement) ?? usage;
-                    }
-                    else reader.Skip();
-                }
-                else if (reader.ValueTextEquals("choices"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, data, ref chunk);
-                    else reader.Skip();
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
+                using var document = JsonDocument.Parse(data.AsMemory()[at]);
+                Usage = TokenUsage.FromOpenAI(document.RootElement) ?? Usage;
             }
-            if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else
-            if (ServedModel is null && model is not null) ServedModel = model;
-            if (usage is not null) Usage = usage;
             return new StreamChunk(data, IsUsageOnly: !chunk.HasChoices && Usage is not null, chunk.HasContent, chunk.HasToolCall);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
@@ -95,11 +68,48 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         }
     }
 
-    private struct ChunkFacts
+    private ChunkFacts Read(byte[] data)
     {
-        public bool HasChoices;
-        public bool HasContent;
-        public bool HasToolCall;
+        var chunk = new ChunkFacts();
+        var reader = new Utf8JsonReader(data);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return chunk;
+        chunk.IsObject = true;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("error"u8))
+            {
+                reader.Read();
+                chunk.IsError |= reader.TokenType == JsonTokenType.StartObject;
+                reader.Skip();
+            }
+            else if (ServedModel is null && reader.ValueTextEquals("model"u8)) // the first chunk's (every chunk repeats it)
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String) chunk.Model = reader.GetString();
+                else reader.Skip();
+            }
+            else if (reader.ValueTextEquals("usage"u8))
+            {
+                reader.Read();
+                var start = (int)reader.TokenStartIndex;
+                var isObject = reader.TokenType == JsonTokenType.StartObject;
+                reader.Skip();
+                if (isObject) chunk.Usage = start..(int)reader.BytesConsumed;
+            }
+            else if (reader.ValueTextEquals("choices"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, data, ref chunk);
+                else reader.Skip();
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else
+        return chunk;
     }
 
     private void ReadChoices(ref Utf8JsonReader reader, byte[] data, ref ChunkFacts chunk)
