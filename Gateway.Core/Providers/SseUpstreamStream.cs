@@ -18,7 +18,22 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     protected bool Done { get; set; }
 
     /// <summary>The chunks one upstream event becomes (often none).</summary>
-    protected abstract IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data);
+    protected abstract IReadOnlyList<StreamChunk> OnEvent(string eventType, ReadOnlyMemory<byte> data);
+
+    /// <summary>
+    /// Whether an event's bytes are its own (the chunks handed on carry them, and a primed stream holds its first ones). When
+    /// false, each event is read into one buffer the stream reuses, so no event's bytes may be used after the next is read.
+    /// </summary>
+    protected virtual bool KeepsEvents => true;
+
+    private byte[]? _event;
+
+    private ReadOnlyMemory<byte> Reused(ReadOnlySpan<byte> data)
+    {
+        if (_event is null || _event.Length < data.Length) _event = new byte[Math.Max(data.Length, 2 * (_event?.Length ?? 256))];
+        data.CopyTo(_event);
+        return _event.AsMemory(0, data.Length);
+    }
 
     /// <summary>The chunks to send when the upstream closed the stream; throw if it closed too early.</summary>
     protected abstract IReadOnlyList<StreamChunk> OnEnd();
@@ -26,11 +41,14 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     public sealed override async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-        IAsyncEnumerator<SseItem<byte[]>> events;
+        IAsyncEnumerator<SseItem<ReadOnlyMemory<byte>>> events;
         try
         {
             var body = await response.Content.ReadAsStreamAsync(linked.Token);
-            events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(linked.Token).GetAsyncEnumerator(linked.Token);
+            var parser = KeepsEvents
+                ? SseParser.Create(body, static (_, data) => (ReadOnlyMemory<byte>)data.ToArray())
+                : SseParser.Create(body, (_, data) => Reused(data));
+            events = parser.EnumerateAsync(linked.Token).GetAsyncEnumerator(linked.Token);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException)
         {
@@ -69,13 +87,13 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     /// it was translated to (<see cref="StreamChunk.Native"/>); an event with no chunk of its own waits for the next one; the
     /// stream's last event (once <see cref="Done"/>) waits for the request to be metered (<see cref="UpstreamStream.NativeTail"/>).
     /// </summary>
-    protected IReadOnlyList<StreamChunk> Relay(string eventType, byte[] data, IReadOnlyList<StreamChunk> translated)
+    protected IReadOnlyList<StreamChunk> Relay(string eventType, ReadOnlyMemory<byte> data, IReadOnlyList<StreamChunk> translated)
     {
         var pending = _relayed ??= new ArrayBufferWriter<byte>(1024);
         pending.Write("event: "u8);
         pending.Write(System.Text.Encoding.UTF8.GetBytes(eventType));
         pending.Write("\ndata: "u8);
-        pending.Write(data);
+        pending.Write(data.Span);
         pending.Write("\n\n"u8);
         if (Done)
         {

@@ -29,7 +29,7 @@ public abstract class UpstreamStream : IAsyncDisposable
 
     /// <summary>
     /// Whether the stream adds its chunks to the call's <see cref="UpstreamCall.Assembler"/> itself as it reads them (so they are read
-    /// once); when false, whoever assembles adds each chunk it is handed.
+    /// once, and the chunks it hands on carry no bytes); when false, whoever assembles adds each chunk it is handed.
     /// </summary>
     public virtual bool Assembles => false;
 

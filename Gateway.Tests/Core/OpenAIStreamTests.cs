@@ -25,8 +25,10 @@ public sealed class OpenAIStreamTests
         await foreach (var chunk in stream.ReadChunksAsync(CancellationToken.None)) chunks.Add(chunk);
         if (assembler is not null)
         {
+            // Assembled as read, a chunk hands on no bytes (its buffer is the next event's); the answer is the events' own.
+            Assert.All(chunks, c => Assert.True(c.Json.IsEmpty));
             var after = new CompletionAssembler();
-            foreach (var chunk in chunks) after.Add(chunk.Json);
+            foreach (var e in events) after.Add(Encoding.UTF8.GetBytes(e));
             Assert.Equal(Encoding.UTF8.GetString(after.Build()), Encoding.UTF8.GetString(assembler.Build()));
         }
         return (chunks, stream);
@@ -51,7 +53,7 @@ public sealed class OpenAIStreamTests
 
         var (chunks, stream) = await ReadAsync(assembling, events);
 
-        Assert.Equal(events, chunks.Select(c => Encoding.UTF8.GetString(c.Json.Span)));
+        if (!assembling) Assert.Equal(events, chunks.Select(c => Encoding.UTF8.GetString(c.Json.Span)));
         Assert.Equal([false, true, true, false, false], chunks.Select(c => c.HasContent));
         Assert.Equal([false, false, true, false, false], chunks.Select(c => c.HasToolCall));
         Assert.Equal([false, false, false, false, true], chunks.Select(c => c.IsUsageOnly));
@@ -132,7 +134,7 @@ public sealed class OpenAIStreamTests
             """{"choices":{"not":"an array"},"usage":{"prompt_tokens":-4,"completion_tokens":2.5}}""");
 
         Assert.All(chunks, c => Assert.False(c.HasContent));
-        Assert.True(chunks[0].Json.Length > 0);
+        if (!assembling) Assert.True(chunks[0].Json.Length > 0);
         Assert.Null(stream.ServedModel);
         Assert.Equal(new TokenUsage(0, 0, 0), stream.Usage);
         Assert.Equal("", stream.Text.ToString());

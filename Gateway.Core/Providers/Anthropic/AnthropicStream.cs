@@ -18,7 +18,7 @@ namespace Gateway.Core.Providers.Anthropic;
 internal sealed class AnthropicStream(string provider, ChunkWriter chunks, string? jsonTool, HttpResponseMessage response,
     CancellationTokenSource deadline, CancellationToken clientAborted, bool native = false) : SseUpstreamStream(provider, response, deadline, clientAborted)
 {
-    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, ReadOnlyMemory<byte> data)
     {
         var translated = Translate(eventType, data);
         return native ? Relay(eventType, data, translated) : translated; // message_stop, the last, waits for the metering
@@ -29,7 +29,7 @@ internal sealed class AnthropicStream(string provider, ChunkWriter chunks, strin
     private string? _stopReason;
     private AnthropicCounts _counts;
 
-    private IReadOnlyList<StreamChunk> Translate(string eventType, byte[] data)
+    private IReadOnlyList<StreamChunk> Translate(string eventType, ReadOnlyMemory<byte> data)
     {
         try
         {

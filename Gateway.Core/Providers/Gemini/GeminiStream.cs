@@ -21,7 +21,7 @@ internal sealed class GeminiStream(UpstreamCall call, ChunkWriter chunks, HttpRe
     private int _toolCalls;
     private (TokenUsage Usage, ChatUsage Wire)? _usage;
 
-    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, ReadOnlyMemory<byte> data)
     {
         var output = new List<StreamChunk>();
         try

@@ -21,10 +21,10 @@ internal sealed class OpenAIResponsesStream(string provider, ChunkWriter chunks,
 {
     private readonly Dictionary<string, int> _toolIndexByItem = new(StringComparer.Ordinal);
 
-    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data) => Relay(eventType, data, Translate(data));
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, ReadOnlyMemory<byte> data) => Relay(eventType, data, Translate(data));
 
     // The event's own "type" names it (the SSE event name repeats it, and some servers leave the name out).
-    private IReadOnlyList<StreamChunk> Translate(byte[] data)
+    private IReadOnlyList<StreamChunk> Translate(ReadOnlyMemory<byte> data)
     {
         string? type = null;
         try

@@ -17,12 +17,15 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
 {
     public override bool Assembles => assembler is not null;
 
+    // Assembled, a chunk's bytes are read once, as they arrive, and not handed on: each event is read into one reused buffer.
+    protected override bool KeepsEvents => assembler is null;
+
     // Each event is one chunk, handed on in this one array: the caller reads it before asking for the next event.
     private readonly StreamChunk[] _chunk = new StreamChunk[1];
 
-    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, byte[] data)
+    protected override IReadOnlyList<StreamChunk> OnEvent(string eventType, ReadOnlyMemory<byte> data)
     {
-        if (data.AsSpan().SequenceEqual("[DONE]"u8))
+        if (data.Span.SequenceEqual("[DONE]"u8))
         {
             Done = true;
             return [];
@@ -36,12 +39,12 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
     // Read forward once, without a document: every chunk of every answer comes through here. A non-streamed answer's chunks are
     // read by the assembler that joins them, which notes the same facts on the way. What is kept: the served model, usage, the
     // text and tool calls (for metering), and whether the chunk carries content (first token) or only usage.
-    private StreamChunk Inspect(byte[] data)
+    private StreamChunk Inspect(ReadOnlyMemory<byte> data)
     {
         var textBefore = Text.Length;
         try
         {
-            var chunk = assembler is null ? Read(data) : assembler.Read(data, Text);
+            var chunk = assembler is null ? Read(data.Span) : assembler.Read(data.Span, Text);
             if (!chunk.IsObject)
             {
                 using (JsonDocument.Parse(data)) { } // JSON, but not an object? (throws when it is not JSON at all)
@@ -51,10 +54,11 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
             if (ServedModel is null && chunk.Model is not null) ServedModel = chunk.Model;
             if (chunk.Usage is { } at)
             {
-                using var document = JsonDocument.Parse(data.AsMemory()[at]);
+                using var document = JsonDocument.Parse(data[at]);
                 Usage = TokenUsage.FromOpenAI(document.RootElement) ?? Usage;
             }
-            return new StreamChunk(data, IsUsageOnly: !chunk.HasChoices && Usage is not null, chunk.HasContent, chunk.HasToolCall);
+            // Assembled, the chunk's bytes are in the assembler, and its buffer is the next event's: the chunk carries none.
+            return new StreamChunk(assembler is null ? data : default, IsUsageOnly: !chunk.HasChoices && Usage is not null, chunk.HasContent, chunk.HasToolCall);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
@@ -68,7 +72,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         }
     }
 
-    private ChunkFacts Read(byte[] data)
+    private ChunkFacts Read(ReadOnlySpan<byte> data)
     {
         var chunk = new ChunkFacts();
         var reader = new Utf8JsonReader(data);
@@ -112,7 +116,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         return chunk;
     }
 
-    private void ReadChoices(ref Utf8JsonReader reader, byte[] data, ref ChunkFacts chunk)
+    private void ReadChoices(ref Utf8JsonReader reader, ReadOnlySpan<byte> data, ref ChunkFacts chunk)
     {
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
@@ -132,7 +136,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         }
     }
 
-    private void ReadDelta(ref Utf8JsonReader reader, byte[] data, ref ChunkFacts chunk)
+    private void ReadDelta(ref Utf8JsonReader reader, ReadOnlySpan<byte> data, ref ChunkFacts chunk)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -153,7 +157,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
                 {
                     var start = (int)reader.TokenStartIndex;
                     reader.Skip();
-                    Text.Append(System.Text.Encoding.UTF8.GetString(data, start, (int)reader.BytesConsumed - start)); // as written
+                    Text.Append(System.Text.Encoding.UTF8.GetString(data[start..(int)reader.BytesConsumed])); // as written
                     chunk.HasContent = true;
                     chunk.HasToolCall = true;
                 }
