@@ -54,15 +54,16 @@ public sealed class CompletionAssembler
     }
 
     /// <summary>Adds one chunk (its JSON as the stream carried it).</summary>
-    public void Add(ReadOnlyMemory<byte> chunk) => Read(chunk.Span, null);
+    public void Add(ReadOnlyMemory<byte> chunk) => Read(chunk.Span, null, needModel: false);
 
     /// <summary>
     /// Adds one chunk and says what the stream reader meters in it (<see cref="ChunkFacts"/>), so that a stream being assembled
     /// is read once: <paramref name="produced"/> gets the chunk's delta content and its tool calls as written, as the reader keeps
-    /// them for an estimate. Throws <see cref="JsonException"/> when the chunk is not one JSON value; a JSON value that is not an
-    /// object adds nothing.
+    /// them for an estimate. Until the stream knows its served model (<paramref name="needModel"/>), the chunk's last string
+    /// <c>model</c> is noted, as the reader takes it. Throws <see cref="JsonException"/> when the chunk is not one JSON value; a JSON
+    /// value that is not an object adds nothing.
     /// </summary>
-    internal ChunkFacts Read(ReadOnlySpan<byte> data, StringBuilder? produced)
+    internal ChunkFacts Read(ReadOnlySpan<byte> data, StringBuilder? produced, bool needModel)
     {
         var facts = new ChunkFacts();
         var reader = new Utf8JsonReader(data);
@@ -100,6 +101,13 @@ public sealed class CompletionAssembler
                 facts.IsError |= reader.TokenType == JsonTokenType.StartObject; // an error event, which ends the stream: no part of an answer
                 reader.Skip();
             }
+            else if (needModel && reader.ValueTextEquals("model"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String) facts.Model = reader.GetString();
+                if (reader.TokenType == JsonTokenType.Null || Top("model") is not null) reader.Skip();
+                else _top.Add(("model", "model"u8.ToArray(), Raw(ref reader, data))); // the first non-null, as any top-level field
+            }
             else if (reader.ValueTextEquals("object"u8) || reader.ValueTextEquals("obfuscation"u8) // padding of each chunk against side channels
                 || HasTop(ref reader))
             {
@@ -110,9 +118,7 @@ public sealed class CompletionAssembler
             {
                 var name = reader.GetString()!;
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.Null) continue;
-                if (name == "model" && reader.TokenType == JsonTokenType.String) facts.Model = reader.GetString();
-                _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, data)));
+                if (reader.TokenType != JsonTokenType.Null) _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, data)));
             }
         }
         if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else

@@ -22,7 +22,7 @@ internal struct ChunkFacts
     /// <summary>A delta <c>tool_calls</c> array.</summary>
     public bool HasToolCall;
 
-    /// <summary>The top-level <c>model</c>, when it is a string (read only until a stream knows its served model).</summary>
+    /// <summary>The chunk's last top-level <c>model</c> that is a string (read only until a stream knows its served model).</summary>
     public string? Model;
 
     /// <summary>Where the chunk's <c>usage</c> object is, when it has one.</summary>

@@ -66,6 +66,20 @@ public sealed class OpenAIStreamTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task ServedModel_IsTheFirstStringModel_WhateverOddValuesCameBefore(bool assembling)
+    {
+        var (_, stream) = await ReadAsync(assembling,
+            """{"model":7,"choices":[{"index":0,"delta":{"role":"assistant"}}]}""",
+            """{"model":null,"choices":[{"index":0,"delta":{"content":"Hi"}}]}""",
+            """{"model":"gpt-4o-a","model":"gpt-4o-b","choices":[{"index":0,"delta":{"content":"!"}}]}""",
+            """{"model":"later","choices":[]}""");
+
+        Assert.Equal("gpt-4o-b", stream.ServedModel); // a chunk's last, as the reader always took it
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task LongText_InOneChunk_IsKeptWhole(bool assembling)
     {
         var text = string.Concat(Enumerable.Repeat("é\\n", 5_000)); // escaped in the JSON: longer than any stack buffer

@@ -44,7 +44,7 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         var textBefore = Text.Length;
         try
         {
-            var chunk = assembler is null ? Read(data.Span) : assembler.Read(data.Span, Text);
+            var chunk = assembler is null ? Read(data.Span) : assembler.Read(data.Span, Text, needModel: ServedModel is null);
             if (!chunk.IsObject)
             {
                 using (JsonDocument.Parse(data)) { } // JSON, but not an object? (throws when it is not JSON at all)
