@@ -10,7 +10,7 @@ namespace Micro;
 /// A non-streaming request's answer, which the gateway asks for streamed and joins: the fake upstream's 16 content chunks, the
 /// finishing chunk and the usage chunk (bench/FakeUpstream), read by the OpenAI stream reader and assembled into one
 /// chat.completion. Once as the gateway does it (the assembler notes what the reader meters while it joins: one read of each
-/// chunk), once as other protocols' translated chunks are joined (the reader's read, then the assembler's: two).
+/// chunk), once as it was done before (the reader's read, then the assembler's: two).
 /// </summary>
 public class AssembleBenchmarks
 {
