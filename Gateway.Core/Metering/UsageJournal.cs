@@ -431,5 +431,6 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 }
 
 [JsonSerializable(typeof(UsageRecord))]
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+// Nulls are left out: a missing field reads back as null, and a line is a third shorter to write.
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 internal sealed partial class UsageJournalJson : JsonSerializerContext;
