@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Text;
 
 namespace Gateway.Api.Endpoints;
 
@@ -56,13 +57,49 @@ internal static class ServerSentEvents
         return await next;
     }
 
-    /// <summary>One unnamed event of one line (JSON holds no raw newline).</summary>
-    public static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> data)
+    // An event up to this size is written with one reservation of the pipe.
+    private const int OneReservationAtMost = 4096;
+
+    /// <summary>
+    /// One event of one line (JSON holds no raw newline): its <c>event:</c> line when it has a <paramref name="name"/>, its
+    /// <c>data:</c> line and the blank line that ends it. Written with one reservation of the response's pipe when it fits one
+    /// buffer, as nearly every event does: each reservation and each advance takes the connection's lock in Kestrel, and a
+    /// relayed stream writes an event per token.
+    /// </summary>
+    public static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> data, string? name = null)
     {
-        output.Write("data: "u8);
+        var length = (name is null ? 0 : EventPrefix.Length + Encoding.UTF8.GetByteCount(name) + 1) + DataPrefix.Length + data.Length + 2;
+        if (length <= OneReservationAtMost && output.GetSpan(length) is var span && span.Length >= length)
+        {
+            var at = 0;
+            if (name is not null)
+            {
+                EventPrefix.CopyTo(span);
+                at = EventPrefix.Length + Encoding.UTF8.GetBytes(name, span[EventPrefix.Length..]);
+                span[at++] = (byte)'\n';
+            }
+            DataPrefix.CopyTo(span[at..]);
+            at += DataPrefix.Length;
+            data.CopyTo(span[at..]);
+            at += data.Length;
+            span[at++] = (byte)'\n';
+            span[at++] = (byte)'\n';
+            output.Advance(at);
+            return;
+        }
+        if (name is not null)
+        {
+            output.Write(EventPrefix);
+            output.Write(Encoding.UTF8.GetBytes(name));
+            output.Write("\n"u8);
+        }
+        output.Write(DataPrefix);
         output.Write(data);
         output.Write("\n\n"u8);
     }
+
+    private static ReadOnlySpan<byte> EventPrefix => "event: "u8;
+    private static ReadOnlySpan<byte> DataPrefix => "data: "u8;
 
     /// <summary>
     /// An upstream's own events as a provider adapter keeps them (<c>event:</c> and <c>data:</c> lines, a blank line after each;
@@ -77,15 +114,13 @@ internal static class ServerSentEvents
             events = end < 0 ? ReadOnlyMemory<byte>.Empty : events[(end + 2)..];
             var name = "";
             var data = ReadOnlyMemory<byte>.Empty;
-            var eventPrefix = "event: "u8;
-            var dataPrefix = "data: "u8;
-            if (block.Span.StartsWith(eventPrefix))
+            if (block.Span.StartsWith(EventPrefix))
             {
                 var line = block.Span.IndexOf((byte)'\n');
-                name = System.Text.Encoding.UTF8.GetString(block.Span[eventPrefix.Length..(line < 0 ? block.Length : line)]);
+                name = Encoding.UTF8.GetString(block.Span[EventPrefix.Length..(line < 0 ? block.Length : line)]);
                 block = line < 0 ? ReadOnlyMemory<byte>.Empty : block[(line + 1)..];
             }
-            if (block.Span.StartsWith(dataPrefix)) data = block[dataPrefix.Length..];
+            if (block.Span.StartsWith(DataPrefix)) data = block[DataPrefix.Length..];
             if (name.Length > 0 || !data.IsEmpty) yield return (name, data);
         }
     }

@@ -266,10 +266,7 @@ internal static class MessagesResponses
 
         private void Event(string name, JsonObject data)
         {
-            output.Write("event: "u8);
-            output.Write(System.Text.Encoding.UTF8.GetBytes(name));
-            output.Write("\n"u8);
-            ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(data, GatewayJsonContext.Wire.JsonObject));
+            ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(data, GatewayJsonContext.Wire.JsonObject), name);
         }
     }
 }

@@ -155,10 +155,7 @@ internal static class ResponsesResult
             {
                 data = JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject); // one line, as an event's data must be
             }
-            output.Write("event: "u8);
-            output.Write(System.Text.Encoding.UTF8.GetBytes(name));
-            output.Write("\n"u8);
-            ServerSentEvents.Write(output, data.Span);
+            ServerSentEvents.Write(output, data.Span, name);
             return finished;
         }
 
@@ -309,10 +306,7 @@ internal static class ResponsesResult
                 data.Remove(name);
                 body[name] = value;
             }
-            output.Write("event: "u8);
-            output.Write(System.Text.Encoding.UTF8.GetBytes(type));
-            output.Write("\n"u8);
-            ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject));
+            ServerSentEvents.Write(output, JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Wire.JsonObject), type);
         }
     }
 }
