@@ -175,7 +175,7 @@ public sealed class CompletionAssembler
             reader.Read();
             if (reader.TokenType == JsonTokenType.String)
             {
-                if (!state.Text.TryGetValue(name, out var buffer)) state.Text[name] = buffer = new StringBuilder();
+                if (!state.Text.TryGetValue(name, out var buffer)) state.Text[name] = buffer = new StringBuilder(name == "content" ? TextCapacity : 16);
                 if (name == "content" && reader.ValueSpan.Length > 0)
                 {
                     var before = buffer.Length;
@@ -275,25 +275,37 @@ public sealed class CompletionAssembler
     /// <param name="servedModel">The model the provider said it served, when the stream said it elsewhere than in its chunks.</param>
     public byte[] Build(string? servedModel = null)
     {
-        var output = new ArrayBufferWriter<byte>(512);
-        using (var writer = new Utf8JsonWriter(output, Writing))
-        {
-            writer.WriteStartObject();
-            WriteRaw(writer, "id", Top("id"));
-            writer.WriteString("object"u8, "chat.completion"u8);
-            WriteRaw(writer, "created", Top("created"));
-            if (servedModel is not null) writer.WriteString("model"u8, servedModel);
-            else WriteRaw(writer, "model", Top("model"));
-            writer.WriteStartArray("choices"u8);
-            foreach (var (index, state) in _choices) WriteChoice(writer, index, state);
-            writer.WriteEndArray();
-            WriteRaw(writer, "usage", _usage);
-            foreach (var (name, _, raw) in _top)
-                if (name is not ("id" or "created" or "model")) WriteRaw(writer, name, raw);
-            writer.WriteEndObject();
-        }
-        return output.WrittenSpan.ToArray();
+        // Written into this thread's buffer, so the answer's one allocation is its final array.
+        var output = t_output ??= new ArrayBufferWriter<byte>(2048);
+        output.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(output, Writing);
+        writer.Reset(output);
+        writer.WriteStartObject();
+        WriteRaw(writer, "id", Top("id"));
+        writer.WriteString("object"u8, "chat.completion"u8);
+        WriteRaw(writer, "created", Top("created"));
+        if (servedModel is not null) writer.WriteString("model"u8, servedModel);
+        else WriteRaw(writer, "model", Top("model"));
+        writer.WriteStartArray("choices"u8);
+        foreach (var (index, state) in _choices) WriteChoice(writer, index, state);
+        writer.WriteEndArray();
+        WriteRaw(writer, "usage", _usage);
+        foreach (var (name, _, raw) in _top)
+            if (name is not ("id" or "created" or "model")) WriteRaw(writer, name, raw);
+        writer.WriteEndObject();
+        writer.Flush();
+        var answer = output.WrittenSpan.ToArray();
+        if (output.Capacity > KeptBufferAtMost) t_output = null; // a rare long answer's buffer is not kept by the thread
+        return answer;
     }
+
+    private const int KeptBufferAtMost = 64 * 1024;
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_output;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    /// <summary>A text field's first buffer, in characters: most answers fit, so joining deltas seldom grows it.</summary>
+    internal const int TextCapacity = 256;
 
     private static void WriteChoice(Utf8JsonWriter writer, int index, Choice state)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
@@ -44,7 +45,6 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<UsageJournal> _logger;
     private readonly string _directory;
-    private static readonly ReadOnlyMemory<byte> Newline = "\n"u8.ToArray();
     private readonly Lock _lock = new();
     private readonly Lock _writeLock = new();
     private List<Queued> _queued = [];
@@ -161,10 +161,14 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     public ValueTask AppendAsync(UsageRecord record)
     {
         if (!Enabled) return ValueTask.CompletedTask;
-        var line = JsonSerializer.SerializeToUtf8Bytes(record, UsageJournalJson.Default.UsageRecord);
+        var line = Line(record);
         lock (_lock)
         {
-            if (_current?.Handle is null) return ValueTask.CompletedTask; // stopped: the record still goes to the queue
+            if (_current?.Handle is null) // stopped: the record still goes to the queue
+            {
+                ArrayPool<byte>.Shared.Return(line.Array!);
+                return ValueTask.CompletedTask;
+            }
             _queued.Add(new Queued(record, line));
             if (_writing) return new ValueTask((_nextWrite ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task);
             _writing = true;
@@ -172,6 +176,26 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         // This caller writes its own record now, with any that queued meanwhile; later ones are written off its path.
         if (WriteQueued()) ThreadPool.UnsafeQueueUserWorkItem(static journal => journal.Drain(), this, preferLocal: false);
         return ValueTask.CompletedTask;
+    }
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_lineBuffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_lineWriter;
+
+    // The record as one JSON line with its newline, in a pooled array that goes back to the pool once the line is written.
+    private static ArraySegment<byte> Line(UsageRecord record)
+    {
+        var buffer = t_lineBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_lineWriter ??= new Utf8JsonWriter(buffer);
+        writer.Reset(buffer);
+        JsonSerializer.Serialize(writer, record, UsageJournalJson.Default.UsageRecord);
+        writer.Flush();
+        var json = buffer.WrittenSpan;
+        var line = ArrayPool<byte>.Shared.Rent(json.Length + 1);
+        json.CopyTo(line);
+        line[json.Length] = (byte)'\n';
+        if (buffer.Capacity > 64 * 1024) t_lineBuffer = null; // an outsized record's buffer is not kept by the thread
+        return new ArraySegment<byte>(line, 0, json.Length + 1);
     }
 
     private void Drain()
@@ -198,7 +222,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 {
                     foreach (var queued in batch)
                     {
-                        segment.Length += queued.Line.Length + 1;
+                        segment.Length += queued.Line.Count;
                         if (queued.Record.Segment is null)
                         {
                             Interlocked.Increment(ref segment.Pending); // Written() decrements without the lock
@@ -210,12 +234,8 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             }
             if (segment?.Handle is { } handle)
             {
-                var buffers = new ReadOnlyMemory<byte>[batch.Count * 2];
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    buffers[2 * i] = batch[i].Line;
-                    buffers[2 * i + 1] = Newline;
-                }
+                var buffers = new ReadOnlyMemory<byte>[batch.Count];
+                for (var i = 0; i < batch.Count; i++) buffers[i] = batch[i].Line;
                 try
                 {
                     RandomAccess.Write(handle, buffers, offset);
@@ -230,6 +250,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 }
             }
         }
+        foreach (var queued in batch) ArrayPool<byte>.Shared.Return(queued.Line.Array!);
         batch.Clear();
         written?.TrySetResult();
         lock (_lock)
@@ -240,7 +261,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         }
     }
 
-    private readonly record struct Queued(UsageRecord Record, byte[] Line);
+    private readonly record struct Queued(UsageRecord Record, ArraySegment<byte> Line);
 
     /// <summary>The record is in PostgreSQL (and with it its in-flight line is spent).</summary>
     public void Written(UsageRecord record)

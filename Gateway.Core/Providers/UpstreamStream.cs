@@ -25,7 +25,7 @@ public abstract class UpstreamStream : IAsyncDisposable
     public TokenUsage? Usage { get; protected set; }
 
     /// <summary>The text content the stream carried so far.</summary>
-    public StringBuilder Text { get; } = new();
+    public StringBuilder Text { get; } = new(Chat.CompletionAssembler.TextCapacity);
 
     /// <summary>
     /// Whether the stream adds its chunks to the call's <see cref="UpstreamCall.Assembler"/> itself as it reads them (so they are read
