@@ -26,6 +26,14 @@ public sealed partial class BodyLog(IOptions<GatewayOptions> options, ILoggerFac
         Log.Answer(logger, requestId, redacted);
     }
 
+    /// <summary>A streamed answer's text as it was joined; made a string only when it is logged.</summary>
+    public void Answer(Guid requestId, System.Text.StringBuilder text)
+    {
+        if (Logger() is not { } logger || !logger.IsEnabled(LogLevel.Information)) return;
+        var redacted = Redactor.Redact(text.ToString());
+        Log.Answer(logger, requestId, redacted);
+    }
+
     /// <summary>A non-streamed answer: OpenAI-compatible ones pass through unparsed, so their text is read from the body here.</summary>
     public void Answer(Guid requestId, Providers.UpstreamCompletion completion)
     {

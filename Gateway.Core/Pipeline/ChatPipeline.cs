@@ -257,8 +257,10 @@ public sealed partial class ChatPipeline(ChatRouter router, InjectionScreen scre
 
             if (broke is null)
             {
-                meter.Succeeded(stream.Usage, stream.ServedModel, stream.Text.ToString());
-                bodies.Answer(meter.RequestId, splice?.ClientText ?? stream.Text.ToString());
+                // The answer's text is made a string only where it is read: to estimate usage the provider did not report, or to log it.
+                meter.Succeeded(stream.Usage, stream.ServedModel, stream.Usage is null ? stream.Text.ToString() : "");
+                if (splice is not null) bodies.Answer(meter.RequestId, splice.ClientText);
+                else bodies.Answer(meter.RequestId, stream.Text);
                 await run.FinishingAsync();
                 // Cached only when the answer came whole from one candidate and said how it ended.
                 if (cacheKey is not null && splice is null && chunkId is not null && seen.Finish is { } finish && stream.Usage is { } usage)

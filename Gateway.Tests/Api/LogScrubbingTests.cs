@@ -76,6 +76,23 @@ public sealed class LogScrubbingTests(TestEnvironment env)
     }
 
     [Fact]
+    public async Task BodyLoggingOn_AStreamedAnswerIsLoggedWithItsText()
+    {
+        await using var host = new GatewayHost(env.Postgres.ConnectionString,
+            new() { ["Gateway:LogBodies"] = "true", ["Logging:LogLevel:Default"] = "Trace" });
+        var alias = await host.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await host.CreateKeyAsync();
+        using var client = host.Client(key);
+
+        var body = await (await client.PostAsync("/v1/chat/completions",
+            Json($$"""{"model":"{{alias}}","stream":true,"messages":[{"role":"user","content":"hi"}]}"""))).EnsureSuccessStatusCode().Content.ReadAsStringAsync();
+
+        Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
+        var answer = Assert.Single(host.Logs.Lines, l => l.Contains("answer (redacted)", StringComparison.Ordinal));
+        Assert.Contains(FakeOpenAI.Answer, answer, StringComparison.Ordinal); // the joined deltas, not the builder's type name
+    }
+
+    [Fact]
     public async Task ByDefault_NoPromptOrAnswerTextInAnyLogLine_EvenAtTraceLevel()
     {
         await using var host = new GatewayHost(env.Postgres.ConnectionString, new() { ["Logging:LogLevel:Default"] = "Trace" });
