@@ -452,6 +452,6 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 }
 
 [JsonSerializable(typeof(UsageRecord))]
-// Nulls are left out: a missing field reads back as null, and a line is a third shorter to write.
+// Nulls are left out: a missing field reads back as null, and an in-flight line (most fields still null) is shorter to write.
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 internal sealed partial class UsageJournalJson : JsonSerializerContext;
