@@ -295,7 +295,7 @@ public sealed class CompletionAssembler
         writer.WriteEndObject();
         writer.Flush();
         var answer = output.WrittenSpan.ToArray();
-        if (output.Capacity > KeptBufferAtMost) t_output = null; // a rare long answer's buffer is not kept by the thread
+        if (output.Capacity > KeptBufferAtMost) (t_output, t_writer) = (null, null); // a rare long answer's buffer is not kept by the thread
         return answer;
     }
 

@@ -194,7 +194,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         var line = ArrayPool<byte>.Shared.Rent(json.Length + 1);
         json.CopyTo(line);
         line[json.Length] = (byte)'\n';
-        if (buffer.Capacity > 64 * 1024) t_lineBuffer = null; // an outsized record's buffer is not kept by the thread
+        if (buffer.Capacity > 64 * 1024) (t_lineBuffer, t_lineWriter) = (null, null); // an outsized record's buffer is not kept by the thread
         return new ArraySegment<byte>(line, 0, json.Length + 1);
     }
 

@@ -66,7 +66,7 @@ public sealed class OpenAIStreamTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task ServedModel_IsTheFirstStringModel_WhateverOddValuesCameBefore(bool assembling)
+    public async Task ServedModel_IsTheFirstChunksLastStringModel_WhateverOddValuesCameBefore(bool assembling)
     {
         var (_, stream) = await ReadAsync(assembling,
             """{"model":7,"choices":[{"index":0,"delta":{"role":"assistant"}}]}""",
