@@ -85,8 +85,11 @@ public static class GatewayCoreServiceCollectionExtensions
         services.AddSingleton<AdminTokens>();
         services.AddSingleton(sp => new Migrator(sp.GetRequiredService<DirectDatabase>(), sp.GetRequiredService<ILogger<Migrator>>()));
 
+        // No HttpClientFactory loggers: their lines are below the levels appsettings.json sets for them, yet each call still
+        // opened a log scope, formatted with the upstream's URL, for nothing.
         services.AddHttpClient(OpenAIChatProvider.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler);
+            .ConfigurePrimaryHttpMessageHandler(OpenAIChatProvider.CreateHandler)
+            .RemoveAllLoggers();
         services.AddSingleton<OpenAIChatProvider>();
         services.AddSingleton<MockChatProvider>();
         services.AddSingleton<GeminiChatProvider>();

@@ -28,6 +28,7 @@ public sealed class CompletionAssembler
     private readonly List<(string Name, byte[] Utf8Name, byte[] Raw)> _top = []; // first non-null value of each top-level field, in order seen
     private readonly SortedDictionary<int, Choice> _choices = [];
     private byte[]? _usage;
+    private readonly ChunkEnvelope _envelope = new(); // every chunk repeats it: read once, then skipped while the bytes are the same
 
     private sealed class Choice
     {
@@ -66,13 +67,18 @@ public sealed class CompletionAssembler
     internal ChunkFacts Read(ReadOnlySpan<byte> data, StringBuilder? produced, bool needModel)
     {
         var facts = new ChunkFacts();
-        var reader = new Utf8JsonReader(data);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return facts;
+        var reader = _envelope.Open(data, out var skipped);
+        var atChoices = skipped > 0; // past a repeated envelope: on the choices property
+        if (!atChoices && (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)) return facts;
+        var rest = data[skipped..]; // what the reader's positions are relative to
         facts.IsObject = true;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        var envelope = !atChoices; // no property read so far has an effect the second time (ChunkEnvelope.Keep)
+        while (atChoices || reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("choices"u8))
+            if (atChoices || reader.ValueTextEquals("choices"u8))
             {
+                if (envelope) _envelope.Keep(data, reader);
+                atChoices = envelope = false;
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartArray)
                 {
@@ -82,21 +88,23 @@ public sealed class CompletionAssembler
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
                     facts.HasChoices = true;
-                    if (reader.TokenType == JsonTokenType.StartObject) AddChoice(ref reader, data, ref facts, produced);
+                    if (reader.TokenType == JsonTokenType.StartObject) AddChoice(ref reader, rest, ref facts, produced);
                     else reader.Skip();
                 }
             }
             else if (reader.ValueTextEquals("usage"u8))
             {
+                envelope = false;
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.Null) continue;
                 var start = (int)reader.TokenStartIndex;
                 var isObject = reader.TokenType == JsonTokenType.StartObject;
-                _usage = Raw(ref reader, data);
-                if (isObject) facts.Usage = start..(int)reader.BytesConsumed;
+                _usage = Raw(ref reader, rest);
+                if (isObject) facts.Usage = (skipped + start)..(skipped + (int)reader.BytesConsumed);
             }
             else if (reader.ValueTextEquals("error"u8))
             {
+                envelope = false;
                 reader.Read();
                 facts.IsError |= reader.TokenType == JsonTokenType.StartObject; // an error event, which ends the stream: no part of an answer
                 reader.Skip();
@@ -106,7 +114,7 @@ public sealed class CompletionAssembler
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.String) facts.Model = reader.GetString();
                 if (reader.TokenType == JsonTokenType.Null || Top("model") is not null) reader.Skip();
-                else _top.Add(("model", "model"u8.ToArray(), Raw(ref reader, data))); // the first non-null, as any top-level field
+                else _top.Add(("model", "model"u8.ToArray(), Raw(ref reader, rest))); // the first non-null, as any top-level field
             }
             else if (reader.ValueTextEquals("object"u8) || reader.ValueTextEquals("obfuscation"u8) // padding of each chunk against side channels
                 || HasTop(ref reader))
@@ -118,7 +126,7 @@ public sealed class CompletionAssembler
             {
                 var name = reader.GetString()!;
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.Null) _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, data)));
+                if (reader.TokenType != JsonTokenType.Null) _top.Add((name, Encoding.UTF8.GetBytes(name), Raw(ref reader, rest)));
             }
         }
         if (reader.Read()) throw new JsonException("content after the chunk"); // the reader throws on anything else

@@ -10,7 +10,9 @@ namespace Gateway.Tests.Core;
 /// The OpenAI stream reader, fed chunks in the documented chat.completion.chunk shape and the odd ones an upstream may send: what it
 /// keeps for metering (text, tool calls, usage, served model) and which chunks it refuses. Each test runs twice: reading alone (a
 /// relayed stream) and adding each chunk to an assembler as it reads (a non-streamed answer, read once): the facts kept must be
-/// the same, and the assembled answer the one the assembler builds when handed the chunks afterwards.
+/// the same, and the assembled answer the one the assembler builds when handed the chunks afterwards, each read whole. Chunks
+/// that repeat their envelope (id, object, model, … before <c>choices</c>) are read from their choices on
+/// (<see cref="Gateway.Core.Wire.ChunkEnvelope"/>): the tests below feed chunks that do, and chunks that nearly do.
 /// </summary>
 public sealed class OpenAIStreamTests
 {
@@ -27,8 +29,9 @@ public sealed class OpenAIStreamTests
         {
             // Assembled as read, a chunk hands on no bytes (its buffer is the next event's); the answer is the events' own.
             Assert.All(chunks, c => Assert.True(c.Json.IsEmpty));
+            // The reference reads every chunk whole: no two chunks in a row begin alike, so none skips a repeated envelope.
             var after = new CompletionAssembler();
-            foreach (var e in events) after.Add(Encoding.UTF8.GetBytes(e));
+            for (var i = 0; i < events.Length; i++) after.Add(Encoding.UTF8.GetBytes(i % 2 == 0 ? events[i] : " " + events[i]));
             Assert.Equal(Encoding.UTF8.GetString(after.Build()), Encoding.UTF8.GetString(assembler.Build()));
         }
         return (chunks, stream);
@@ -152,5 +155,108 @@ public sealed class OpenAIStreamTests
         Assert.Null(stream.ServedModel);
         Assert.Equal(new TokenUsage(0, 0, 0), stream.Usage);
         Assert.Equal("", stream.Text.ToString());
+    }
+
+    private const string Envelope = """{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1","choices":""";
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ChunksRepeatingTheirEnvelope_KeepEveryChunksTextToolCallsAndUsage(bool assembling)
+    {
+        string[] events =
+        [
+            Envelope + """[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}""",
+            Envelope + """[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null}""",
+            Envelope + """[{"index":0,"delta":{"content":"lo \u00e9"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x1"}""",
+            Envelope + """[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}""",
+            Envelope + """[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],"usage":null}""",
+            Envelope + """[],"usage":{"prompt_tokens":19,"completion_tokens":16,"total_tokens":35}}""",
+            Envelope + """[],"usage":{"prompt_tokens":20,"completion_tokens":17,"total_tokens":37},"usage":{"prompt_tokens":21,"completion_tokens":18,"total_tokens":39}}""",
+        ];
+
+        var (chunks, stream) = await ReadAsync(assembling, events);
+
+        if (!assembling) Assert.Equal(events, chunks.Select(c => Encoding.UTF8.GetString(c.Json.Span)));
+        Assert.Equal([false, true, true, true, false, false, false], chunks.Select(c => c.HasContent));
+        Assert.Equal([false, false, false, true, false, false, false], chunks.Select(c => c.HasToolCall));
+        Assert.Equal([false, false, false, false, false, true, true], chunks.Select(c => c.IsUsageOnly));
+        Assert.Equal("gpt-4o-mini-2024-07-18", stream.ServedModel);
+        Assert.Equal(new TokenUsage(21, 18, 0), stream.Usage); // the last chunk's last usage
+        Assert.Equal("Hello é" + """[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]""", stream.Text.ToString());
+    }
+
+    [Theory]
+    [InlineData("""[{"delta":{"content":"x"}}]""")]
+    [InlineData("""[{"delta":{"content":"x"}}]}garbage""")]
+    [InlineData("""[{"delta":{"content":"x"}}]} {"choices":[]}""")]
+    [InlineData("""[{"delta":{"content":"x"}]}""")]
+    [InlineData("""[],"usage":}""")]
+    [InlineData("""}""")]
+    [InlineData("")]
+    public async Task AChunkRepeatingTheEnvelope_IsStillCheckedAfterIt(string rest)
+    {
+        foreach (var assembling in new[] { false, true })
+        {
+            var refused = await RefusedAsync(assembling, Envelope + """[{"index":0,"delta":{"content":"ok"}}]}""", Envelope + rest);
+
+            Assert.Equal(UpstreamFailureKind.Protocol, refused.Failure.Kind);
+            Assert.Equal("it sent a chunk that is not JSON", refused.Failure.Detail);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AChunkThatDiffersInItsEnvelope_IsReadWhole(bool assembling)
+    {
+        // The same length and nearly the same bytes: another model, then one in another id.
+        var (_, stream) = await ReadAsync(assembling,
+            """{"id":"c1","model":null,"choices":[{"index":0,"delta":{"content":"a"}}]}""",
+            """{"id":"c1","model":"m2","choices":[{"index":0,"delta":{"content":"b"}}]}""",
+            """{"id":"c2","model":"m3","choices":[{"index":0,"delta":{"content":"c"}}],"usage":{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}}""");
+
+        Assert.Equal("m2", stream.ServedModel);
+        Assert.Equal("abc", stream.Text.ToString());
+        Assert.Equal(new TokenUsage(1, 3, 0), stream.Usage);
+    }
+
+    [Fact]
+    public void UsageOrAnErrorBeforeChoices_IsReadInEveryChunk_EvenWhenTheChunksAreTheSame()
+    {
+        var withUsage = """{"id":"c","usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3},"choices":[]}"""u8.ToArray();
+        var withError = """{"id":"c","error":{"message":"overloaded"},"choices":[]}"""u8.ToArray();
+        var assembler = new CompletionAssembler();
+
+        foreach (var _ in new[] { 1, 2 })
+        {
+            var facts = assembler.Read(withUsage, null, needModel: true);
+            Assert.Equal("""{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}""", Encoding.UTF8.GetString(withUsage[facts.Usage!.Value]));
+        }
+        foreach (var _ in new[] { 1, 2 }) Assert.True(assembler.Read(withError, null, needModel: true).IsError);
+    }
+
+    [Fact]
+    public void ARepeatedEnvelope_IsSkipped_AndTheReaderGoesOnFromChoices()
+    {
+        var first = Encoding.UTF8.GetBytes(Envelope + """[{"index":0,"delta":{"content":"a"}}]}""");
+        var next = Encoding.UTF8.GetBytes(Envelope + """[],"usage":null}""");
+        var envelope = new Gateway.Core.Wire.ChunkEnvelope();
+        var reader = envelope.Open(first, out var skipped);
+        Assert.Equal(0, skipped);
+        while (reader.Read() && !(reader.TokenType == System.Text.Json.JsonTokenType.PropertyName && reader.ValueTextEquals("choices"u8))) { }
+        envelope.Keep(first, reader);
+
+        var resumed = envelope.Open(next, out skipped);
+
+        Assert.Equal(Encoding.UTF8.GetByteCount(Envelope), skipped);
+        Assert.True(resumed.Read());
+        Assert.Equal(System.Text.Json.JsonTokenType.StartArray, resumed.TokenType);
+        Assert.Equal(1, resumed.CurrentDepth);
+        Assert.True(resumed.Read() && resumed.Read() && resumed.Read() && resumed.Read()); // ] "usage" null }
+        Assert.Equal(System.Text.Json.JsonTokenType.EndObject, resumed.TokenType);
+        Assert.False(resumed.Read());
+        envelope.Open(next.AsSpan(0, skipped), out skipped); // no more than the envelope: read whole
+        Assert.Equal(0, skipped);
     }
 }

@@ -72,16 +72,31 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
         }
     }
 
+    // Every chunk of a stream repeats its envelope (id, model, …): read once, then skipped while the bytes are the same.
+    private readonly ChunkEnvelope _envelope = new();
+
     private ChunkFacts Read(ReadOnlySpan<byte> data)
     {
         var chunk = new ChunkFacts();
-        var reader = new Utf8JsonReader(data);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return chunk;
+        var reader = _envelope.Open(data, out var skipped);
+        var atChoices = skipped > 0; // past a repeated envelope: on the choices property
+        if (!atChoices && (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)) return chunk;
+        var rest = data[skipped..]; // what the reader's positions are relative to
         chunk.IsObject = true;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        var envelope = !atChoices; // no property read so far has an effect the second time (Keep)
+        while (atChoices || reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("error"u8))
+            if (atChoices || reader.ValueTextEquals("choices"u8))
             {
+                if (envelope) _envelope.Keep(data, reader);
+                atChoices = envelope = false;
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, rest, ref chunk);
+                else reader.Skip();
+            }
+            else if (reader.ValueTextEquals("error"u8))
+            {
+                envelope = false;
                 reader.Read();
                 chunk.IsError |= reader.TokenType == JsonTokenType.StartObject;
                 reader.Skip();
@@ -94,17 +109,12 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
             }
             else if (reader.ValueTextEquals("usage"u8))
             {
+                envelope = false;
                 reader.Read();
                 var start = (int)reader.TokenStartIndex;
                 var isObject = reader.TokenType == JsonTokenType.StartObject;
                 reader.Skip();
-                if (isObject) chunk.Usage = start..(int)reader.BytesConsumed;
-            }
-            else if (reader.ValueTextEquals("choices"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, data, ref chunk);
-                else reader.Skip();
+                if (isObject) chunk.Usage = (skipped + start)..(skipped + (int)reader.BytesConsumed);
             }
             else
             {
