@@ -17,7 +17,8 @@
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
 # folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build),
 # BENCH_UPSTREAM_JITTER_MS (0: up to this many ms added at random to the whole-answer 50 ms upstream's delay, for the tail study),
-# BENCH_GATEWAY_BUILD (r2r: ReadyToRun on the .NET runtime, as the image ships it; aot: Native AOT, published to bench/out/gateway-aot).
+# BENCH_GATEWAY_BUILD (r2r: ReadyToRun on the .NET runtime, as the image ships it; aot: Native AOT, published to bench/out/gateway-aot;
+# trim: ReadyToRun, self-contained and trimmed, runtime included, published to bench/out/gateway-trim).
 # Everything it writes goes to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,10 @@ PK_PORT=$((UP0_PORT + 2))
 CHAT50_PORT=$((UP0_PORT + 3))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
 GW_BUILD=${BENCH_GATEWAY_BUILD:-r2r}
-if [ "$GW_BUILD" = aot ]; then GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway-aot}; else GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway}; fi
+case "$GW_BUILD" in
+  aot|trim) GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway-$GW_BUILD} ;;
+  *) GW_DIR=${BENCH_GATEWAY_DIR:-$OUT/gateway} ;;
+esac
 PK_DIR=$ROOT/bench/peers/portkey
 PG_PORT=${BENCH_PG_PORT:-55491}
 TICKS=$(getconf CLK_TCK)
@@ -78,6 +82,12 @@ dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-con
 # The Native AOT build (README: "Native AOT"): one native executable, no JIT.
 [ "$GW_BUILD" = aot ] && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 -p:PublishAot=true -p:NuGetLockFilePath=obj/aot.packages.lock.json \
   -o "$OUT/gateway-aot" --nologo -v quiet -clp:NoSummary >/dev/null
+# The trimmed build: the same ReadyToRun code with the runtime's and the packages' unused code trimmed away (fewer and smaller
+# images mapped); the AOT build's trim settings apply to it too. Its own intermediate folder: the ReadyToRun step reuses
+# the images it finds there, and a trimmed image in the image build's would fail to load on the shared runtime.
+[ "$GW_BUILD" = trim ] && dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-contained true -p:PublishTrimmed=true \
+  -p:PublishReadyToRun=true -p:NuGetLockFilePath=obj/trim.packages.lock.json -p:IntermediateOutputPath=obj/trim/ \
+  -o "$OUT/gateway-trim" --nologo -v quiet -clp:NoSummary >/dev/null
 
 rm -rf "$OUT/pg" "$OUT/pg.password" "$OUT/journal"
 export ConnectionStrings__Gateway
