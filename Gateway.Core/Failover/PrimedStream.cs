@@ -89,6 +89,7 @@ public sealed class PrimedStream : IAsyncDisposable
     public async IAsyncEnumerable<StreamChunk> ReadChunksAsync([EnumeratorCancellation] CancellationToken ct = default)
     {
         foreach (var chunk in _buffered) yield return chunk;
+        Inner.PrimingEnded(); // every held chunk was consumed: the rest come one at a time
         _completed = _ended;
         if (_ended) yield break;
         while (true)

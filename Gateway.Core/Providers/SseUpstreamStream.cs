@@ -26,7 +26,16 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     /// </summary>
     protected virtual bool KeepsEvents => true;
 
+    /// <summary>
+    /// Whether, once priming has ended (<see cref="UpstreamStream.PrimingEnded"/>), events may be read into the reused buffer:
+    /// true for a protocol whose <see cref="OnEvent"/> keeps no event's bytes past the chunks it returns.
+    /// </summary>
+    protected virtual bool ReusesEventsAfterPriming => false;
+
+    private bool _reuse;
     private byte[]? _event;
+
+    public override void PrimingEnded() => _reuse |= ReusesEventsAfterPriming;
 
     private ReadOnlyMemory<byte> Reused(ReadOnlySpan<byte> data)
     {
@@ -45,8 +54,10 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
         try
         {
             var body = await response.Content.ReadAsStreamAsync(linked.Token);
+            // The parser makes an event's item as it reaches it, one per MoveNextAsync: a reused buffer is overwritten only when
+            // the next event is asked for.
             var parser = KeepsEvents
-                ? SseParser.Create(body, static (_, data) => (ReadOnlyMemory<byte>)data.ToArray())
+                ? SseParser.Create(body, (_, data) => _reuse ? Reused(data) : data.ToArray())
                 : SseParser.Create(body, (_, data) => Reused(data));
             events = parser.EnumerateAsync(linked.Token).GetAsyncEnumerator(linked.Token);
         }

@@ -42,6 +42,15 @@ public abstract class UpstreamStream : IAsyncDisposable
     /// </summary>
     public ReadOnlyMemory<byte> NativeTail { get; protected set; }
 
+    /// <summary>
+    /// Told by <see cref="Failover.PrimedStream"/> once every chunk it held back has been handed on: from here on each chunk is
+    /// consumed (written to the client, or read) before the next is asked for, so a stream may read its events into one buffer
+    /// it reuses instead of an array each.
+    /// </summary>
+    public virtual void PrimingEnded()
+    {
+    }
+
     public virtual ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);

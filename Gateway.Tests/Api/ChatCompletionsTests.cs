@@ -136,6 +136,31 @@ public sealed class ChatCompletionsTests(TestEnvironment env)
         Assert.Equal(FakeOpenAI.PromptTokens, usageChunk["usage"]!["prompt_tokens"]!.GetValue<int>());
     }
 
+    /// <summary>
+    /// The chunks held back until the first token, then each one after it, reach the client as the upstream sent them: chunks
+    /// of different lengths (the role chunk, words, the finish chunk, the longer usage chunk) pass through one reused buffer once
+    /// the first token is out, and none may carry another's bytes.
+    /// </summary>
+    [Fact]
+    public async Task ChatStream_OpenAIUpstream_RelaysEveryChunkAsTheUpstreamSentIt()
+    {
+        var alias = await Gateway.AddModelAsync(env.Upstream.BaseUrl, "gpt-4o-mini");
+        var (key, _) = await Gateway.CreateKeyAsync();
+        using var client = Gateway.Client(key);
+        const string question = """ "messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true} """;
+
+        var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"{{alias}}",{{question}}}"""));
+        using var direct = new HttpClient();
+        direct.DefaultRequestHeaders.Authorization = new("Bearer", "sk-fake-upstream-secret");
+        var upstream = await direct.PostAsync(env.Upstream.BaseUrl + "/chat/completions", Json($$"""{"model":"gpt-4o-mini",{{question}}}"""));
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var sent = SseEvents(await upstream.Content.ReadAsStringAsync());
+        var relayed = SseEvents(await response.Content.ReadAsStringAsync());
+        Assert.True(sent.Length >= 5 && sent.Select(e => e.Length).Distinct().Count() >= 3, "the upstream's chunks differ in length");
+        Assert.Equal(sent, relayed);
+    }
+
     [Fact]
     public async Task ChatStream_MockModel_FramesEveryChunkAsOpenAIDoes()
     {

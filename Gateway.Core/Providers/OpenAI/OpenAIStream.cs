@@ -20,6 +20,10 @@ internal sealed class OpenAIStream(string provider, HttpResponseMessage response
     // Assembled, a chunk's bytes are read once, as they arrive, and not handed on: each event is read into one reused buffer.
     protected override bool KeepsEvents => assembler is null;
 
+    // Relayed, a chunk's bytes are the event's, and nothing here keeps them past the chunk (the envelope is a copy): once the
+    // held-back chunks are out, each event is read into the reused buffer too.
+    protected override bool ReusesEventsAfterPriming => true;
+
     // Each event is one chunk, handed on in this one array: the caller reads it before asking for the next event.
     private readonly StreamChunk[] _chunk = new StreamChunk[1];
 
