@@ -32,7 +32,7 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
     /// </summary>
     protected virtual bool ReusesEventsAfterPriming => false;
 
-    private bool _reuse;
+    private bool _reuse; // events are read into _event: always when the stream keeps none, else from the end of priming on
     private byte[]? _event;
 
     public override void PrimingEnded() => _reuse |= ReusesEventsAfterPriming;
@@ -56,9 +56,8 @@ internal abstract class SseUpstreamStream(string provider, HttpResponseMessage r
             var body = await response.Content.ReadAsStreamAsync(linked.Token);
             // The parser makes an event's item as it reaches it, one per MoveNextAsync: a reused buffer is overwritten only when
             // the next event is asked for.
-            var parser = KeepsEvents
-                ? SseParser.Create(body, (_, data) => _reuse ? Reused(data) : data.ToArray())
-                : SseParser.Create(body, (_, data) => Reused(data));
+            _reuse |= !KeepsEvents;
+            var parser = SseParser.Create(body, (_, data) => _reuse ? Reused(data) : data.ToArray());
             events = parser.EnumerateAsync(linked.Token).GetAsyncEnumerator(linked.Token);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException)
