@@ -14,9 +14,9 @@ namespace Gateway.Tests.Api;
 public sealed class ManagementPortTests(TestEnvironment env)
 {
     /// <summary>
-    /// Adds a listener before the server starts (as the first hosted service: they start in order, the web server's among
-    /// them). WebApplicationFactory binds only the addresses it chose (it prefers hosting URLs), so Kestrel's own Listen()
-    /// or the urls setting would be ignored.
+    /// Adds a listener before the server starts (as an early hosted service: they start in order, the web server's among
+    /// them; the host's <see cref="FactoryAddressGate"/> runs before it). WebApplicationFactory binds only the addresses it
+    /// chose (it prefers hosting URLs), so Kestrel's own Listen() or the urls setting would be ignored.
     /// </summary>
     private sealed class SecondListener(IServer server, string address) : IHostedService
     {

@@ -48,6 +48,7 @@ public sealed partial class AdminHost : WebApplicationFactory<admin::Gateway.Adm
             logging.AddProvider(Logs);
         });
         if (_services is not null) builder.ConfigureTestServices(_services);
+        builder.ConfigureTestServices(FactoryAddressGate.AddFirst); // after the test's own: first of all hosted services
     }
 
     /// <summary>

@@ -70,6 +70,7 @@ public sealed class GatewayHost : WebApplicationFactory<Program>
             logging.AddProvider(Logs);
         });
         if (_services is not null) builder.ConfigureTestServices(_services);
+        builder.ConfigureTestServices(FactoryAddressGate.AddFirst); // after the test's own: first of all hosted services
     }
 
     public HttpClient Client(string? bearer = null)
