@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
@@ -28,6 +30,11 @@ public sealed class JournalSegment
     /// <summary>Left by an earlier process: its in-flight lines are requests that process never finished.</summary>
     internal bool LeftByEarlierRun;
     internal bool Dirty;
+    /// <summary>The file mapped into memory, its space reserved (Linux): appends are copies into it. Null: appends are writes.</summary>
+    internal MemoryMappedFile? Map;
+    /// <summary>The part of <see cref="Map"/> appends copy into now, from <see cref="WindowStart"/>.</summary>
+    internal MemoryMappedViewStream? Window;
+    internal long WindowStart;
 }
 
 /// <summary>
@@ -38,6 +45,13 @@ public sealed class JournalSegment
 /// left by an earlier process, and files with records the in-memory queue had no room for, are replayed by the
 /// usage writer (idempotent on request id). Each request also journals an in-flight line before its upstream call, so a request
 /// the process never finished (killed mid-stream) still leaves its row at the next start.
+/// <para>
+/// On Linux a file's space is reserved when it opens (<see cref="MappedBytes"/>, <c>fallocate</c>) and the file is mapped
+/// into memory: an append is a copy into the page cache, the same place a write puts it (as safe against <c>kill -9</c>), with
+/// no system call. A full file makes way for a new one; a closed file is cut to what was appended. Where the space cannot be
+/// reserved (another OS, a file system without <c>fallocate</c>, a full disk) appends are writes, as a copy into a mapping
+/// of unreserved space would kill the process (SIGBUS) where a write fails with an error.
+/// </para>
 /// </summary>
 public sealed partial class UsageJournal : IHostedService, IDisposable
 {
@@ -52,6 +66,8 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private TaskCompletionSource? _nextWrite;
     private bool _writing;
     private readonly List<JournalSegment> _segments = [];
+    /// <summary>Files that filled up: closed by the next tick of the fsync loop.</summary>
+    private readonly List<JournalSegment> _full = [];
     private readonly CancellationTokenSource _stop = new();
     private JournalSegment? _current;
     private long _currentOpenedAt;
@@ -59,6 +75,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private Task _loop = Task.CompletedTask;
     private FileStream? _directoryLock;
     private int _stopped;
+    private int _notReservedSaid;
 
     public UsageJournal(IOptions<MeteringOptions> options, IHostEnvironment environment, TimeProvider time, ILogger<UsageJournal> logger)
     {
@@ -70,6 +87,12 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     }
 
     public bool Enabled => _options.Journal;
+
+    /// <summary>A mapped file's reserved size; the settable size is for tests.</summary>
+    internal long MappedBytes { get; init; } = 16 << 20;
+
+    /// <summary>How much of a mapped file is mapped at once (the process's resident share of the journal).</summary>
+    internal long WindowBytes { get; init; } = 1 << 20;
 
     /// <summary>
     /// The journal directory's own id (kept in a file there; null: journal off, or not started). Every process that writes this
@@ -127,7 +150,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             // Left by an earlier process (a crash, a kill, an outage it did not outlive): replay them all.
             foreach (var file in Directory.GetFiles(_directory, "usage-*.jsonl").Order(StringComparer.Ordinal))
             {
-                var left = new JournalSegment(file, null) { Closed = true, NeedsReplay = true, LeftByEarlierRun = true, Length = new FileInfo(file).Length };
+                var left = new JournalSegment(file, null) { Closed = true, NeedsReplay = true, LeftByEarlierRun = true, Length = CutReservedTail(file) };
                 _segments.Add(left);
                 Log.Found(_logger, file, left.Length);
             }
@@ -135,6 +158,33 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         }
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A mapped file its process never closed ends in reserved space, zeros (JSON lines hold no zero byte): cuts the file
+    /// after its last line, or the torn start of one, and returns its length.
+    /// </summary>
+    private static long CutReservedTail(string path)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        var length = RandomAccess.GetLength(handle);
+        var end = length;
+        var chunk = new byte[64 * 1024];
+        while (end > 0)
+        {
+            var start = Math.Max(0, end - chunk.Length);
+            var read = chunk.AsSpan(0, (int)(end - start));
+            RandomAccess.Read(handle, read, start);
+            var last = read.LastIndexOfAnyExcept((byte)0);
+            if (last >= 0)
+            {
+                end = start + last + 1;
+                break;
+            }
+            end = start;
+        }
+        if (end < length) RandomAccess.SetLength(handle, end);
+        return end;
     }
 
     private static Guid ReadOrCreateId(string path)
@@ -217,6 +267,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 (batch, _queued, _spare) = (_queued, _spare, _queued);
                 (written, _nextWrite) = (_nextWrite, null);
                 segment = _current;
+                if (segment?.Map is not null && segment.Length > 0 && segment.Length + BatchBytes(batch) > MappedBytes) segment = NextFile(segment);
                 offset = segment?.Length ?? 0;
                 if (segment?.Handle is not null)
                 {
@@ -234,11 +285,16 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             }
             if (segment?.Handle is { } handle)
             {
-                var buffers = new ReadOnlyMemory<byte>[batch.Count];
-                for (var i = 0; i < batch.Count; i++) buffers[i] = batch[i].Line;
                 try
                 {
-                    RandomAccess.Write(handle, buffers, offset);
+                    if (segment.Map is not null && offset + BatchBytes(batch) <= MappedBytes) Copy(segment, batch, offset);
+                    else
+                    {
+                        // Unmapped, or one batch larger than a whole file: a write (coherent with the mapping) grows the file.
+                        var buffers = new ReadOnlyMemory<byte>[batch.Count];
+                        for (var i = 0; i < batch.Count; i++) buffers[i] = batch[i].Line;
+                        RandomAccess.Write(handle, buffers, offset);
+                    }
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
                 {
@@ -262,6 +318,55 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     }
 
     private readonly record struct Queued(UsageRecord Record, ArraySegment<byte> Line);
+
+    private static long BatchBytes(List<Queued> batch)
+    {
+        long bytes = 0;
+        foreach (var queued in batch) bytes += queued.Line.Count;
+        return bytes;
+    }
+
+    /// <summary>The mapped file is full: the next one takes appends, and the fsync loop closes this one. Under both locks.</summary>
+    private JournalSegment NextFile(JournalSegment full)
+    {
+        try
+        {
+            OpenSegment();
+        }
+        catch (IOException ex)
+        {
+            Log.OpenFailed(_logger, ex.Message);
+            return full; // appends go on as writes past its reserved end
+        }
+        _full.Add(full);
+        return _current!;
+    }
+
+    /// <summary>Copies the batch into the mapping at <paramref name="offset"/>, moving the window on first. Under the write lock.</summary>
+    private void Copy(JournalSegment segment, List<Queued> batch, long offset)
+    {
+        var bytes = BatchBytes(batch);
+        if (segment.Window is not { } window || offset < segment.WindowStart || offset + bytes > segment.WindowStart + window.Capacity)
+        {
+            Unmap(segment.Window);
+            window = segment.Window = segment.Map!.CreateViewStream(offset, Math.Min(MappedBytes - offset, Math.Max(WindowBytes, bytes)),
+                MemoryMappedFileAccess.ReadWrite);
+            segment.WindowStart = offset;
+        }
+        window.Position = offset - segment.WindowStart;
+        foreach (var queued in batch) window.Write(queued.Line);
+    }
+
+    /// <summary>
+    /// Unmaps a window without the <c>msync</c> its Dispose does: the copied pages stay in the page cache and reach the disk
+    /// with the file's next fsync, like written ones.
+    /// </summary>
+    private static void Unmap(MemoryMappedViewStream? window)
+    {
+        if (window is null) return;
+        window.SafeMemoryMappedViewHandle.Dispose();
+        window.Dispose();
+    }
 
     /// <summary>The record is in PostgreSQL (and with it its in-flight line is spent).</summary>
     public void Written(UsageRecord record)
@@ -288,11 +393,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         lock (_lock) return [.. _segments.Where(s => s.Closed && s.NeedsReplay)];
     }
 
-    /// <summary>Reads a file's records; a torn last line (a crash mid-write) is skipped.</summary>
+    /// <summary>Reads a file's records; a torn line (a crash mid-write) is skipped.</summary>
     internal IEnumerable<UsageRecord> Read(JournalSegment segment)
     {
-        foreach (var line in File.ReadLines(segment.Path))
+        foreach (var read in File.ReadLines(segment.Path))
         {
+            // Zeros before a line are a hole: space a failed write or copy left (its records went to PostgreSQL from memory).
+            var line = read.TrimStart('\0');
             if (line.Length == 0) continue;
             UsageRecord? record;
             try
@@ -330,11 +437,45 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private void OpenSegment()
     {
         var path = System.IO.Path.Combine(_directory, $"usage-{_time.GetUtcNow():yyyyMMddHHmmssfff}-{Environment.ProcessId}-{++_sequence:D6}.jsonl");
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _current = new JournalSegment(path, handle);
+        _current = new JournalSegment(path, handle) { Map = MapReserved(handle) };
         _segments.Add(_current);
         _currentOpenedAt = _time.GetTimestamp();
+    }
+
+    /// <summary>Reserves the new file's <see cref="MappedBytes"/> and maps it; null where that cannot be done (appends are writes).</summary>
+    private MemoryMappedFile? MapReserved(SafeFileHandle handle)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        if (Native.fallocate((int)handle.DangerousGetHandle(), 0, 0, MappedBytes) != 0)
+        {
+            NotReserved(new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message);
+            return null;
+        }
+        try
+        {
+            return MemoryMappedFile.CreateFromFile(handle, null, MappedBytes, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+        }
+        catch (IOException ex)
+        {
+            NotReserved(ex.Message);
+            RandomAccess.SetLength(handle, 0);
+            return null;
+        }
+    }
+
+    private void NotReserved(string error)
+    {
+        if (Interlocked.Exchange(ref _notReservedSaid, 1) == 0) Log.NotReserved(_logger, error);
+    }
+
+    private static class Native
+    {
+        /// <summary>glibc's and musl's <c>fallocate(2)</c>: mode 0 reserves the blocks and sets the file's size.</summary>
+        [DllImport("libc", SetLastError = true)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        internal static extern int fallocate(int fd, int mode, long offset, long length);
     }
 
     // Group fsync every JournalFsyncMilliseconds; a new file every JournalSegmentSeconds, so written files can go.
@@ -353,9 +494,12 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             }
             JournalSegment? closed = null;
             SafeFileHandle? toSync;
+            JournalSegment[] full;
             lock (_writeLock)
             lock (_lock)
             {
+                full = [.. _full];
+                _full.Clear();
                 toSync = _current is { Dirty: true } current ? current.Handle : null;
                 if (_current is not null) _current.Dirty = false;
                 if (_time.GetElapsedTime(_currentOpenedAt) >= TimeSpan.FromSeconds(_options.JournalSegmentSeconds))
@@ -367,12 +511,29 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             try
             {
                 if (toSync is not null) RandomAccess.FlushToDisk(toSync);
-                if (closed is not null) Close(closed);
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException)
             {
                 Log.SyncFailed(_logger, ex.Message);
             }
+            foreach (var segment in full) TryClose(segment);
+            if (closed is not null) TryClose(closed);
+        }
+    }
+
+    /// <summary>
+    /// Closes a file that takes no more appends; a failure is logged, and the other files are closed all the same. (Seen once
+    /// in CI at stop: a handle already closed, the host disposed while stopping. The lines are in the file all the same.)
+    /// </summary>
+    private void TryClose(JournalSegment segment)
+    {
+        try
+        {
+            Close(segment);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            Log.SyncFailed(_logger, ex.Message);
         }
     }
 
@@ -380,6 +541,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     {
         if (segment.Handle is { } handle)
         {
+            if (segment.Map is { } map)
+            {
+                Unmap(segment.Window);
+                map.Dispose();
+                (segment.Window, segment.Map) = (null, null);
+                RandomAccess.SetLength(handle, Interlocked.Read(ref segment.Length)); // the reserved space after the last line goes
+            }
             RandomAccess.FlushToDisk(handle);
             handle.Dispose();
             segment.Handle = null;
@@ -399,25 +567,20 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         await _stop.CancelAsync();
         await _loop;
         JournalSegment? last;
+        JournalSegment[] full;
         lock (_writeLock)
         lock (_lock)
         {
             last = _current;
             _current = null;
+            full = [.. _full];
+            _full.Clear();
         }
-        if (last is not null)
+        // The files that filled up, then the current one; with records still pending, each stays for the next start's replay.
+        foreach (var segment in last is null ? full : [.. full, last])
         {
-            last.NeedsReplay |= Volatile.Read(ref last.Pending) > 0;
-            try
-            {
-                Close(last);
-            }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
-            {
-                // Seen once in CI: its handle was already closed (the host disposed while stopping). Its lines are in the
-                // file all the same (written before); the file stays for the next start to replay if it still has records.
-                Log.SyncFailed(_logger, ex.Message);
-            }
+            segment.NeedsReplay |= Volatile.Read(ref segment.Pending) > 0;
+            TryClose(segment);
         }
     }
 
@@ -428,7 +591,12 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         _directoryLock?.Dispose();
         lock (_lock)
         {
-            foreach (var segment in _segments) segment.Handle?.Dispose();
+            foreach (var segment in _segments)
+            {
+                Unmap(segment.Window);
+                segment.Map?.Dispose();
+                segment.Handle?.Dispose();
+            }
         }
     }
 
@@ -448,6 +616,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
         [LoggerMessage(EventId = 1324, Level = LogLevel.Error, Message = "Usage journal write failed: {Error}")]
         public static partial void WriteFailed(ILogger logger, string error);
+
+        [LoggerMessage(EventId = 1325, Level = LogLevel.Error, Message = "Usage journal: a new file could not be opened ({Error}); appends go on in the current one")]
+        public static partial void OpenFailed(ILogger logger, string error);
+
+        [LoggerMessage(EventId = 1326, Level = LogLevel.Information,
+            Message = "Usage journal: a file's space could not be reserved ({Error}); its appends are writes (said once per process)")]
+        public static partial void NotReserved(ILogger logger, string error);
     }
 }
 

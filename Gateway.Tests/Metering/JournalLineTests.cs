@@ -1,4 +1,5 @@
 using Gateway.Core.Metering;
+using Gateway.Tests.Fixtures;
 using Microsoft.Extensions.Hosting.Internal;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -8,19 +9,33 @@ namespace Gateway.Tests.Metering;
 
 /// <summary>
 /// Journal lines are serialised into pooled buffers that go back to the pool once written: a buffer reused too early, or a line
-/// written from another's buffer, would put one request's record in another's line. Many appenders at once, records of very
-/// different sizes (one far past the size a thread keeps its buffer at), and every line read back must be the record appended.
+/// written from another's buffer, would put one request's record in another's line. On Linux the lines are copied into a
+/// mapped file through a window that moves, and a full file makes way for the next: a window placed wrong, a file not cut to
+/// its lines at close, or a tail of reserved space read as a line would lose or corrupt records. Many appenders at once,
+/// records of very different sizes (one far past the size a thread keeps its buffer at, some past a whole small file), and every
+/// line read back must be the record appended.
 /// </summary>
 public sealed class JournalLineTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "gw-journal-lines-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
 
-    [Fact]
-    public async Task Lines_AppendedConcurrently_EachReadBackAsTheRecordAppended()
+    private UsageJournal Journal(long mappedBytes = 0, long windowBytes = 0, Microsoft.Extensions.Logging.ILogger<UsageJournal>? logger = null)
     {
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
-        var journal = new UsageJournal(Options.Create(new MeteringOptions { JournalDirectory = _dir }),
-            new HostingEnvironment { ContentRootPath = Path.GetTempPath() }, time, NullLogger<UsageJournal>.Instance);
+        var options = Options.Create(new MeteringOptions { JournalDirectory = _dir });
+        var environment = new HostingEnvironment { ContentRootPath = Path.GetTempPath() };
+        logger ??= NullLogger<UsageJournal>.Instance;
+        return mappedBytes == 0
+            ? new UsageJournal(options, environment, _time, logger)
+            : new UsageJournal(options, environment, _time, logger) { MappedBytes = mappedBytes, WindowBytes = windowBytes };
+    }
+
+    [Theory]
+    [InlineData(0, 0)] // the shipped sizes: one 16 MB file, one window
+    [InlineData(256 * 1024, 16 * 1024)] // small files and windows: many of each, and records larger than a file
+    public async Task Lines_AppendedConcurrently_EachReadBackAsTheRecordAppended(long mappedBytes, long windowBytes)
+    {
+        var journal = Journal(mappedBytes, windowBytes);
         await journal.StartAsync(TestContext.Current.CancellationToken);
 
         var appended = new System.Collections.Concurrent.ConcurrentDictionary<Guid, UsageRecord>();
@@ -28,20 +43,33 @@ public sealed class JournalLineTests : IDisposable
         {
             var record = new UsageRecord
             {
-                RequestId = Guid.NewGuid(), OccurredAt = time.GetUtcNow(), KeyId = Guid.NewGuid(), Day = new DateOnly(2026, 12, 5),
-                // Sizes from a few bytes to 100 KB, so lines change buffers and one thread's outsized buffer is let go.
-                EndUser = new string((char)('a' + i % 26), i % 97 == 0 ? 100_000 : i % 300),
+                RequestId = Guid.NewGuid(), OccurredAt = _time.GetUtcNow(), KeyId = Guid.NewGuid(), Day = new DateOnly(2026, 12, 5),
+                // Sizes from a few bytes to 300 KB, so lines change buffers, one thread's outsized buffer is let go, and a
+                // line can be larger than a whole small file.
+                EndUser = new string((char)('a' + i % 26), i % 97 == 0 ? 100_000 : i % 1000 == 1 ? 300_000 : i % 300),
                 AskedModel = i % 2 == 0 ? "gpt-4o-mini" : null, // nulls are left out of the line, and read back as null
                 PromptTokens = i, CompletionTokens = i * 2, CostUsd = i / 1000m, InFlight = i % 3 == 0,
             };
             appended[record.RequestId] = record;
             await journal.AppendAsync(record);
         });
+        var files = Directory.GetFiles(_dir, "usage-*.jsonl");
+        if (mappedBytes > 0 && OperatingSystem.IsLinux())
+        {
+            Assert.True(files.Length > 10, $"{files.Length} files: the small files did not fill up");
+            // The fsync loop closes full files: each is cut to its lines (no reserved zeros left in it).
+            _time.Advance(TimeSpan.FromMilliseconds(100));
+            await Eventually.TrueAsync(() => Directory.GetFiles(_dir, "usage-*.jsonl").Count(f => !EndsInZeros(f)) >= files.Length - 1,
+                what: "the full files were closed and cut");
+        }
         await journal.StopAsync(TestContext.Current.CancellationToken);
 
-        var read = Directory.GetFiles(_dir, "usage-*.jsonl").SelectMany(File.ReadLines)
+        files = Directory.GetFiles(_dir, "usage-*.jsonl");
+        Assert.All(files, file => Assert.DoesNotContain((byte)0, File.ReadAllBytes(file)));
+        var read = files.SelectMany(File.ReadLines)
             .Select(line => System.Text.Json.JsonSerializer.Deserialize(line, UsageJournalJson.Default.UsageRecord)!).ToList();
         Assert.Equal(appended.Count, read.Count);
+        Assert.Equal(appended.Count, read.Select(r => r.RequestId).Distinct().Count());
         foreach (var record in read)
         {
             var expected = appended[record.RequestId];
@@ -50,6 +78,49 @@ public sealed class JournalLineTests : IDisposable
             Assert.Equal((expected.PromptTokens, expected.CompletionTokens, expected.CostUsd, expected.InFlight, expected.KeyId),
                 (record.PromptTokens, record.CompletionTokens, record.CostUsd, record.InFlight, record.KeyId));
         }
+    }
+
+    /// <summary>A process killed with a mapped file open leaves it at its reserved size: its lines, then zeros.</summary>
+    [Fact]
+    public async Task FileLeftAtItsReservedSize_NextStartCutsTheZeros_AndReplaysEveryWholeLine_AlsoAfterAHole()
+    {
+        Directory.CreateDirectory(_dir);
+        var records = Enumerable.Range(0, 3).Select(i => new UsageRecord
+        {
+            RequestId = Guid.NewGuid(), OccurredAt = _time.GetUtcNow(), KeyId = Guid.NewGuid(), Day = new DateOnly(2026, 12, 5), PromptTokens = i,
+        }).ToList();
+        var lines = records.Select(r => System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(r, UsageJournalJson.Default.UsageRecord) + "\n")).ToList();
+        var torn = """{"request_id":"0b"""u8.ToArray();
+        var path = Path.Combine(_dir, "usage-20261205115959000-1-000001.jsonl");
+        // Two lines, a hole (space a failed copy left), a line, the torn start of one, then the reserved zeros: across several
+        // of the cut's 64 KB reads.
+        byte[] content = [.. lines[0], .. lines[1], .. new byte[5_000], .. lines[2], .. torn];
+        File.WriteAllBytes(path, [.. content, .. new byte[200_000]]);
+        var logs = new CapturedLogs();
+
+        using var factory = new Microsoft.Extensions.Logging.LoggerFactory([logs]);
+        var journal = Journal(logger: new Microsoft.Extensions.Logging.Logger<UsageJournal>(factory));
+        await journal.StartAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            Assert.Equal(content.Length, new FileInfo(path).Length);
+            Assert.Equal(content.Length, journal.Bytes); // the spool, as /metrics and readiness report it
+            var left = Assert.Single(journal.ToReplay());
+            Assert.Equal(records.Select(r => r.RequestId), journal.Read(left).Select(r => r.RequestId));
+            Assert.Single(logs.Lines, line => line.Contains("torn line", StringComparison.Ordinal)); // the torn start, not the zeros
+        }
+        finally
+        {
+            await journal.StopAsync(TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static bool EndsInZeros(string path)
+    {
+        using var file = File.OpenRead(path);
+        if (file.Length == 0) return false;
+        file.Seek(-1, SeekOrigin.End);
+        return file.ReadByte() == 0;
     }
 
     public void Dispose()
