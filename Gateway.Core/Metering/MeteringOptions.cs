@@ -33,6 +33,12 @@ public sealed class MeteringOptions
     /// <summary>Append every record to a local journal before its response ends (no loss on a crash or a database outage).</summary>
     public bool Journal { get; set; } = true;
 
+    /// <summary>
+    /// On 64-bit Linux, outside copy-on-write file systems: each journal file reserves its space and is mapped into memory, so an
+    /// append is a copy, not a system call. Off: every append is a write.
+    /// </summary>
+    public bool JournalMemoryMapped { get; set; } = true;
+
     /// <summary>Where the journal's files live (relative paths: under the content root). Keep it on a persistent disk.</summary>
     public string JournalDirectory { get; set; } = "data/usage-journal";
 

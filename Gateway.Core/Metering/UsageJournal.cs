@@ -49,8 +49,9 @@ public sealed class JournalSegment
 /// On Linux a file's space is reserved when it opens (<see cref="MappedBytes"/>, <c>fallocate</c>) and the file is mapped
 /// into memory: an append is a copy into the page cache, the same place a write puts it (as safe against <c>kill -9</c>), with
 /// no system call. A full file makes way for a new one; a closed file is cut to what was appended. Where the space cannot be
-/// reserved (another OS, a file system without <c>fallocate</c>, a full disk) appends are writes, as a copy into a mapping
-/// of unreserved space would kill the process (SIGBUS) where a write fails with an error.
+/// reserved or kept (another OS, a file system without <c>fallocate</c> or a copy-on-write one, a full disk,
+/// <see cref="MeteringOptions.JournalMemoryMapped"/> off) appends are writes, as a copy into a mapping of space the disk does
+/// not have would kill the process (SIGBUS) where a write fails with an error.
 /// </para>
 /// </summary>
 public sealed partial class UsageJournal : IHostedService, IDisposable
@@ -76,6 +77,8 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     private FileStream? _directoryLock;
     private int _stopped;
     private int _notReservedSaid;
+    private bool _mapped;
+    private bool _openFailedSaid;
 
     public UsageJournal(IOptions<MeteringOptions> options, IHostEnvironment environment, TimeProvider time, ILogger<UsageJournal> logger)
     {
@@ -145,6 +148,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 $"Another gateway instance uses the usage journal in {_directory}; give each instance its own Gateway:Metering:JournalDirectory.", ex);
         }
         Id = ReadOrCreateId(System.IO.Path.Combine(_directory, "journal-id"));
+        _mapped = MapsFiles();
         lock (_lock)
         {
             // Left by an earlier process (a crash, a kill, an outage it did not outlive): replay them all.
@@ -154,7 +158,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 _segments.Add(left);
                 Log.Found(_logger, file, left.Length);
             }
-            OpenSegment();
+            _current = OpenSegment();
         }
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -164,17 +168,27 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     /// A mapped file its process never closed ends in reserved space, zeros (JSON lines hold no zero byte): cuts the file
     /// after its last line, or the torn start of one, and returns its length.
     /// </summary>
-    private static long CutReservedTail(string path)
+    private long CutReservedTail(string path)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Not ours to cut (read-only): replay reads past the zeros all the same.
+            Log.NotCut(_logger, path, ex.Message);
+            return new FileInfo(path).Length;
+        }
+        using var _ = handle;
         var length = RandomAccess.GetLength(handle);
         var end = length;
         var chunk = new byte[64 * 1024];
         while (end > 0)
         {
             var start = Math.Max(0, end - chunk.Length);
-            var read = chunk.AsSpan(0, (int)(end - start));
-            RandomAccess.Read(handle, read, start);
+            var read = chunk.AsSpan(0, RandomAccess.Read(handle, chunk.AsSpan(0, (int)(end - start)), start));
             var last = read.LastIndexOfAnyExcept((byte)0);
             if (last >= 0)
             {
@@ -329,17 +343,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     /// <summary>The mapped file is full: the next one takes appends, and the fsync loop closes this one. Under both locks.</summary>
     private JournalSegment NextFile(JournalSegment full)
     {
-        try
-        {
-            OpenSegment();
-        }
-        catch (IOException ex)
-        {
-            Log.OpenFailed(_logger, ex.Message);
-            return full; // appends go on as writes past its reserved end
-        }
+        if (TryOpenSegment() is not { } next) return full; // appends go on as writes past its reserved end
         _full.Add(full);
-        return _current!;
+        return _current = next;
     }
 
     /// <summary>Copies the batch into the mapping at <paramref name="offset"/>, moving the window on first. Under the write lock.</summary>
@@ -349,12 +355,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         if (segment.Window is not { } window || offset < segment.WindowStart || offset + bytes > segment.WindowStart + window.Capacity)
         {
             Unmap(segment.Window);
+            segment.Window = null; // a failed map below leaves none, and the next batch maps again
             window = segment.Window = segment.Map!.CreateViewStream(offset, Math.Min(MappedBytes - offset, Math.Max(WindowBytes, bytes)),
                 MemoryMappedFileAccess.ReadWrite);
             segment.WindowStart = offset;
         }
         window.Position = offset - segment.WindowStart;
-        foreach (var queued in batch) window.Write(queued.Line);
+        foreach (var queued in batch) window.Write(queued.Line.Array!, queued.Line.Offset, queued.Line.Count);
     }
 
     /// <summary>
@@ -398,8 +405,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     {
         foreach (var read in File.ReadLines(segment.Path))
         {
-            // Zeros before a line are a hole: space a failed write or copy left (its records went to PostgreSQL from memory).
-            var line = read.TrimStart('\0');
+            // Zeros are a hole (space a failed write or copy left: its records went to PostgreSQL from memory), possibly after the
+            // torn start of a line: a whole line can only follow the last zero.
+            var line = read[(read.LastIndexOf('\0') + 1)..];
             if (line.Length == 0) continue;
             UsageRecord? record;
             try
@@ -434,23 +442,56 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         }
     }
 
-    private void OpenSegment()
+    /// <summary>Opens the next file (under the lock); the caller makes it current.</summary>
+    private JournalSegment OpenSegment()
     {
         var path = System.IO.Path.Combine(_directory, $"usage-{_time.GetUtcNow():yyyyMMddHHmmssfff}-{Environment.ProcessId}-{++_sequence:D6}.jsonl");
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _current = new JournalSegment(path, handle) { Map = MapReserved(handle) };
-        _segments.Add(_current);
+        JournalSegment segment;
+        try
+        {
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            segment = new JournalSegment(path, handle) { Map = MapReserved(handle) };
+        }
+        catch
+        {
+            handle.Dispose();
+            File.Delete(path);
+            throw;
+        }
+        _segments.Add(segment);
         _currentOpenedAt = _time.GetTimestamp();
+        return segment;
+    }
+
+    /// <summary>
+    /// <see cref="OpenSegment"/> where a failure must not stop the journal (a full disk, a folder made read-only, out of file
+    /// handles): null, and the current file takes the appends on. Said once per run of failures.
+    /// </summary>
+    private JournalSegment? TryOpenSegment()
+    {
+        try
+        {
+            var segment = OpenSegment();
+            _openFailedSaid = false;
+            return segment;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (!_openFailedSaid) Log.OpenFailed(_logger, ex.Message);
+            _openFailedSaid = true;
+            return null;
+        }
     }
 
     /// <summary>Reserves the new file's <see cref="MappedBytes"/> and maps it; null where that cannot be done (appends are writes).</summary>
     private MemoryMappedFile? MapReserved(SafeFileHandle handle)
     {
-        if (!OperatingSystem.IsLinux()) return null;
+        if (!_mapped) return null;
         if (Native.fallocate((int)handle.DangerousGetHandle(), 0, 0, MappedBytes) != 0)
         {
             NotReserved(new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError()).Message);
+            RandomAccess.SetLength(handle, 0); // a failed reservation can leave the file partly grown
             return null;
         }
         try
@@ -463,6 +504,32 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             RandomAccess.SetLength(handle, 0);
             return null;
         }
+    }
+
+    /// <summary>
+    /// Whether files are mapped: on 64-bit Linux (where <c>fallocate</c> takes a 64-bit offset), with the setting on, and not
+    /// on a copy-on-write file system, where reserved space is not kept for the file (a snapshot shares it), so a copy could
+    /// still meet a full disk.
+    /// </summary>
+    private bool MapsFiles()
+    {
+        if (!_options.JournalMemoryMapped || !OperatingSystem.IsLinux() || !Environment.Is64BitProcess) return false;
+        string format;
+        try
+        {
+            format = new DriveInfo(_directory).DriveFormat;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            NotReserved(ex.Message);
+            return false;
+        }
+        if (format is "btrfs" or "zfs" or "bcachefs")
+        {
+            NotReserved($"{format} is copy-on-write");
+            return false;
+        }
+        return true;
     }
 
     private void NotReserved(string error)
@@ -502,10 +569,10 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 _full.Clear();
                 toSync = _current is { Dirty: true } current ? current.Handle : null;
                 if (_current is not null) _current.Dirty = false;
-                if (_time.GetElapsedTime(_currentOpenedAt) >= TimeSpan.FromSeconds(_options.JournalSegmentSeconds))
+                if (_time.GetElapsedTime(_currentOpenedAt) >= TimeSpan.FromSeconds(_options.JournalSegmentSeconds) && TryOpenSegment() is { } next)
                 {
                     closed = _current;
-                    OpenSegment();
+                    _current = next;
                 }
             }
             try
@@ -541,18 +608,29 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     {
         if (segment.Handle is { } handle)
         {
-            if (segment.Map is { } map)
+            try
             {
-                Unmap(segment.Window);
-                map.Dispose();
-                (segment.Window, segment.Map) = (null, null);
-                RandomAccess.SetLength(handle, Interlocked.Read(ref segment.Length)); // the reserved space after the last line goes
+                if (segment.Map is { } map)
+                {
+                    Unmap(segment.Window);
+                    map.Dispose();
+                    (segment.Window, segment.Map) = (null, null);
+                    // The reserved space after the last line goes (left, it is zeros that replay skips and the next start cuts).
+                    RandomAccess.SetLength(handle, Interlocked.Read(ref segment.Length));
+                }
+                RandomAccess.FlushToDisk(handle);
             }
-            RandomAccess.FlushToDisk(handle);
-            handle.Dispose();
-            segment.Handle = null;
+            finally
+            {
+                handle.Dispose();
+                segment.Handle = null;
+                segment.Closed = true; // also when the sync failed: its records still leave it as they are written
+            }
         }
         segment.Closed = true;
+        // Written() decrements Pending and then reads Closed; this sets Closed and then reads Pending: the barrier makes at least
+        // one of the two see the other (and Remove is idempotent).
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref segment.Pending) == 0 && !segment.NeedsReplay) Remove(segment);
     }
 
@@ -605,23 +683,26 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         [LoggerMessage(EventId = 1320, Level = LogLevel.Warning, Message = "Usage journal {Path} ({Bytes} bytes) was left by an earlier run; replaying it")]
         public static partial void Found(ILogger logger, string path, long bytes);
 
-        [LoggerMessage(EventId = 1321, Level = LogLevel.Warning, Message = "Usage journal {Path} ends in a torn line (a crash mid-write); skipped it")]
+        [LoggerMessage(EventId = 1321, Level = LogLevel.Warning, Message = "Usage journal {Path} has a torn line (a crash mid-write); skipped it")]
         public static partial void TornLine(ILogger logger, string path);
 
         [LoggerMessage(EventId = 1322, Level = LogLevel.Warning, Message = "Usage journal {Path} could not be removed: {Error}")]
         public static partial void RemoveFailed(ILogger logger, string path, string error);
 
-        [LoggerMessage(EventId = 1323, Level = LogLevel.Error, Message = "Usage journal sync failed: {Error}")]
+        [LoggerMessage(EventId = 1323, Level = LogLevel.Error, Message = "Usage journal file could not be synced or closed: {Error}")]
         public static partial void SyncFailed(ILogger logger, string error);
 
         [LoggerMessage(EventId = 1324, Level = LogLevel.Error, Message = "Usage journal write failed: {Error}")]
         public static partial void WriteFailed(ILogger logger, string error);
 
-        [LoggerMessage(EventId = 1325, Level = LogLevel.Error, Message = "Usage journal: a new file could not be opened ({Error}); appends go on in the current one")]
+        [LoggerMessage(EventId = 1325, Level = LogLevel.Error, Message = "Usage journal: a new file could not be opened ({Error}); appends go on in the current one (said once until one opens)")]
         public static partial void OpenFailed(ILogger logger, string error);
 
+        [LoggerMessage(EventId = 1327, Level = LogLevel.Warning, Message = "Usage journal {Path}: its reserved tail could not be cut ({Error}); replay reads past it")]
+        public static partial void NotCut(ILogger logger, string path, string error);
+
         [LoggerMessage(EventId = 1326, Level = LogLevel.Information,
-            Message = "Usage journal: a file's space could not be reserved ({Error}); its appends are writes (said once per process)")]
+            Message = "Usage journal: files are not mapped ({Error}); appends are writes (said once per process)")]
         public static partial void NotReserved(ILogger logger, string error);
     }
 }

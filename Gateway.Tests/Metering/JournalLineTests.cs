@@ -115,6 +115,52 @@ public sealed class JournalLineTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A new file that cannot be created (here its name is taken; a full disk, a folder made read-only or no file handles left
+    /// do the same) must not stop the journal: appends go on in the full file, past its reserved end, the failure is said once,
+    /// and files rotate again once one opens, by size on the append path and by age in the fsync loop.
+    /// </summary>
+    [Fact]
+    public async Task NewFilesThatCannotBeOpened_AppendsGoOnInTheFullFile_AndFilesRotateAgainOnceOneOpens()
+    {
+        var logs = new CapturedLogs();
+        using var factory = new Microsoft.Extensions.Logging.LoggerFactory([logs]);
+        var journal = Journal(64 * 1024, 16 * 1024, new Microsoft.Extensions.Logging.Logger<UsageJournal>(factory));
+        await journal.StartAsync(TestContext.Current.CancellationToken); // opens file 1
+        string Name(DateTimeOffset at, int sequence) => Path.Combine(_dir, $"usage-{at:yyyyMMddHHmmssfff}-{Environment.ProcessId}-{sequence:D6}.jsonl");
+        for (var sequence = 2; sequence <= 21; sequence++) File.WriteAllBytes(Name(_time.GetUtcNow(), sequence), []); // the next 20 names taken
+        string[] Opened() => Directory.GetFiles(_dir, "usage-*.jsonl").Where(f => new FileInfo(f).Length > 0).ToArray();
+
+        var appended = new List<Guid>();
+        for (var i = 0; i < 1_000; i++)
+        {
+            var record = new UsageRecord
+            {
+                RequestId = Guid.NewGuid(), OccurredAt = _time.GetUtcNow(), KeyId = Guid.NewGuid(), Day = new DateOnly(2026, 12, 5),
+                EndUser = new string('u', 200), PromptTokens = i,
+            };
+            appended.Add(record.RequestId);
+            await journal.AppendAsync(record); // one at a time: every append past a full file tries the next name
+        }
+        var first = Name(_time.GetUtcNow(), 1);
+        Assert.True(new FileInfo(first).Length > 64 * 1024, "the full file did not take the appends on");
+        Assert.True(File.Exists(Name(_time.GetUtcNow(), 22)), "no file opened once a name was free");
+        Assert.Single(logs.Lines, line => line.Contains("could not be opened", StringComparison.Ordinal));
+
+        // By age: every name the fsync loop could take next is taken too. The loop must outlive the failure (and stop cleanly).
+        var later = _time.GetUtcNow().AddSeconds(10);
+        for (var sequence = 1; sequence <= 200; sequence++) File.WriteAllBytes(Name(later, sequence), []);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(() => logs.Lines.Count(line => line.Contains("could not be opened", StringComparison.Ordinal)) == 2,
+            what: "the fsync loop's rotation was tried");
+        await journal.StopAsync(TestContext.Current.CancellationToken);
+
+        var read = Opened().SelectMany(File.ReadLines)
+            .Select(line => System.Text.Json.JsonSerializer.Deserialize(line, UsageJournalJson.Default.UsageRecord)!.RequestId).ToList();
+        Assert.Equal(appended.Order(), read.Order());
+        Assert.All(Opened(), file => Assert.DoesNotContain((byte)0, File.ReadAllBytes(file)));
+    }
+
     private static bool EndsInZeros(string path)
     {
         using var file = File.OpenRead(path);
