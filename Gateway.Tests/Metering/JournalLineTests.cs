@@ -117,11 +117,11 @@ public sealed class JournalLineTests : IDisposable
 
     /// <summary>
     /// A new file that cannot be created (here its name is taken; a full disk, a folder made read-only or no file handles left
-    /// do the same) must not stop the journal: appends go on in the full file, past its reserved end, the failure is said once,
-    /// and files rotate again once one opens, by size on the append path and by age in the fsync loop.
+    /// do the same) must not stop the journal: appends go on in the full file, past its reserved end, the failure is said once
+    /// (until a file opens), files rotate again once a name is free, and the fsync loop outlives a rotation by age that fails.
     /// </summary>
     [Fact]
-    public async Task NewFilesThatCannotBeOpened_AppendsGoOnInTheFullFile_AndFilesRotateAgainOnceOneOpens()
+    public async Task NewFilesThatCannotBeOpened_AppendsGoOnInTheFullFile_FilesRotateAgainOnceOneOpens_AndTheFsyncLoopLivesOn()
     {
         var logs = new CapturedLogs();
         using var factory = new Microsoft.Extensions.Logging.LoggerFactory([logs]);
