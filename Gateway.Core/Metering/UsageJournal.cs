@@ -276,12 +276,14 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         {
             JournalSegment? segment;
             long offset;
+            long bytes = 0;
             lock (_lock)
             {
                 (batch, _queued, _spare) = (_queued, _spare, _queued);
                 (written, _nextWrite) = (_nextWrite, null);
+                foreach (var queued in batch) bytes += queued.Line.Count;
                 segment = _current;
-                if (segment?.Map is not null && segment.Length > 0 && segment.Length + BatchBytes(batch) > MappedBytes) segment = NextFile(segment);
+                if (segment?.Map is not null && segment.Length > 0 && segment.Length + bytes > MappedBytes) segment = NextFile(segment);
                 offset = segment?.Length ?? 0;
                 if (segment?.Handle is not null)
                 {
@@ -301,7 +303,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             {
                 try
                 {
-                    if (segment.Map is not null && offset + BatchBytes(batch) <= MappedBytes) Copy(segment, batch, offset);
+                    if (segment.Map is not null && offset + bytes <= MappedBytes) Copy(segment, batch, offset, bytes);
                     else
                     {
                         // Unmapped, or one batch larger than a whole file: a write (coherent with the mapping) grows the file.
@@ -333,13 +335,6 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
     private readonly record struct Queued(UsageRecord Record, ArraySegment<byte> Line);
 
-    private static long BatchBytes(List<Queued> batch)
-    {
-        long bytes = 0;
-        foreach (var queued in batch) bytes += queued.Line.Count;
-        return bytes;
-    }
-
     /// <summary>The mapped file is full: the next one takes appends, and the fsync loop closes this one. Under both locks.</summary>
     private JournalSegment NextFile(JournalSegment full)
     {
@@ -348,10 +343,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         return _current = next;
     }
 
-    /// <summary>Copies the batch into the mapping at <paramref name="offset"/>, moving the window on first. Under the write lock.</summary>
-    private void Copy(JournalSegment segment, List<Queued> batch, long offset)
+    /// <summary>Copies the batch (<paramref name="bytes"/> long) into the mapping at <paramref name="offset"/>, moving the window on first. Under the write lock.</summary>
+    private void Copy(JournalSegment segment, List<Queued> batch, long offset, long bytes)
     {
-        var bytes = BatchBytes(batch);
         if (segment.Window is not { } window || offset < segment.WindowStart || offset + bytes > segment.WindowStart + window.Capacity)
         {
             Unmap(segment.Window);
@@ -606,9 +600,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
 
     private void Close(JournalSegment segment)
     {
-        if (segment.Handle is { } handle)
+        try
         {
-            try
+            if (segment.Handle is { } handle)
             {
                 if (segment.Map is { } map)
                 {
@@ -620,14 +614,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                 }
                 RandomAccess.FlushToDisk(handle);
             }
-            finally
-            {
-                handle.Dispose();
-                segment.Handle = null;
-                segment.Closed = true; // also when the sync failed: its records still leave it as they are written
-            }
         }
-        segment.Closed = true;
+        finally
+        {
+            segment.Handle?.Dispose();
+            segment.Handle = null;
+            segment.Closed = true; // also when the cut or sync failed: its records still leave it as they are written
+        }
         // Written() decrements Pending and then reads Closed; this sets Closed and then reads Pending: the barrier makes at least
         // one of the two see the other (and Remove is idempotent).
         Interlocked.MemoryBarrier();
