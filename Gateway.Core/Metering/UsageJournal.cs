@@ -41,7 +41,7 @@ public sealed class JournalSegment
 /// The local usage journal: every usage record is appended (a write to the page cache) before its response's last
 /// bytes go out, so a crash or <c>kill -9</c> loses no record, and a database outage of any length the disk can
 /// hold loses none either. Files are fsync'd in groups (<see cref="MeteringOptions.JournalFsyncMilliseconds"/>),
-/// which bounds what a power cut can lose. A file is removed once every record in it is in PostgreSQL; files
+/// which bounds what a power cut can lose. A file is removed once every record whose latest line it holds is in PostgreSQL; files
 /// left by an earlier process, and files with records the in-memory queue had no room for, are replayed by the
 /// usage writer (idempotent on request id). Each request also journals an in-flight line before its upstream call, so a request
 /// the process never finished (killed mid-stream) still leaves its row at the next start.
@@ -272,6 +272,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
     {
         List<Queued> batch;
         TaskCompletionSource? written;
+        List<JournalSegment>? superseded = null;
         lock (_writeLock) // a new file is opened only between writes, so a write never meets a closed handle
         {
             JournalSegment? segment;
@@ -290,11 +291,13 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
                     foreach (var queued in batch)
                     {
                         segment.Length += queued.Line.Count;
-                        if (queued.Record.Segment is null)
-                        {
-                            Interlocked.Increment(ref segment.Pending); // Written() decrements without the lock
-                            queued.Record.Segment = segment;
-                        }
+                        // A record is counted in the file of its latest line (journaled again, it may be a newer file than its
+                        // first line's): that file stays until the record is in PostgreSQL, and an earlier one may go.
+                        if (queued.Record.Segment is var earlier && earlier == segment) continue;
+                        Interlocked.Increment(ref segment.Pending); // Written() decrements without the lock
+                        queued.Record.Segment = segment;
+                        if (earlier is not null && Interlocked.Decrement(ref earlier.Pending) == 0 && earlier.Closed && !earlier.NeedsReplay)
+                            (superseded ??= []).Add(earlier);
                     }
                     segment.Dirty = true;
                 }
@@ -325,6 +328,7 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
         foreach (var queued in batch) ArrayPool<byte>.Shared.Return(queued.Line.Array!);
         batch.Clear();
         written?.TrySetResult();
+        if (superseded is not null) foreach (var earlier in superseded) Remove(earlier);
         lock (_lock)
         {
             if (_queued.Count > 0) return true;

@@ -161,6 +161,48 @@ public sealed class JournalLineTests : IDisposable
         Assert.All(Opened(), file => Assert.DoesNotContain((byte)0, File.ReadAllBytes(file)));
     }
 
+    /// <summary>
+    /// A record journaled again after its file was closed has its latest line in a newer file: that file must stay until the record
+    /// is in PostgreSQL (removed earlier, a crash would replay the stale first line or none), and the older file, whose line is
+    /// superseded, need not.
+    /// </summary>
+    [Fact]
+    public async Task RecordJournaledAgainInANewerFile_TheNewerFileStaysUntilTheRecordIsWritten_TheOlderOneGoes()
+    {
+        var journal = Journal();
+        await journal.StartAsync(TestContext.Current.CancellationToken);
+        string[] Files() => [.. Directory.GetFiles(_dir, "usage-*.jsonl").Order(StringComparer.Ordinal)];
+        async Task NextFileAsync(int files)
+        {
+            _time.Advance(TimeSpan.FromSeconds(10)); // JournalSegmentSeconds: the fsync loop opens a new file and closes this one
+            await Eventually.TrueAsync(() => Files().Length == files, what: $"{files} journal files");
+        }
+        try
+        {
+            var record = new UsageRecord { RequestId = Guid.NewGuid(), OccurredAt = _time.GetUtcNow(), KeyId = Guid.NewGuid(), Day = new DateOnly(2026, 12, 5) };
+            await journal.AppendAsync(record);
+            await NextFileAsync(2);
+            var first = Files()[0];
+
+            record.CompletionTokens = 42; // its state at the end of the request
+            await journal.AppendAsync(record);
+            Assert.DoesNotContain(first, Files()); // superseded by the newer line
+            var second = Assert.Single(Files());
+
+            await NextFileAsync(2); // the newer file is closed too, with the record not yet in PostgreSQL
+            await journal.StopAsync(TestContext.Current.CancellationToken); // the fsync loop is done: the close has run
+            Assert.Contains(second, Files());
+            Assert.Equal(42, System.Text.Json.JsonSerializer.Deserialize(File.ReadLines(second).Single(), UsageJournalJson.Default.UsageRecord)!.CompletionTokens);
+
+            journal.Written(record);
+            Assert.DoesNotContain(second, Files());
+        }
+        finally
+        {
+            await journal.StopAsync(TestContext.Current.CancellationToken);
+        }
+    }
+
     private static bool EndsInZeros(string path)
     {
         using var file = File.OpenRead(path);
