@@ -186,7 +186,8 @@ public sealed class JournalLineTests : IDisposable
 
             record.CompletionTokens = 42; // its state at the end of the request
             await journal.AppendAsync(record);
-            Assert.DoesNotContain(first, Files()); // superseded by the newer line
+            // Superseded by the newer line: removed by this append, or by the fsync loop's close of it if that is still running.
+            await Eventually.TrueAsync(() => !Files().Contains(first), what: "the older file removed");
             var second = Assert.Single(Files());
 
             await NextFileAsync(2); // the newer file is closed too, with the record not yet in PostgreSQL
