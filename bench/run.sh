@@ -490,9 +490,10 @@ profile)
   wait "$WRK_PID" || true
   echo "Under load: $(awk '/Requests\/sec/ {print $2}' "$OUT/profile-wrk.txt") req/s. Samples: $OUT/perf.data"
   echo "Top symbols by self time:"
-  perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2> /dev/null | grep -v '^#' | grep '%' | head -60
+  # head closes the pipe early: perf's SIGPIPE would end the script under pipefail before the second report.
+  perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2> /dev/null | grep -v '^#' | grep '%' | head -60 || true
   echo "Top symbols including callees:"
-  perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2> /dev/null | grep -v '^#' | grep '%' | head -80
+  perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2> /dev/null | grep -v '^#' | grep '%' | head -80 || true
   ;;
 *) echo "usage: bench/run.sh [table|quick|memory|serve|soak|profile|scale]" >&2; exit 2 ;;
 esac
