@@ -2,7 +2,7 @@
 # The performance suite: fast fake OpenAI upstreams (0 ms and 50 ms), a private PostgreSQL, the gateway in Release with
 # auth, budgets and metering to PostgreSQL on, and wrk (plus bench/LoadGen for streamed time to first token).
 #   bench/run.sh            the scenario table, then usage_events grown to BENCH_GROW_ROWS and the 32-connection row again
-#   bench/run.sh soak       BENCH_SOAK_SECONDS (600) at about half the saturated rate; RSS and GC heap every 10 s
+#   bench/run.sh soak       BENCH_SOAK_SECONDS (600) at about half the saturated rate; RSS and GC heap every 10 s, CPU per request
 #   bench/run.sh quick      only the saturated row (0 ms upstream, 32 connections): for trying a change
 #   bench/run.sh memory     RSS after start-up (before any request), the 128-connection rows (peak RSS), RSS 10 s after them
 #   bench/run.sh serve      start everything, print the URLs and key, and wait (Ctrl-C stops it): for trying by hand
@@ -457,6 +457,7 @@ soak)
   soak_conns=$(( saturated / 2 / per_conn )); [ "$soak_conns" -ge 1 ] || soak_conns=1
   echo "Saturated: $saturated req/s. Soak: $soak_conns connections of ~$per_conn req/s each (4 ms pause), ${soak_seconds} s."
   before=$(settled_rows)
+  ticks0=$(cpu_ticks)
   BENCH_MODEL=bench GW_KEY=$GW_KEY BENCH_DELAY_MS=4 BENCH_SENT_FILE="$OUT/sent" wrk -t2 -c"$soak_conns" -d"${soak_seconds}s" --latency \
     -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > "$OUT/soak-wrk.txt" &
   WRK_PID=$!
@@ -474,9 +475,12 @@ soak)
     last=$now
   done
   wait "$WRK_PID" || true
+  ticks1=$(cpu_ticks)
   sent=$(cat "$OUT/sent")
   echo
+  # CPU per request at partial load: what a pod that is not saturated spends (the table's rows are saturated or latency-bound).
   echo "Soak: $(awk '/Requests\/sec/ {print $2}' "$OUT/soak-wrk.txt") req/s, p99 $(awk '/^ +99%/ {print $2}' "$OUT/soak-wrk.txt"),"\
+    "CPU $(echo "scale=4; ($ticks1 - $ticks0) * 1000 / $TICKS / $sent" | bc) ms per request,"\
     "rows stored $(stored_since "$sent" "$before") for $sent sent, peak RSS $(rss_mb VmHWM) MB"
   ;;
 profile)

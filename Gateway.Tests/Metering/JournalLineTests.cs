@@ -58,9 +58,8 @@ public sealed class JournalLineTests : IDisposable
         {
             Assert.True(files.Length > 10, $"{files.Length} files: the small files did not fill up");
             // The fsync loop closes full files: each is cut to its lines (no reserved zeros left in it).
-            _time.Advance(TimeSpan.FromMilliseconds(100));
-            await Eventually.TrueAsync(() => Directory.GetFiles(_dir, "usage-*.jsonl").Count(f => !EndsInZeros(f)) >= files.Length - 1,
-                what: "the full files were closed and cut");
+            await TicksUntilAsync(() => Directory.GetFiles(_dir, "usage-*.jsonl").Count(f => !EndsInZeros(f)) >= files.Length - 1,
+                "the full files were closed and cut");
         }
         await journal.StopAsync(TestContext.Current.CancellationToken);
 
@@ -151,6 +150,7 @@ public sealed class JournalLineTests : IDisposable
         var later = _time.GetUtcNow().AddSeconds(10);
         for (var sequence = 1; sequence <= 200; sequence++) File.WriteAllBytes(Name(later, sequence), []);
         _time.Advance(TimeSpan.FromSeconds(10));
+        // Not ticked on while waiting (TicksUntilAsync): a later tick's file names are free. The loop has long been waiting by now.
         await Eventually.TrueAsync(() => logs.Lines.Count(line => line.Contains("could not be opened", StringComparison.Ordinal)) == 2,
             what: "the fsync loop's rotation was tried");
         await journal.StopAsync(TestContext.Current.CancellationToken);
@@ -175,7 +175,7 @@ public sealed class JournalLineTests : IDisposable
         async Task NextFileAsync(int files)
         {
             _time.Advance(TimeSpan.FromSeconds(10)); // JournalSegmentSeconds: the fsync loop opens a new file and closes this one
-            await Eventually.TrueAsync(() => Files().Length == files, what: $"{files} journal files");
+            await TicksUntilAsync(() => Files().Length == files, $"{files} journal files");
         }
         try
         {
@@ -203,6 +203,17 @@ public sealed class JournalLineTests : IDisposable
             await journal.StopAsync(TestContext.Current.CancellationToken);
         }
     }
+
+    /// <summary>
+    /// Waits for what the fsync loop does once the fake clock has moved, ticking the clock on (JournalFsyncMilliseconds) while
+    /// waiting: the loop starts on the thread pool, so on a loaded machine it may only start waiting on the clock after it moved.
+    /// </summary>
+    private Task TicksUntilAsync(Func<bool> done, string what) => Eventually.TrueAsync(() =>
+    {
+        if (done()) return true;
+        _time.Advance(TimeSpan.FromMilliseconds(100));
+        return false;
+    }, what: what);
 
     private static bool EndsInZeros(string path)
     {
