@@ -160,7 +160,9 @@ public sealed partial class UsageJournal : IHostedService, IDisposable
             }
             _current = OpenSegment();
         }
-        _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+        // Called, not queued: the loop waits on the clock before StartAsync returns, so a clock that moves right after start
+        // (a test's FakeTimeProvider) is never missed. Its first await is that wait; every pass after it runs on the thread pool.
+        _loop = RunAsync(_stop.Token);
         return Task.CompletedTask;
     }
 

@@ -150,7 +150,8 @@ public sealed class JournalLineTests : IDisposable
         var later = _time.GetUtcNow().AddSeconds(10);
         for (var sequence = 1; sequence <= 200; sequence++) File.WriteAllBytes(Name(later, sequence), []);
         _time.Advance(TimeSpan.FromSeconds(10));
-        // Not ticked on while waiting (TicksUntilAsync): a later tick's file names are free. The loop has long been waiting by now.
+        // Not ticked on while waiting (TicksUntilAsync): a later tick's file names are free. No pass of the loop has run yet, and
+        // it waits on the clock from start on.
         await Eventually.TrueAsync(() => logs.Lines.Count(line => line.Contains("could not be opened", StringComparison.Ordinal)) == 2,
             what: "the fsync loop's rotation was tried");
         await journal.StopAsync(TestContext.Current.CancellationToken);
@@ -206,7 +207,8 @@ public sealed class JournalLineTests : IDisposable
 
     /// <summary>
     /// Waits for what the fsync loop does once the fake clock has moved, ticking the clock on (JournalFsyncMilliseconds) while
-    /// waiting: the loop starts on the thread pool, so on a loaded machine it may only start waiting on the clock after it moved.
+    /// waiting: after each pass the loop waits on the clock again from the thread pool, so on a loaded machine it may only do so
+    /// after the test moved the clock once more.
     /// </summary>
     private Task TicksUntilAsync(Func<bool> done, string what) => Eventually.TrueAsync(() =>
     {
