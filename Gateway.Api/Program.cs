@@ -58,6 +58,8 @@ if (args is ["migrate", ..])
     return 0;
 }
 
+RuntimeSettingsLog.LogGcSettings(app.Logger);
+
 // The client's address is the connection's, unless it came through a proxy of Gateway:TrustedProxies (X-Forwarded-For).
 var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor };
 if (TrustedProxies.ReplaceWith(app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.TrustedProxies, forwarded.KnownProxies, forwarded.KnownIPNetworks))

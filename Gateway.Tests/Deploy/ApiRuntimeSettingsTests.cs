@@ -20,5 +20,8 @@ public sealed class ApiRuntimeSettingsTests
         Assert.Equal(8, (int)properties["System.Threading.ThreadPool.UnfairSemaphoreSpinLimit"]!);
         var readme = File.ReadAllText(Path.Combine(RepoPaths.Root, "README.md"));
         Assert.Contains("`System.Threading.ThreadPool.UnfairSemaphoreSpinLimit` 8", readme, StringComparison.Ordinal);
+        // The gen0 cap is the Native AOT build's alone (NativeAotHostTests reads it from that build's start-up log).
+        Assert.Null(properties["System.GC.DGen0GrowthMaxFactor"]);
+        Assert.Contains("`System.GC.DGen0GrowthMaxFactor` 750", readme, StringComparison.Ordinal);
     }
 }
