@@ -113,6 +113,10 @@ public sealed class NativeAotHostTests(TestEnvironment env)
             Assert.Contains("aot <img>", await admin.GetStringAsync("/admin/reports/usage.csv"), StringComparison.Ordinal);
             Assert.StartsWith("BilledCost,", await admin.GetStringAsync("/admin/reports/focus.csv"), StringComparison.Ordinal);
             Assert.Contains("\"Healthy\"", await admin.GetStringAsync("/health/ready"), StringComparison.Ordinal);
+            // The aot image's HEALTHCHECK (Gateway.Api healthcheck, with the image's ASPNETCORE_URLS): 0 while this host is ready,
+            // 1 where nothing listens.
+            Assert.Equal(0, await HealthCheckAsync(binary, $"http://0.0.0.0:{port}"));
+            Assert.Equal(1, await HealthCheckAsync(binary, $"http://0.0.0.0:{PostgresFixture.FreePort()}"));
             Assert.DoesNotContain(output, l => l.Contains("fail:", StringComparison.Ordinal) || l.Contains("Exception", StringComparison.Ordinal));
         }
         finally
@@ -124,6 +128,19 @@ public sealed class NativeAotHostTests(TestEnvironment env)
             }
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    private static async Task<int> HealthCheckAsync(string binary, string urls)
+    {
+        var start = new ProcessStartInfo(binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("healthcheck");
+        start.Environment["ASPNETCORE_URLS"] = urls;
+        using var probe = Process.Start(start)!;
+        var output = probe.StandardOutput.ReadToEndAsync();
+        var errors = probe.StandardError.ReadToEndAsync();
+        await probe.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        await Task.WhenAll(output, errors);
+        return probe.ExitCode;
     }
 
     private static bool Ready(HttpClient client)
@@ -141,14 +158,18 @@ public sealed class NativeAotHostTests(TestEnvironment env)
         return JsonNode.Parse(text)!;
     }
 
-    // dotnet publish -p:PublishAot=true, as README and bench/run.sh do (clang and zlib from apt: .ci/run installs them). Its
-    // restore adds the ILCompiler package, which the lock files (restored in locked mode by .ci/run) must not record.
+    /// <summary>
+    /// <c>dotnet publish</c>'s arguments for the Native AOT build, as README, bench/run.sh and the Dockerfile's aot stage give
+    /// them (clang and zlib from apt: .ci/run installs them). Its restore adds the ILCompiler package, which the lock files
+    /// (restored in locked mode by .ci/run) must not record: hence a lock file of its own under obj/.
+    /// </summary>
+    internal static readonly string[] PublishArguments =
+        ["publish", "Gateway.Api/Gateway.Api.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-p:NuGetLockFilePath=obj/aot.packages.lock.json"];
+
     private static async Task<string> PublishAsync(string output)
     {
         var publish = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepoPaths.Root };
-        foreach (var arg in (string[])["publish", "Gateway.Api/Gateway.Api.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true",
-                     "-p:NuGetLockFilePath=obj/aot.packages.lock.json", "-o", output, "--nologo"])
-            publish.ArgumentList.Add(arg);
+        foreach (var arg in PublishArguments.Concat(["-o", output, "--nologo"])) publish.ArgumentList.Add(arg);
         using var process = Process.Start(publish)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -21,6 +21,7 @@ public sealed class KubernetesManifestTests(TestEnvironment env)
     [Theory]
     [InlineData("base")]
     [InlineData("overlays/redis")]
+    [InlineData("overlays/aot")]
     public void Manifests_RenderAndReadStrictly_OneOfEachPartAndNoSecret(string overlay)
     {
         var objects = Render(overlay);
@@ -108,7 +109,7 @@ public sealed class KubernetesManifestTests(TestEnvironment env)
     [Fact]
     public void Secrets_AreReferencedByName_NeverWrittenIntoTheManifests()
     {
-        foreach (var overlay in (string[])["base", "overlays/redis"])
+        foreach (var overlay in (string[])["base", "overlays/redis", "overlays/aot"])
         {
             var objects = Render(overlay);
             Assert.DoesNotContain(objects, o => o is V1Secret);
@@ -135,6 +136,29 @@ public sealed class KubernetesManifestTests(TestEnvironment env)
         Assert.Equal(("llm-gateway", "redis-connection"), (redis.ValueFrom.SecretKeyRef.Name, redis.ValueFrom.SecretKeyRef.Key));
         // The overlay adds to the base's variables; it does not replace them.
         Assert.Equal(ApiContainer(Render("base")).Env.Count + 1, ApiContainer(Render("overlays/redis")).Env.Count);
+    }
+
+    [Fact]
+    public void AotOverlay_RunsTheNativeImage_InLessMemory_AndIsOtherwiseTheBase()
+    {
+        var (base_, aot) = (ApiContainer(Render("base")), ApiContainer(Render("overlays/aot")));
+        Assert.Equal("llm-gateway-api:aot", aot.Image);
+        Assert.Equal(Render("base").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single().Image,
+            Render("overlays/aot").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single().Image);
+
+        // Memory sized for the Native AOT build: less than the base asks, and a limit above the request.
+        var (request, limit) = (aot.Resources.Requests["memory"].ToInt64(), aot.Resources.Limits["memory"].ToInt64());
+        Assert.True(request < base_.Resources.Requests["memory"].ToInt64(), $"request {request} not below the base's");
+        Assert.True(limit < base_.Resources.Limits["memory"].ToInt64() && limit > request, $"limit {limit}");
+        Assert.Equal(base_.Resources.Requests["cpu"], aot.Resources.Requests["cpu"]); // the HPA's utilisation is of this request
+
+        // Everything else is the base's: settings, probes, ports, volumes, lifecycle.
+        Assert.Equal(base_.Env.Select(e => (e.Name, e.Value, e.ValueFrom?.SecretKeyRef?.Key)), aot.Env.Select(e => (e.Name, e.Value, e.ValueFrom?.SecretKeyRef?.Key)));
+        Assert.Equal(KubernetesJson.Serialize(base_.ReadinessProbe), KubernetesJson.Serialize(aot.ReadinessProbe));
+        Assert.Equal(KubernetesJson.Serialize(base_.StartupProbe), KubernetesJson.Serialize(aot.StartupProbe));
+        Assert.Equal(KubernetesJson.Serialize(base_.VolumeMounts), KubernetesJson.Serialize(aot.VolumeMounts));
+        Assert.Equal(KubernetesJson.Serialize(base_.Lifecycle), KubernetesJson.Serialize(aot.Lifecycle));
+        Assert.Equal(base_.Ports.Select(p => p.ContainerPort), aot.Ports.Select(p => p.ContainerPort));
     }
 
     [Fact]
