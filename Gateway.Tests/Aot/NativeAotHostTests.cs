@@ -138,7 +138,8 @@ public sealed class NativeAotHostTests(TestEnvironment env)
         using var probe = Process.Start(start)!;
         var output = probe.StandardOutput.ReadToEndAsync();
         var errors = probe.StandardError.ReadToEndAsync();
-        await probe.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await probe.WaitForExitAsync(bound.Token);
         await Task.WhenAll(output, errors);
         return probe.ExitCode;
     }

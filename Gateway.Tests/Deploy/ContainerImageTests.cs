@@ -53,8 +53,8 @@ public sealed partial class ContainerImageTests
             Assert.Equal("app", image.User);
             Assert.Equal("8080", image.Expose);
         }
-        Assert.Equal(images[1].Environment, images[0].Environment);
-        Assert.Contains("Gateway__Metering__JournalDirectory=/data/usage-journal", images[0].Environment, StringComparison.Ordinal);
+        Assert.Equal(images[1].Environment.Order(StringComparer.Ordinal), images[0].Environment.Order(StringComparer.Ordinal));
+        Assert.Contains("Gateway__Metering__JournalDirectory=/data/usage-journal", images[0].Environment);
     }
 
     [Fact]
@@ -70,27 +70,32 @@ public sealed partial class ContainerImageTests
         Assert.Contains(choice.Groups["default"].Value, names);
         Assert.Equal("readytorun", choice.Groups["default"].Value);
         Assert.Contains("aot", names);
+        // The tag follows the build, so an AOT build is llm-gateway-api:aot (overlays/aot's image) and never replaces :local.
+        Assert.Equal("llm-gateway-api:${GATEWAY_API_BUILD:-local}", ((YamlScalarNode)api["image"]).Value);
         // A health check here would name one build's executable; the image's names its own.
         foreach (var name in (string[])["api-1", "api-2"])
             Assert.False(((YamlMappingNode)services[name]).Children.ContainsKey("healthcheck"), $"{name} sets its own healthcheck");
     }
 
     private sealed record Stage(string Name, string From, List<string> Runs, string? CopiedFrom, string[] Entrypoint, string[] HealthCheck,
-        string? User, string? Expose, string Environment);
+        string? User, string? Expose, List<string> Environment);
 
     /// <summary>The Dockerfile's stages in order, with the instructions these tests read (continuation lines joined).</summary>
     private static List<Stage> Stages()
     {
-        var text = File.ReadAllText(Path.Combine(RepoPaths.Root, "Dockerfile")).Replace("\\\n", " ", StringComparison.Ordinal);
+        // Comment lines go first (Docker drops them inside a continued instruction too), then continuations are joined.
+        var lines = File.ReadAllText(Path.Combine(RepoPaths.Root, "Dockerfile")).ReplaceLineEndings("\n").Split('\n').Select(l => l.Trim());
+        var text = string.Join('\n', lines.Where(l => !l.StartsWith('#'))).Replace("\\\n", " ", StringComparison.Ordinal);
         var stages = new List<Stage>();
-        foreach (var line in text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')))
+        foreach (var line in text.Split('\n').Where(l => l.Length > 0))
         {
             var space = line.IndexOf(' ', StringComparison.Ordinal);
             var (instruction, rest) = (line[..space], line[(space + 1)..].Trim());
             if (instruction == "FROM")
             {
-                var parts = rest.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                stages.Add(new Stage(parts is [_, "AS", var name] ? name : "", parts[0], [], null, [], [], null, null, ""));
+                var parts = rest.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(p => !p.StartsWith("--", StringComparison.Ordinal)).ToArray();
+                var name = parts.Length == 3 && parts[1].Equals("AS", StringComparison.OrdinalIgnoreCase) ? parts[2] : "";
+                stages.Add(new Stage(name, parts[0], [], null, [], [], null, null, []));
                 continue;
             }
             var stage = stages[^1];
@@ -102,7 +107,7 @@ public sealed partial class ContainerImageTests
                 "HEALTHCHECK" => stage with { HealthCheck = JsonSerializer.Deserialize<string[]>(rest[(rest.IndexOf("CMD ", StringComparison.Ordinal) + 4)..])! },
                 "USER" => stage with { User = rest },
                 "EXPOSE" => stage with { Expose = rest },
-                "ENV" => stage with { Environment = string.Join(' ', rest.Split(' ', StringSplitOptions.RemoveEmptyEntries)) },
+                "ENV" => stage with { Environment = [.. stage.Environment, .. rest.Split(' ', StringSplitOptions.RemoveEmptyEntries)] },
                 _ => stage,
             };
         }

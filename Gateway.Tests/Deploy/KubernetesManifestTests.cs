@@ -146,20 +146,28 @@ public sealed class KubernetesManifestTests(TestEnvironment env)
         Assert.Equal(Render("base").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single().Image,
             Render("overlays/aot").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single().Image);
 
-        // Memory sized for the Native AOT build: less than the base asks, and a limit above the request.
+        // Memory sized for the Native AOT build: less than the base asks, and a limit with room above its measured peak at
+        // 2,000 concurrent streams (283-372 MB RSS, bench/RESULTS.md).
         var (request, limit) = (aot.Resources.Requests["memory"].ToInt64(), aot.Resources.Limits["memory"].ToInt64());
         Assert.True(request < base_.Resources.Requests["memory"].ToInt64(), $"request {request} not below the base's");
-        Assert.True(limit < base_.Resources.Limits["memory"].ToInt64() && limit > request, $"limit {limit}");
+        Assert.True(limit >= 1.5 * 372_000_000 && limit < base_.Resources.Limits["memory"].ToInt64(), $"limit {limit}");
         Assert.Equal(base_.Resources.Requests["cpu"], aot.Resources.Requests["cpu"]); // the HPA's utilisation is of this request
 
-        // Everything else is the base's: settings, probes, ports, volumes, lifecycle.
-        Assert.Equal(base_.Env.Select(e => (e.Name, e.Value, e.ValueFrom?.SecretKeyRef?.Key)), aot.Env.Select(e => (e.Name, e.Value, e.ValueFrom?.SecretKeyRef?.Key)));
-        Assert.Equal(KubernetesJson.Serialize(base_.ReadinessProbe), KubernetesJson.Serialize(aot.ReadinessProbe));
-        Assert.Equal(KubernetesJson.Serialize(base_.StartupProbe), KubernetesJson.Serialize(aot.StartupProbe));
-        Assert.Equal(KubernetesJson.Serialize(base_.VolumeMounts), KubernetesJson.Serialize(aot.VolumeMounts));
-        Assert.Equal(KubernetesJson.Serialize(base_.Lifecycle), KubernetesJson.Serialize(aot.Lifecycle));
-        Assert.Equal(base_.Ports.Select(p => p.ContainerPort), aot.Ports.Select(p => p.ContainerPort));
+        // Everything else is the base's, object for object.
+        Assert.Equal(Comparable(Render("base")), Comparable(Render("overlays/aot")));
     }
+
+    /// <summary>The rendered objects as JSON, with the API container's image and resources left out.</summary>
+    private static List<string> Comparable(List<object> objects) =>
+        objects.Select(o =>
+        {
+            var json = KubernetesJson.Serialize(o);
+            if (o is not V1StatefulSet) return json;
+            var copy = KubernetesJson.Deserialize<V1StatefulSet>(json);
+            var api = copy.Spec.Template.Spec.Containers.Single(c => c.Name == "api");
+            (api.Image, api.Resources) = (null, null);
+            return KubernetesJson.Serialize(copy);
+        }).Order(StringComparer.Ordinal).ToList();
 
     [Fact]
     public void Images_AreTheGatewaysOwn_BuiltFromTheDockerfiles()
