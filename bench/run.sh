@@ -15,9 +15,9 @@
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
-# folder: by default bench/out/gateway, published ReadyToRun as the image ships it; Gateway.Api/bin/Release/net10.0 for the plain build),
+# folder: by default bench/out/gateway, published ReadyToRun as the default image ships it; Gateway.Api/bin/Release/net10.0 for the plain build),
 # BENCH_UPSTREAM_JITTER_MS (0: up to this many ms added at random to the whole-answer 50 ms upstream's delay, for the tail study),
-# BENCH_GATEWAY_BUILD (r2r: ReadyToRun on the .NET runtime, as the image ships it; aot: Native AOT, published to bench/out/gateway-aot;
+# BENCH_GATEWAY_BUILD (r2r: ReadyToRun on the .NET runtime, as the default image ships it; aot: Native AOT, as the aot image does, published to bench/out/gateway-aot;
 # trim: ReadyToRun, self-contained and trimmed, runtime included, published to bench/out/gateway-trim).
 # Everything it writes goes to bench/out/.
 set -euo pipefail
@@ -76,7 +76,7 @@ echo "Building (Release)"
 for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj bench/Micro/Micro.csproj; do
   dotnet build "$project" -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 done
-# The gateway as the image ships it: published ReadyToRun (Dockerfile).
+# The gateway as the default image ships it: published ReadyToRun (Dockerfile).
 dotnet publish Gateway.Api/Gateway.Api.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -o "$OUT/gateway" --nologo -v quiet -clp:NoSummary >/dev/null
 # The Native AOT build (README: "Native AOT"): one native executable, no JIT.
