@@ -12,6 +12,8 @@
 # Portkey's open-source gateway (bench/peers/portkey, pinned by its package-lock.json) is a row after each gateway row of the
 # chat and stream scenarios, of quick and of scale when bench/peers/portkey/node_modules exists; BENCH_PORTKEY=1 installs it
 # (npm ci) first, BENCH_PORTKEY=0 leaves it out. Its CPU and RSS are the node process's, read the same way.
+# A `relay` row (bench/Relay: YARP's forwarder on the same Kestrel and SocketsHttpHandler, same runtime settings, no gateway
+# work at all) follows each direct row: the floor any gateway on these stacks starts from. BENCH_RELAY=0 leaves it out.
 # Settings: BENCH_DURATION (10s per row), BENCH_GROW_ROWS (10000000; 0 skips), BENCH_CONNS ("1 32 128"),
 # BENCH_SCENARIOS ("chat0 chat50 stream scale": which groups of rows the table runs), BENCH_SCALE_STREAMS ("500 2000"),
 # BENCH_GATEWAY_ENV (extra environment for the gateway process only, e.g. "DOTNET_gcServer=0"), BENCH_GATEWAY_DIR (the gateway's
@@ -35,6 +37,10 @@ UP0_PORT=${BENCH_UPSTREAM_PORT:-18091}
 UP50_PORT=$((UP0_PORT + 1))
 PK_PORT=$((UP0_PORT + 2))
 CHAT50_PORT=$((UP0_PORT + 3))
+# The relay listens on one port per upstream (it forwards by the port a request came in on).
+RL0_PORT=$((UP0_PORT + 4))
+RL50_PORT=$((UP0_PORT + 5))
+RLC50_PORT=$((UP0_PORT + 6))
 GW_PORT=${BENCH_GATEWAY_PORT:-18090}
 GW_BUILD=${BENCH_GATEWAY_BUILD:-r2r}
 case "$GW_BUILD" in
@@ -62,9 +68,12 @@ fi
 # Only the modes with Portkey rows (and serve) start it.
 PORTKEY=0
 if [[ " table quick scale serve " == *" $MODE "* ]] && [ "${BENCH_PORTKEY:-}" != 0 ] && [ -d "$PK_DIR/node_modules" ]; then PORTKEY=1; fi
+RELAY=0
+if [[ " table quick scale serve " == *" $MODE "* ]] && [ "${BENCH_RELAY:-}" != 0 ]; then RELAY=1; fi
 
 PIDS=()
 PK_PID=
+RELAY_PID=
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -73,7 +82,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "Building (Release)"
-for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj bench/Micro/Micro.csproj; do
+for project in Gateway.Api/Gateway.Api.csproj bench/FakeUpstream/FakeUpstream.csproj bench/LoadGen/LoadGen.csproj bench/Micro/Micro.csproj bench/Relay/Relay.csproj; do
   dotnet build "$project" -c Release --nologo -v quiet -clp:NoSummary >/dev/null
 done
 # The gateway as the default image ships it: published ReadyToRun (Dockerfile).
@@ -105,6 +114,12 @@ FAKE_DELAY_MS=50 FAKE_CHUNK_MS=5 ASPNETCORE_URLS="http://127.0.0.1:$UP50_PORT" d
 PIDS+=($!)
 FAKE_DELAY_MS=50 FAKE_JITTER_MS=${BENCH_UPSTREAM_JITTER_MS:-0} ASPNETCORE_URLS="http://127.0.0.1:$CHAT50_PORT" dotnet bench/FakeUpstream/bin/Release/net10.0/FakeUpstream.dll &
 PIDS+=($!)
+if [ "$RELAY" = 1 ]; then
+  RELAY_ROUTES="$RL0_PORT=http://127.0.0.1:$UP0_PORT,$RL50_PORT=http://127.0.0.1:$UP50_PORT,$RLC50_PORT=http://127.0.0.1:$CHAT50_PORT" \
+    dotnet bench/Relay/bin/Release/net10.0/Relay.dll > "$OUT/relay.log" 2>&1 &
+  RELAY_PID=$!
+  PIDS+=($RELAY_PID)
+fi
 
 cat > "$OUT/gateway.json" <<JSON
 { "providers": [ { "name": "upstream-0ms", "protocol": "openai", "base_url": "http://127.0.0.1:$UP0_PORT/v1" },
@@ -132,7 +147,9 @@ start_gateway() {
     curl -fsS "http://127.0.0.1:$GW_PORT/health/ready" >/dev/null 2>&1 \
       && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP0_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
       && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$UP50_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
-      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$CHAT50_PORT/v1/chat/completions" -d '{}' 2>/dev/null && return
+      && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$CHAT50_PORT/v1/chat/completions" -d '{}' 2>/dev/null \
+      && { [ "$RELAY" = 0 ] || curl -fsS -o /dev/null -X POST "http://127.0.0.1:$RL0_PORT/v1/chat/completions" -d '{}' 2>/dev/null; } \
+      && return
     sleep 0.5
   done
   echo "The gateway did not become ready (bench/out/gateway.log)" >&2; exit 1
@@ -172,7 +189,7 @@ allocated() { curl -fsS "http://127.0.0.1:$GW_PORT/metrics" | awk '/^dotnet_gc_h
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$GW_PID}/stat"; }
 rss_mb() { awk -v f="$1" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/${2:-$GW_PID}/status"; }
 # The process a row's target runs in (none for direct rows: the upstream is the baseline).
-row_pid() { case $1 in gateway*) echo "$GW_PID" ;; portkey) echo "$PK_PID" ;; *) echo "" ;; esac; }
+row_pid() { case $1 in gateway*) echo "$GW_PID" ;; portkey) echo "$PK_PID" ;; relay) echo "$RELAY_PID" ;; *) echo "" ;; esac; }
 # wrk prints latencies as 306.00us, 2.40ms or 1.02s.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'; }
 # Waits until the writer has stored at least $1 rows more than $2 (or 20 s), then prints how many it stored.
@@ -205,8 +222,8 @@ end_row() {
 }
 
 # result_row SCENARIO TARGET CONNS REQ/S P50 P90 P99 SENT TROUBLE -> the table row. A direct row is kept for the added-latency
-# column of the rows after it; a gateway row adds its CPU, allocations, RSS and rows stored (waiting for the writer); a portkey
-# row its CPU and RSS (it stores nothing).
+# column of the rows after it; a gateway row adds its CPU, allocations, RSS and rows stored (waiting for the writer); a relay or
+# portkey row its CPU and RSS (they store nothing).
 result_row() {
   local scenario=$1 target=$2 conns=$3 rps=$4 p50=$5 p90=$6 p99=$7 sent=$8 trouble=$9
   RPS[$scenario-$target-$conns]=$rps
@@ -281,9 +298,17 @@ ratio_line() {
   printf 'saturated req/s at 32 conns (chat 0 ms): gateway / portkey = %.1f× (%s / %s); CPU ms per request: portkey / gateway = %.1f×\n' \
     "$(echo "scale=3; $g / $p" | bc)" "$g" "$p" "$(echo "scale=3; $pc / $gc" | bc)"
 }
+# After the table or quick: the gateway's CPU per request beside the bare relay's (when both ran): the difference is the
+# gateway's own work (auth, parsing, routing, budgets, metering, failover), the rest the stacks both share.
+relay_line() {
+  local gc=${CPU[chat 0 ms-gateway-32]:-} rc=${CPU[chat 0 ms-relay-32]:-}
+  [ -n "$gc" ] && [ -n "$rc" ] || return 0
+  printf 'CPU ms per request at 32 conns (chat 0 ms): gateway %s, relay %s; the gateway'"'"'s own work %s ms (%.0f%% of its CPU)\n' \
+    "$gc" "$rc" "$(echo "scale=4; $gc - $rc" | bc)" "$(echo "scale=1; ($gc - $rc) * 100 / $gc" | bc)"
+}
 
 # Streaming at scale: SCALE_STREAMS concurrent streams (closed loop, bench/LoadGen) against the 50 ms upstream (50 ms to the
-# first token, 16 chunks 5 ms apart), straight to it, through the warm gateway and through Portkey; then the largest count
+# first token, 16 chunks 5 ms apart), straight to it, through the relay, through the warm gateway and through Portkey; then the largest count
 # again against a fresh gateway (restarted, then 3 s of the same load before the timed row). Peak RSS is sampled every
 # 0.2 s during the row (the process's peak since start would carry earlier rows' peaks).
 scale_emit() { printf '| %7s | %-15s | %9s | %8s | %8s | %-21s | %8s | %9s | %8s | %s |\n' "$@"; }
@@ -322,7 +347,7 @@ scale_row() {
   fi
   case $target in
     gateway*) stored="$(stored_since "$sent" "$before") / $sent" ;;
-    portkey) stored="not metered, $sent sent" ;;
+    portkey|relay) stored="not metered, $sent sent" ;;
     *) stored="$sent sent" ;;
   esac
   scale_emit "$n" "$target" "$rps" "$t50" "$t99" "$added" "$e50" "$cpu" "$peak" "$failed failed, $stored"
@@ -337,6 +362,7 @@ scale_rows() {
   scale_header
   for n in $SCALE_STREAMS; do
     scale_row direct "$n" "http://127.0.0.1:$UP50_PORT" ""
+    [ "$RELAY" = 0 ] || scale_row relay "$n" "http://127.0.0.1:$RL50_PORT" ""
     scale_row gateway "$n" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
     [ "$PORTKEY" = 0 ] || scale_row portkey "$n" "http://127.0.0.1:$PK_PORT" anything "$(pk_headers "$UP50_PORT")"
   done
@@ -354,6 +380,11 @@ warm_up() {
   BENCH_MODEL=bench-50-whole GW_KEY=$GW_KEY wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$GW_PORT/v1/chat/completions" > /dev/null
   dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 32 8 > /dev/null
   wrk -t2 -c32 -d2s -s bench/chat.lua "http://127.0.0.1:$UP0_PORT/v1/chat/completions" > /dev/null
+  if [ "$RELAY" = 1 ]; then
+    # The relay's code is compiled as it runs too: its two paths (whole answers, streams).
+    wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$RL0_PORT/v1/chat/completions" > /dev/null
+    dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$RL50_PORT/v1/chat/completions" "" bench-50 32 4 > /dev/null
+  fi
   [ "$PORTKEY" = 0 ] && return
   # Portkey's JavaScript is compiled as it runs too (V8): the same paths, shorter.
   BENCH_HEADERS=$(pk_headers "$UP0_PORT") GW_KEY=anything wrk -t2 -c32 -d5s -s bench/chat.lua "http://127.0.0.1:$PK_PORT/v1/chat/completions" > /dev/null
@@ -372,22 +403,26 @@ table)
   for c in $CONNS; do
     [[ " $SCENARIOS " == *" chat0 "* ]] || break
     wrk_row "chat 0 ms" direct "$c" "http://127.0.0.1:$UP0_PORT" bench ""
+    [ "$RELAY" = 0 ] || wrk_row "chat 0 ms" relay "$c" "http://127.0.0.1:$RL0_PORT" bench ""
     wrk_row "chat 0 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
     [ "$PORTKEY" = 0 ] || wrk_row "chat 0 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP0_PORT")"
   done
   for c in $CONNS; do
     [[ " $SCENARIOS " == *" chat50 "* ]] || break
     wrk_row "chat 50 ms" direct "$c" "http://127.0.0.1:$CHAT50_PORT" bench ""
+    [ "$RELAY" = 0 ] || wrk_row "chat 50 ms" relay "$c" "http://127.0.0.1:$RLC50_PORT" bench ""
     wrk_row "chat 50 ms" gateway "$c" "http://127.0.0.1:$GW_PORT" bench-50-whole "$GW_KEY"
     [ "$PORTKEY" = 0 ] || wrk_row "chat 50 ms" portkey "$c" "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$CHAT50_PORT")"
   done
   for c in 1 32; do
     [[ " $SCENARIOS " == *" stream "* ]] || break
     stream_row direct "$c" "http://127.0.0.1:$UP50_PORT" ""
+    [ "$RELAY" = 0 ] || stream_row relay "$c" "http://127.0.0.1:$RL50_PORT" ""
     stream_row gateway "$c" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
     [ "$PORTKEY" = 0 ] || stream_row portkey "$c" "http://127.0.0.1:$PK_PORT" anything "$(pk_headers "$UP50_PORT")"
   done
   ratio_line
+  relay_line
   if [[ " $SCENARIOS " == *" scale "* ]]; then
     scale_rows
     # The fresh row restarted the gateway: warm it again for the growth row.
@@ -409,6 +444,7 @@ table)
   ;;
 serve)
   echo "Gateway http://127.0.0.1:$GW_PORT (pid $GW_PID, key $GW_KEY), upstreams :$UP0_PORT (0 ms), :$UP50_PORT (50 ms, streams paced) and :$CHAT50_PORT (50 ms, whole), $ConnectionStrings__Gateway"
+  [ "$RELAY" = 0 ] || echo "Relay (pid $RELAY_PID) :$RL0_PORT, :$RL50_PORT and :$RLC50_PORT, to those three upstreams"
   [ "$PORTKEY" = 0 ] || echo "Portkey http://127.0.0.1:$PK_PORT (pid $PK_PID), headers x-portkey-provider: openai," \
     "x-portkey-custom-host: http://127.0.0.1:$UP0_PORT/v1 (or :$UP50_PORT), Authorization: Bearer anything"
   wait "$GW_PID"
@@ -417,9 +453,11 @@ quick)
   warm_up
   header
   wrk_row "chat 0 ms" direct 32 "http://127.0.0.1:$UP0_PORT" bench ""
+  [ "$RELAY" = 0 ] || wrk_row "chat 0 ms" relay 32 "http://127.0.0.1:$RL0_PORT" bench ""
   wrk_row "chat 0 ms" gateway 32 "http://127.0.0.1:$GW_PORT" bench "$GW_KEY"
   [ "$PORTKEY" = 0 ] || wrk_row "chat 0 ms" portkey 32 "http://127.0.0.1:$PK_PORT" bench anything "$(pk_headers "$UP0_PORT")"
   ratio_line
+  relay_line
   gc_line
   ;;
 scale)
