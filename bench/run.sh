@@ -397,7 +397,7 @@ table)
   warm_up
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), .NET $(dotnet --version), $DURATION per row"
-  echo "CPU ms = gateway (or portkey) process user+sys time per request sent (from /proc); added = target minus direct at the same percentile."
+  echo "CPU ms = the target process's (gateway, relay or portkey) user+sys time per request sent (from /proc); added = target minus direct at the same percentile."
   echo
   header
   for c in $CONNS; do
