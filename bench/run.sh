@@ -335,6 +335,7 @@ scale_row() {
   read -r sent _ failed rps t50 _ t99 e50 _ < <(BENCH_HEADERS=$headers dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll \
     "$url/v1/chat/completions" "$key" bench-50 "$n" "$SECONDS_PER_ROW")
   end_row
+  RPS[scale-$target-$n]=$rps
   if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
   if [ "$target" = direct ]; then
     DIRECT[scale-$n]="$t50 $t99"
@@ -370,6 +371,17 @@ scale_rows() {
   restart_gateway
   dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$GW_KEY" bench-50 "$fresh" 2 > /dev/null
   scale_row "gateway (fresh)" "$fresh" "http://127.0.0.1:$GW_PORT" "$GW_KEY"
+  # Each count's rates as shares: of direct, and the gateway's of the relay's (what the gateway's own work leaves of the floor).
+  for n in $SCALE_STREAMS; do
+    local d=${RPS[scale-direct-$n]:-} r=${RPS[scale-relay-$n]:-} g=${RPS[scale-gateway-$n]:-}
+    [ -n "$d" ] && [ -n "$g" ] || continue
+    if [ -n "$r" ]; then
+      printf '%s streams: relay %.0f%% of direct; gateway %.0f%% of direct, %.0f%% of the relay\n' "$n" \
+        "$(echo "scale=2; $r * 100 / $d" | bc)" "$(echo "scale=2; $g * 100 / $d" | bc)" "$(echo "scale=2; $g * 100 / $r" | bc)"
+    else
+      printf '%s streams: gateway %.0f%% of direct\n' "$n" "$(echo "scale=2; $g * 100 / $d" | bc)"
+    fi
+  done
 }
 
 # Every path the rows take, long enough for tiered compilation to settle: right after start the JIT's background
