@@ -37,11 +37,8 @@ var client = new HttpMessageInvoker(new SocketsHttpHandler
     ConnectTimeout = TimeSpan.FromSeconds(15),
 });
 var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
-var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(100) };
+// The forwarder answers its own errors (502, or 504 on its 100 s activity timeout) when the response has not started.
 app.Map("/{**path}", async http =>
-{
-    var error = await forwarder.SendAsync(http, routes[http.Connection.LocalPort], client, config, HttpTransformer.Default);
-    if (error != ForwarderError.None && !http.Response.HasStarted) http.Response.StatusCode = StatusCodes.Status502BadGateway;
-});
+    await forwarder.SendAsync(http, routes[http.Connection.LocalPort], client, ForwarderRequestConfig.Empty, HttpTransformer.Default));
 app.Run();
 return 0;
